@@ -1,0 +1,163 @@
+//! Operations: one value per endpoint call, with no IO.
+//!
+//! An [`Operation`] knows how to build its request and how to read the answer. Executors (async
+//! and blocking) run any operation — authenticate, send, classify, retry, attach ids — so no
+//! endpoint is written twice.
+
+use std::time::Duration;
+
+use http::{header, HeaderValue, Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use url::Url;
+
+use crate::error::{Error, ErrorContext};
+use crate::transport::{HttpRequest, HttpResponse};
+
+/// How an operation authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Authentication {
+    /// The request carries its own credentials (`POST /token`).
+    None,
+    /// The executor adds `Authorization: Bearer <server token>`.
+    ServerToken,
+}
+
+/// One API call, described without doing any IO.
+pub trait Operation {
+    /// What a successful call returns.
+    type Output;
+
+    /// Builds the request against `base` (e.g. `https://au-api.basiq.io`), without the bearer token.
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error>;
+
+    /// Reads the answer. Non-success statuses become [`Error`]s.
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error>;
+
+    /// Whether sending the request twice is harmless. GETs and DELETEs are; `POST …/refresh` and
+    /// anything that creates state is not, so executors never repeat it after an ambiguous failure.
+    fn is_idempotent(&self) -> bool;
+
+    /// The ids the call is about, attached to every error it produces.
+    fn context(&self) -> ErrorContext {
+        ErrorContext::default()
+    }
+
+    /// How the executor authenticates the request.
+    fn authentication(&self) -> Authentication {
+        Authentication::ServerToken
+    }
+}
+
+/// `base` joined with path segments, each percent-encoded as one segment.
+pub fn endpoint(base: &Url, segments: &[&str]) -> Result<Url, Error> {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .map_err(|()| Error::config(format!("base URL {base} cannot have a path")))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// Appends query pairs (form-encoded) to a URL, skipping `None` values.
+pub fn with_query(mut url: Url, pairs: &[(&str, Option<&str>)]) -> Url {
+    if pairs.iter().any(|(_, v)| v.is_some()) {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in pairs {
+            if let Some(v) = v {
+                q.append_pair(k, v);
+            }
+        }
+    }
+    url
+}
+
+/// A request with no body.
+pub fn empty_request(method: Method, url: &Url) -> Result<HttpRequest, Error> {
+    http::Request::builder()
+        .method(method)
+        .uri(url.as_str())
+        .header(header::ACCEPT, "application/json")
+        .body(Vec::new())
+        .map_err(|e| Error::config(format!("cannot build request for {url}: {e}")))
+}
+
+/// A request with a JSON body.
+pub fn json_request<T: Serialize + ?Sized>(
+    method: Method,
+    url: &Url,
+    body: &T,
+) -> Result<HttpRequest, Error> {
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| Error::invalid_input(format!("cannot encode request body: {e}")))?;
+    let mut request = empty_request(method, url)?;
+    request.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    *request.body_mut() = bytes;
+    Ok(request)
+}
+
+/// `Retry-After` in seconds, when present and sane.
+pub fn retry_after(response: &HttpResponse) -> Option<Duration> {
+    response
+        .headers()
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Turns a response whose status is not in `ok` into an error.
+pub fn check_status(response: &HttpResponse, ok: &[u16]) -> Result<(), Error> {
+    if ok.contains(&response.status().as_u16()) {
+        Ok(())
+    } else {
+        Err(Error::from_response(
+            response.status(),
+            response.body(),
+            retry_after(response),
+        ))
+    }
+}
+
+/// Checks the status, then decodes the JSON body.
+pub fn parse_json<T: DeserializeOwned>(response: &HttpResponse, ok: &[u16]) -> Result<T, Error> {
+    check_status(response, ok)?;
+    decode_json(response.status(), response.body())
+}
+
+/// Decodes a JSON body, naming the status on failure.
+pub fn decode_json<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| Error::decode(status, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_encodes_segments_and_keeps_base_path() {
+        let base = Url::parse("http://127.0.0.1:9/prefix/").unwrap();
+        let url = endpoint(&base, &["users", "a b"]).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9/prefix/users/a%20b");
+        let base = Url::parse("https://au-api.basiq.io").unwrap();
+        assert_eq!(
+            endpoint(&base, &["token"]).unwrap().as_str(),
+            "https://au-api.basiq.io/token"
+        );
+    }
+
+    #[test]
+    fn non_base_url_is_a_config_error() {
+        let base = Url::parse("mailto:x@y").unwrap();
+        assert!(matches!(endpoint(&base, &["x"]), Err(Error::Config { .. })));
+    }
+}

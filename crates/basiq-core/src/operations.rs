@@ -1,0 +1,1 @@
+//! Operations (placeholder until codegen).

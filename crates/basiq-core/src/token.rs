@@ -1,0 +1,349 @@
+//! Server tokens: the `POST /token` operation and the [`TokenCache`] policy.
+//!
+//! Basiq's first best practice: a server token lives 3600 s and must be cached for global use —
+//! never fetched per user, per connection or per request. The cache below decides, purely from
+//! `now`, whether the cached token can be used or a fetch is needed; executors make the fetch
+//! single-flight so N concurrent callers cause one `POST /token`.
+
+use std::time::Duration;
+
+use http::{header, HeaderValue, Method};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::error::{Error, ErrorContext};
+use crate::id::UserId;
+use crate::operation::{self, Authentication, Operation};
+use crate::secret::{AccessToken, ApiKey};
+use crate::transport::{HttpRequest, HttpResponse};
+
+/// The API version this SDK speaks. Sent on `/token` only: Basiq binds the version to the token.
+pub const BASIQ_VERSION: &str = "3.0";
+
+/// What a token may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenScope {
+    /// Full access; never hand it to a browser or app.
+    ServerAccess,
+    /// Restricted to one user, for the Consent UI (`consent.basiq.io/home?token=…`).
+    ClientAccess {
+        /// The user the token is bound to.
+        user_id: UserId,
+    },
+}
+
+#[derive(Serialize)]
+struct TokenForm<'a> {
+    scope: &'a str,
+    #[serde(rename = "userId", skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+}
+
+/// `POST /token`: exchanges the API key for a bearer token.
+#[derive(Debug, Clone)]
+pub struct PostToken {
+    api_key: ApiKey,
+    scope: TokenScope,
+}
+
+impl PostToken {
+    /// A token request for `scope`.
+    pub fn new(api_key: ApiKey, scope: TokenScope) -> Self {
+        Self { api_key, scope }
+    }
+
+    /// A `SERVER_ACCESS` token request.
+    pub fn server(api_key: ApiKey) -> Self {
+        Self::new(api_key, TokenScope::ServerAccess)
+    }
+}
+
+/// A token as Basiq returns it: `{access_token, token_type, expires_in}`.
+#[derive(Clone, Deserialize)]
+#[non_exhaustive]
+pub struct TokenResponse {
+    /// The bearer token.
+    #[serde(deserialize_with = "de_token")]
+    pub access_token: AccessToken,
+    /// Always `Bearer`.
+    #[serde(default)]
+    pub token_type: Option<String>,
+    /// Lifetime in seconds (3600).
+    pub expires_in: u64,
+}
+
+fn de_token<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AccessToken, D::Error> {
+    let raw = String::deserialize(d)?;
+    if raw.is_empty() {
+        return Err(serde::de::Error::custom("access_token is empty"));
+    }
+    Ok(AccessToken::new(raw))
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &self.access_token)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+impl Operation for PostToken {
+    type Output = TokenResponse;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        if self.api_key.is_empty() {
+            return Err(Error::config("the API key is empty"));
+        }
+        let url = operation::endpoint(base, &["token"])?;
+        let form = match &self.scope {
+            TokenScope::ServerAccess => TokenForm {
+                scope: "SERVER_ACCESS",
+                user_id: None,
+            },
+            TokenScope::ClientAccess { user_id } => TokenForm {
+                scope: "CLIENT_ACCESS",
+                user_id: Some(user_id.as_str()),
+            },
+        };
+        let body = serde_urlencoded::to_string(&form)
+            .map_err(|e| Error::invalid_input(format!("cannot encode token form: {e}")))?;
+        let mut request = operation::empty_request(Method::POST, &url)?;
+        // The dashboard key is already base64(`uuid:uuid`): it is sent as given, not re-encoded.
+        let mut auth = HeaderValue::try_from(format!("Basic {}", self.api_key.expose_secret()))
+            .map_err(|_| {
+                Error::config("the API key contains characters not allowed in a header")
+            })?;
+        auth.set_sensitive(true);
+        let headers = request.headers_mut();
+        headers.insert(header::AUTHORIZATION, auth);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert("basiq-version", HeaderValue::from_static(BASIQ_VERSION));
+        *request.body_mut() = body.into_bytes();
+        Ok(request)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<TokenResponse, Error> {
+        if response.status().as_u16() == 404 {
+            // Basiq answers a wrong, deleted or other-environment key with 404, not 401.
+            let Error::Api { error, context } =
+                Error::from_response(response.status(), response.body(), None)
+            else {
+                return Err(Error::decode(response.status(), "unexpected error shape"));
+            };
+            return Err(Error::InvalidApiKey { error, context });
+        }
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        // Asking for another token is harmless (within the 1,500 per 5 minutes limit).
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        match &self.scope {
+            TokenScope::ClientAccess { user_id } => ErrorContext::new().with_user(user_id),
+            TokenScope::ServerAccess => ErrorContext::new(),
+        }
+    }
+
+    fn authentication(&self) -> Authentication {
+        Authentication::None
+    }
+}
+
+/// Tuning of the [`TokenCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenPolicy {
+    /// How long before expiry a new token is fetched, so no request leaves with a token about to
+    /// expire in flight. Capped at 1/20 of the token's lifetime so a short-lived token is not
+    /// refetched constantly: re-authentication stays close to once per lifetime.
+    pub refresh_ahead: Duration,
+}
+
+impl TokenPolicy {
+    /// A policy with the given refresh-ahead margin.
+    pub fn new(refresh_ahead: Duration) -> Self {
+        Self { refresh_ahead }
+    }
+
+    /// The margin actually used for a token of `lifetime`.
+    pub fn margin_for(&self, lifetime: Duration) -> Duration {
+        self.refresh_ahead.min(lifetime / 20)
+    }
+}
+
+impl Default for TokenPolicy {
+    /// Refresh up to 60 s before expiry; [`TokenPolicy::margin_for`] caps it at `lifetime / 20`,
+    /// so Basiq's 3600 s tokens are refreshed 30–60 s (jittered) before they expire.
+    fn default() -> Self {
+        Self {
+            refresh_ahead: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A token handed out by the cache, remembering which cached token it was.
+#[derive(Debug, Clone)]
+pub struct TokenLease {
+    /// The token.
+    pub token: AccessToken,
+    /// When the cache considers it expired.
+    pub expires_at: OffsetDateTime,
+    generation: u64,
+}
+
+impl TokenLease {
+    /// A number that changes every time the cache stores a new token.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Adds `Authorization: Bearer <token>` to a request, marked sensitive so `http`'s Debug hides it.
+    pub fn authorize(&self, request: &mut HttpRequest) -> Result<(), Error> {
+        let mut value = HeaderValue::try_from(format!("Bearer {}", self.token.expose_secret()))
+            .map_err(|_| {
+                Error::decode(
+                    http::StatusCode::OK,
+                    "access_token is not a valid header value",
+                )
+            })?;
+        value.set_sensitive(true);
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+        Ok(())
+    }
+}
+
+/// Why the cache wants a new token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchReason {
+    /// No token yet.
+    Missing,
+    /// The cached token has expired.
+    Expired,
+    /// The cached token is still valid but within the refresh-ahead margin.
+    RefreshAhead,
+    /// Basiq rejected the cached token.
+    Rejected,
+}
+
+/// What to do for the next request.
+#[derive(Debug, Clone)]
+pub enum TokenDecision {
+    /// Use this cached token.
+    Use(TokenLease),
+    /// Fetch a new token first.
+    Fetch(FetchReason),
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    lease: TokenLease,
+    refresh_at: OffsetDateTime,
+}
+
+/// The token-lifetime policy: pure state, time passed in.
+#[derive(Debug, Clone, Default)]
+pub struct TokenCache {
+    policy: TokenPolicy,
+    cached: Option<Cached>,
+    rejected: bool,
+    generation: u64,
+}
+
+impl TokenCache {
+    /// An empty cache.
+    pub fn new(policy: TokenPolicy) -> Self {
+        Self {
+            policy,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the cached token can be used at `now`, or why a fetch is needed.
+    pub fn decide(&self, now: OffsetDateTime) -> TokenDecision {
+        match &self.cached {
+            None if self.rejected => TokenDecision::Fetch(FetchReason::Rejected),
+            None => TokenDecision::Fetch(FetchReason::Missing),
+            Some(c) if now >= c.lease.expires_at => TokenDecision::Fetch(FetchReason::Expired),
+            Some(c) if now >= c.refresh_at => TokenDecision::Fetch(FetchReason::RefreshAhead),
+            Some(c) => TokenDecision::Use(c.lease.clone()),
+        }
+    }
+
+    /// The cached token if it has not expired at `now`, even inside the refresh-ahead margin.
+    /// Used to keep serving when a refresh fails.
+    pub fn still_valid(&self, now: OffsetDateTime) -> Option<TokenLease> {
+        self.cached
+            .as_ref()
+            .filter(|c| now < c.lease.expires_at)
+            .map(|c| c.lease.clone())
+    }
+
+    /// Stores a fresh token. `requested_at` is when the `/token` request was *sent*, so network
+    /// latency shortens, never lengthens, the lifetime we assume. `jitter` in `[0, 1]` spreads the
+    /// refresh point inside the margin so a fleet does not refresh in lock-step.
+    pub fn store(
+        &mut self,
+        response: &TokenResponse,
+        requested_at: OffsetDateTime,
+        jitter: f64,
+    ) -> TokenLease {
+        let lifetime = Duration::from_secs(response.expires_in);
+        let margin = self.policy.margin_for(lifetime);
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let ahead = margin.mul_f64(0.5 + 0.5 * jitter);
+        let expires_at = requested_at.saturating_add(to_time(lifetime));
+        let refresh_at = expires_at.saturating_sub(to_time(ahead));
+        self.generation = self.generation.wrapping_add(1);
+        let lease = TokenLease {
+            token: response.access_token.clone(),
+            expires_at,
+            generation: self.generation,
+        };
+        self.cached = Some(Cached {
+            lease: lease.clone(),
+            refresh_at,
+        });
+        self.rejected = false;
+        lease
+    }
+
+    /// Basiq rejected `lease` as expired or invalid. The cache drops it only if it is still the
+    /// cached token — a rejection of an older token must not discard a newer one. Returns whether
+    /// the caller should re-authenticate (true) or simply retry with the newer cached token (false).
+    pub fn reject(&mut self, lease: &TokenLease) -> bool {
+        match &self.cached {
+            Some(c) if c.lease.generation == lease.generation => {
+                self.cached = None;
+                self.rejected = true;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> TokenPolicy {
+        self.policy
+    }
+}
+
+fn to_time(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}

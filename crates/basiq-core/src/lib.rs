@@ -37,5 +37,6 @@ pub mod transport;
 
 pub mod models;
 pub mod operations;
+mod serde_util;
 
 pub use error::{Error, ErrorContext, ErrorKind};

@@ -9,6 +9,7 @@
 //! | [`operation`] | the [`Operation`](operation::Operation) trait: build a request, parse a response |
 //! | [`transport`] | the [`AsyncTransport`](transport::AsyncTransport) / [`BlockingTransport`](transport::BlockingTransport) seams |
 //! | [`token`] | `POST /token` and the [`TokenCache`](token::TokenCache) lifetime policy |
+//! | [`auth`] | what both executors share: [`ExecutorConfig`](auth::ExecutorConfig), [`TokenState`](auth::TokenState) |
 //! | [`models`], [`operations`] | generated from `fixtures/openapi/basiq.yaml` by `cargo xtask codegen` |
 //! | [`id`], [`secret`], [`error`], [`clock`] | validated ids, redacted secrets, errors with ids, time |
 //!
@@ -27,6 +28,7 @@
 )]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod id;

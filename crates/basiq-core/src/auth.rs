@@ -1,0 +1,325 @@
+//! What the two executors share about authentication: their configuration and the token state.
+//!
+//! The async and the blocking executor differ only in *how they wait* (a `tokio` mutex versus a
+//! `std` mutex around the `/token` fetch). Everything they decide — use the cached token or fetch,
+//! what to store, whether a failed refresh can be survived, what a rejection means — lives here,
+//! once, with `now` passed in, so it is unit-tested without any IO and cannot drift between the
+//! two clients.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::Error;
+use crate::secret::ApiKey;
+use crate::token::{FetchReason, TokenCache, TokenDecision, TokenLease, TokenPolicy, TokenResponse};
+
+/// Basiq's production API.
+pub const DEFAULT_BASE_URL: &str = "https://au-api.basiq.io";
+
+/// After a refresh-ahead fetch failed while the cached token is still valid, how long callers keep
+/// using that token before one of them tries `/token` again. Without this pause every request in
+/// the refresh-ahead window would retry `/token` while Basiq is down or throttling us.
+pub const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// What an executor needs to talk to Basiq: where, with which key, on which clock, under which
+/// token policy. Shared by both executors so the facade builds it once.
+#[derive(Clone)]
+pub struct ExecutorConfig {
+    /// The API root, e.g. `https://au-api.basiq.io` or an emulator's `http://127.0.0.1:port`.
+    pub base_url: Url,
+    /// The API key, as the dashboard shows it.
+    pub api_key: ApiKey,
+    /// Where `now` comes from (a manual clock in tests).
+    pub clock: Arc<dyn Clock>,
+    /// When to refresh the server token.
+    pub token_policy: TokenPolicy,
+}
+
+impl ExecutorConfig {
+    /// A configuration with the system clock and the default token policy.
+    pub fn new(base_url: Url, api_key: ApiKey) -> Self {
+        Self {
+            base_url,
+            api_key,
+            clock: Arc::new(SystemClock),
+            token_policy: TokenPolicy::default(),
+        }
+    }
+
+    /// Replaces the clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the token policy.
+    pub fn with_token_policy(mut self, policy: TokenPolicy) -> Self {
+        self.token_policy = policy;
+        self
+    }
+
+    /// Checks what can be checked without a request: a non-empty key and a base URL that can
+    /// carry a path. Both mistakes would otherwise only show up on the first call.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.api_key.is_empty() {
+            return Err(Error::config("the API key is missing or empty"));
+        }
+        if self.base_url.cannot_be_a_base() {
+            return Err(Error::config(format!(
+                "base URL {} cannot carry a path",
+                self.base_url
+            )));
+        }
+        if !matches!(self.base_url.scheme(), "http" | "https") {
+            return Err(Error::config(format!(
+                "base URL {} must use http or https",
+                self.base_url
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ExecutorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorConfig")
+            .field("base_url", &self.base_url.as_str())
+            .field("api_key", &self.api_key)
+            .field("clock", &self.clock)
+            .field("token_policy", &self.token_policy)
+            .finish()
+    }
+}
+
+/// Parses a base URL for [`ExecutorConfig`], turning mistakes into [`Error::Config`].
+pub fn parse_base_url(raw: &str) -> Result<Url, Error> {
+    let url = Url::parse(raw.trim())
+        .map_err(|e| Error::config(format!("base URL {raw:?} is not a URL: {e}")))?;
+    if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::config(format!(
+            "base URL {raw:?} must be an http(s) URL"
+        )));
+    }
+    Ok(url)
+}
+
+#[derive(Debug)]
+struct State {
+    cache: TokenCache,
+    /// Set when a refresh-ahead fetch failed: until then the still-valid token is served.
+    refresh_paused_until: Option<OffsetDateTime>,
+}
+
+/// The shared server-token state of one client: a [`TokenCache`] behind a mutex, plus the rule
+/// for surviving a failed refresh. The mutex is only ever held for a few instructions, never
+/// across IO, so it is a plain `std` mutex in both executors.
+///
+/// Single flight is the executor's job: it takes its fetch gate, calls [`decide`](Self::decide)
+/// *again* (another caller may have just stored a token), fetches only on
+/// [`TokenDecision::Fetch`], and reports with [`fetched`](Self::fetched) or
+/// [`fetch_failed`](Self::fetch_failed).
+pub struct TokenState {
+    state: Mutex<State>,
+}
+
+impl TokenState {
+    /// An empty state.
+    pub fn new(policy: TokenPolicy) -> Self {
+        Self {
+            state: Mutex::new(State {
+                cache: TokenCache::new(policy),
+                refresh_paused_until: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Poisoning only means a thread panicked while holding plain data that every method
+        // leaves consistent; keep going rather than turning one panic into many.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the cached token can be used at `now`, or why a fetch is needed. While a failed
+    /// refresh is paused, the still-valid token is served instead of asking for a fetch.
+    pub fn decide(&self, now: OffsetDateTime) -> TokenDecision {
+        let state = self.lock();
+        match state.cache.decide(now) {
+            TokenDecision::Fetch(FetchReason::RefreshAhead)
+                if state.refresh_paused_until.is_some_and(|until| now < until) =>
+            {
+                match state.cache.still_valid(now) {
+                    Some(lease) => TokenDecision::Use(lease),
+                    None => TokenDecision::Fetch(FetchReason::Expired),
+                }
+            }
+            decision => decision,
+        }
+    }
+
+    /// Stores a token fetched by a request sent at `requested_at`. `jitter` in `[0, 1]` (from the
+    /// executor's random source) spreads the next refresh inside the margin.
+    pub fn fetched(
+        &self,
+        response: &TokenResponse,
+        requested_at: OffsetDateTime,
+        jitter: f64,
+    ) -> TokenLease {
+        let mut state = self.lock();
+        state.refresh_paused_until = None;
+        state.cache.store(response, requested_at, jitter)
+    }
+
+    /// A `/token` fetch failed at `now`. If the cached token is still valid (the fetch was a
+    /// refresh ahead of expiry), it keeps being served — for [`REFRESH_RETRY_PAUSE`] before anyone
+    /// tries again — and a warning is logged (kind and status only: no key, no token). Otherwise
+    /// the error is returned.
+    pub fn fetch_failed(&self, error: Error, now: OffsetDateTime) -> Result<TokenLease, Error> {
+        let mut state = self.lock();
+        match state.cache.still_valid(now) {
+            Some(lease) => {
+                tracing::warn!(
+                    error.kind = ?error.kind(),
+                    error.status = ?error.status(),
+                    expires_at = %lease.expires_at,
+                    "refreshing the Basiq server token failed; still using the current token until it expires"
+                );
+                state.refresh_paused_until = Some(now.saturating_add(
+                    time::Duration::try_from(REFRESH_RETRY_PAUSE).unwrap_or(time::Duration::ZERO),
+                ));
+                Ok(lease)
+            }
+            None => Err(error),
+        }
+    }
+
+    /// Basiq rejected `lease` as expired or invalid. Returns whether it was the cached token (the
+    /// next [`decide`](Self::decide) asks for a fetch) or an older one (the next `decide` hands
+    /// out the newer cached token, no fetch needed).
+    pub fn reject(&self, lease: &TokenLease) -> bool {
+        let mut state = self.lock();
+        let was_cached = state.cache.reject(lease);
+        if was_cached {
+            state.refresh_paused_until = None;
+        }
+        was_cached
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> TokenPolicy {
+        self.lock().cache.policy()
+    }
+}
+
+impl Default for TokenState {
+    fn default() -> Self {
+        Self::new(TokenPolicy::default())
+    }
+}
+
+impl fmt::Debug for TokenState {
+    /// Shows whether a token is cached and until when, never the token.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        let cached = state
+            .cache
+            .still_valid(OffsetDateTime::UNIX_EPOCH)
+            .map(|lease| lease.expires_at);
+        f.debug_struct("TokenState")
+            .field("policy", &state.cache.policy())
+            .field("cached_until", &cached)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::TokenResponse;
+
+    fn token(value: &str, expires_in: u64) -> TokenResponse {
+        serde_json::from_value(serde_json::json!({
+            "access_token": value, "token_type": "Bearer", "expires_in": expires_in
+        }))
+        .unwrap()
+    }
+
+    fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(secs)
+    }
+
+    #[test]
+    fn failed_refresh_keeps_serving_and_pauses_retries() {
+        let state = TokenState::default();
+        assert!(matches!(
+            state.decide(at(0)),
+            TokenDecision::Fetch(FetchReason::Missing)
+        ));
+        state.fetched(&token("t1", 3600), at(0), 0.0);
+        // Inside the refresh-ahead window a fetch is wanted...
+        assert!(matches!(
+            state.decide(at(3590)),
+            TokenDecision::Fetch(FetchReason::RefreshAhead)
+        ));
+        // ...it fails, the old token keeps being served, and nobody retries for a few seconds.
+        let err = Error::config("boom");
+        let lease = state.fetch_failed(err, at(3590)).unwrap();
+        assert_eq!(lease.token.expose_secret(), "t1");
+        assert!(matches!(state.decide(at(3592)), TokenDecision::Use(_)));
+        assert!(matches!(
+            state.decide(at(3596)),
+            TokenDecision::Fetch(FetchReason::RefreshAhead)
+        ));
+        // Once expired, the failure surfaces.
+        assert!(state.fetch_failed(Error::config("x"), at(3600)).is_err());
+    }
+
+    #[test]
+    fn reject_only_discards_the_cached_token() {
+        let state = TokenState::default();
+        let old = state.fetched(&token("t1", 3600), at(0), 0.5);
+        let new = state.fetched(&token("t2", 3600), at(10), 0.5);
+        assert!(!state.reject(&old));
+        match state.decide(at(11)) {
+            TokenDecision::Use(l) => assert_eq!(l.generation(), new.generation()),
+            other => panic!("expected the newer token, got {other:?}"),
+        }
+        assert!(state.reject(&new));
+        assert!(matches!(
+            state.decide(at(11)),
+            TokenDecision::Fetch(FetchReason::Rejected)
+        ));
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let state = TokenState::default();
+        state.fetched(&token("secret-token-value", 3600), at(0), 0.5);
+        assert!(!format!("{state:?}").contains("secret-token-value"));
+    }
+
+    #[test]
+    fn config_validation() {
+        let url = parse_base_url("http://127.0.0.1:1").unwrap();
+        assert!(ExecutorConfig::new(url.clone(), ApiKey::new(" "))
+            .validate()
+            .is_err());
+        assert!(ExecutorConfig::new(url, ApiKey::new("k")).validate().is_ok());
+        assert!(matches!(
+            parse_base_url("not a url"),
+            Err(Error::Config { .. })
+        ));
+        assert!(parse_base_url("mailto:x@y").is_err());
+        let cfg = ExecutorConfig::new(
+            parse_base_url(DEFAULT_BASE_URL).unwrap(),
+            ApiKey::new("super-secret-key"),
+        );
+        assert!(!format!("{cfg:?}").contains("super-secret-key"));
+    }
+}

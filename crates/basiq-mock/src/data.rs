@@ -1,0 +1,760 @@
+//! Deterministic, Basiq-shaped accounts and transactions for one connection.
+//!
+//! The emulator does not store bank data: it *derives* it from the connection id, so the same
+//! connection always shows the same accounts and the same posted transactions, across requests,
+//! pages and processes. That is what makes pagination testable (a page walk must see every id
+//! exactly once) and snapshots stable, without a data store to keep consistent.
+//!
+//! How the data moves over time, mirroring what an aggregator shows:
+//! - each *day* of history is generated from `hash(connection, account, day)`, so moving
+//!   [`DataContext::now`] forward (a later refresh) adds new days at the top and drops the oldest,
+//!   while every day still in the window keeps exactly the same transactions and ids;
+//! - transactions in the last [`PENDING_DAYS`] days before `now` are `pending` (`postDate: null`),
+//!   and their ids include [`DataContext::generation`], because Basiq gives pending transactions a
+//!   new id on every refresh (facts §7) — SDK code that keys on pending ids should notice.
+//!
+//! Shapes follow Basiq's v3 examples: amounts and balances are decimal *strings* with two places
+//! (negative = money out), `transactionDate`/`postDate` are RFC 3339 at midnight UTC like
+//! `"2022-12-23T00:00:00Z"`, `subClass` is `{title, code}` (ANZSIC) or `null`.
+
+use serde_json::{json, Value};
+use time::{Date, Duration, OffsetDateTime};
+
+/// How many days of history each account has (about 18 months).
+pub const HISTORY_DAYS: i64 = 548;
+
+/// Transactions dated within this many days before `now` (inclusive of today) are still pending.
+pub const PENDING_DAYS: i64 = 2;
+
+/// Everything the generator needs to know about one connection's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataContext {
+    /// Absolute base URL of the emulator (no trailing slash), used in `links`.
+    pub base_url: String,
+    /// The user owning the connection.
+    pub user_id: String,
+    /// The connection the data was retrieved through; the main seed.
+    pub connection_id: String,
+    /// The institution (connector) id, e.g. `AU00000`.
+    pub institution_id: String,
+    /// Bumped by every successful refresh; only pending transaction ids depend on it.
+    pub generation: u64,
+    /// When the data was retrieved (the connection's last successful job), *not* the request
+    /// time: otherwise the data would shift between two pages of one walk.
+    pub now: OffsetDateTime,
+}
+
+/// A tiny deterministic PRNG (SplitMix64). Good enough for fake bank data and has no
+/// dependency; never used for anything security-relevant.
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..n` (`0` when `n == 0`).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+
+    /// A value in `lo..=hi`.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        if hi <= lo {
+            return lo;
+        }
+        let span = hi.abs_diff(lo).saturating_add(1);
+        lo.saturating_add_unsigned(self.below(span))
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        let len = u64::try_from(items.len()).ok()?;
+        items.get(usize::try_from(self.below(len)).ok()?)
+    }
+}
+
+/// FNV-1a over several parts with a separator, so `("ab","c")` and `("a","bc")` differ.
+pub(crate) fn hash_parts(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.iter().chain(std::iter::once(&0xff_u8)) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    // One SplitMix round spreads FNV's weak low bits.
+    SplitMix64::new(h).next_u64()
+}
+
+/// A UUID-shaped (version 4 layout) id derived from a seed: Basiq ids look like UUIDs, and SDK
+/// id validation should accept what the emulator hands out.
+pub(crate) fn uuid_from(seed: u64) -> String {
+    let mut rng = SplitMix64::new(seed);
+    let a = rng.next_u64();
+    let b = rng.next_u64();
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0x0fff,
+        ((b >> 48) & 0x3fff) | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// Formats cents as Basiq's two-place decimal string, e.g. `-12469` → `"-124.69"`.
+pub fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// RFC 3339 at midnight UTC, Basiq's shape for `postDate`/`transactionDate`.
+fn day_stamp(d: Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T00:00:00Z",
+        d.year(),
+        u8::from(d.month()),
+        d.day()
+    )
+}
+
+/// RFC 3339 with seconds, UTC (`lastUpdated`).
+fn timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        &day_stamp(t.date())[..10],
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Transaction,
+    Savings,
+    CreditCard,
+}
+
+impl Kind {
+    fn class(self) -> &'static str {
+        match self {
+            Kind::Transaction => "transaction",
+            Kind::Savings => "savings",
+            Kind::CreditCard => "credit-card",
+        }
+    }
+
+    fn product(self) -> &'static str {
+        match self {
+            Kind::Transaction => "Everyday Transaction",
+            Kind::Savings => "Online Saver",
+            Kind::CreditCard => "Platinum Rewards Card",
+        }
+    }
+}
+
+/// One generated account plus its full history, oldest first.
+#[derive(Debug)]
+struct AccountData {
+    index: u8,
+    kind: Kind,
+    id: String,
+    bsb: String,
+    number: String,
+    credit_limit_cents: i64,
+    /// Balance after the newest transaction (pending included).
+    balance_cents: i64,
+    txs: Vec<Tx>,
+}
+
+#[derive(Debug)]
+struct Tx {
+    id: String,
+    day: Date,
+    post_day: Option<Date>,
+    cents: i64,
+    balance_cents: i64,
+    class: &'static str,
+    description: String,
+    reference: String,
+    sub_class: Option<(&'static str, &'static str)>,
+}
+
+/// A transaction template: class, description pattern, amount range (cents, always positive),
+/// whether it is money in, and the ANZSIC subclass.
+#[derive(Debug, Clone, Copy)]
+struct Template {
+    class: &'static str,
+    descriptions: &'static [&'static str],
+    min: i64,
+    max: i64,
+    credit: bool,
+    sub_class: Option<(&'static str, &'static str)>,
+}
+
+const GROCERIES: (&str, &str) = ("Supermarket and Grocery Stores", "411");
+const FOOD: (&str, &str) = ("Cafes, Restaurants and Takeaway Food Services", "451");
+const FUEL: (&str, &str) = ("Fuel Retailing", "400");
+const TELCO: (&str, &str) = ("Telecommunications Services", "580");
+const BANKING: (&str, &str) = ("Depository Financial Intermediation", "622");
+
+const EVERYDAY: &[Template] = &[
+    Template {
+        class: "payment",
+        descriptions: &[
+            "WOOLWORTHS 1234 SYDNEY NSWAU",
+            "COLES 0456 MELBOURNE VICAU",
+            "ALDI STORES 77 BRISBANE QLDAU",
+        ],
+        min: 800,
+        max: 24_000,
+        credit: false,
+        sub_class: Some(GROCERIES),
+    },
+    Template {
+        class: "payment",
+        descriptions: &[
+            "MCDONALDS HEATHERTON HEATHERTON VICAU",
+            "GUZMAN Y GOMEZ NEWTOWN NSWAU",
+            "THE COFFEE CLUB PERTH WAAU",
+        ],
+        min: 450,
+        max: 6_500,
+        credit: false,
+        sub_class: Some(FOOD),
+    },
+    Template {
+        class: "payment",
+        descriptions: &[
+            "BP EXPRESS 2210 GEELONG VICAU",
+            "AMPOL FOODARY 31 ADELAIDE SAAU",
+        ],
+        min: 3_000,
+        max: 11_000,
+        credit: false,
+        sub_class: Some(FUEL),
+    },
+    Template {
+        class: "payment",
+        descriptions: &["TELSTRA DIRECT DEBIT", "OPTUS BILLING"],
+        min: 4_500,
+        max: 12_000,
+        credit: false,
+        sub_class: Some(TELCO),
+    },
+    Template {
+        class: "cash-withdrawal",
+        descriptions: &["ATM WITHDRAWAL HOOLI SYDNEY CBD", "EFTPOS CASH OUT"],
+        min: 2_000,
+        max: 40_000,
+        credit: false,
+        sub_class: None,
+    },
+    Template {
+        class: "transfer",
+        descriptions: &["TRANSFER TO ONLINE SAVER", "OSKO PAYMENT TO J SMITH"],
+        min: 5_000,
+        max: 80_000,
+        credit: false,
+        sub_class: None,
+    },
+    Template {
+        class: "transfer",
+        descriptions: &["TRANSFER FROM J SMITH", "OSKO PAYMENT FROM FLATMATE"],
+        min: 2_000,
+        max: 60_000,
+        credit: true,
+        sub_class: None,
+    },
+    Template {
+        class: "refund",
+        descriptions: &["REFUND JB HI-FI ONLINE", "REFUND MYER SYDNEY"],
+        min: 1_000,
+        max: 30_000,
+        credit: true,
+        sub_class: None,
+    },
+    Template {
+        class: "bank-fee",
+        descriptions: &["INTERNATIONAL TRANSACTION FEE", "ATM OPERATOR FEE"],
+        min: 100,
+        max: 500,
+        credit: false,
+        sub_class: Some(BANKING),
+    },
+];
+
+const SALARY: Template = Template {
+    class: "direct-credit",
+    descriptions: &["SALARY PIED PIPER PTY LTD"],
+    min: 280_000,
+    max: 320_000,
+    credit: true,
+    sub_class: None,
+};
+
+const SAVINGS: &[Template] = &[
+    Template {
+        class: "transfer",
+        descriptions: &["TRANSFER FROM EVERYDAY TRANSACTION"],
+        min: 5_000,
+        max: 80_000,
+        credit: true,
+        sub_class: None,
+    },
+    Template {
+        class: "transfer",
+        descriptions: &["TRANSFER TO EVERYDAY TRANSACTION"],
+        min: 5_000,
+        max: 40_000,
+        credit: false,
+        sub_class: None,
+    },
+];
+
+const SAVINGS_INTEREST: Template = Template {
+    class: "interest",
+    descriptions: &["CREDIT INTEREST"],
+    min: 300,
+    max: 4_500,
+    credit: true,
+    sub_class: Some(BANKING),
+};
+
+const CARD: &[Template] = &[
+    Template {
+        class: "payment",
+        descriptions: &[
+            "AMAZON AU SYDNEY SOUTH NSWAU",
+            "JB HI-FI ONLINE MELBOURNE VICAU",
+            "UBER *TRIP HELP.UBER.COM",
+        ],
+        min: 1_200,
+        max: 35_000,
+        credit: false,
+        sub_class: None,
+    },
+    Template {
+        class: "payment",
+        descriptions: &["NETFLIX.COM MELBOURNE", "SPOTIFY P0123 SYDNEY"],
+        min: 1_099,
+        max: 2_599,
+        credit: false,
+        sub_class: Some(TELCO),
+    },
+    Template {
+        class: "refund",
+        descriptions: &["REFUND AMAZON AU"],
+        min: 1_000,
+        max: 15_000,
+        credit: true,
+        sub_class: None,
+    },
+];
+
+const CARD_INTEREST: Template = Template {
+    class: "loan-interest",
+    descriptions: &["INTEREST CHARGED ON PURCHASES"],
+    min: 1_500,
+    max: 9_000,
+    credit: false,
+    sub_class: Some(BANKING),
+};
+
+const CARD_REPAYMENT: Template = Template {
+    class: "loan-repayment",
+    descriptions: &["PAYMENT RECEIVED - THANK YOU"],
+    min: 50_000,
+    max: 150_000,
+    credit: true,
+    sub_class: None,
+};
+
+const CARD_FEE: Template = Template {
+    class: "bank-fee",
+    descriptions: &["ANNUAL CARD FEE"],
+    min: 9_900,
+    max: 9_900,
+    credit: false,
+    sub_class: Some(BANKING),
+};
+
+/// The accounts a connection has: always an everyday account and a saver, plus a credit card for
+/// about half the connections (so tests see both 2 and 3 accounts).
+fn kinds(ctx: &DataContext) -> Vec<Kind> {
+    let seed = hash_parts(&[b"kinds", ctx.connection_id.as_bytes()]);
+    if seed % 2 == 0 {
+        vec![Kind::Transaction, Kind::Savings, Kind::CreditCard]
+    } else {
+        vec![Kind::Transaction, Kind::Savings]
+    }
+}
+
+/// Today's transactions for one account: templates drawn from a per-day seed.
+fn day_templates(kind: Kind, rng: &mut SplitMix64, day: Date) -> Vec<Template> {
+    let mut out = Vec::new();
+    match kind {
+        Kind::Transaction => {
+            // Fortnightly salary on Thursdays of even ISO weeks.
+            if day.weekday() == time::Weekday::Thursday && day.iso_week() % 2 == 0 {
+                out.push(SALARY);
+            }
+            for _ in 0..rng.below(4) {
+                if let Some(t) = rng.pick(EVERYDAY) {
+                    out.push(*t);
+                }
+            }
+        }
+        Kind::Savings => {
+            if day.day() == 1 {
+                out.push(SAVINGS_INTEREST);
+            }
+            if rng.below(8) == 0 {
+                if let Some(t) = rng.pick(SAVINGS) {
+                    out.push(*t);
+                }
+            }
+        }
+        Kind::CreditCard => {
+            if day.day() == 15 {
+                out.push(CARD_INTEREST);
+            }
+            if day.day() == 20 {
+                out.push(CARD_REPAYMENT);
+            }
+            if day.day() == 1 && u8::from(day.month()) == 7 {
+                out.push(CARD_FEE);
+            }
+            for _ in 0..rng.below(3) {
+                if let Some(t) = rng.pick(CARD) {
+                    out.push(*t);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn build(ctx: &DataContext) -> Vec<AccountData> {
+    let today = ctx.now.to_offset(time::UtcOffset::UTC).date();
+    let conn = ctx.connection_id.as_bytes();
+    let generation = ctx.generation.to_le_bytes();
+    let mut accounts = Vec::new();
+    for (index, kind) in (0u8..).zip(kinds(ctx)) {
+        let idx = [index];
+        let acct_seed = hash_parts(&[b"account", conn, &idx]);
+        let mut arng = SplitMix64::new(acct_seed);
+        let id = uuid_from(acct_seed);
+        let bsb = format!("{:03}-{:03}", 600 + arng.below(100), arng.below(1000));
+        let number = format!("{:09}", arng.below(1_000_000_000));
+        let credit_limit_cents = if kind == Kind::CreditCard {
+            i64::try_from(arng.below(10)).unwrap_or(0) * 100_000 + 500_000
+        } else {
+            0
+        };
+        // The opening balance is a fixed property of the account, then each day's history is
+        // replayed over it, so balances stay consistent with the transaction amounts.
+        let mut balance = match kind {
+            Kind::Transaction => arng.range(50_000, 500_000),
+            Kind::Savings => arng.range(500_000, 5_000_000),
+            Kind::CreditCard => -arng.range(0, 200_000),
+        };
+        let mut txs = Vec::new();
+        for back in (0..HISTORY_DAYS).rev() {
+            let Some(day) = today.checked_sub(Duration::days(back)) else {
+                continue;
+            };
+            let julian = day.to_julian_day().to_le_bytes();
+            let mut drng = SplitMix64::new(hash_parts(&[b"day", conn, &idx, &julian]));
+            for (n, t) in (0u8..).zip(day_templates(kind, &mut drng, day)) {
+                let magnitude = drng.range(t.min, t.max);
+                let cents = if t.credit { magnitude } else { -magnitude };
+                balance = balance.saturating_add(cents);
+                let pending = back < PENDING_DAYS;
+                let nth = [n];
+                let tx_seed = if pending {
+                    hash_parts(&[b"pending", conn, &idx, &julian, &nth, &generation])
+                } else {
+                    hash_parts(&[b"posted", conn, &idx, &julian, &nth])
+                };
+                let post_day = if pending {
+                    None
+                } else {
+                    // Card and weekend transactions often post a day later.
+                    let lag = i64::from(drng.below(2) == 0 && back >= PENDING_DAYS + 1);
+                    day.checked_add(Duration::days(lag))
+                };
+                let description = t
+                    .descriptions
+                    .get(usize::try_from(drng.below(t.descriptions.len() as u64)).unwrap_or(0))
+                    .copied()
+                    .unwrap_or("TRANSACTION")
+                    .to_string();
+                txs.push(Tx {
+                    id: uuid_from(tx_seed),
+                    day,
+                    post_day,
+                    cents,
+                    balance_cents: balance,
+                    class: t.class,
+                    description,
+                    reference: format!("{:012}", tx_seed % 1_000_000_000_000),
+                    sub_class: t.sub_class,
+                });
+            }
+        }
+        accounts.push(AccountData {
+            index,
+            kind,
+            id,
+            bsb,
+            number,
+            credit_limit_cents,
+            balance_cents: balance,
+            txs,
+        });
+    }
+    accounts
+}
+
+fn account_json(ctx: &DataContext, a: &AccountData) -> Value {
+    let base = &ctx.base_url;
+    let user = &ctx.user_id;
+    let available = match a.kind {
+        Kind::CreditCard => a.credit_limit_cents.saturating_add(a.balance_cents),
+        // The running balance already includes pending transactions.
+        _ => a.balance_cents,
+    };
+    let oldest = ctx
+        .now
+        .date()
+        .checked_sub(Duration::days(HISTORY_DAYS - 1))
+        .unwrap_or(ctx.now.date());
+    json!({
+        "type": "account",
+        "id": a.id,
+        "name": format!("{} {}", a.kind.product(), a.index + 1),
+        "accountNo": format!("{}{}", a.bsb.replace('-', ""), a.number),
+        "maskedNumber": format!("xxxxxx{}", &a.number[a.number.len().saturating_sub(4)..]),
+        "bsb": a.bsb.replace('-', ""),
+        "currency": "AUD",
+        "class": { "type": a.kind.class(), "product": a.kind.product() },
+        "balance": money(a.balance_cents),
+        "availableFunds": money(available),
+        "creditLimit": money(a.credit_limit_cents),
+        "lastUpdated": timestamp(ctx.now),
+        "status": "available",
+        "accountOwnership": "ONE_PARTY",
+        "transactionIntervals": [{ "from": &day_stamp(oldest)[..10], "to": &day_stamp(ctx.now.date())[..10] }],
+        "institution": ctx.institution_id,
+        "connection": ctx.connection_id,
+        "links": {
+            "self": format!("{base}/users/{user}/accounts/{}", a.id),
+            "transactions": format!("{base}/users/{user}/transactions?filter=account.id.eq('{}')", a.id),
+            "institution": format!("{base}/institutions/{}", ctx.institution_id),
+            "connection": format!("{base}/users/{user}/connections/{}", ctx.connection_id),
+        }
+    })
+}
+
+fn transaction_json(ctx: &DataContext, a: &AccountData, t: &Tx) -> Value {
+    let base = &ctx.base_url;
+    let user = &ctx.user_id;
+    json!({
+        "type": "transaction",
+        "id": t.id,
+        "status": if t.post_day.is_some() { "posted" } else { "pending" },
+        "description": t.description,
+        "reference": t.reference,
+        "amount": money(t.cents),
+        "currency": "AUD",
+        "account": a.id,
+        "balance": money(t.balance_cents),
+        "direction": if t.cents < 0 { "debit" } else { "credit" },
+        "class": t.class,
+        "institution": ctx.institution_id,
+        "connection": ctx.connection_id,
+        "transactionDate": day_stamp(t.day),
+        "postDate": t.post_day.map(day_stamp),
+        "subClass": t.sub_class.map(|(title, code)| json!({ "title": title, "code": code })),
+        "enrich": null,
+        "links": {
+            "self": format!("{base}/users/{user}/transactions/{}", t.id),
+            "account": format!("{base}/users/{user}/accounts/{}", a.id),
+            "institution": format!("{base}/institutions/{}", ctx.institution_id),
+        }
+    })
+}
+
+/// The connection's accounts, in a stable order (everyday, saver, card).
+pub fn accounts(ctx: &DataContext) -> Vec<Value> {
+    build(ctx).iter().map(|a| account_json(ctx, a)).collect()
+}
+
+/// The connection's transactions over all accounts, newest first: by transaction day, then
+/// account, then order within the day (later first), so the order is total and stable.
+pub fn transactions(ctx: &DataContext) -> Vec<Value> {
+    let accounts = build(ctx);
+    let mut keyed: Vec<((Date, u8, usize), Value)> = Vec::new();
+    for a in &accounts {
+        for (i, t) in a.txs.iter().enumerate() {
+            keyed.push(((t.day, a.index, i), transaction_json(ctx, a, t)));
+        }
+    }
+    keyed.sort_by(|x, y| y.0.cmp(&x.0));
+    keyed.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Sorts a merged list (several connections) newest first by `transactionDate`, keeping each
+/// connection's own order for equal dates (the sort is stable).
+pub fn sort_newest_first(items: &mut [Value]) {
+    items.sort_by(|a, b| {
+        let da = a
+            .get("transactionDate")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let db = b
+            .get("transactionDate")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        db.cmp(da)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use time::macros::datetime;
+
+    fn ctx(conn: &str, generation: u64) -> DataContext {
+        DataContext {
+            base_url: "http://127.0.0.1:1".into(),
+            user_id: "u1".into(),
+            connection_id: conn.into(),
+            institution_id: "AU00000".into(),
+            generation,
+            now: datetime!(2026-11-25 09:30:00 UTC),
+        }
+    }
+
+    fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+        v.get(k).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    #[test]
+    fn deterministic() {
+        let c = ctx("conn-a", 1);
+        assert_eq!(accounts(&c), accounts(&c));
+        assert_eq!(transactions(&c), transactions(&c));
+        assert_ne!(transactions(&c), transactions(&ctx("conn-b", 1)));
+    }
+
+    #[test]
+    fn volume_and_accounts() {
+        for conn in ["conn-a", "conn-b", "conn-c", "x"] {
+            let c = ctx(conn, 1);
+            let accts = accounts(&c);
+            assert!((2..=3).contains(&accts.len()));
+            let txs = transactions(&c);
+            assert!(txs.len() > 900, "{conn}: {}", txs.len());
+            let everyday = s(&accts[0], "id");
+            let n = txs.iter().filter(|t| s(t, "account") == everyday).count();
+            assert!(n > 500, "everyday account has {n}");
+            let ids: HashSet<_> = txs.iter().map(|t| s(t, "id")).collect();
+            assert_eq!(ids.len(), txs.len(), "ids unique");
+        }
+        let counts: HashSet<usize> = (0..20)
+            .map(|i| accounts(&ctx(&format!("c{i}"), 0)).len())
+            .collect();
+        assert_eq!(counts, HashSet::from([2, 3]));
+    }
+
+    #[test]
+    fn shapes_are_consistent() {
+        let c = ctx("conn-a", 3);
+        let txs = transactions(&c);
+        let mut pending = 0;
+        for t in &txs {
+            assert_eq!(s(t, "type"), "transaction");
+            let amount = s(t, "amount");
+            let dir = s(t, "direction");
+            assert_eq!(amount.starts_with('-'), dir == "debit", "{amount} {dir}");
+            assert!(amount.split('.').nth(1).is_some_and(|f| f.len() == 2));
+            assert_eq!(s(t, "transactionDate").len(), 20);
+            match s(t, "status") {
+                "pending" => {
+                    pending += 1;
+                    assert!(t["postDate"].is_null());
+                }
+                "posted" => assert!(s(t, "postDate") >= s(t, "transactionDate")),
+                other => panic!("status {other}"),
+            }
+        }
+        assert!(pending > 0, "some pending");
+        // Newest first.
+        let dates: Vec<&str> = txs.iter().map(|t| s(t, "transactionDate")).collect();
+        assert!(dates.windows(2).all(|w| w[0] >= w[1]));
+        // Account balance equals the running balance after its newest transaction.
+        for a in accounts(&c) {
+            let newest = txs.iter().find(|t| s(t, "account") == s(&a, "id"));
+            assert_eq!(newest.map(|t| s(t, "balance")), Some(s(&a, "balance")));
+        }
+    }
+
+    #[test]
+    fn refresh_keeps_posted_ids_and_renews_pending() {
+        let a = transactions(&ctx("conn-a", 1));
+        let b = transactions(&ctx("conn-a", 2));
+        let ids = |v: &[Value], st: &str| -> HashSet<String> {
+            v.iter()
+                .filter(|t| s(t, "status") == st)
+                .map(|t| s(t, "id").to_string())
+                .collect()
+        };
+        assert_eq!(ids(&a, "posted"), ids(&b, "posted"));
+        assert!(ids(&a, "pending").is_disjoint(&ids(&b, "pending")));
+        // A later refresh adds days on top and keeps older posted ids.
+        let mut later = ctx("conn-a", 2);
+        later.now += Duration::days(10);
+        let c = transactions(&later);
+        let old_posted = ids(&a, "posted");
+        let still: Vec<_> = ids(&c, "posted")
+            .intersection(&old_posted)
+            .cloned()
+            .collect();
+        assert!(still.len() > old_posted.len() * 9 / 10);
+    }
+
+    #[test]
+    fn money_format() {
+        assert_eq!(money(-12469), "-124.69");
+        assert_eq!(money(5), "0.05");
+        assert_eq!(money(0), "0.00");
+        assert_eq!(money(-100), "-1.00");
+        assert_eq!(money(i64::MIN), "-92233720368547758.08");
+    }
+
+    #[test]
+    fn uuid_shape() {
+        let id = uuid_from(42);
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.as_bytes()[14], b'4');
+    }
+}

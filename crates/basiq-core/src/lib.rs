@@ -36,6 +36,12 @@ pub mod operation;
 pub mod secret;
 pub mod token;
 pub mod transport;
+pub mod connectors;
+pub mod jobs;
+mod open_enum;
+#[cfg(test)]
+mod test_support;
+mod time_util;
 
 pub mod models;
 pub mod operations;

@@ -1,0 +1,219 @@
+//! Connector (institution) health, as `GET /connectors` reports it.
+//!
+//! Basiq's handling-jobs guide: when a job fails with `service-unavailable`, check the connector's
+//! status on `/connectors`; if it is in `major-outage`, the problem is at *their* end — wait until
+//! it is operational instead of retrying or bothering the user (facts §4.3 C, §5).
+//!
+//! The generated `Connector` model does not exist yet, so this module keeps a deliberately
+//! minimal, independent [`ConnectorStatusView`] (id, method, status): whatever the generated model
+//! becomes, converting it into this view is three field copies, and the triage logic in
+//! [`crate::jobs::triage_user`] does not have to change.
+
+use serde::{Deserialize, Serialize};
+
+use crate::open_enum::open_enum;
+
+open_enum!(
+    /// A connector's health. Basiq's filter regex lists `operational | degraded-performance |
+    /// partial-outage | major-outage | under-maintenance`; the v2 spec adds `under-improvement`.
+    ConnectorStatus {
+        /// Working normally.
+        Operational => "operational",
+        /// Working, but slowly.
+        DegradedPerformance => "degraded-performance",
+        /// Some jobs fail at the institution's end.
+        PartialOutage => "partial-outage",
+        /// The institution cannot be reached: wait until it is operational.
+        MajorOutage => "major-outage",
+        /// Maintenance; Basiq says such connectors "can and should still be used".
+        UnderMaintenance => "under-maintenance",
+        /// Being improved; still usable.
+        UnderImprovement => "under-improvement",
+    }
+);
+
+impl ConnectorStatus {
+    /// Whether the institution is (partly) down at its end: `partial-outage` or `major-outage`.
+    /// A failed job against such a connector is "their end: retry when operational".
+    ///
+    /// `under-maintenance` is **not** an outage: Basiq's institutions guide says those connectors
+    /// "can and should still be used".
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::PartialOutage | Self::MajorOutage)
+    }
+
+    /// Whether new connections and refreshes should be attempted: everything but an outage.
+    /// Unknown statuses are treated as usable — refusing to work on a value we do not know would
+    /// be worse than one failed job.
+    pub fn is_usable(&self) -> bool {
+        !self.is_outage()
+    }
+}
+
+open_enum!(
+    /// How a connection (or connector) reaches the institution. Basiq spells open banking both
+    /// `open-banking` (getConnection) and `openbanking` (getConnections, connectors); both map to
+    /// [`ConnectionMethod::OpenBanking`].
+    ConnectionMethod {
+        /// Screen-scraping with the user's credentials.
+        Web => "web",
+        /// CDR open banking (consent based; 20 refreshes per day).
+        OpenBanking => "openbanking" | "open-banking",
+        /// Uploaded CSV statement (cannot be refreshed).
+        Csv => "csv",
+        /// Uploaded PDF statement (cannot be refreshed).
+        Pdf => "pdf",
+    }
+);
+
+impl ConnectionMethod {
+    /// Whether Basiq can refresh a connection of this kind (uploaded statements cannot be).
+    /// Unknown methods are assumed refreshable; Basiq will say otherwise.
+    pub fn is_refreshable(&self) -> bool {
+        !matches!(self, Self::Csv | Self::Pdf)
+    }
+}
+
+/// The minimum of a connector that the policies need: which institution, which method, how healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorStatusView {
+    /// The institution / connector id, e.g. `AU00000`.
+    pub id: String,
+    /// The method this status is for (`GET /connectors/{id}/{method}`); `None` = any method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<ConnectionMethod>,
+    /// The connector's health.
+    pub status: ConnectorStatus,
+}
+
+impl ConnectorStatusView {
+    /// A view for `id` with `status`, for any method.
+    pub fn new(id: impl Into<String>, status: ConnectorStatus) -> Self {
+        Self {
+            id: id.into(),
+            method: None,
+            status,
+        }
+    }
+
+    /// Restricts the view to one method.
+    pub fn with_method(mut self, method: ConnectionMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Whether this view describes `institution` (and `method`, when both sides know it).
+    pub fn applies_to(&self, institution: &str, method: Option<&ConnectionMethod>) -> bool {
+        self.id == institution
+            && match (&self.method, method) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+/// The status of `institution` among `connectors`: the worst one when several views apply
+/// (an outage anywhere wins), `None` when no view applies.
+pub fn status_of<'a>(
+    connectors: &'a [ConnectorStatusView],
+    institution: &str,
+    method: Option<&ConnectionMethod>,
+) -> Option<&'a ConnectorStatus> {
+    let mut found = None;
+    for view in connectors
+        .iter()
+        .filter(|v| v.applies_to(institution, method))
+    {
+        match found {
+            Some(s) if ConnectorStatus::is_outage(s) => {}
+            _ => found = Some(&view.status),
+        }
+        if matches!(view.status, ConnectorStatus::MajorOutage) {
+            break;
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn outages_are_partial_and_major_only() {
+        for (wire, outage) in [
+            ("operational", false),
+            ("degraded-performance", false),
+            ("partial-outage", true),
+            ("major-outage", true),
+            ("under-maintenance", false),
+            ("under-improvement", false),
+            ("something-new", false),
+        ] {
+            let status = ConnectorStatus::from(wire);
+            assert_eq!(status.is_outage(), outage, "{wire}");
+            assert_eq!(status.as_str(), wire);
+        }
+        assert!(ConnectorStatus::UnderMaintenance.is_usable());
+    }
+
+    #[test]
+    fn both_open_banking_spellings_are_one_method() {
+        assert_eq!(
+            ConnectionMethod::from("open-banking"),
+            ConnectionMethod::OpenBanking
+        );
+        assert_eq!(
+            ConnectionMethod::from("openbanking"),
+            ConnectionMethod::OpenBanking
+        );
+        let parsed: ConnectionMethod = serde_json::from_str("\"open-banking\"").unwrap();
+        assert_eq!(parsed, ConnectionMethod::OpenBanking);
+        assert_eq!(
+            ConnectionMethod::from("carrier-pigeon"),
+            ConnectionMethod::Other("carrier-pigeon".into())
+        );
+        assert!(!ConnectionMethod::Csv.is_refreshable());
+        assert!(ConnectionMethod::Web.is_refreshable());
+    }
+
+    #[test]
+    fn view_deserializes_from_connector_json() {
+        let view: ConnectorStatusView = serde_json::from_str(
+            r#"{"id":"AU00000","method":"openbanking","status":"major-outage","stage":"live"}"#,
+        )
+        .unwrap();
+        assert_eq!(view.method, Some(ConnectionMethod::OpenBanking));
+        assert!(view.status.is_outage());
+    }
+
+    #[test]
+    fn status_of_prefers_outages_and_matches_method() {
+        let views = [
+            ConnectorStatusView::new("AU1", ConnectorStatus::Operational)
+                .with_method(ConnectionMethod::Web),
+            ConnectorStatusView::new("AU1", ConnectorStatus::MajorOutage)
+                .with_method(ConnectionMethod::OpenBanking),
+        ];
+        assert_eq!(
+            status_of(&views, "AU1", Some(&ConnectionMethod::Web)),
+            Some(&ConnectorStatus::Operational)
+        );
+        assert_eq!(
+            status_of(&views, "AU1", None),
+            Some(&ConnectorStatus::MajorOutage)
+        );
+        assert_eq!(status_of(&views, "AU2", None), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_round_trips(s in ".*") {
+            let status = ConnectorStatus::from(s.as_str());
+            prop_assert_eq!(String::from(status), s.clone());
+            let method = ConnectionMethod::from(s.as_str());
+            let _ = method.is_refreshable();
+        }
+    }
+}

@@ -1,1 +1,21 @@
-//! placeholder
+//! # basiq-http-blocking
+//!
+//! The blocking half of the Basiq SDK's IO edge: [`UreqTransport`] (ureq + rustls, one agent)
+//! and [`BlockingExecutor`], which runs any [`basiq_core::operation::Operation`] with a shared
+//! server token fetched at most once at a time (single flight). No tokio in the dependency tree:
+//! it never panics inside an async host the way `block_on`-based blocking clients do.
+//!
+//! Most users want the `basiq` facade (`basiq::blocking::Client`) rather than this crate directly.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+#![warn(missing_docs)]
+
+mod executor;
+mod transport;
+
+pub use executor::BlockingExecutor;
+pub use transport::{
+    UreqTransport, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BODY_BYTES,
+};

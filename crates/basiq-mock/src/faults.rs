@@ -209,7 +209,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 /// Fixed-window rate limit settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RateLimit {
+pub struct RateLimitRule {
     /// Requests allowed per window (≥ 1).
     pub requests: u32,
     /// Window length in milliseconds (≥ 1).
@@ -226,6 +226,18 @@ fn default_true() -> bool {
     true
 }
 
+impl RateLimitRule {
+    /// `requests` per `window` on every non-admin path, with `Retry-After`.
+    pub fn new(requests: u32, window: Duration) -> Self {
+        Self {
+            requests,
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1),
+            path: default_path(),
+            retry_after: true,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Window {
     started: Instant,
@@ -235,7 +247,7 @@ struct Window {
 #[derive(Debug, Default)]
 struct Inner {
     rules: Vec<FaultRule>,
-    rate_limit: Option<RateLimit>,
+    rate_limit: Option<RateLimitRule>,
     window: Option<Window>,
 }
 
@@ -293,7 +305,7 @@ impl Faults {
     }
 
     /// Turns the rate limit on (`Some`) or off (`None`); starts a fresh window.
-    pub fn set_rate_limit(&self, limit: Option<RateLimit>) -> Result<(), String> {
+    pub fn set_rate_limit(&self, limit: Option<RateLimitRule>) -> Result<(), String> {
         if let Some(l) = &limit {
             if l.requests == 0 || l.window_ms == 0 {
                 return Err("requests and windowMs must be at least 1".into());
@@ -306,7 +318,7 @@ impl Faults {
     }
 
     /// The current rate limit.
-    pub fn rate_limit(&self) -> Option<RateLimit> {
+    pub fn rate_limit(&self) -> Option<RateLimitRule> {
         lock(&self.inner).rate_limit.clone()
     }
 
@@ -574,7 +586,7 @@ where
             "/__admin/rate-limit",
             get(move || async move { Json(json!({ "rateLimit": f4.rate_limit() })) })
                 .post(move |body: axum::body::Bytes| async move {
-                    let limit = match serde_json::from_slice::<RateLimit>(&body) {
+                    let limit = match serde_json::from_slice::<RateLimitRule>(&body) {
                         Ok(l) => l,
                         Err(e) => return admin_bad_request(&format!("not a rate limit: {e}")),
                     };
@@ -693,7 +705,7 @@ mod tests {
         let f = Faults::new();
         let t0 = Instant::now();
         assert_eq!(f.admit("/x", t0), Ok(()));
-        f.set_rate_limit(Some(RateLimit {
+        f.set_rate_limit(Some(RateLimitRule {
             requests: 2,
             window_ms: 1_500,
             path: "/users/*".into(),
@@ -709,7 +721,7 @@ mod tests {
         let next = t0 + Duration::from_millis(1_500);
         assert_eq!(f.admit("/users/1", next), Ok(()));
         assert!(f
-            .set_rate_limit(Some(RateLimit {
+            .set_rate_limit(Some(RateLimitRule {
                 requests: 0,
                 window_ms: 1,
                 path: "*".into(),

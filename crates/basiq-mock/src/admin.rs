@@ -1,0 +1,96 @@
+//! `/__admin/…`: test-only controls that Basiq does not have. No authentication: the emulator
+//! only ever binds 127.0.0.1.
+//!
+//! | route | body | effect |
+//! |---|---|---|
+//! | `POST /__admin/clock/advance` | `{"seconds": N}` | moves virtual time; returns `{"now"}` |
+//! | `GET /__admin/clock` | | `{"now"}` |
+//! | `GET /__admin/stats` | | counters ([`crate::Stats`]) |
+//! | `POST /__admin/reset` | | forgets users, connections, jobs, counters, connector statuses |
+//! | `POST /__admin/connectors/{id}` | `{"status": "major-outage"}` | sets a connector's status |
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::clock::rfc3339;
+use crate::connectors::{connector_json, STATUSES};
+use crate::error::{no_content, parse_json, ApiError};
+use crate::state::AppState;
+use crate::stats::Stats;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/__admin/clock", get(clock))
+        .route("/__admin/clock/advance", post(advance))
+        .route("/__admin/stats", get(stats))
+        .route("/__admin/reset", post(reset))
+        .route("/__admin/connectors/{connector_id}", post(set_connector))
+}
+
+async fn clock(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "now": rfc3339(state.now()) }))
+}
+
+#[derive(Debug, Deserialize)]
+struct Advance {
+    seconds: f64,
+}
+
+async fn advance(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let Advance { seconds } = parse_json(&body)?;
+    let by = Duration::try_from_secs_f64(seconds)
+        .map_err(|_| ApiError::invalid("seconds", "seconds must be a non-negative number"))?;
+    state.inner.clock.advance(by);
+    Ok(Json(json!({ "now": rfc3339(state.now()) })))
+}
+
+async fn stats(State(state): State<AppState>) -> Json<Stats> {
+    Json(state.db().stats.clone())
+}
+
+async fn reset(State(state): State<AppState>) -> Response {
+    state.db().reset();
+    no_content()
+}
+
+#[derive(Debug, Deserialize)]
+struct SetStatus {
+    status: String,
+}
+
+/// Sets the status of every connector with this id (one per method).
+async fn set_connector(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let SetStatus { status } = parse_json(&body)?;
+    set_connector_status(&state, &id, &status).map(Json)
+}
+
+/// Shared by the admin route and `MockServer::set_connector_status`.
+pub(crate) fn set_connector_status(state: &AppState, id: &str, status: &str) -> Result<Value, ApiError> {
+    if !STATUSES.contains(&status) {
+        return Err(ApiError::invalid(
+            "status",
+            format!("status must be one of: {}", STATUSES.join(", ")),
+        ));
+    }
+    let mut db = state.db();
+    let mut data = Vec::new();
+    for c in db.connectors.iter_mut().filter(|c| c.id == id) {
+        c.status = status.to_owned();
+        data.push(connector_json(state.base(), c));
+    }
+    if data.is_empty() {
+        return Err(ApiError::not_found(format!("Connector '{id}' not found.")));
+    }
+    Ok(json!({ "type": "list", "data": data }))
+}

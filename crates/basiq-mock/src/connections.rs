@@ -1,0 +1,353 @@
+//! Connections: list/get/delete, refresh (one and all), purge (facts §3, §8).
+//!
+//! A connection's status is *derived* from its jobs at read time ([`derive`]): pending until a
+//! job verifies the credentials, active once one does, invalid when the latest finished job
+//! failed (any step, any code), active again after a later job verifies. Refresh rules:
+//! - a job still queued/paused/running → **200 with that job** (Basiq's documented behaviour);
+//! - `invalid` → 400 `invalid-credentials` "Cannot login to target institution using supplied
+//!   credentials" (the user must re-enter credentials via the Consent UI);
+//! - not `active` otherwise → 400 `parameter-not-valid`;
+//! - OpenBanking: more than 20 refresh jobs in one (virtual) UTC day → **429 `too-many-requests`**;
+//! - else 202 with a new job.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::auth::ServerAuth;
+use crate::clock::rfc3339;
+use crate::error::{no_content, ApiError};
+use crate::jobs::{create_job, job_ref};
+use crate::logins::{ACCOUNTS, TRANSACTIONS, VERIFY};
+use crate::query;
+use crate::state::{AppState, Connection, ConnectionInfo, ConnectionStatus, Db, Job, JobKind, Method};
+use crate::users::user_not_found;
+
+/// OpenBanking refreshes allowed per connection per UTC day (facts §8).
+pub(crate) const OPEN_BANKING_DAILY_REFRESHES: usize = 20;
+
+/// Derives the point-in-time view of a connection from its jobs (oldest first).
+pub(crate) fn derive(c: &Connection, jobs: &[&Job], now: OffsetDateTime) -> ConnectionInfo {
+    let mut status = ConnectionStatus::Pending;
+    let mut last_used = None;
+    let mut successful_jobs = 0;
+    let mut job_in_progress = None;
+    let mut accounts_at = None::<OffsetDateTime>;
+    let mut transactions_at = None::<OffsetDateTime>;
+    let mut success_ends = Vec::new();
+    for job in jobs {
+        match job.succeeded(now) {
+            Some(false) => status = ConnectionStatus::Invalid,
+            Some(true) => {
+                status = ConnectionStatus::Active;
+                let end = job.finished_at();
+                last_used = Some(end);
+                successful_jobs += 1;
+                success_ends.push(end);
+            }
+            None => {
+                if job.step_succeeded_at(VERIFY, now).is_some() {
+                    status = ConnectionStatus::Active;
+                }
+                job_in_progress = Some(job.id.clone());
+            }
+        }
+        if let Some(t) = job.step_succeeded_at(ACCOUNTS, now) {
+            accounts_at = accounts_at.max(Some(t));
+        }
+        if let Some(t) = job.step_succeeded_at(TRANSACTIONS, now) {
+            transactions_at = transactions_at.max(Some(t));
+        }
+    }
+    let after_purge = |t: Option<OffsetDateTime>| match (t, c.purged_at) {
+        (Some(t), Some(p)) => t > p,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    let purged = c
+        .purged_at
+        .is_some_and(|p| !success_ends.iter().any(|end| *end > p));
+    ConnectionInfo {
+        id: c.id.clone(),
+        user_id: c.user_id.clone(),
+        institution_id: c.institution_id.clone(),
+        method: c.method,
+        status,
+        created: c.created,
+        last_used,
+        purged,
+        data_generation: c.data_generation,
+        accounts_retrieved: !purged && after_purge(accounts_at),
+        transactions_retrieved: !purged && after_purge(transactions_at),
+        successful_jobs,
+        job_in_progress,
+    }
+}
+
+/// The connection JSON (facts §3.3).
+pub(crate) fn connection_json(base: &str, info: &ConnectionInfo) -> Value {
+    let uid = &info.user_id;
+    let cid = &info.id;
+    let inst = &info.institution_id;
+    let mut v = json!({
+        "type": "connection",
+        "id": cid,
+        "status": info.status.as_str(),
+        "method": info.method.connection_str(),
+        "createdDate": rfc3339(info.created),
+        "lastUsed": info.last_used.map(rfc3339),
+        "institution": {
+            "type": "institution",
+            "id": inst,
+            "links": { "self": format!("{base}/connectors/{inst}/{}", info.method.connector_str()) },
+        },
+        "accounts": { "type": "list", "count": 0, "data": [] },
+        "links": {
+            "self": format!("{base}/users/{uid}/connections/{cid}"),
+            "user": format!("{base}/users/{uid}"),
+            "accounts": format!("{base}/users/{uid}/accounts?filter=institution.id.eq('{inst}')"),
+            "transactions": format!("{base}/users/{uid}/transactions?filter=institution.id.eq('{inst}')"),
+        },
+    });
+    if info.method == Method::OpenBanking {
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "expiryDate".into(),
+                json!(rfc3339(info.created + time::Duration::days(365))),
+            );
+        }
+    }
+    v
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users/{user_id}/connections", get(list))
+        .route("/users/{user_id}/connections/refresh", post(refresh_all))
+        .route(
+            "/users/{user_id}/connections/{connection_id}",
+            get(get_one).delete(delete_one),
+        )
+        .route(
+            "/users/{user_id}/connections/{connection_id}/refresh",
+            post(refresh_one),
+        )
+        .route(
+            "/users/{user_id}/connections/{connection_id}/purge",
+            post(purge),
+        )
+}
+
+fn connection_not_found(cid: &str) -> ApiError {
+    ApiError::not_found(format!("Connection with id '{cid}' not found."))
+}
+
+/// Looks up a connection owned by the user, with 404s for either missing.
+fn owned<'a>(db: &'a Db, user_id: &str, cid: &str) -> Result<&'a Connection, ApiError> {
+    if !db.users.contains_key(user_id) {
+        return Err(user_not_found(user_id));
+    }
+    db.connections
+        .get(cid)
+        .filter(|c| c.user_id == user_id)
+        .ok_or_else(|| connection_not_found(cid))
+}
+
+/// `GET /users/{id}/connections` with `filter` on id, status, institution.id.
+async fn list(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let conds = query::filter(
+        raw.as_deref(),
+        &[
+            "id",
+            "status",
+            "institution.id",
+            "connection.id",
+            "connection.status",
+            "connection.institution.id",
+        ],
+    )?;
+    let now = state.now();
+    let db = state.db();
+    if !db.users.contains_key(&user_id) {
+        return Err(user_not_found(&user_id));
+    }
+    let base = state.base();
+    let data: Vec<Value> = db
+        .connections_of(&user_id)
+        .into_iter()
+        .map(|c| db.connection_info(c, now))
+        .filter(|info| {
+            conds.iter().all(|cond| {
+                let field = cond.field.trim_start_matches("connection.");
+                match field {
+                    "id" => cond.matches(&info.id),
+                    "status" => cond.matches(info.status.as_str()),
+                    _ => cond.matches(&info.institution_id),
+                }
+            })
+        })
+        .map(|info| connection_json(base, &info))
+        .collect();
+    Ok(Json(json!({
+        "type": "list",
+        "count": data.len(),
+        "data": data,
+        "links": { "self": format!("{base}/users/{user_id}/connections") },
+    })))
+}
+
+async fn get_one(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path((user_id, cid)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.now();
+    let db = state.db();
+    let c = owned(&db, &user_id, &cid)?;
+    Ok(Json(connection_json(state.base(), &db.connection_info(c, now))))
+}
+
+/// `DELETE` → 204. The connection's jobs stay readable by id (their `source` then 404s).
+async fn delete_one(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path((user_id, cid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let mut db = state.db();
+    owned(&db, &user_id, &cid)?;
+    db.connections.remove(&cid);
+    Ok(no_content())
+}
+
+/// What a refresh request turned into.
+enum Refreshed {
+    /// A job was already queued or running: 200 with it.
+    Existing(String),
+    /// 202 with a new job.
+    Created(String),
+}
+
+/// The refresh rules for one connection (see the module docs).
+fn refresh(db: &mut Db, now: OffsetDateTime, cid: &str) -> Result<Refreshed, ApiError> {
+    let c = db.connections.get(cid).ok_or_else(|| connection_not_found(cid))?;
+    let info = db.connection_info(c, now);
+    if let Some(job) = info.job_in_progress {
+        db.stats.duplicate_refreshes += 1;
+        return Ok(Refreshed::Existing(job));
+    }
+    match info.status {
+        ConnectionStatus::Active => {}
+        ConnectionStatus::Invalid => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-credentials",
+                "Cannot login to target institution, check credentials.",
+                "Cannot login to target institution using supplied credentials",
+            ))
+        }
+        ConnectionStatus::Pending => {
+            return Err(ApiError::invalid(
+                "connectionId",
+                "Connection is not active and cannot be refreshed",
+            ))
+        }
+    }
+    if c.method == Method::OpenBanking {
+        let today = now.date();
+        let used = c.refreshes.iter().filter(|t| t.date() == today).count();
+        if used >= OPEN_BANKING_DAILY_REFRESHES {
+            let resets = today.next_day().map(|d| rfc3339(d.midnight().assume_utc()));
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+                format!(
+                    "Open banking connections can be refreshed at most {OPEN_BANKING_DAILY_REFRESHES} times per day; the quota resets at {}",
+                    resets.unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    create_job(db, now, cid, JobKind::Refresh)
+        .map(Refreshed::Created)
+        .ok_or_else(|| connection_not_found(cid))
+}
+
+/// `POST /users/{id}/connections/{cid}/refresh` → 202 new job, or 200 running job.
+async fn refresh_one(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path((user_id, cid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let now = state.now();
+    let mut db = state.db();
+    owned(&db, &user_id, &cid)?;
+    let base = state.base();
+    Ok(match refresh(&mut db, now, &cid)? {
+        Refreshed::Existing(id) => (StatusCode::OK, Json(job_ref(base, &id))).into_response(),
+        Refreshed::Created(id) => (StatusCode::ACCEPTED, Json(job_ref(base, &id))).into_response(),
+    })
+}
+
+/// `POST /users/{id}/connections/refresh` → 202 with a job per active connection (running jobs
+/// are included as they are; connections that cannot be refreshed are skipped).
+async fn refresh_all(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let now = state.now();
+    let mut db = state.db();
+    if !db.users.contains_key(&user_id) {
+        return Err(user_not_found(&user_id));
+    }
+    let ids: Vec<String> = db.connections_of(&user_id).iter().map(|c| c.id.clone()).collect();
+    let base = state.base();
+    let mut data = Vec::new();
+    for cid in ids {
+        match refresh(&mut db, now, &cid) {
+            Ok(Refreshed::Existing(id) | Refreshed::Created(id)) => data.push(job_ref(base, &id)),
+            Err(_) => continue,
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "type": "list", "data": data })),
+    )
+        .into_response())
+}
+
+/// `POST …/{cid}/purge` → 204 for active connections; 400 `parameter-not-valid` otherwise.
+async fn purge(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path((user_id, cid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let now = state.now();
+    let mut db = state.db();
+    let c = owned(&db, &user_id, &cid)?;
+    let info = db.connection_info(c, now);
+    if info.status != ConnectionStatus::Active {
+        return Err(ApiError::invalid(
+            "connectionId",
+            format!(
+                "Only active connections can be purged; this connection is {}",
+                info.status.as_str()
+            ),
+        ));
+    }
+    if let Some(c) = db.connections.get_mut(&cid) {
+        c.purged_at = Some(now);
+        c.data_generation += 1;
+    }
+    Ok(no_content())
+}

@@ -1,0 +1,185 @@
+//! `GET /users/{id}/accounts[/{accountId}]` and `GET /users/{id}/transactions[/{transactionId}]`.
+//!
+//! Data is generated on the fly by [`crate::data`] from each of the user's connections, as the
+//! connection stands *now* (virtual clock), read through [`AppState::connections_of_user`]:
+//! - a connection contributes accounts once a `retrieve-accounts` step has succeeded, and
+//!   transactions once a `retrieve-transactions` step has, and nothing while purged (until the
+//!   next fully successful job after the purge);
+//! - the data's own "now" is the connection's `lastUsed` (its last successful job), so a page
+//!   walk sees the same list however much virtual time passes between pages, and a refresh
+//!   brings newer days;
+//! - the generation mixes the purge counter and the number of successful jobs, so pending
+//!   transactions get new ids on every refresh, as Basiq's do.
+//!
+//! All routes need a SERVER_ACCESS token (same extractor as every other user route).
+
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::auth::ServerAuth;
+use crate::data::{self, DataContext};
+use crate::error::ApiError;
+use crate::filter::{self, Filter, Op};
+use crate::page::{self, ListQuery, PageError};
+use crate::state::{AppState, ConnectionInfo};
+use crate::users::user_not_found;
+
+/// The data routes, to merge into the main router.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users/{user_id}/accounts", get(list_accounts))
+        .route("/users/{user_id}/accounts/{account_id}", get(get_account))
+        .route("/users/{user_id}/transactions", get(list_transactions))
+        .route(
+            "/users/{user_id}/transactions/{transaction_id}",
+            get(get_transaction),
+        )
+}
+
+impl From<PageError> for ApiError {
+    fn from(e: PageError) -> Self {
+        ApiError::invalid(e.parameter, e.detail)
+    }
+}
+
+fn filter_error(e: &filter::FilterError) -> ApiError {
+    ApiError::invalid("filter", e.to_string())
+}
+
+/// Parses the query string; broken percent-encoding is a Basiq 400, not axum's plain text.
+fn list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
+    serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::invalid("query", format!("Query string is not valid: {e}")))
+}
+
+/// Parses and validates `filter`; an empty or blank filter means no filter.
+fn parse_filter(raw: Option<&str>, fields: &[&str], ops: &[Op]) -> Result<Option<Filter>, ApiError> {
+    let Some(raw) = raw.filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let f = filter::parse(raw).map_err(|e| filter_error(&e))?;
+    f.validate(fields, ops).map_err(|e| filter_error(&e))?;
+    Ok(Some(f))
+}
+
+fn context(state: &AppState, info: &ConnectionInfo) -> DataContext {
+    DataContext {
+        base_url: state.base().to_string(),
+        user_id: info.user_id.clone(),
+        connection_id: info.id.clone(),
+        institution_id: info.institution_id.clone(),
+        generation: (info.data_generation << 32) ^ u64::from(info.successful_jobs),
+        now: info.last_used.unwrap_or(info.created),
+    }
+}
+
+/// The user's connections, or 404 when the user does not exist.
+fn connections(state: &AppState, user_id: &str) -> Result<Vec<ConnectionInfo>, ApiError> {
+    if !state.user_exists(user_id) {
+        return Err(user_not_found(user_id));
+    }
+    Ok(state.connections_of_user(user_id))
+}
+
+fn all_accounts(state: &AppState, user_id: &str) -> Result<Vec<Value>, ApiError> {
+    Ok(connections(state, user_id)?
+        .iter()
+        .filter(|c| c.accounts_retrieved && !c.purged)
+        .flat_map(|c| data::accounts(&context(state, c)))
+        .collect())
+}
+
+fn all_transactions(state: &AppState, user_id: &str) -> Result<Vec<Value>, ApiError> {
+    let mut out: Vec<Value> = connections(state, user_id)?
+        .iter()
+        .filter(|c| c.transactions_retrieved && !c.purged)
+        .flat_map(|c| data::transactions(&context(state, c)))
+        .collect();
+    data::sort_newest_first(&mut out);
+    Ok(out)
+}
+
+/// `GET /users/{id}/accounts` with `filter` on account.id, connection.id, institution.id
+/// (eq/ne, facts §7). Not paginated: a user has a handful of accounts.
+async fn list_accounts(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = list_query(raw.as_deref())?;
+    let f = parse_filter(q.filter.as_deref(), filter::ACCOUNT_FIELDS, filter::ACCOUNT_OPS)?;
+    let data: Vec<Value> = all_accounts(&state, &user_id)?
+        .into_iter()
+        .filter(|a| {
+            f.as_ref()
+                .is_none_or(|f| f.matches(|p| filter::field_of_account(a, p)))
+        })
+        .collect();
+    let base = state.base();
+    let mut self_url = format!("{base}/users/{user_id}/accounts");
+    if let Some(r) = raw.as_deref().filter(|r| !r.is_empty()) {
+        self_url = format!("{self_url}?{r}");
+    }
+    Ok(Json(json!({
+        "type": "list",
+        "count": data.len(),
+        "size": data.len(),
+        "data": data,
+        "links": { "self": self_url },
+    })))
+}
+
+/// `GET /users/{id}/accounts/{accountId}`.
+async fn get_account(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path((user_id, account_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    all_accounts(&state, &user_id)?
+        .into_iter()
+        .find(|a| a.get("id").and_then(Value::as_str) == Some(account_id.as_str()))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("Account with id '{account_id}' not found.")))
+}
+
+/// `GET /users/{id}/transactions` with `limit` (1..=500, default 500), `next` (opaque cursor
+/// from `links.next`) and `filter` (fields in [`filter::TRANSACTION_FIELDS`], any operator).
+async fn list_transactions(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = list_query(raw.as_deref())?;
+    // Validate the cheap parameters before generating any data.
+    page::parse_limit(q.limit.as_deref())?;
+    let f = parse_filter(q.filter.as_deref(), filter::TRANSACTION_FIELDS, Op::ALL)?;
+    let items: Vec<Value> = all_transactions(&state, &user_id)?
+        .into_iter()
+        .filter(|t| {
+            f.as_ref()
+                .is_none_or(|f| f.matches(|p| filter::field_of_transaction(t, p)))
+        })
+        .collect();
+    let path = format!("/users/{user_id}/transactions");
+    let url = format!("{}{path}", state.base());
+    Ok(Json(page::page(items, &q, &url, &path)?))
+}
+
+/// `GET /users/{id}/transactions/{transactionId}`.
+async fn get_transaction(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path((user_id, transaction_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    all_transactions(&state, &user_id)?
+        .into_iter()
+        .find(|t| t.get("id").and_then(Value::as_str) == Some(transaction_id.as_str()))
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(format!("Transaction with id '{transaction_id}' not found."))
+        })
+}

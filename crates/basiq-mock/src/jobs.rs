@@ -1,0 +1,292 @@
+//! Jobs: their lazily computed progress, their JSON, and `GET /jobs/{id}`,
+//! `GET /users/{id}/jobs`.
+//!
+//! A job stores only its *plan* (start time, step durations, which step fails and how). Its
+//! visible state is computed from the clock on every read: steps go pending → in-progress →
+//! success|failed at planned instants, a failed step stops the job (later steps stay pending).
+//! A paused duplicate attempt simply has `start_at = created + 6 min`.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::auth::{AnyAuth, ServerAuth};
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+use crate::ids::IdKind;
+use crate::logins::{self, ACCOUNTS, TRANSACTIONS, VERIFY};
+use crate::query;
+use crate::state::{AppState, Db, Job, JobKind, Scope};
+
+/// How long a duplicate attempt is held back (facts §8).
+pub(crate) const DUPLICATE_PAUSE: time::Duration = time::Duration::minutes(6);
+/// `GET /users/{id}/jobs` only lists jobs younger than this (facts §4.1).
+const LIST_WINDOW: time::Duration = time::Duration::days(7);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepStatus {
+    Pending,
+    InProgress,
+    Success,
+    Failed,
+}
+
+impl StepStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::InProgress => "in-progress",
+            StepStatus::Success => "success",
+            StepStatus::Failed => "failed",
+        }
+    }
+}
+
+impl Job {
+    /// Planned `(start, end)` of each step.
+    fn windows(&self) -> Vec<(OffsetDateTime, OffsetDateTime)> {
+        let mut t = self.start_at;
+        self.steps
+            .iter()
+            .map(|s| {
+                let w = (t, t + s.duration);
+                t = w.1;
+                w
+            })
+            .collect()
+    }
+
+    /// Status of every step at `now`.
+    pub(crate) fn step_statuses(&self, now: OffsetDateTime) -> Vec<StepStatus> {
+        let mut failed = false;
+        self.steps
+            .iter()
+            .zip(self.windows())
+            .map(|(step, (start, end))| {
+                if failed || now < start {
+                    StepStatus::Pending
+                } else if now < end {
+                    StepStatus::InProgress
+                } else if step.failure.is_some() {
+                    failed = true;
+                    StepStatus::Failed
+                } else {
+                    StepStatus::Success
+                }
+            })
+            .collect()
+    }
+
+    /// When the job ends (the failing step's end, or the last step's).
+    pub(crate) fn finished_at(&self) -> OffsetDateTime {
+        let windows = self.windows();
+        let idx = self
+            .steps
+            .iter()
+            .position(|s| s.failure.is_some())
+            .unwrap_or(self.steps.len().saturating_sub(1));
+        windows.get(idx).map_or(self.start_at, |w| w.1)
+    }
+
+    pub(crate) fn is_finished(&self, now: OffsetDateTime) -> bool {
+        now >= self.finished_at()
+    }
+
+    /// `Some(true)` finished successfully, `Some(false)` failed, `None` still running.
+    pub(crate) fn succeeded(&self, now: OffsetDateTime) -> Option<bool> {
+        self.is_finished(now)
+            .then(|| self.steps.iter().all(|s| s.failure.is_none()))
+    }
+
+    /// When the step titled `title` succeeded, if it has by `now`.
+    pub(crate) fn step_succeeded_at(&self, title: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let statuses = self.step_statuses(now);
+        self.steps
+            .iter()
+            .zip(self.windows())
+            .zip(statuses)
+            .find(|((s, _), _)| s.title == title)
+            .and_then(|((_, (_, end)), st)| (st == StepStatus::Success).then_some(end))
+    }
+
+    /// The latest state change at or before `now`.
+    fn updated(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let mut last = self.created;
+        if now < self.start_at {
+            return last;
+        }
+        last = last.max(self.start_at);
+        let finished = self.finished_at();
+        for (start, end) in self.windows() {
+            for t in [start, end] {
+                if t <= now && t <= finished {
+                    last = last.max(t);
+                }
+            }
+        }
+        last
+    }
+}
+
+/// `{type:"job", id, links{self}}`: what refresh endpoints return.
+pub(crate) fn job_ref(base: &str, id: &str) -> Value {
+    json!({ "type": "job", "id": id, "links": { "self": format!("{base}/jobs/{id}") } })
+}
+
+/// The full job JSON at `now`.
+pub(crate) fn job_json(base: &str, job: &Job, now: OffsetDateTime) -> Value {
+    let uid = &job.user_id;
+    let cid = &job.connection_id;
+    let inst = &job.institution_id;
+    let steps: Vec<Value> = job
+        .steps
+        .iter()
+        .zip(job.step_statuses(now))
+        .map(|(step, status)| {
+            let result = match status {
+                StepStatus::Pending | StepStatus::InProgress => Value::Null,
+                StepStatus::Failed => match &step.failure {
+                    Some(f) => json!({ "code": f.code, "title": f.title, "detail": f.detail }),
+                    None => Value::Null,
+                },
+                StepStatus::Success => {
+                    let url = match step.title {
+                        VERIFY => format!("/users/{uid}/connections/{cid}"),
+                        ACCOUNTS => format!("/users/{uid}/accounts?filter=institution.id.eq('{inst}')"),
+                        TRANSACTIONS => {
+                            format!("/users/{uid}/transactions?filter=institution.id.eq('{inst}')")
+                        }
+                        _ => format!("/users/{uid}/connections/{cid}"),
+                    };
+                    json!({ "type": "link", "url": url })
+                }
+            };
+            json!({ "title": step.title, "status": status.as_str(), "result": result })
+        })
+        .collect();
+    json!({
+        "type": "job",
+        "id": job.id,
+        "created": rfc3339(job.created),
+        "updated": rfc3339(job.updated(now)),
+        "jobType": "connection",
+        "institution": {
+            "type": "institution",
+            "id": inst,
+            "links": { "self": format!("{base}/connectors/{inst}/{}", job.method.connector_str()) },
+        },
+        "steps": steps,
+        "links": {
+            "self": format!("{base}/jobs/{}", job.id),
+            "source": format!("{base}/users/{uid}/connections/{cid}"),
+        },
+    })
+}
+
+/// Creates a job for an existing connection and returns its id.
+///
+/// Implements the duplicate pause: if another job with the same user, institution and login id
+/// is still unfinished, this one is held (all steps pending) until 6 minutes after creation.
+pub(crate) fn create_job(db: &mut Db, now: OffsetDateTime, connection_id: &str, kind: JobKind) -> Option<String> {
+    let conn = db.connections.get(connection_id)?.clone();
+    let paused = db.jobs.values().any(|j| {
+        j.user_id == conn.user_id
+            && j.institution_id == conn.institution_id
+            && j.login_id == conn.login_id
+            && !j.is_finished(now)
+    });
+    let outage = db
+        .connectors
+        .iter()
+        .any(|c| c.id == conn.institution_id && c.status == "major-outage");
+    let steps = logins::plan(&conn.login_id, &conn.password, conn.attempts, outage);
+    let (id, seq) = db.new_id(IdKind::Job);
+    let job = Job {
+        id: id.clone(),
+        seq,
+        kind,
+        user_id: conn.user_id.clone(),
+        connection_id: conn.id.clone(),
+        institution_id: conn.institution_id.clone(),
+        method: conn.method,
+        login_id: conn.login_id.clone(),
+        created: now,
+        start_at: if paused { now + DUPLICATE_PAUSE } else { now },
+        steps,
+    };
+    db.jobs.insert(id.clone(), job);
+    if let Some(c) = db.connections.get_mut(connection_id) {
+        c.attempts += 1;
+        if kind == JobKind::Refresh {
+            c.refreshes.push(now);
+        }
+    }
+    db.stats.jobs_created += 1;
+    if paused {
+        db.stats.paused_attempts += 1;
+    }
+    if kind == JobKind::Refresh {
+        *db.stats.refreshes.entry(connection_id.to_owned()).or_default() += 1;
+    }
+    Some(id)
+}
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/jobs/{job_id}", get(get_job))
+        .route("/users/{user_id}/jobs", get(list_jobs))
+}
+
+/// `GET /jobs/{id}`: server tokens see every job; a client token only its own user's.
+async fn get_job(
+    AnyAuth(caller): AnyAuth,
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.now();
+    let db = state.db();
+    let job = db
+        .jobs
+        .get(&job_id)
+        .filter(|j| caller.scope == Scope::Server || caller.user_id.as_deref() == Some(&j.user_id))
+        .ok_or_else(|| ApiError::not_found(format!("Job with id '{job_id}' not found.")))?;
+    Ok(Json(job_json(state.base(), job, now)))
+}
+
+/// `GET /users/{id}/jobs`: jobs younger than 7 days, newest first; `filter=connection.id.eq(..)`.
+async fn list_jobs(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let conds = query::filter(raw.as_deref(), &["connection.id", "job.id", "institution.id"])?;
+    let now = state.now();
+    let db = state.db();
+    if !db.users.contains_key(&user_id) {
+        return Err(ApiError::not_found(format!("User with id '{user_id}' not found.")));
+    }
+    let mut jobs: Vec<&Job> = db
+        .jobs
+        .values()
+        .filter(|j| j.user_id == user_id && now - j.created < LIST_WINDOW)
+        .filter(|j| {
+            conds.iter().all(|c| match c.field.as_str() {
+                "connection.id" => c.matches(&j.connection_id),
+                "institution.id" => c.matches(&j.institution_id),
+                _ => c.matches(&j.id),
+            })
+        })
+        .collect();
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.seq));
+    let base = state.base();
+    let data: Vec<Value> = jobs.iter().map(|j| job_json(base, j, now)).collect();
+    Ok(Json(json!({
+        "type": "list",
+        "size": data.len(),
+        "data": data,
+        "links": { "self": format!("{base}/users/{user_id}/jobs") },
+    })))
+}

@@ -1,0 +1,272 @@
+//! Users: `POST /users`, `GET|POST|DELETE /users/{id}` (facts §2).
+//!
+//! Update is a partial `POST` (Basiq has no PATCH/PUT): fields absent from the body are kept.
+//! Deleting a user deletes their connections and jobs.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::ServerAuth;
+use crate::error::{no_content, parse_json, ApiError};
+use crate::ids::IdKind;
+use crate::state::{AppState, Db, User};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/users", post(create)).route(
+        "/users/{user_id}",
+        post(update).get(get_user).delete(delete_user),
+    )
+}
+
+/// Create/update body. Unknown fields are ignored, as Basiq does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserBody {
+    email: Option<String>,
+    mobile: Option<String>,
+    first_name: Option<String>,
+    middle_name: Option<String>,
+    last_name: Option<String>,
+    business_name: Option<String>,
+    business_id_no: Option<String>,
+    business_id_no_type: Option<String>,
+    business_address: Option<Value>,
+    verification_status: Option<bool>,
+    verification_date: Option<String>,
+}
+
+/// A plausible email: one `@`, a non-empty local part, a dotted domain, no whitespace.
+fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.chars().any(char::is_whitespace)
+}
+
+/// International format: `+` then 8–15 digits (spaces tolerated).
+fn valid_mobile(s: &str) -> bool {
+    let compact: String = s.chars().filter(|c| *c != ' ').collect();
+    compact
+        .strip_prefix('+')
+        .is_some_and(|d| (8..=15).contains(&d.len()) && d.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn validate(body: &UserBody) -> Result<(), ApiError> {
+    if let Some(email) = body.email.as_deref().filter(|e| !e.is_empty()) {
+        if !valid_email(email) {
+            return Err(ApiError::invalid("email", "Email has invalid format."));
+        }
+    }
+    if let Some(mobile) = body.mobile.as_deref().filter(|m| !m.is_empty()) {
+        if !valid_mobile(mobile) {
+            return Err(ApiError::invalid(
+                "mobile",
+                "Mobile has invalid format. Use international format, e.g. +61410888999.",
+            ));
+        }
+    }
+    if let Some(kind) = body.business_id_no_type.as_deref() {
+        if kind != "ABN" && kind != "ACN" {
+            return Err(ApiError::invalid(
+                "businessIdNoType",
+                "businessIdNoType must be one of: ABN, ACN",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_ref().filter(|s| !s.trim().is_empty()).cloned()
+}
+
+fn apply(user: &mut User, body: UserBody) {
+    let set = |field: &mut Option<String>, v: Option<String>| {
+        if let Some(v) = v {
+            *field = (!v.is_empty()).then_some(v);
+        }
+    };
+    set(&mut user.email, body.email);
+    set(&mut user.mobile, body.mobile);
+    set(&mut user.first_name, body.first_name);
+    set(&mut user.middle_name, body.middle_name);
+    set(&mut user.last_name, body.last_name);
+    set(&mut user.business_name, body.business_name);
+    set(&mut user.business_id_no, body.business_id_no);
+    set(&mut user.business_id_no_type, body.business_id_no_type);
+    set(&mut user.verification_date, body.verification_date);
+    if body.business_address.is_some() {
+        user.business_address = body.business_address;
+    }
+    if body.verification_status.is_some() {
+        user.verification_status = body.verification_status;
+    }
+}
+
+fn require_business_name(user: &User) -> Result<(), ApiError> {
+    if user.business_id_no.is_some() && user.business_name.is_none() {
+        return Err(ApiError::missing(
+            "businessName",
+            "Business name is required when business number is provided.",
+        ));
+    }
+    Ok(())
+}
+
+/// The user JSON (facts §2).
+pub(crate) fn user_json(base: &str, db: &Db, user: &User) -> Value {
+    let uid = &user.id;
+    let conns: Vec<Value> = db
+        .connections_of(uid)
+        .iter()
+        .map(|c| {
+            json!({
+                "type": "connection",
+                "id": c.id,
+                "links": { "self": format!("{base}/users/{uid}/connections/{}", c.id) },
+            })
+        })
+        .collect();
+    let name = [&user.first_name, &user.middle_name, &user.last_name]
+        .iter()
+        .filter_map(|p| p.as_deref())
+        .collect::<Vec<_>>()
+        .join(" ");
+    json!({
+        "type": "user",
+        "id": uid,
+        "email": user.email.clone().unwrap_or_default(),
+        "mobile": user.mobile.clone().unwrap_or_default(),
+        "name": name,
+        "firstName": user.first_name.clone().unwrap_or_default(),
+        "middleName": user.middle_name.clone().unwrap_or_default(),
+        "lastName": user.last_name.clone().unwrap_or_default(),
+        "businessName": user.business_name,
+        "businessIdNo": user.business_id_no,
+        "businessIdNoType": user.business_id_no_type,
+        "businessAddress": user.business_address,
+        "verificationStatus": user.verification_status.unwrap_or(false),
+        "verificationDate": user.verification_date,
+        "connections": { "type": "list", "count": conns.len(), "data": conns },
+        "accounts": { "type": "list", "count": 0, "data": [] },
+        "links": {
+            "self": format!("{base}/users/{uid}"),
+            "accounts": format!("{base}/users/{uid}/accounts"),
+            "connections": format!("{base}/users/{uid}/connections"),
+            "transactions": format!("{base}/users/{uid}/transactions"),
+        },
+    })
+}
+
+pub(crate) fn user_not_found(user_id: &str) -> ApiError {
+    ApiError::not_found(format!("User with id '{user_id}' not found."))
+}
+
+/// `POST /users` → 201.
+async fn create(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: UserBody = parse_json(&body)?;
+    if non_empty(&body.email).is_none() && non_empty(&body.mobile).is_none() {
+        return Err(ApiError::missing(
+            "email",
+            "One of 'email' or 'mobile' is required.",
+        ));
+    }
+    validate(&body)?;
+    let mut db = state.db();
+    let (id, _) = db.new_id(IdKind::User);
+    let mut user = User {
+        id: id.clone(),
+        ..User::default()
+    };
+    apply(&mut user, body);
+    require_business_name(&user)?;
+    let json = user_json(state.base(), &db, &user);
+    db.users.insert(id, user);
+    Ok((StatusCode::CREATED, Json(json)).into_response())
+}
+
+/// `GET /users/{id}`.
+async fn get_user(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let db = state.db();
+    let user = db.users.get(&user_id).ok_or_else(|| user_not_found(&user_id))?;
+    Ok(Json(user_json(state.base(), &db, user)))
+}
+
+/// `POST /users/{id}`: partial update → 200 with the user.
+async fn update(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: UserBody = parse_json(&body)?;
+    validate(&body)?;
+    let mut db = state.db();
+    let mut user = db
+        .users
+        .get(&user_id)
+        .cloned()
+        .ok_or_else(|| user_not_found(&user_id))?;
+    apply(&mut user, body);
+    if user.email.is_none() && user.mobile.is_none() {
+        return Err(ApiError::missing(
+            "email",
+            "One of 'email' or 'mobile' is required.",
+        ));
+    }
+    require_business_name(&user)?;
+    let json = user_json(state.base(), &db, &user);
+    db.users.insert(user_id, user);
+    Ok(Json(json))
+}
+
+/// `DELETE /users/{id}` → 204; the user's connections and jobs go with them.
+async fn delete_user(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut db = state.db();
+    if db.users.remove(&user_id).is_none() {
+        return Err(user_not_found(&user_id));
+    }
+    db.connections.retain(|_, c| c.user_id != user_id);
+    db.jobs.retain(|_, j| j.user_id != user_id);
+    Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_contact_details() {
+        assert!(valid_email("a@b.co"));
+        assert!(!valid_email("a@b"));
+        assert!(!valid_email("@b.co"));
+        assert!(!valid_email("a b@c.co"));
+        assert!(valid_mobile("+61410888999"));
+        assert!(valid_mobile("+61 410 888 999"));
+        assert!(!valid_mobile("0410888999"));
+        assert!(!valid_mobile("+61abc"));
+    }
+}

@@ -1,0 +1,168 @@
+//! Starting and stopping the server from async and blocking code; routing errors.
+
+mod common;
+
+use std::time::Duration;
+
+use basiq_mock::MockServer;
+use common::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+#[test]
+fn starts_from_a_plain_thread_without_a_runtime() {
+    let server = MockServer::start();
+    assert!(server.url().starts_with("http://127.0.0.1:"));
+    // Talk to it with std only: no runtime anywhere in this test.
+    use std::io::{Read, Write};
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let body = "scope=SERVER_ACCESS";
+    write!(
+        stream,
+        "POST /token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nbasiq-version: 3.0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.api_key(),
+        body.len()
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("access_token"));
+    assert_eq!(server.stats().token_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_inside_a_multi_thread_runtime_and_drops_cleanly() {
+    let server = MockServer::start();
+    let url = server.url();
+    let _ = server_token(&server).await;
+    drop(server);
+    assert!(http().get(format!("{url}/connectors")).send().await.is_err(), "stopped");
+}
+
+#[tokio::test]
+async fn fixed_port_and_virtual_time_without_a_manual_clock() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = probe.local_addr().expect("addr").port();
+    drop(probe);
+    let server = MockServer::builder().port(port).start();
+    assert_eq!(server.url(), format!("http://127.0.0.1:{port}"));
+    let before = server.now();
+    server.advance(Duration::from_secs(3600));
+    assert!(server.now() - before >= time::Duration::seconds(3600));
+}
+
+#[tokio::test]
+async fn unknown_route_and_wrong_method_are_basiq_errors() {
+    let (server, _clock) = server();
+    let token = server_token(&server).await;
+    let (s, b) = get(&server, "/no/such/thing", &token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(basiq_error(&b)["code"], "resource-not-found");
+
+    let resp = http()
+        .put(format!("{}/users", server.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let b: Value = resp.json().await.expect("json");
+    assert_eq!(basiq_error(&b)["code"], "method-not-allowed");
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_basiq_errors() {
+    let (server, _clock) = server();
+    let token = server_token(&server).await;
+    for body in ["{", "[1,2", "\"just a string\"", "{\"email\": 42}", ""] {
+        let resp = http()
+            .post(format!("{}/users", server.url()))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+        let b: Value = resp.json().await.expect("json");
+        basiq_error(&b);
+    }
+    let resp = http()
+        .post(format!("{}/token", server.url()))
+        .header("Authorization", format!("Basic {}", server.api_key()))
+        .header("basiq-version", "3.0")
+        .body("scope=%ZZ&&&=")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn error_bodies_carry_fresh_correlation_ids() {
+    let (server, _clock) = server();
+    let (_, a) = get(&server, "/users/x", "nope").await;
+    let (_, b) = get(&server, "/users/x", "nope").await;
+    assert_ne!(a["correlationId"], b["correlationId"]);
+    insta::assert_json_snapshot!("error_body", a, { ".correlationId" => "[correlation-id]" });
+}
+
+#[tokio::test]
+async fn admin_stats_count_requests_per_route() {
+    let (server, _clock) = server();
+    let token = server_token(&server).await;
+    let user = create_user(&server, &token).await;
+    let _ = get(&server, &format!("/users/{user}"), &token).await;
+    let _ = get(&server, &format!("/users/{user}"), &token).await;
+    let stats: Value = http()
+        .get(format!("{}/__admin/stats", server.url()))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stats["token_requests"], 1);
+    assert_eq!(stats["requests"]["GET /users/{user_id}"], 2);
+    assert_eq!(stats["requests"]["POST /users"], 1);
+    assert_eq!(server.stats().requests.get("POST /token"), Some(&1));
+}
+
+#[tokio::test]
+async fn admin_reset_forgets_users_but_keeps_tokens() {
+    let (server, _clock) = server();
+    let token = server_token(&server).await;
+    let user = create_user(&server, &token).await;
+    let resp = http().post(format!("{}/__admin/reset", server.url())).send().await.expect("send");
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (s, _) = get(&server, &format!("/users/{user}"), &token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(server.stats().token_requests, 0, "counters reset");
+    server.reset();
+}
+
+#[tokio::test]
+async fn admin_clock_advance_moves_virtual_time() {
+    let (server, _clock) = server();
+    let before = server.now();
+    let resp: Value = http()
+        .post(format!("{}/__admin/clock/advance", server.url()))
+        .json(&serde_json::json!({"seconds": 90}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(resp["now"], "2024-05-01T00:01:30Z");
+    assert_eq!(server.now() - before, time::Duration::seconds(90));
+    let resp = http()
+        .post(format!("{}/__admin/clock/advance", server.url()))
+        .json(&serde_json::json!({"seconds": -1}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}

@@ -38,6 +38,7 @@ pub mod token;
 pub mod transport;
 pub mod connectors;
 pub mod jobs;
+pub mod refresh;
 mod open_enum;
 #[cfg(test)]
 mod test_support;

@@ -1,0 +1,437 @@
+//! Refreshing connections: when it is allowed, and how to spread many refreshes out.
+//!
+//! Basiq's best-practice guide (facts §8): refresh *rarely* — banks lock users out or block Basiq
+//! when refreshed too often —, only *active* connections, check `lastUsed` and the jobs before an
+//! ad-hoc refresh, never bulk-refresh everything at once, at most **20 refreshes per day** for an
+//! open-banking connection, and prefer Basiq's daily background refresh ("smart cache").
+//! A refresh while a job runs gets **200 with the existing job**: follow it, do not start another.
+//!
+//! * [`RefreshPolicy::decide`] says `Allowed` or why to skip;
+//! * [`RefreshLedger`] counts refreshes per connection per UTC day ([`MemoryLedger`] in memory);
+//! * [`RefreshScheduler`] spreads N refreshes over a window under a per-minute cap: never a burst;
+//! * [`RefreshResponse`] tells a new job (202) from the running one Basiq handed back (200).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime, UtcOffset};
+
+pub use crate::connectors::ConnectionMethod;
+use crate::error::Error;
+use crate::id::{ConnectionId, JobId};
+use crate::jobs::JobState;
+use crate::models::Job;
+use crate::open_enum::open_enum;
+use crate::operation;
+use crate::time_util;
+use crate::transport::HttpResponse;
+
+open_enum!(
+    /// A connection's status. The spec lists `active | pending | invalid | pre-init`; the guide
+    /// adds `init` and `deleted`, so the enum stays open (facts §3.3).
+    ConnectionStatus {
+        /// All steps OK: the only status that may be refreshed.
+        Active => "active",
+        /// Web: new, credentials not verified yet.
+        Pending => "pending",
+        /// A step failed; a web connection needs new credentials before a refresh can work.
+        Invalid => "invalid",
+        /// Open banking: created, the user has not finished authorising.
+        PreInit => "pre-init",
+        /// Open banking: authorisation passed, transient.
+        Init => "init",
+        /// Removed by the partner.
+        Deleted => "deleted",
+    }
+);
+
+/// What the refresh policy needs to know about a connection.
+///
+/// The generated `Connection` model does not exist yet; this view is independent of it (and
+/// deserializes straight from Basiq's connection JSON, ignoring the other fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    /// The connection.
+    pub id: ConnectionId,
+    /// Its status.
+    pub status: ConnectionStatus,
+    /// Web, open banking (`open-banking` or `openbanking`), csv or pdf.
+    pub method: ConnectionMethod,
+    /// When Basiq last used (refreshed) it; SERVER scope only.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp"
+    )]
+    pub last_used: Option<OffsetDateTime>,
+}
+
+/// Why a refresh should not be sent now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Only `active` connections may be refreshed; an `invalid` web connection needs the user to
+    /// re-enter credentials first.
+    Inactive(ConnectionStatus),
+    /// Uploaded statements (csv, pdf) cannot be refreshed.
+    NotRefreshable(ConnectionMethod),
+    /// A job for this connection is running: follow it (Basiq would answer 200 with it anyway).
+    InProgress(JobId),
+    /// Refreshed recently; Basiq asks to refresh rarely.
+    RecentlyRefreshed {
+        /// The last refresh (max of `lastUsed` and the latest successful job).
+        last: OffsetDateTime,
+        /// The earliest time the policy allows the next one.
+        next_allowed: OffsetDateTime,
+    },
+    /// The open-banking limit of refreshes per day is used up.
+    DailyQuotaExhausted {
+        /// When the day (UTC) ends.
+        resets_at: OffsetDateTime,
+    },
+}
+
+/// The policy's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshDecision {
+    /// Send the refresh (and [`RefreshLedger::record`] it).
+    Allowed,
+    /// Do not send it.
+    Skip(SkipReason),
+}
+
+/// Counts refreshes per connection per UTC day. Implement it over a shared store when several
+/// processes refresh the same connections, so the daily limit holds fleet-wide.
+pub trait RefreshLedger {
+    /// Refreshes recorded for `connection` on the UTC `day`.
+    fn count(&self, connection: &ConnectionId, day: Date) -> u32;
+    /// Records a refresh sent at `at`. Record it when it is *sent*: a request that may have
+    /// reached Basiq counts, whatever its answer.
+    fn record(&mut self, connection: &ConnectionId, at: OffsetDateTime);
+}
+
+/// An in-memory [`RefreshLedger`].
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLedger {
+    counts: HashMap<(ConnectionId, Date), u32>,
+}
+
+impl MemoryLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets days before `day`, so the ledger stays small in a long-running process.
+    pub fn prune_before(&mut self, day: Date) {
+        self.counts.retain(|(_, d), _| *d >= day);
+    }
+}
+
+impl RefreshLedger for MemoryLedger {
+    fn count(&self, connection: &ConnectionId, day: Date) -> u32 {
+        self.counts
+            .get(&(connection.clone(), day))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn record(&mut self, connection: &ConnectionId, at: OffsetDateTime) {
+        let day = utc_day(at);
+        let n = self.counts.entry((connection.clone(), day)).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+}
+
+fn utc_day(t: OffsetDateTime) -> Date {
+    t.to_offset(UtcOffset::UTC).date()
+}
+
+/// When a connection may be refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    /// The minimum time between two refreshes of one connection.
+    pub min_interval: Duration,
+    /// Refreshes per UTC day for an open-banking connection (Basiq: 20).
+    pub open_banking_daily_limit: u32,
+}
+
+impl Default for RefreshPolicy {
+    /// `min_interval` = 24 h, `open_banking_daily_limit` = 20.
+    ///
+    /// Why 24 h: Basiq asks to refresh rarely and recommends its daily background refresh (smart
+    /// cache) over cron-style refreshes; banks post transactions about daily, so a second refresh
+    /// within a day rarely brings data, while each one raises the lock-out risk. The 20/day
+    /// open-banking limit is a hard ceiling, not a target. Apps that truly need fresher data
+    /// (e.g. a user-initiated "refresh now") can lower it with [`RefreshPolicy::with_min_interval`].
+    fn default() -> Self {
+        Self {
+            min_interval: Duration::from_secs(24 * 60 * 60),
+            open_banking_daily_limit: 20,
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// The default policy with another minimum interval.
+    pub fn with_min_interval(mut self, min_interval: Duration) -> Self {
+        self.min_interval = min_interval;
+        self
+    }
+
+    /// The last refresh of `conn`: the later of `lastUsed` and the latest successful job.
+    pub fn last_refresh(conn: &ConnectionView, recent_jobs: &[Job]) -> Option<OffsetDateTime> {
+        let last_job = recent_jobs
+            .iter()
+            .filter(|j| j.connection_id().as_ref() == Some(&conn.id))
+            .filter(|j| j.state() == JobState::Succeeded)
+            .filter_map(Job::last_change)
+            .max();
+        conn.last_used.max(last_job)
+    }
+
+    /// Whether `conn` may be refreshed at `now`. Checks, in order: active, refreshable method,
+    /// no job running for it, `min_interval` since the last refresh, and for open banking the
+    /// daily limit (the larger of the ledger's count and today's jobs for the connection, so
+    /// refreshes made by another process still count).
+    pub fn decide(
+        &self,
+        conn: &ConnectionView,
+        recent_jobs: &[Job],
+        ledger: &dyn RefreshLedger,
+        now: OffsetDateTime,
+    ) -> RefreshDecision {
+        use RefreshDecision::Skip;
+        if conn.status != ConnectionStatus::Active {
+            return Skip(SkipReason::Inactive(conn.status.clone()));
+        }
+        if !conn.method.is_refreshable() {
+            return Skip(SkipReason::NotRefreshable(conn.method.clone()));
+        }
+        let mine: Vec<&Job> = recent_jobs
+            .iter()
+            .filter(|j| j.connection_id().as_ref() == Some(&conn.id))
+            .collect();
+        if let Some(running) = mine
+            .iter()
+            .filter(|j| !j.state().is_done())
+            .max_by_key(|j| j.created)
+        {
+            return Skip(SkipReason::InProgress(running.id.clone()));
+        }
+        if let Some(last) = Self::last_refresh(conn, recent_jobs) {
+            let next_allowed = time_util::add(last, self.min_interval);
+            if now < next_allowed {
+                return Skip(SkipReason::RecentlyRefreshed { last, next_allowed });
+            }
+        }
+        if conn.method == ConnectionMethod::OpenBanking {
+            let today = utc_day(now);
+            let jobs_today = mine
+                .iter()
+                .filter(|j| j.created.map(utc_day) == Some(today))
+                .count();
+            let used = ledger
+                .count(&conn.id, today)
+                .max(u32::try_from(jobs_today).unwrap_or(u32::MAX));
+            if used >= self.open_banking_daily_limit {
+                return Skip(SkipReason::DailyQuotaExhausted {
+                    resets_at: time_util::next_utc_midnight(now),
+                });
+            }
+        }
+        RefreshDecision::Allowed
+    }
+
+    /// [`decide`](Self::decide), and when allowed, records the refresh in `ledger` at `now`.
+    pub fn decide_and_record(
+        &self,
+        conn: &ConnectionView,
+        recent_jobs: &[Job],
+        ledger: &mut dyn RefreshLedger,
+        now: OffsetDateTime,
+    ) -> RefreshDecision {
+        let decision = self.decide(conn, recent_jobs, &*ledger, now);
+        if decision == RefreshDecision::Allowed {
+            ledger.record(&conn.id, now);
+        }
+        decision
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduling
+// ---------------------------------------------------------------------------------------------
+
+/// Spreads refreshes over a window so they never arrive as a burst (Basiq: no bulk refreshes).
+///
+/// Each connection gets a *stable* preferred slot from an FNV-1a hash of its id (the same
+/// connection lands at the same time of the window every run, so its refresh interval stays
+/// regular), slots sit on a grid `60 s / max_per_minute` apart so that **any** 60-second span
+/// holds at most `max_per_minute` refreshes, and a collision moves to the next free slot. The
+/// injected `jitter` shifts the whole grid by a fraction of one slot: per-refresh jitter would
+/// let two neighbours drift into the same minute and break the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshScheduler {
+    /// How long the refreshes may be spread over.
+    pub window: Duration,
+    /// The most refreshes sent in any 60 seconds.
+    pub max_per_minute: u32,
+}
+
+/// One planned refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledRefresh {
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// When to send the refresh.
+    pub at: OffsetDateTime,
+}
+
+/// A plan: refreshes in time order, and the candidates that did not fit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshSchedule {
+    /// Planned refreshes, sorted by time.
+    pub planned: Vec<ScheduledRefresh>,
+    /// Candidates beyond the window's capacity at the cap (the last ones given), to plan later.
+    pub overflow: Vec<ConnectionId>,
+}
+
+/// FNV-1a, 64 bit: a tiny, stable hash (unlike `DefaultHasher`, it never changes between Rust
+/// versions, so slots stay put across deployments).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl RefreshScheduler {
+    /// A scheduler for `window` at no more than `max_per_minute`.
+    pub fn new(window: Duration, max_per_minute: u32) -> Self {
+        Self {
+            window,
+            max_per_minute,
+        }
+    }
+
+    /// The grid step: `ceil(60 s / max_per_minute)` in nanoseconds (rounded up, so `cap` steps
+    /// always span at least a minute).
+    fn spacing_ns(&self) -> Option<u64> {
+        (self.max_per_minute > 0)
+            .then(|| 60_000_000_000_u64.div_ceil(u64::from(self.max_per_minute)))
+    }
+
+    /// How many refreshes the window holds at the cap.
+    pub fn capacity(&self) -> u64 {
+        let Some(spacing) = self.spacing_ns() else {
+            return 0;
+        };
+        let window = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
+        window / spacing
+    }
+
+    /// Plans refreshes for `candidates` (in priority order; duplicates are planned once) in
+    /// `[start, start + window)`. `jitter` in `[0, 1]` shifts the grid by that fraction of a slot.
+    pub fn schedule(
+        &self,
+        start: OffsetDateTime,
+        candidates: &[ConnectionId],
+        jitter: f64,
+    ) -> RefreshSchedule {
+        let mut plan = RefreshSchedule::default();
+        let capacity = self.capacity();
+        let spacing = self.spacing_ns().unwrap_or(0);
+        let phase = if spacing == 0 {
+            0
+        } else {
+            // Truncation is intended: a fraction of one slot.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let p = (time_util::unit(jitter) * spacing as f64) as u64;
+            p.min(spacing - 1)
+        };
+        let mut seen = HashSet::new();
+        // next_free[s] = a later slot to look at when s is taken (union-find with path halving).
+        let mut next_free: HashMap<u64, u64> = HashMap::new();
+        let mut taken: u64 = 0;
+        for id in candidates {
+            if !seen.insert(id) {
+                continue;
+            }
+            if taken >= capacity {
+                plan.overflow.push(id.clone());
+                continue;
+            }
+            let mut slot = fnv1a64(id.as_str().as_bytes()) % capacity;
+            while let Some(&next) = next_free.get(&slot) {
+                if let Some(&after) = next_free.get(&next) {
+                    next_free.insert(slot, after);
+                }
+                slot = next;
+            }
+            next_free.insert(slot, (slot + 1) % capacity);
+            taken += 1;
+            let offset = slot.saturating_mul(spacing).saturating_add(phase);
+            plan.planned.push(ScheduledRefresh {
+                connection_id: id.clone(),
+                at: time_util::add(start, Duration::from_nanos(offset)),
+            });
+        }
+        plan.planned.sort_by(|a, b| {
+            (a.at, a.connection_id.as_str()).cmp(&(b.at, b.connection_id.as_str()))
+        });
+        plan
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server's answer
+// ---------------------------------------------------------------------------------------------
+
+/// What `POST /users/{userId}/connections/{connectionId}/refresh` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshResponse {
+    /// 202 (or 201): a new refresh job.
+    Started(JobId),
+    /// 200: a job was already queued or running and Basiq returned it; follow that job.
+    AlreadyRunning(JobId),
+}
+
+#[derive(Deserialize)]
+struct JobRef {
+    id: JobId,
+}
+
+impl RefreshResponse {
+    /// Maps the status of a successful answer: 200 → already running, 201/202 → started.
+    pub fn from_status(status: u16, job_id: JobId) -> Option<Self> {
+        match status {
+            200 => Some(Self::AlreadyRunning(job_id)),
+            201 | 202 => Some(Self::Started(job_id)),
+            _ => None,
+        }
+    }
+
+    /// Reads the answer to a refresh: `{type:"job", id, links}` with 200 or 202; any other status
+    /// is Basiq's error.
+    pub fn parse(response: &HttpResponse) -> Result<Self, Error> {
+        let status = response.status().as_u16();
+        let job: JobRef = operation::parse_json(response, &[200, 201, 202])?;
+        Self::from_status(status, job.id)
+            .ok_or_else(|| Error::decode(response.status(), "unexpected refresh status"))
+    }
+
+    /// The job to follow, new or not.
+    pub fn job_id(&self) -> &JobId {
+        match self {
+            Self::Started(id) | Self::AlreadyRunning(id) => id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

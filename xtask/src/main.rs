@@ -1,1 +1,74 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>` (the alias lives in .cargo/config.toml).
+//!
+//! A Rust program rather than shell scripts so it runs the same on every OS and in CI, with no
+//! tool to install beyond the toolchain.
+
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod ci;
+mod codegen;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const HELP: &str = "\
+cargo xtask <command>
+
+Commands:
+  codegen           regenerate crates/basiq-core/src/{models,operations}.rs
+                    from fixtures/openapi/basiq.yaml
+  codegen --check   regenerate in memory; fail, naming the files, if those on disk are stale
+  ci                everything CI runs, in order, stopping at the first failing step:
+                    fmt, clippy, codegen --check, tests (nextest if installed) and doctests,
+                    the basiq feature matrix, the dependency-tree rules, rustdoc
+  -h, --help        this text
+
+See docs/codegen.md for the generator and its OpenAPI extensions.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let root = workspace_root();
+    let result = match args.as_slice() {
+        [] | ["-h" | "--help" | "help"] => {
+            print!("{HELP}");
+            Ok(())
+        }
+        ["codegen"] => codegen::write(&root)
+            .map(|written| {
+                if written.is_empty() {
+                    println!("codegen: generated files are up to date");
+                } else {
+                    for path in written {
+                        println!("codegen: wrote {path}");
+                    }
+                }
+            })
+            .map_err(|e| e.to_string()),
+        ["codegen", "--check"] => codegen::check(&root)
+            .map(|()| println!("codegen: generated files are up to date"))
+            .map_err(|e| e.to_string()),
+        ["ci"] => ci::run(&root),
+        other => Err(format!(
+            "unknown arguments `{}`\n\n{HELP}",
+            other.join(" ")
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
+}

@@ -1,1 +1,103 @@
-//! placeholder
+//! # basiq
+//!
+//! A Rust SDK for the [Basiq](https://basiq.io) open-banking API (v3.0) that makes Basiq's
+//! best practices the default:
+//!
+//! - **one server token for the whole process**, cached for its lifetime, refreshed shortly
+//!   before it expires, fetched by exactly one caller however many are waiting (single flight),
+//!   and kept in use if a refresh fails while it is still valid;
+//! - **one re-authentication** when Basiq answers 401 `invalid-authorization-token` or 403
+//!   `access-denied` (expired), and none for `/token`'s 404 (a wrong API key:
+//!   [`Error::InvalidApiKey`]);
+//! - **validated ids**: `"../x"`, `"a/b"`, `"a?b"` or `""` are an [`Error::InvalidId`] before
+//!   any request exists;
+//! - **errors with the ids support asks for** (`userId`, `jobId`, `correlationId`, …) and
+//!   Basiq's code, title, detail and HTTP status in their `Display`;
+//! - **secrets that do not leak**: the API key and tokens print as `[REDACTED]`.
+//!
+//! ## Features (additive)
+//!
+//! | feature | gives | built on |
+//! |---|---|---|
+//! | `async` (default) | [`Client`] | reqwest + rustls, tokio |
+//! | `blocking` | [`blocking::Client`] | ureq + rustls, no async runtime |
+//!
+//! Both can be enabled together; no feature changes a signature.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use basiq::models::NewUser;
+//!
+//! # async fn run() -> Result<(), basiq::Error> {
+//! let client = basiq::Client::builder()
+//!     .api_key(std::env::var("BASIQ_API_KEY").unwrap_or_default())
+//!     .build()?;
+//!
+//! let user = client
+//!     .users()
+//!     .create(NewUser {
+//!         email: Some("gavin@hooli.com".into()),
+//!         ..NewUser::default()
+//!     })
+//!     .await?;
+//! let again = client.users().get(&user.id).await?;
+//! let jobs = client.jobs().list_for_user(&again.id).await?;
+//! println!("{} has {} job(s)", again.id, jobs.data.len());
+//!
+//! // For the Consent UI: a CLIENT_ACCESS token bound to this user (never log it).
+//! let token = client.client_token(&user.id).await?;
+//! let _consent_url = format!("https://consent.basiq.io/home?token={}", token.expose_secret());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Unsafe ids never reach the network:
+//!
+//! ```
+//! # #[cfg(feature = "async")]
+//! # async fn run() {
+//! let client = basiq::Client::builder()
+//!     .api_key("a2V5OnNlY3JldA==")
+//!     .base_url("http://127.0.0.1:9")
+//!     .build()
+//!     .unwrap();
+//! let err = client.users().get("../admin").await.unwrap_err();
+//! assert_eq!(err.kind(), basiq::ErrorKind::InvalidId);
+//! # }
+//! ```
+//!
+//! Any [`Operation`](operation::Operation) can be run with `execute`, including endpoints that
+//! have no resource method yet. For tests, point `base_url` at the embedded emulator
+//! (`basiq-mock`) and share a [`ManualClock`](clock::ManualClock) with it via `.clock(..)`.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+#![warn(missing_docs)]
+
+/// Everything from the sans-IO core: `models`, `operations`, `id`, `error`, `token`, `clock`,
+/// `secret`, `transport`, `auth`, policies, and `Error`/`ErrorKind`/`ErrorContext`.
+pub use basiq_core::*;
+
+pub use basiq_core::secret::{AccessToken, ApiKey};
+
+#[cfg(any(feature = "async", feature = "blocking"))]
+mod resources;
+#[cfg(any(feature = "async", feature = "blocking"))]
+mod settings;
+#[cfg(any(feature = "async", feature = "blocking"))]
+pub use settings::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+
+#[cfg(feature = "async")]
+mod async_client;
+#[cfg(feature = "async")]
+pub use async_client::{Client, ClientBuilder, Jobs, Users};
+#[cfg(feature = "async")]
+pub use basiq_http_async::{AsyncExecutor, ReqwestTransport};
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
+
+/// Basiq's production API root.
+pub use basiq_core::auth::DEFAULT_BASE_URL;

@@ -1,0 +1,102 @@
+//! The async client, `basiq::Client`.
+
+use std::sync::Arc;
+
+use basiq_core::id::{InvalidId, UserId};
+use basiq_core::operation::Operation;
+use basiq_core::secret::{AccessToken, ApiKey};
+use basiq_core::transport::AsyncTransport;
+use basiq_core::Error;
+use basiq_http_async::{AsyncExecutor, ReqwestTransport};
+
+use crate::resources::resources;
+use crate::settings::{builder_methods, Settings};
+
+/// The async Basiq client.
+///
+/// Cheap to clone (an `Arc` inside); clones share one token cache and one connection pool, so
+/// create one per process and pass it around. `Debug` never shows the API key or a token.
+#[derive(Debug, Clone)]
+pub struct Client {
+    executor: AsyncExecutor,
+}
+
+impl Client {
+    /// A builder; only [`api_key`](ClientBuilder::api_key) is required.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client for Basiq's production API with default settings.
+    pub fn new(api_key: impl Into<ApiKey>) -> Result<Self, Error> {
+        Self::builder().api_key(api_key).build()
+    }
+
+    /// Runs any operation (see [`operations`](crate::operations)): the way to reach endpoints
+    /// that have no resource method yet. Errors carry the operation's ids.
+    pub async fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
+        self.executor.execute(op).await
+    }
+
+    /// A `CLIENT_ACCESS` token bound to `user_id` for the Consent UI
+    /// (`https://consent.basiq.io/home?token=…`). Fetched fresh each time, never cached, and
+    /// separate from the server token. Hand it to the user's browser only; never log it.
+    pub async fn client_token(
+        &self,
+        user_id: impl TryInto<UserId, Error = InvalidId>,
+    ) -> Result<AccessToken, Error> {
+        let user_id = user_id.try_into()?;
+        self.executor.client_token(user_id).await
+    }
+
+    /// User endpoints.
+    pub fn users(&self) -> Users<'_> {
+        Users::new(self)
+    }
+
+    /// Job endpoints.
+    pub fn jobs(&self) -> Jobs<'_> {
+        Jobs::new(self)
+    }
+
+    /// The executor underneath, for hosts that compose their own layers.
+    pub fn executor(&self) -> &AsyncExecutor {
+        &self.executor
+    }
+}
+
+resources!(client = Client, [async], [.await]);
+
+/// Builds a [`Client`]. `Debug` never shows the API key.
+#[derive(Debug, Clone, Default)]
+pub struct ClientBuilder {
+    settings: Settings,
+    transport: Option<Arc<dyn AsyncTransport>>,
+}
+
+impl ClientBuilder {
+    builder_methods!();
+
+    /// Sends requests through the host's own transport (e.g. a
+    /// [`ReqwestTransport::with_client`] with its proxy settings, or a fake in tests).
+    pub fn transport(mut self, transport: impl AsyncTransport + 'static) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// Builds the client. Fails with [`Error::Config`] when the API key is missing or empty or
+    /// the base URL is not an http(s) URL — before any request is made.
+    pub fn build(self) -> Result<Client, Error> {
+        let config = self.settings.config()?;
+        let transport: Arc<dyn AsyncTransport> = match self.transport {
+            Some(transport) => transport,
+            None => Arc::new(ReqwestTransport::with_timeouts(
+                self.settings.connect_timeout,
+                self.settings.timeout,
+            )?),
+        };
+        Ok(Client {
+            executor: AsyncExecutor::new(config, transport)?,
+        })
+    }
+}

@@ -1,0 +1,104 @@
+//! The blocking client, `basiq::blocking::Client` (feature `blocking`).
+//!
+//! Built on ureq, with no async runtime inside: it can be called from plain threads and also from
+//! a thread owned by an async host without panicking. Same resources and semantics as the async
+//! [`Client`](crate::Client) — single-flight token, one re-authentication, ids on every error.
+
+use std::sync::Arc;
+
+use basiq_core::id::{InvalidId, UserId};
+use basiq_core::operation::Operation;
+use basiq_core::secret::{AccessToken, ApiKey};
+use basiq_core::transport::BlockingTransport;
+use basiq_core::Error;
+
+pub use basiq_http_blocking::{BlockingExecutor, UreqTransport};
+
+use crate::resources::resources;
+use crate::settings::{builder_methods, Settings};
+
+/// The blocking Basiq client.
+///
+/// Cheap to clone (an `Arc` inside); clones share one token cache and one connection pool, so
+/// threads authenticate once per token lifetime. `Debug` never shows the API key or a token.
+#[derive(Debug, Clone)]
+pub struct Client {
+    executor: BlockingExecutor,
+}
+
+impl Client {
+    /// A builder; only [`api_key`](ClientBuilder::api_key) is required.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client for Basiq's production API with default settings.
+    pub fn new(api_key: impl Into<ApiKey>) -> Result<Self, Error> {
+        Self::builder().api_key(api_key).build()
+    }
+
+    /// Runs any operation (see [`operations`](crate::operations)). Errors carry its ids.
+    pub fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
+        self.executor.execute(op)
+    }
+
+    /// A `CLIENT_ACCESS` token bound to `user_id` for the Consent UI. Fetched fresh each time,
+    /// never cached, separate from the server token. Never log it.
+    pub fn client_token(
+        &self,
+        user_id: impl TryInto<UserId, Error = InvalidId>,
+    ) -> Result<AccessToken, Error> {
+        let user_id = user_id.try_into()?;
+        self.executor.client_token(user_id)
+    }
+
+    /// User endpoints.
+    pub fn users(&self) -> Users<'_> {
+        Users::new(self)
+    }
+
+    /// Job endpoints.
+    pub fn jobs(&self) -> Jobs<'_> {
+        Jobs::new(self)
+    }
+
+    /// The executor underneath.
+    pub fn executor(&self) -> &BlockingExecutor {
+        &self.executor
+    }
+}
+
+resources!(client = Client, [], []);
+
+/// Builds a blocking [`Client`]. `Debug` never shows the API key.
+#[derive(Debug, Clone, Default)]
+pub struct ClientBuilder {
+    settings: Settings,
+    transport: Option<Arc<dyn BlockingTransport>>,
+}
+
+impl ClientBuilder {
+    builder_methods!();
+
+    /// Sends requests through the host's own transport (e.g. [`UreqTransport::with_agent`]).
+    pub fn transport(mut self, transport: impl BlockingTransport + 'static) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// Builds the client. Fails with [`Error::Config`] when the API key is missing or empty or
+    /// the base URL is not an http(s) URL — before any request is made.
+    pub fn build(self) -> Result<Client, Error> {
+        let config = self.settings.config()?;
+        let transport: Arc<dyn BlockingTransport> = match self.transport {
+            Some(transport) => transport,
+            None => Arc::new(UreqTransport::with_timeouts(
+                self.settings.connect_timeout,
+                self.settings.timeout,
+            )),
+        };
+        Ok(Client {
+            executor: BlockingExecutor::new(config, transport)?,
+        })
+    }
+}

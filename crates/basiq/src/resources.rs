@@ -4,6 +4,10 @@
 //! before any request exists), builds one operation and hands it to the client's `execute`. The
 //! macro stamps the same wrappers out for the async client (`async fn … .await`) and the blocking
 //! client (plain `fn`), so no endpoint is written twice and the two clients cannot drift.
+//!
+//! The wrappers are `Copy` and their methods take `self`, so a future such as
+//! `client.users().get(id)` borrows only the client, not the temporary wrapper: it can be stored,
+//! joined or spawned-with-scope like any other future.
 
 macro_rules! resources {
     (client = $client:ident, [$($async:tt)*], [$($await:tt)*]) => {
@@ -23,7 +27,7 @@ macro_rules! resources {
             ///
             /// Not idempotent: never repeated after an ambiguous failure (look the user up instead).
             pub $($async)* fn create(
-                &self,
+                self,
                 user: $crate::models::NewUser,
             ) -> Result<$crate::models::User, $crate::Error> {
                 self.client
@@ -33,7 +37,7 @@ macro_rules! resources {
 
             /// `GET /users/{userId}`: retrieves a user.
             pub $($async)* fn get(
-                &self,
+                self,
                 user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
             ) -> Result<$crate::models::User, $crate::Error> {
                 let user_id = user_id.try_into()?;
@@ -44,7 +48,7 @@ macro_rules! resources {
 
             /// `POST /users/{userId}`: changes the given fields (Basiq updates with POST).
             pub $($async)* fn update(
-                &self,
+                self,
                 user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
                 update: $crate::models::UserUpdate,
             ) -> Result<$crate::models::User, $crate::Error> {
@@ -56,7 +60,7 @@ macro_rules! resources {
 
             /// `DELETE /users/{userId}`: deletes the user and all their data.
             pub $($async)* fn delete(
-                &self,
+                self,
                 user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
             ) -> Result<(), $crate::Error> {
                 let user_id = user_id.try_into()?;
@@ -79,7 +83,7 @@ macro_rules! resources {
 
             /// `GET /jobs/{jobId}`: retrieves a job and its steps.
             pub $($async)* fn get(
-                &self,
+                self,
                 job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
             ) -> Result<$crate::models::Job, $crate::Error> {
                 let job_id = job_id.try_into()?;
@@ -91,7 +95,7 @@ macro_rules! resources {
             /// `GET /users/{userId}/jobs`: the user's jobs of the last 7 days (Basiq keeps no
             /// older ones).
             pub $($async)* fn list_for_user(
-                &self,
+                self,
                 user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
             ) -> Result<$crate::models::JobList, $crate::Error> {
                 let user_id = user_id.try_into()?;
@@ -103,7 +107,7 @@ macro_rules! resources {
             /// Like [`list_for_user`](Self::list_for_user), restricted by a Basiq filter such as
             /// `connection.id.eq('ab63cd')` (sent as the `filter` query parameter, encoded).
             pub $($async)* fn list_for_user_filtered(
-                &self,
+                self,
                 user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
                 filter: impl Into<String>,
             ) -> Result<$crate::models::JobList, $crate::Error> {

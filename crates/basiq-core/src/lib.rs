@@ -38,7 +38,9 @@ pub mod token;
 pub mod transport;
 pub mod connectors;
 pub mod jobs;
+pub mod pause;
 pub mod refresh;
+pub mod retry;
 mod open_enum;
 #[cfg(test)]
 mod test_support;

@@ -1,3 +1,310 @@
-//! placeholder
+//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
+//!
+//! The same command runs locally and in `.github/workflows/ci.yml`, so "green here" means
+//! "green there". Only `std::process::Command`: nothing to install beyond the toolchain
+//! (cargo-nextest is used when present, because it is faster and isolates tests per process).
+
 use std::path::Path;
-pub fn run(_root: &Path) -> Result<(), String> { Ok(()) }
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::codegen;
+
+/// Crates that must never be normal dependencies of the sans-IO core: it does no IO and picks
+/// no runtime, so hosts can bring their own (DESIGN.md §2).
+const CORE_FORBIDDEN: &[&str] = &["tokio", "reqwest", "ureq", "hyper", "axum", "mio"];
+
+/// The blocking client is built on ureq precisely so that it works without (and inside) any
+/// async runtime; tokio sneaking in would bring back async-stripe's block_on panics.
+const BLOCKING_FORBIDDEN: &[&str] = &["tokio"];
+
+/// One CI step.
+enum Step {
+    /// A cargo invocation that must succeed.
+    Cargo {
+        args: &'static [&'static str],
+        env: &'static [(&'static str, &'static str)],
+    },
+    /// `codegen --check`, called directly rather than through a nested `cargo run`.
+    CodegenCheck,
+    /// Tests: nextest when installed (then doctests separately, which nextest skips), else
+    /// `cargo test`.
+    Tests,
+    /// `cargo tree -p <package> -e normal` must not mention any of `forbidden`.
+    TreeExcludes {
+        package: &'static str,
+        forbidden: &'static [&'static str],
+    },
+}
+
+/// The steps, in order: cheap and likely-to-fail first.
+fn steps() -> Vec<(&'static str, Step)> {
+    vec![
+        (
+            "fmt",
+            Step::Cargo {
+                args: &["fmt", "--all", "--", "--check"],
+                env: &[],
+            },
+        ),
+        (
+            "clippy",
+            Step::Cargo {
+                args: &[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--all-features",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+                env: &[],
+            },
+        ),
+        ("codegen --check", Step::CodegenCheck),
+        ("tests", Step::Tests),
+        (
+            "features: basiq (no transport)",
+            Step::Cargo {
+                args: &["check", "-p", "basiq", "--no-default-features"],
+                env: &[],
+            },
+        ),
+        (
+            "features: basiq async",
+            Step::Cargo {
+                args: &[
+                    "check",
+                    "-p",
+                    "basiq",
+                    "--no-default-features",
+                    "--features",
+                    "async",
+                ],
+                env: &[],
+            },
+        ),
+        (
+            "features: basiq blocking",
+            Step::Cargo {
+                args: &[
+                    "check",
+                    "-p",
+                    "basiq",
+                    "--no-default-features",
+                    "--features",
+                    "blocking",
+                ],
+                env: &[],
+            },
+        ),
+        (
+            "features: basiq async,blocking",
+            Step::Cargo {
+                args: &[
+                    "check",
+                    "-p",
+                    "basiq",
+                    "--no-default-features",
+                    "--features",
+                    "async,blocking",
+                ],
+                env: &[],
+            },
+        ),
+        (
+            "deps: basiq-core has no IO crates",
+            Step::TreeExcludes {
+                package: "basiq-core",
+                forbidden: CORE_FORBIDDEN,
+            },
+        ),
+        (
+            "deps: basiq-http-blocking has no tokio",
+            Step::TreeExcludes {
+                package: "basiq-http-blocking",
+                forbidden: BLOCKING_FORBIDDEN,
+            },
+        ),
+        (
+            "rustdoc",
+            Step::Cargo {
+                args: &["doc", "--workspace", "--no-deps", "--all-features"],
+                env: &[("RUSTDOCFLAGS", "-D warnings")],
+            },
+        ),
+    ]
+}
+
+/// Runs every step; the error names the step that failed.
+pub fn run(root: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    let steps = steps();
+    let total = steps.len();
+    for (i, (name, step)) in steps.into_iter().enumerate() {
+        println!("\n==> [{}/{total}] {name}", i + 1);
+        let step_started = Instant::now();
+        let result = run_step(root, &step);
+        let elapsed = step_started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => println!("==> [{}/{total}] {name}: ok ({elapsed:.1}s)", i + 1),
+            Err(e) => {
+                println!("==> [{}/{total}] {name}: FAILED ({elapsed:.1}s)", i + 1);
+                return Err(format!("ci step `{name}` failed: {e}"));
+            }
+        }
+    }
+    println!(
+        "\nci: all {total} steps passed in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn run_step(root: &Path, step: &Step) -> Result<(), String> {
+    match step {
+        Step::Cargo { args, env } => cargo(root, args, env),
+        Step::CodegenCheck => codegen::check(root).map_err(|e| e.to_string()),
+        Step::Tests => {
+            if nextest_available(root) {
+                cargo(
+                    root,
+                    &["nextest", "run", "--workspace", "--all-features"],
+                    &[],
+                )?;
+                cargo(
+                    root,
+                    &["test", "--doc", "--workspace", "--all-features"],
+                    &[],
+                )
+            } else {
+                println!("    (cargo-nextest not installed: using cargo test)");
+                cargo(root, &["test", "--workspace", "--all-features"], &[])
+            }
+        }
+        Step::TreeExcludes { package, forbidden } => {
+            let tree = cargo_output(root, &["tree", "-p", package, "-e", "normal"])?;
+            let found = forbidden_in_tree(&tree, forbidden);
+            if found.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`cargo tree -p {package} -e normal` contains {}, which {package} must \
+                     never depend on",
+                    found.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+/// The cargo that runs us (`CARGO` is set by `cargo run`), else `cargo` from `PATH`.
+fn cargo_command(root: &Path) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(root);
+    command
+}
+
+fn describe(args: &[&str]) -> String {
+    format!("cargo {}", args.join(" "))
+}
+
+/// Runs cargo with inherited output, so its diagnostics appear as they happen.
+fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let shown_env: String = env.iter().map(|(k, v)| format!("{k}={v:?} ")).collect();
+    println!("    $ {shown_env}{}", describe(args));
+    let status = cargo_command(root)
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| format!("cannot start `{}`: {e}", describe(args)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` exited with {status}", describe(args)))
+    }
+}
+
+/// Runs cargo and returns its stdout (stderr still shows).
+fn cargo_output(root: &Path, args: &[&str]) -> Result<String, String> {
+    println!("    $ {}", describe(args));
+    let output = cargo_command(root)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start `{}`: {e}", describe(args)))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`{}` exited with {}",
+            describe(args),
+            output.status
+        ));
+    }
+    String::from_utf8(output.stdout)
+        .map_err(|e| format!("`{}` printed non-UTF-8: {e}", describe(args)))
+}
+
+fn nextest_available(root: &Path) -> bool {
+    cargo_command(root)
+        .args(["nextest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The forbidden crates that appear in `cargo tree` output. A line looks like
+/// `│   ├── tokio v1.40.0 (*)`; the crate name is the first word after the tree drawing. A
+/// crate matches by exact name or as a family prefix (`hyper` catches `hyper-util`).
+fn forbidden_in_tree(tree: &str, forbidden: &[&str]) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for line in tree.lines() {
+        let name = line
+            .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+            .split_whitespace()
+            .next()
+            .unwrap_or_default();
+        let hit = forbidden.iter().any(|f| {
+            name == *f
+                || name
+                    .strip_prefix(f)
+                    .is_some_and(|rest| rest.starts_with('-'))
+        });
+        if hit && !found.iter().any(|n| n == name) {
+            found.push(name.to_owned());
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_check_finds_crates_by_name_not_substring() {
+        let tree = "\
+basiq-core v0.1.0 (/work/main/crates/basiq-core)
+├── http v1.1.0
+│   └── bytes v1.7.1
+├── time v0.3.36
+│   └── time-macros v0.2.18 (proc-macro)
+└── tokio-util v0.7.0
+    └── tokio v1.40.0 (*)
+";
+        assert_eq!(
+            forbidden_in_tree(tree, CORE_FORBIDDEN),
+            vec!["tokio-util", "tokio"]
+        );
+        assert!(forbidden_in_tree("x v1\n└── minimio v1\n└── mios v1\n", &["mio"]).is_empty());
+    }
+
+    #[test]
+    fn steps_are_in_the_documented_order() {
+        let names: Vec<_> = steps().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names[..4], ["fmt", "clippy", "codegen --check", "tests"]);
+        assert_eq!(names.last(), Some(&"rustdoc"));
+    }
+}

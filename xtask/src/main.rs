@@ -3,7 +3,10 @@
 //! A Rust program rather than shell scripts so it runs the same on every OS and in CI, with no
 //! tool to install beyond the toolchain.
 
-#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod ci;
 mod codegen;
@@ -50,10 +53,7 @@ fn main() -> ExitCode {
             .map(|()| println!("codegen: generated files are up to date"))
             .map_err(|e| e.to_string()),
         ["ci"] => ci::run(&root),
-        other => Err(format!(
-            "unknown arguments `{}`\n\n{HELP}",
-            other.join(" ")
-        )),
+        other => Err(format!("unknown arguments `{}`\n\n{HELP}", other.join(" "))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,8 +67,5 @@ fn main() -> ExitCode {
 /// The workspace root: xtask lives one level below it.
 fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .unwrap_or(manifest_dir)
-        .to_path_buf()
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }

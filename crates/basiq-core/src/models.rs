@@ -4,7 +4,7 @@
 //! values are kept as `Other(String)`, so a new value from Basiq never breaks a running app.
 //!
 //! Response models are `#[non_exhaustive]` (Basiq adds fields; read them, do not build them);
-//! request bodies such as [`NewUser`] are plain structs with `Default`, built with
+//! request bodies (e.g. `NewUser`) are plain structs with `Default`, built with
 //! `..Default::default()`.
 
 use serde::{Deserialize, Serialize};

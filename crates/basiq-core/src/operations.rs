@@ -222,7 +222,7 @@ impl ListUserJobs {
         Self { user_id, filter: None }
     }
 
-    /// Sets the `filter` query parameter: A Basiq filter expression, e.g.
+    /// Sets the `filter` query parameter: a Basiq filter expression, e.g.
     /// `connection.id.eq('ab63cd')`; encoded by the SDK.
     pub fn filter(mut self, filter: impl Into<String>) -> Self {
         self.filter = Some(filter.into());

@@ -25,9 +25,10 @@ const DOC_WIDTH: usize = 92;
 /// line with the leading space that `///` puts there.
 fn doc_lines(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let paragraphs = text.trim().split("\n\n").map(|p| {
-        p.split_whitespace().collect::<Vec<_>>().join(" ")
-    });
+    let paragraphs = text
+        .trim()
+        .split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "));
     for (i, paragraph) in paragraphs.enumerate() {
         if paragraph.is_empty() {
             continue;
@@ -165,7 +166,7 @@ Models of Basiq's resources. Lenient by design: unknown fields are ignored and u
 values are kept as `Other(String)`, so a new value from Basiq never breaks a running app.
 
 Response models are `#[non_exhaustive]` (Basiq adds fields; read them, do not build them);
-request bodies such as [`NewUser`] are plain structs with `Default`, built with
+request bodies (e.g. `NewUser`) are plain structs with `Default`, built with
 `..Default::default()`.";
 
 /// Generates `models.rs`.
@@ -181,10 +182,14 @@ pub fn models(api: &Api, source: &str) -> Result<String, Error> {
     }
     let mut uses = Vec::new();
     if !api.schemas.is_empty() {
-        uses.push(quote!(use serde::{Deserialize, Serialize};));
+        uses.push(quote!(
+            use serde::{Deserialize, Serialize};
+        ));
     }
     if time {
-        uses.push(quote!(use time::OffsetDateTime;));
+        uses.push(quote!(
+            use time::OffsetDateTime;
+        ));
     }
     if !ids.is_empty() {
         let ids = ids.iter().map(|i| ident(i));
@@ -203,7 +208,11 @@ pub fn models(api: &Api, source: &str) -> Result<String, Error> {
         #(#uses)*
         #(#items)*
     };
-    Ok(format!("{}{}", header(source), parse_file(tokens, "models.rs")?))
+    Ok(format!(
+        "{}{}",
+        header(source),
+        parse_file(tokens, "models.rs")?
+    ))
 }
 
 fn emit_enum(e: &EnumDef) -> TokenStream {
@@ -275,14 +284,11 @@ fn derives_default(api: &Api, name: &str, depth: usize) -> bool {
     let Some(Schema::Struct(s)) = api.schemas.iter().find(|s| s.name() == name) else {
         return false;
     };
-    s.fields
-        .iter()
-        .filter(|f| f.required)
-        .all(|f| match &f.ty {
-            Ty::String | Ty::Bool | Ty::U64 | Ty::I64 | Ty::Array(_) => true,
-            Ty::Id(_) | Ty::Timestamp => false,
-            Ty::Ref(other) => derives_default(api, other, depth + 1),
-        })
+    s.fields.iter().filter(|f| f.required).all(|f| match &f.ty {
+        Ty::String | Ty::Bool | Ty::U64 | Ty::I64 | Ty::Array(_) => true,
+        Ty::Id(_) | Ty::Timestamp => false,
+        Ty::Ref(other) => derives_default(api, other, depth + 1),
+    })
 }
 
 fn emit_struct(api: &Api, s: &StructDef) -> Result<TokenStream, Error> {
@@ -335,7 +341,8 @@ fn emit_field(f: &Field, camel: bool) -> TokenStream {
         f.rust.clone()
     };
     let mut args = Vec::new();
-    if effective != f.wire {
+    // Keyword escapes (`self_`) always get an explicit rename: it documents the wire name.
+    if effective != f.wire || (f.rust.ends_with('_') && f.rust != f.wire) {
         let wire = &f.wire;
         args.push(quote!(rename = #wire));
     }
@@ -348,14 +355,20 @@ fn emit_field(f: &Field, camel: bool) -> TokenStream {
         args.push(quote!(alias = #alias));
     }
     if is_array {
-        args.push(quote!(deserialize_with = "crate::serde_util::null_as_empty"));
+        args.push(quote!(
+            deserialize_with = "crate::serde_util::null_as_empty"
+        ));
         if !f.required {
             args.push(quote!(skip_serializing_if = "Vec::is_empty"));
         }
     } else if !f.required {
         if f.ty == Ty::Timestamp {
-            args.push(quote!(deserialize_with = "crate::serde_util::timestamp_or_empty"));
-            args.push(quote!(serialize_with = "crate::serde_util::serialize_timestamp"));
+            args.push(quote!(
+                deserialize_with = "crate::serde_util::timestamp_or_empty"
+            ));
+            args.push(quote!(
+                serialize_with = "crate::serde_util::serialize_timestamp"
+            ));
         }
         args.push(quote!(skip_serializing_if = "Option::is_none"));
     }
@@ -408,15 +421,23 @@ pub fn operations(api: &Api, source: &str) -> Result<String, Error> {
         uses_models |= op.body.is_some() || op.output.is_some();
     }
     let error_use = if uses_context {
-        quote!(use crate::error::{Error, ErrorContext};)
+        quote!(
+            use crate::error::{Error, ErrorContext};
+        )
     } else {
-        quote!(use crate::error::Error;)
+        quote!(
+            use crate::error::Error;
+        )
     };
     let id_use = (!ids.is_empty()).then(|| {
         let ids = ids.iter().map(|i| ident(i));
         quote!(use crate::id::{#(#ids),*};)
     });
-    let models_use = uses_models.then(|| quote!(use crate::models;));
+    let models_use = uses_models.then(|| {
+        quote!(
+            use crate::models;
+        )
+    });
     let ops = api
         .operations
         .iter()
@@ -451,9 +472,7 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
         text.push_str(description);
     }
     if !op.idempotent {
-        text.push_str(
-            "\n\nNot idempotent: executors never repeat it after an ambiguous failure.",
-        );
+        text.push_str("\n\nNot idempotent: executors never repeat it after an ambiguous failure.");
     }
     let docs = doc(&text);
 
@@ -468,7 +487,10 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
         ctor_inits.push(quote!(#fname));
     }
     if let Some(body) = &op.body {
-        let (bdoc, ty) = (doc(&body.doc), rust_ty(&Ty::Ref(body.schema.clone()), &models));
+        let (bdoc, ty) = (
+            doc(&body.doc),
+            rust_ty(&Ty::Ref(body.schema.clone()), &models),
+        );
         fields.push(quote!(#bdoc pub body: #ty,));
         ctor_args.push(quote!(body: #ty));
         ctor_inits.push(quote!(body));
@@ -494,8 +516,10 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
     let ctor_doc = if op.query_params.is_empty() {
         doc("The call for these inputs; nothing is sent until an executor runs it.")
     } else {
-        doc("The call for these inputs; nothing is sent until an executor runs it.\n\n\
-             Optional query parameters start unset; set them with the builder methods.")
+        doc(
+            "The call for these inputs; nothing is sent until an executor runs it.\n\n\
+             Optional query parameters start unset; set them with the builder methods.",
+        )
     };
 
     // request()
@@ -645,12 +669,15 @@ fn body_validation(api: &Api, schema: &str) -> Option<TokenStream> {
 }
 
 fn lower_first(text: &str) -> String {
+    // Keep acronyms (`URL of it` stays; `A Basiq filter` becomes `a Basiq filter`).
+    let first_word = text.split(' ').next().unwrap_or_default();
+    let acronym = first_word.chars().count() > 1
+        && first_word
+            .chars()
+            .all(|c| c.is_uppercase() || !c.is_alphabetic());
     let mut chars = text.chars();
     match chars.next() {
-        // Keep acronyms and code (`A Basiq filter` -> `a Basiq filter`, but `URL` stays).
-        Some(first) if chars.clone().next().is_some_and(char::is_lowercase) || text.len() == 1 => {
-            first.to_lowercase().chain(chars).collect()
-        }
+        Some(first) if !acronym => first.to_lowercase().chain(chars).collect(),
         _ => text.to_owned(),
     }
 }

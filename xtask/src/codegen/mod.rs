@@ -74,8 +74,12 @@ pub fn generate_from_str(spec_text: &str) -> Result<Vec<Generated>, Error> {
 /// Reads the document under `root` and generates every file.
 pub fn generate(root: &Path) -> Result<Vec<Generated>, Error> {
     let spec_path = root.join(SPEC_PATH);
-    let text = fs::read_to_string(&spec_path)
-        .map_err(|e| Error::at(&spec_path.display().to_string(), format!("cannot read: {e}")))?;
+    let text = fs::read_to_string(&spec_path).map_err(|e| {
+        Error::at(
+            &spec_path.display().to_string(),
+            format!("cannot read: {e}"),
+        )
+    })?;
     generate_from_str(&text)
 }
 

@@ -272,9 +272,7 @@ impl Names<'_> {
         if self.handwritten.contains(name) {
             return Err(Error::at(
                 at,
-                format!(
-                    "`{name}` is x-basiq-handwritten, so it has no generated type to refer to"
-                ),
+                format!("`{name}` is x-basiq-handwritten, so it has no generated type to refer to"),
             ));
         }
         if !self.generated.contains(name) {
@@ -402,6 +400,18 @@ fn required_doc(obj: &Obj<'_>, what: &str) -> Result<String, Error> {
 
 fn parse_schema(name: &str, value: &Value, at: &str, names: &Names<'_>) -> Result<Schema, Error> {
     let obj = Obj::new(value, at)?;
+    // Unknown keys first, so `oneOf` is reported as what it is rather than as a missing type.
+    obj.only(&[
+        "type",
+        "description",
+        "enum",
+        "x-enum-descriptions",
+        "properties",
+        "required",
+        "anyOf",
+        "x-non-exhaustive",
+        "example",
+    ])?;
     match obj.str("type")? {
         Some("string") if obj.has("enum") => parse_enum(name, &obj).map(Schema::Enum),
         Some("object") => parse_struct(name, &obj, names).map(Schema::Struct),
@@ -416,7 +426,13 @@ fn parse_schema(name: &str, value: &Value, at: &str, names: &Names<'_>) -> Resul
 }
 
 fn parse_enum(name: &str, obj: &Obj<'_>) -> Result<EnumDef, Error> {
-    obj.only(&["type", "description", "enum", "x-enum-descriptions", "example"])?;
+    obj.only(&[
+        "type",
+        "description",
+        "enum",
+        "x-enum-descriptions",
+        "example",
+    ])?;
     let doc = required_doc(obj, &format!("enum `{name}`"))?;
     let values = obj
         .str_list("enum")?
@@ -562,6 +578,7 @@ fn parse_field(
         "format",
         "description",
         "items",
+        "enum",
         "minimum",
         "nullable",
         "example",
@@ -643,7 +660,14 @@ fn parse_ty(obj: &Obj<'_>, names: &Names<'_>) -> Result<Ty, Error> {
                 .get("items")
                 .ok_or_else(|| Error::at(at, "an array needs `items`".to_owned()))?;
             let items = Obj::new(items, obj.child("items"))?;
-            items.only(&["$ref", "type", "format", "description", "x-rust-type"])?;
+            items.only(&[
+                "$ref",
+                "type",
+                "format",
+                "enum",
+                "description",
+                "x-rust-type",
+            ])?;
             let item = parse_ty(&items, names)?;
             if matches!(item, Ty::Array(_) | Ty::Timestamp) {
                 return Err(Error::at(
@@ -975,9 +999,9 @@ fn json_schema_ref(obj: &Obj<'_>, names: &Names<'_>) -> Result<Option<String>, E
     }
     let media = Obj::new(first.value, first.at.clone())?;
     media.only(&["schema", "example", "examples"])?;
-    let schema = media.get("schema").ok_or_else(|| {
-        Error::at(media.at(), "missing `schema`".to_owned())
-    })?;
+    let schema = media
+        .get("schema")
+        .ok_or_else(|| Error::at(media.at(), "missing `schema`".to_owned()))?;
     let schema = Obj::new(schema, media.child("schema"))?;
     schema.only(&["$ref"])?;
     let reference = schema.req_str("$ref")?;

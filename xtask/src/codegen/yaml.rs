@@ -111,9 +111,10 @@ impl<'a> Obj<'a> {
     pub fn number(&self, key: &str) -> Result<Option<f64>, Error> {
         match self.map.get(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| {
-                Error::at(&self.child(key), "number out of range".to_owned())
-            }),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| Error::at(&self.child(key), "number out of range".to_owned())),
             Some(other) => Err(Error::at(
                 &self.child(key),
                 format!("expected a number, found {}", kind(other)),

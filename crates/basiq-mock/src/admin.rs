@@ -76,7 +76,11 @@ async fn set_connector(
 }
 
 /// Shared by the admin route and `MockServer::set_connector_status`.
-pub(crate) fn set_connector_status(state: &AppState, id: &str, status: &str) -> Result<Value, ApiError> {
+pub(crate) fn set_connector_status(
+    state: &AppState,
+    id: &str,
+    status: &str,
+) -> Result<Value, ApiError> {
     if !STATUSES.contains(&status) {
         return Err(ApiError::invalid(
             "status",

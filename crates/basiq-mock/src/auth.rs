@@ -71,7 +71,10 @@ async fn token(
         _ => "",
     };
     if key.is_empty() || key.contains(char::is_whitespace) {
-        return Err(ApiError::invalid("Authorization", "Invalid authorization header"));
+        return Err(ApiError::invalid(
+            "Authorization",
+            "Invalid authorization header",
+        ));
     }
     match header_str(&headers, "basiq-version").map(str::trim) {
         None | Some("") => {

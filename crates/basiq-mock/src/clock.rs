@@ -59,7 +59,8 @@ impl MockClock {
             Source::Manual(c) => c.advance(by),
             Source::System { offset } => {
                 let mut off = offset.lock().unwrap_or_else(|p| p.into_inner());
-                *off = off.saturating_add(time::Duration::try_from(by).unwrap_or(time::Duration::MAX));
+                *off =
+                    off.saturating_add(time::Duration::try_from(by).unwrap_or(time::Duration::MAX));
             }
         }
     }

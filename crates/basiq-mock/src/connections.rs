@@ -24,7 +24,9 @@ use crate::error::{no_content, ApiError};
 use crate::jobs::{create_job, job_ref};
 use crate::logins::{ACCOUNTS, TRANSACTIONS, VERIFY};
 use crate::query;
-use crate::state::{AppState, Connection, ConnectionInfo, ConnectionStatus, Db, Job, JobKind, Method};
+use crate::state::{
+    AppState, Connection, ConnectionInfo, ConnectionStatus, Db, Job, JobKind, Method,
+};
 use crate::users::user_not_found;
 
 /// OpenBanking refreshes allowed per connection per UTC day (facts §8).
@@ -213,7 +215,10 @@ async fn get_one(
     let now = state.now();
     let db = state.db();
     let c = owned(&db, &user_id, &cid)?;
-    Ok(Json(connection_json(state.base(), &db.connection_info(c, now))))
+    Ok(Json(connection_json(
+        state.base(),
+        &db.connection_info(c, now),
+    )))
 }
 
 /// `DELETE` → 204. The connection's jobs stay readable by id (their `source` then 404s).
@@ -238,7 +243,10 @@ enum Refreshed {
 
 /// The refresh rules for one connection (see the module docs).
 fn refresh(db: &mut Db, now: OffsetDateTime, cid: &str) -> Result<Refreshed, ApiError> {
-    let c = db.connections.get(cid).ok_or_else(|| connection_not_found(cid))?;
+    let c = db
+        .connections
+        .get(cid)
+        .ok_or_else(|| connection_not_found(cid))?;
     let info = db.connection_info(c, now);
     if let Some(job) = info.job_in_progress {
         db.stats.duplicate_refreshes += 1;
@@ -310,7 +318,11 @@ async fn refresh_all(
     if !db.users.contains_key(&user_id) {
         return Err(user_not_found(&user_id));
     }
-    let ids: Vec<String> = db.connections_of(&user_id).iter().map(|c| c.id.clone()).collect();
+    let ids: Vec<String> = db
+        .connections_of(&user_id)
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
     let base = state.base();
     let mut data = Vec::new();
     for cid in ids {

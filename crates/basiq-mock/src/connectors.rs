@@ -180,11 +180,19 @@ async fn get_one(
     State(state): State<AppState>,
     Path((id, method)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let method = if method == "open-banking" { "openbanking".to_owned() } else { method };
+    let method = if method == "open-banking" {
+        "openbanking".to_owned()
+    } else {
+        method
+    };
     let db = state.db();
     db.connectors
         .iter()
         .find(|c| c.id == id && c.method.connector_str() == method)
         .map(|c| Json(connector_json(state.base(), c)))
-        .ok_or_else(|| ApiError::not_found(format!("Connector '{id}' with method '{method}' not found.")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Connector '{id}' with method '{method}' not found."
+            ))
+        })
 }

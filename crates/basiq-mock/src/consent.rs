@@ -28,7 +28,14 @@ use crate::users::user_not_found;
 const SANDBOX_CONNECTION_LIMIT: usize = 500;
 
 /// Consent UI actions Basiq documents (facts §3.1).
-const ACTIONS: &[&str] = &["connect", "manage", "extend", "update", "reauthorise", "payment"];
+const ACTIONS: &[&str] = &[
+    "connect",
+    "manage",
+    "extend",
+    "update",
+    "reauthorise",
+    "payment",
+];
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -86,7 +93,10 @@ fn client_user(state: &AppState, token: Option<&str>) -> Result<String, ApiError
 }
 
 /// `GET /consent/home?token=&action=&state=&institutionId=&connectionId=`.
-async fn home(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+async fn home(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     let q = query::pairs(raw.as_deref())?;
     let get = |name: &str| {
         q.iter()
@@ -128,11 +138,20 @@ async fn home(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<
 }
 
 /// Creates or updates a connection and starts its job; returns the job id.
-fn connect(db: &mut Db, now: OffsetDateTime, user_id: &str, form: &ConsentForm) -> Result<String, ApiError> {
+fn connect(
+    db: &mut Db,
+    now: OffsetDateTime,
+    user_id: &str,
+    form: &ConsentForm,
+) -> Result<String, ApiError> {
     if !db.users.contains_key(user_id) {
         return Err(user_not_found(user_id));
     }
-    if let Some(action) = form.action.as_deref().filter(|a| !a.is_empty() && *a != "null") {
+    if let Some(action) = form
+        .action
+        .as_deref()
+        .filter(|a| !a.is_empty() && *a != "null")
+    {
         if !ACTIONS.contains(&action) {
             return Err(ApiError::invalid(
                 "action",
@@ -140,14 +159,21 @@ fn connect(db: &mut Db, now: OffsetDateTime, user_id: &str, form: &ConsentForm) 
             ));
         }
     }
-    let non_empty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let non_empty = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     let existing = match non_empty(&form.connection_id) {
         Some(cid) => Some(
             db.connections
                 .get(&cid)
                 .filter(|c| c.user_id == user_id)
                 .cloned()
-                .ok_or_else(|| ApiError::not_found(format!("Connection with id '{cid}' not found.")))?,
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("Connection with id '{cid}' not found."))
+                })?,
         ),
         None => None,
     };
@@ -191,11 +217,9 @@ fn connect(db: &mut Db, now: OffsetDateTime, user_id: &str, form: &ConsentForm) 
             conn.password = password;
         }
         (c.id, JobKind::Update)
-    } else if let Some(c) = db
-        .connections
-        .values()
-        .find(|c| c.user_id == user_id && c.institution_id == institution_id && c.login_id == login_id)
-    {
+    } else if let Some(c) = db.connections.values().find(|c| {
+        c.user_id == user_id && c.institution_id == institution_id && c.login_id == login_id
+    }) {
         // Same user, institution and login: the same connection, connected again.
         let id = c.id.clone();
         if let Some(conn) = db.connections.get_mut(&id) {
@@ -278,10 +302,9 @@ async fn connect_json(
                 scope: Scope::Client,
                 user_id: Some(uid),
             } => uid,
-            _ => form
-                .user_id
-                .clone()
-                .ok_or_else(|| ApiError::missing("userId", "userId is required with a SERVER_ACCESS token"))?,
+            _ => form.user_id.clone().ok_or_else(|| {
+                ApiError::missing("userId", "userId is required with a SERVER_ACCESS token")
+            })?,
         },
         None => client_user(&state, form.token.as_deref())?,
     };

@@ -187,16 +187,28 @@ pub(crate) async fn normalize(req: Request, next: Next) -> Response {
         ),
         s if s.is_client_error() => ApiError::new(
             // axum rejects undeserialisable bodies with 422; Basiq says 400.
-            if s == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { s },
+            if s == StatusCode::UNPROCESSABLE_ENTITY {
+                StatusCode::BAD_REQUEST
+            } else {
+                s
+            },
             "parameter-not-valid",
             "Parameter value is not valid",
-            if text.is_empty() { "Invalid request".to_owned() } else { text },
+            if text.is_empty() {
+                "Invalid request".to_owned()
+            } else {
+                text
+            },
         ),
         _ => ApiError::new(
             status,
             "internal-server-error",
             "Internal server error",
-            if text.is_empty() { "Internal server error".to_owned() } else { text },
+            if text.is_empty() {
+                "Internal server error".to_owned()
+            } else {
+                text
+            },
         ),
     };
     let mut out = err.into_response();

@@ -101,7 +101,11 @@ impl Job {
     }
 
     /// When the step titled `title` succeeded, if it has by `now`.
-    pub(crate) fn step_succeeded_at(&self, title: &str, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    pub(crate) fn step_succeeded_at(
+        &self,
+        title: &str,
+        now: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
         let statuses = self.step_statuses(now);
         self.steps
             .iter()
@@ -154,7 +158,9 @@ pub(crate) fn job_json(base: &str, job: &Job, now: OffsetDateTime) -> Value {
                 StepStatus::Success => {
                     let url = match step.title {
                         VERIFY => format!("/users/{uid}/connections/{cid}"),
-                        ACCOUNTS => format!("/users/{uid}/accounts?filter=institution.id.eq('{inst}')"),
+                        ACCOUNTS => {
+                            format!("/users/{uid}/accounts?filter=institution.id.eq('{inst}')")
+                        }
                         TRANSACTIONS => {
                             format!("/users/{uid}/transactions?filter=institution.id.eq('{inst}')")
                         }
@@ -189,7 +195,12 @@ pub(crate) fn job_json(base: &str, job: &Job, now: OffsetDateTime) -> Value {
 ///
 /// Implements the duplicate pause: if another job with the same user, institution and login id
 /// is still unfinished, this one is held (all steps pending) until 6 minutes after creation.
-pub(crate) fn create_job(db: &mut Db, now: OffsetDateTime, connection_id: &str, kind: JobKind) -> Option<String> {
+pub(crate) fn create_job(
+    db: &mut Db,
+    now: OffsetDateTime,
+    connection_id: &str,
+    kind: JobKind,
+) -> Option<String> {
     let conn = db.connections.get(connection_id)?.clone();
     let paused = db.jobs.values().any(|j| {
         j.user_id == conn.user_id
@@ -228,7 +239,10 @@ pub(crate) fn create_job(db: &mut Db, now: OffsetDateTime, connection_id: &str, 
         db.stats.paused_attempts += 1;
     }
     if kind == JobKind::Refresh {
-        *db.stats.refreshes.entry(connection_id.to_owned()).or_default() += 1;
+        *db.stats
+            .refreshes
+            .entry(connection_id.to_owned())
+            .or_default() += 1;
     }
     Some(id)
 }
@@ -262,11 +276,16 @@ async fn list_jobs(
     Path(user_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let conds = query::filter(raw.as_deref(), &["connection.id", "job.id", "institution.id"])?;
+    let conds = query::filter(
+        raw.as_deref(),
+        &["connection.id", "job.id", "institution.id"],
+    )?;
     let now = state.now();
     let db = state.db();
     if !db.users.contains_key(&user_id) {
-        return Err(ApiError::not_found(format!("User with id '{user_id}' not found.")));
+        return Err(ApiError::not_found(format!(
+            "User with id '{user_id}' not found."
+        )));
     }
     let mut jobs: Vec<&Job> = db
         .jobs

@@ -66,10 +66,16 @@ const HAPPY: &[(&str, &str)] = &[
 ];
 
 /// Where a job fails, if it does.
-fn failure_for(login: &str, password: &str, prior_attempts: u32) -> (Option<(usize, Failure)>, [i64; 3]) {
+fn failure_for(
+    login: &str,
+    password: &str,
+    prior_attempts: u32,
+) -> (Option<(usize, Failure)>, [i64; 3]) {
     let at = |step: usize, f: Failure| (Some((step, f)), NORMAL);
     // An OpenBanking consent carries no credentials: the bank authorised the user itself.
-    if HAPPY.iter().any(|(l, p)| *l == login && *p == password) || (login.is_empty() && password.is_empty()) {
+    if HAPPY.iter().any(|(l, p)| *l == login && *p == password)
+        || (login.is_empty() && password.is_empty())
+    {
         return (None, NORMAL);
     }
     // Our own test logins use the login id as password.
@@ -157,7 +163,12 @@ fn failure_for(login: &str, password: &str, prior_attempts: u32) -> (Option<(usi
 /// `prior_attempts` is how many jobs the connection had before this one; `outage` is set when
 /// the institution's connector is in `major-outage`, which fails verification regardless of the
 /// login (what Basiq's status page would explain).
-pub(crate) fn plan(login: &str, password: &str, prior_attempts: u32, outage: bool) -> Vec<StepPlan> {
+pub(crate) fn plan(
+    login: &str,
+    password: &str,
+    prior_attempts: u32,
+    outage: bool,
+) -> Vec<StepPlan> {
     let (failure, secs) = if outage {
         (Some((0, Failure::service_unavailable())), NORMAL)
     } else {

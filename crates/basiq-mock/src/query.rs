@@ -67,7 +67,9 @@ pub(crate) fn parse_filter(filter: &str) -> Result<Vec<Condition>, ApiError> {
         if term.is_empty() {
             continue;
         }
-        let open = term.find('(').ok_or_else(|| bad(filter, "expected field.op('value')"))?;
+        let open = term
+            .find('(')
+            .ok_or_else(|| bad(filter, "expected field.op('value')"))?;
         if !term.ends_with(')') {
             return Err(bad(filter, "missing closing parenthesis"));
         }
@@ -80,7 +82,12 @@ pub(crate) fn parse_filter(filter: &str) -> Result<Vec<Condition>, ApiError> {
             "eq" => Op::Eq,
             "ne" => Op::Ne,
             "in" => Op::In,
-            other => return Err(bad(filter, &format!("operator '{other}' is not supported here"))),
+            other => {
+                return Err(bad(
+                    filter,
+                    &format!("operator '{other}' is not supported here"),
+                ))
+            }
         };
         let mut values = Vec::new();
         for raw in split_top(args, ',') {
@@ -115,7 +122,10 @@ pub(crate) fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, ApiError
 
 /// The value of one query parameter.
 pub(crate) fn param(raw: Option<&str>, name: &str) -> Result<Option<String>, ApiError> {
-    Ok(pairs(raw)?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v))
+    Ok(pairs(raw)?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v))
 }
 
 /// The parsed `filter` parameter, restricted to `allowed` field names.
@@ -145,7 +155,8 @@ mod tests {
 
     #[test]
     fn parses_terms_and_lists() {
-        let c = parse_filter("connection.id.eq('ab,6'),connector.status.in('a','b')").unwrap_or_default();
+        let c = parse_filter("connection.id.eq('ab,6'),connector.status.in('a','b')")
+            .unwrap_or_default();
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].values, vec!["ab,6"]);
         assert_eq!(c[1].op, Op::In);

@@ -309,7 +309,8 @@ impl AppState {
         let faults = crate::faults::Faults::new();
         if let Some(l) = config.rate_limit {
             // Only fails for a zero limit or window, which means "no limit".
-            let _ = faults.set_rate_limit(Some(crate::faults::RateLimitRule::new(l.requests, l.per)));
+            let _ =
+                faults.set_rate_limit(Some(crate::faults::RateLimitRule::new(l.requests, l.per)));
         }
         Self {
             inner: Arc::new(Inner {

@@ -207,7 +207,10 @@ async fn get_user(
     Path(user_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let db = state.db();
-    let user = db.users.get(&user_id).ok_or_else(|| user_not_found(&user_id))?;
+    let user = db
+        .users
+        .get(&user_id)
+        .ok_or_else(|| user_not_found(&user_id))?;
     Ok(Json(user_json(state.base(), &db, user)))
 }
 

@@ -9,8 +9,15 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-async fn raw_token(server: &MockServer, auth: Option<&str>, version: Option<&str>, form: &str) -> (StatusCode, Value) {
-    let mut req = http().post(format!("{}/token", server.url())).body(form.to_owned());
+async fn raw_token(
+    server: &MockServer,
+    auth: Option<&str>,
+    version: Option<&str>,
+    form: &str,
+) -> (StatusCode, Value) {
+    let mut req = http()
+        .post(format!("{}/token", server.url()))
+        .body(form.to_owned());
     if let Some(a) = auth {
         req = req.header("Authorization", a);
     }
@@ -50,7 +57,10 @@ async fn token_errors_follow_basiq() {
     let (s, b) = raw_token(&server, None, Some("3.0"), "scope=SERVER_ACCESS").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(basiq_error(&b)["code"], "parameter-not-supplied");
-    assert_eq!(basiq_error(&b)["detail"], "Authorization header parameter is required");
+    assert_eq!(
+        basiq_error(&b)["detail"],
+        "Authorization header parameter is required"
+    );
 
     let (s, b) = raw_token(&server, Some("Bearer"), Some("3.0"), "scope=SERVER_ACCESS").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -58,16 +68,28 @@ async fn token_errors_follow_basiq() {
 
     let (s, b) = raw_token(&server, Some(&key), None, "scope=SERVER_ACCESS").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(basiq_error(&b)["detail"], "Basiq-version must be specified in HTTP request header");
+    assert_eq!(
+        basiq_error(&b)["detail"],
+        "Basiq-version must be specified in HTTP request header"
+    );
 
     let (s, b) = raw_token(&server, Some(&key), Some("2.0"), "scope=SERVER_ACCESS").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(basiq_error(&b)["code"], "parameter-not-valid");
 
-    let (s, b) = raw_token(&server, Some("Basic d3Jvbmc6a2V5"), Some("3.0"), "scope=SERVER_ACCESS").await;
+    let (s, b) = raw_token(
+        &server,
+        Some("Basic d3Jvbmc6a2V5"),
+        Some("3.0"),
+        "scope=SERVER_ACCESS",
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "a wrong key is a 404 at Basiq");
     assert_eq!(basiq_error(&b)["code"], "resource-not-found");
-    assert_eq!(basiq_error(&b)["detail"], "Unable to authenticate. Please, check your API key");
+    assert_eq!(
+        basiq_error(&b)["detail"],
+        "Unable to authenticate. Please, check your API key"
+    );
 
     let (s, b) = raw_token(&server, Some(&key), Some("3.0"), "").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -77,8 +99,18 @@ async fn token_errors_follow_basiq() {
     assert_eq!(s, StatusCode::BAD_REQUEST, "client scope needs a userId");
     assert_eq!(basiq_error(&b)["source"]["parameter"], "userId");
 
-    let (s, _) = raw_token(&server, Some(&key), Some("3.0"), "scope=CLIENT_ACCESS&userId=nobody").await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "client scope needs an existing user");
+    let (s, _) = raw_token(
+        &server,
+        Some(&key),
+        Some("3.0"),
+        "scope=CLIENT_ACCESS&userId=nobody",
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_REQUEST,
+        "client scope needs an existing user"
+    );
 
     assert_eq!(server.stats().token_requests, 8);
     assert_eq!(server.stats().tokens_issued, 0);
@@ -97,7 +129,9 @@ fn base64_of(s: &str) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in s.as_bytes().chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             if i <= c.len() {
                 out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
@@ -114,7 +148,11 @@ async fn bearer_errors_missing_unknown_expired_and_wrong_scope() {
     let (server, clock) = server();
     let token = server_token(&server).await;
 
-    let resp = http().get(format!("{}/connectors", server.url())).send().await.expect("send");
+    let resp = http()
+        .get(format!("{}/connectors", server.url()))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(basiq_error(&body)["code"], "invalid-authorization-token");
@@ -145,13 +183,19 @@ async fn bearer_errors_missing_unknown_expired_and_wrong_scope() {
     let (s, b) = get(&server, &format!("/users/{user}"), &client).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(basiq_error(&b)["code"], "forbidden-access");
-    assert_eq!(basiq_error(&b)["detail"], "Access to this resource is forbidden");
+    assert_eq!(
+        basiq_error(&b)["detail"],
+        "Access to this resource is forbidden"
+    );
 }
 
 #[tokio::test]
 async fn token_ttl_is_configurable() {
     let clock = basiq_core::clock::ManualClock::starting_now();
-    let server = MockServer::builder().clock(clock.clone()).token_ttl(Duration::from_secs(60)).start();
+    let server = MockServer::builder()
+        .clock(clock.clone())
+        .token_ttl(Duration::from_secs(60))
+        .start();
     let (_, body) = token_request(&server, "scope=SERVER_ACCESS").await;
     assert_eq!(body["expires_in"], 60);
     let token = body["access_token"].as_str().expect("token").to_owned();

@@ -38,7 +38,14 @@ async fn starts_inside_a_multi_thread_runtime_and_drops_cleanly() {
     let url = server.url();
     let _ = server_token(&server).await;
     drop(server);
-    assert!(http().get(format!("{url}/connectors")).send().await.is_err(), "stopped");
+    assert!(
+        http()
+            .get(format!("{url}/connectors"))
+            .send()
+            .await
+            .is_err(),
+        "stopped"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +142,11 @@ async fn admin_reset_forgets_users_but_keeps_tokens() {
     let (server, _clock) = server();
     let token = server_token(&server).await;
     let user = create_user(&server, &token).await;
-    let resp = http().post(format!("{}/__admin/reset", server.url())).send().await.expect("send");
+    let resp = http()
+        .post(format!("{}/__admin/reset", server.url()))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let (s, _) = get(&server, &format!("/users/{user}"), &token).await;
     assert_eq!(s, StatusCode::NOT_FOUND);

@@ -10,31 +10,67 @@ use serde_json::json;
 async fn create_get_update_delete() {
     let (server, _clock) = server();
     let t = server_token(&server).await;
-    let (s, user) = post(&server, "/users", &t, json!({"email": "gavin@hooli.com", "firstName": "Gavin", "lastName": "Belson"})).await;
+    let (s, user) = post(
+        &server,
+        "/users",
+        &t,
+        json!({"email": "gavin@hooli.com", "firstName": "Gavin", "lastName": "Belson"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(user["type"], "user");
     assert_eq!(user["name"], "Gavin Belson");
-    assert_eq!(user["connections"], json!({"type": "list", "count": 0, "data": []}));
+    assert_eq!(
+        user["connections"],
+        json!({"type": "list", "count": 0, "data": []})
+    );
     let id = user["id"].as_str().expect("id").to_owned();
-    assert_eq!(user["links"]["self"], format!("{}/users/{id}", server.url()));
-    assert_eq!(user["links"]["transactions"], format!("{}/users/{id}/transactions", server.url()));
+    assert_eq!(
+        user["links"]["self"],
+        format!("{}/users/{id}", server.url())
+    );
+    assert_eq!(
+        user["links"]["transactions"],
+        format!("{}/users/{id}/transactions", server.url())
+    );
 
     let (s, got) = get(&server, &format!("/users/{id}"), &t).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got, user);
 
-    let (s, updated) = post(&server, &format!("/users/{id}"), &t, json!({"mobile": "+61410888999"})).await;
+    let (s, updated) = post(
+        &server,
+        &format!("/users/{id}"),
+        &t,
+        json!({"mobile": "+61410888999"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(updated["mobile"], "+61410888999");
-    assert_eq!(updated["email"], "gavin@hooli.com", "partial update keeps other fields");
+    assert_eq!(
+        updated["email"], "gavin@hooli.com",
+        "partial update keeps other fields"
+    );
 
-    let (s, body) = call(Method::DELETE, &format!("{}/users/{id}", server.url()), &t, None).await;
+    let (s, body) = call(
+        Method::DELETE,
+        &format!("{}/users/{id}", server.url()),
+        &t,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert!(body.is_null());
     let (s, body) = get(&server, &format!("/users/{id}"), &t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(basiq_error(&body)["code"], "resource-not-found");
-    let (s, _) = call(Method::DELETE, &format!("{}/users/{id}", server.url()), &t, None).await;
+    let (s, _) = call(
+        Method::DELETE,
+        &format!("{}/users/{id}", server.url()),
+        &t,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
@@ -45,7 +81,10 @@ async fn create_validates_contact_details() {
     let (s, b) = post(&server, "/users", &t, json!({"firstName": "Nobody"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(basiq_error(&b)["code"], "parameter-not-supplied");
-    assert_eq!(basiq_error(&b)["detail"], "One of 'email' or 'mobile' is required.");
+    assert_eq!(
+        basiq_error(&b)["detail"],
+        "One of 'email' or 'mobile' is required."
+    );
 
     let (s, b) = post(&server, "/users", &t, json!({"email": "not-an-email"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -58,9 +97,18 @@ async fn create_validates_contact_details() {
     let (s, _) = post(&server, "/users", &t, json!({"mobile": "+61410888999"})).await;
     assert_eq!(s, StatusCode::CREATED, "mobile alone is enough");
 
-    let (s, b) = post(&server, "/users", &t, json!({"email": "a@b.co", "businessIdNo": "123"})).await;
+    let (s, b) = post(
+        &server,
+        "/users",
+        &t,
+        json!({"email": "a@b.co", "businessIdNo": "123"}),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(basiq_error(&b)["detail"], "Business name is required when business number is provided.");
+    assert_eq!(
+        basiq_error(&b)["detail"],
+        "Business name is required when business number is provided."
+    );
 }
 
 #[tokio::test]
@@ -82,7 +130,13 @@ async fn deleting_a_user_deletes_their_jobs() {
     let t = server_token(&server).await;
     let user = create_user(&server, &t).await;
     let job = connect(&server, &t, &user, "AU00000", "gavinBelson", "hooli2016").await;
-    let (s, _) = call(Method::DELETE, &format!("{}/users/{user}", server.url()), &t, None).await;
+    let (s, _) = call(
+        Method::DELETE,
+        &format!("{}/users/{user}", server.url()),
+        &t,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = get(&server, &format!("/jobs/{job}"), &t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);

@@ -40,7 +40,8 @@ pub async fn server_token(server: &MockServer) -> String {
 }
 
 pub async fn client_token(server: &MockServer, user_id: &str) -> String {
-    let (status, body) = token_request(server, &format!("scope=CLIENT_ACCESS&userId={user_id}")).await;
+    let (status, body) =
+        token_request(server, &format!("scope=CLIENT_ACCESS&userId={user_id}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["access_token"].as_str().expect("token").to_owned()
 }
@@ -68,11 +69,28 @@ pub async fn call(
 }
 
 pub async fn get(server: &MockServer, path: &str, token: &str) -> (StatusCode, Value) {
-    call(reqwest::Method::GET, &format!("{}{path}", server.url()), token, None).await
+    call(
+        reqwest::Method::GET,
+        &format!("{}{path}", server.url()),
+        token,
+        None,
+    )
+    .await
 }
 
-pub async fn post(server: &MockServer, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-    call(reqwest::Method::POST, &format!("{}{path}", server.url()), token, Some(body)).await
+pub async fn post(
+    server: &MockServer,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    call(
+        reqwest::Method::POST,
+        &format!("{}{path}", server.url()),
+        token,
+        Some(body),
+    )
+    .await
 }
 
 pub async fn create_user(server: &MockServer, token: &str) -> String {
@@ -82,7 +100,14 @@ pub async fn create_user(server: &MockServer, token: &str) -> String {
 }
 
 /// Connects through `/consent/connect.json` with a server token; returns the job id.
-pub async fn connect(server: &MockServer, token: &str, user: &str, institution: &str, login: &str, password: &str) -> String {
+pub async fn connect(
+    server: &MockServer,
+    token: &str,
+    user: &str,
+    institution: &str,
+    login: &str,
+    password: &str,
+) -> String {
     let (status, body) = post(
         server,
         "/consent/connect.json",
@@ -115,8 +140,54 @@ pub fn step_statuses(job: &Value) -> Vec<String> {
 /// Asserts a Basiq error body and returns its single error.
 pub fn basiq_error(body: &Value) -> &Value {
     assert_eq!(body["type"], "list", "{body}");
-    assert!(body["correlationId"].as_str().is_some_and(|c| !c.is_empty()), "{body}");
+    assert!(
+        body["correlationId"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "{body}"
+    );
     let err = &body["data"][0];
     assert_eq!(err["type"], "error", "{body}");
     err
+}
+
+/// Replaces the server URL and the given ids with stable placeholders, for snapshots.
+pub fn scrub(server: &MockServer, value: &Value, ids: &[(&str, &str)]) -> Value {
+    let mut text = value
+        .to_string()
+        .replace(&server.url(), "http://127.0.0.1:[port]");
+    for (id, placeholder) in ids {
+        text = text.replace(id, placeholder);
+    }
+    serde_json::from_str(&text).expect("scrubbed JSON")
+}
+
+/// A client that does not follow redirects (to see the Consent UI's 302).
+pub fn http_no_redirect() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Fetches a job.
+pub async fn job(server: &MockServer, token: &str, id: &str) -> Value {
+    let (status, body) = get(server, &format!("/jobs/{id}"), token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// Fetches a connection.
+pub async fn connection(server: &MockServer, token: &str, user: &str, cid: &str) -> Value {
+    let (status, body) = get(server, &format!("/users/{user}/connections/{cid}"), token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// A server, a server token, a user.
+pub async fn setup() -> (MockServer, ManualClock, String, String) {
+    let (server, clock) = server();
+    let token = server_token(&server).await;
+    let user = create_user(&server, &token).await;
+    (server, clock, token, user)
 }

@@ -483,7 +483,14 @@ fn build(ctx: &DataContext) -> Vec<AccountData> {
             let julian = day.to_julian_day().to_le_bytes();
             let mut drng = SplitMix64::new(hash_parts(&[b"day", conn, &idx, &julian]));
             for (n, t) in (0u8..).zip(day_templates(kind, &mut drng, day)) {
-                let magnitude = drng.range(t.min, t.max);
+                let mut magnitude = drng.range(t.min, t.max);
+                if t.class == "loan-repayment" {
+                    // Cards are paid off in full, so card balances stay within the limit.
+                    if balance >= 0 {
+                        continue;
+                    }
+                    magnitude = -balance;
+                }
                 let cents = if t.credit { magnitude } else { -magnitude };
                 balance = balance.saturating_add(cents);
                 let pending = back < PENDING_DAYS;
@@ -497,7 +504,7 @@ fn build(ctx: &DataContext) -> Vec<AccountData> {
                     None
                 } else {
                     // Card and weekend transactions often post a day later.
-                    let lag = i64::from(drng.below(2) == 0 && back >= PENDING_DAYS + 1);
+                    let lag = i64::from(drng.below(2) == 0 && back > PENDING_DAYS);
                     day.checked_add(Duration::days(lag))
                 };
                 let description = t
@@ -617,7 +624,7 @@ pub fn transactions(ctx: &DataContext) -> Vec<Value> {
             keyed.push(((t.day, a.index, i), transaction_json(ctx, a, t)));
         }
     }
-    keyed.sort_by(|x, y| y.0.cmp(&x.0));
+    keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
     keyed.into_iter().map(|(_, v)| v).collect()
 }
 

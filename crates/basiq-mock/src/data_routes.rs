@@ -45,7 +45,7 @@ impl From<PageError> for ApiError {
 }
 
 fn filter_error(e: &filter::FilterError) -> ApiError {
-    ApiError::invalid("filter", e.to_string())
+    ApiError::invalid("filter", format!("Invalid filter: {}", e.message()))
 }
 
 /// Parses the query string; broken percent-encoding is a Basiq 400, not axum's plain text.
@@ -55,7 +55,11 @@ fn list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
 }
 
 /// Parses and validates `filter`; an empty or blank filter means no filter.
-fn parse_filter(raw: Option<&str>, fields: &[&str], ops: &[Op]) -> Result<Option<Filter>, ApiError> {
+fn parse_filter(
+    raw: Option<&str>,
+    fields: &[&str],
+    ops: &[Op],
+) -> Result<Option<Filter>, ApiError> {
     let Some(raw) = raw.filter(|s| !s.trim().is_empty()) else {
         return Ok(None);
     };
@@ -110,7 +114,11 @@ async fn list_accounts(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = list_query(raw.as_deref())?;
-    let f = parse_filter(q.filter.as_deref(), filter::ACCOUNT_FIELDS, filter::ACCOUNT_OPS)?;
+    let f = parse_filter(
+        q.filter.as_deref(),
+        filter::ACCOUNT_FIELDS,
+        filter::ACCOUNT_OPS,
+    )?;
     let data: Vec<Value> = all_accounts(&state, &user_id)?
         .into_iter()
         .filter(|a| {

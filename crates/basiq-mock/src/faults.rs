@@ -82,18 +82,6 @@ pub enum Fault {
     MalformedJson,
 }
 
-impl Fault {
-    fn kind(&self) -> &'static str {
-        match self {
-            Fault::Delay { .. } => "delay",
-            Fault::Reset { .. } => "reset",
-            Fault::Status { .. } => "status",
-            Fault::TruncatedBody => "truncatedBody",
-            Fault::MalformedJson => "malformedJson",
-        }
-    }
-}
-
 fn default_path() -> String {
     "*".to_string()
 }

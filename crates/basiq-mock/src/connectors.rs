@@ -101,8 +101,8 @@ pub(crate) fn connector_json(base: &str, c: &Connector) -> Value {
                 "type": "image",
                 "colors": { "primary": "#4c75d9", "accent": null },
                 "links": {
-                    "square": format!("{base}/__static/logos/{id}-square.svg"),
-                    "full": format!("{base}/__static/logos/{id}-full.svg"),
+                    "square": format!("https://logos.basiq-mock.invalid/{id}-square.svg"),
+                    "full": format!("https://logos.basiq-mock.invalid/{id}-full.svg"),
                 },
             },
         },

@@ -107,7 +107,7 @@ pub(crate) fn connection_json(base: &str, info: &ConnectionInfo) -> Value {
             "id": inst,
             "links": { "self": format!("{base}/connectors/{inst}/{}", info.method.connector_str()) },
         },
-        "accounts": { "type": "list", "count": 0, "data": [] },
+        "accounts": crate::data_routes::connection_accounts(base, info),
         "links": {
             "self": format!("{base}/users/{uid}/connections/{cid}"),
             "user": format!("{base}/users/{uid}"),

@@ -68,15 +68,53 @@ fn parse_filter(
     Ok(Some(f))
 }
 
-fn context(state: &AppState, info: &ConnectionInfo) -> DataContext {
+fn context(base: &str, info: &ConnectionInfo) -> DataContext {
     DataContext {
-        base_url: state.base().to_string(),
+        base_url: base.to_string(),
         user_id: info.user_id.clone(),
         connection_id: info.id.clone(),
         institution_id: info.institution_id.clone(),
         generation: (info.data_generation << 32) ^ u64::from(info.successful_jobs),
         now: info.last_used.unwrap_or(info.created),
     }
+}
+
+/// The `accounts` list embedded in a connection (facts §3.3): its accounts in summary form,
+/// empty until a job has retrieved them and while the connection is purged.
+pub(crate) fn connection_accounts(base: &str, info: &ConnectionInfo) -> Value {
+    const SUMMARY: &[&str] = &[
+        "type",
+        "id",
+        "name",
+        "currency",
+        "class",
+        "accountNo",
+        "availableFunds",
+        "balance",
+        "lastUpdated",
+        "status",
+    ];
+    let data: Vec<Value> = if info.accounts_retrieved && !info.purged {
+        data::accounts(&context(base, info))
+            .iter()
+            .map(|a| {
+                let mut out = serde_json::Map::new();
+                for k in SUMMARY {
+                    if let Some(v) = a.get(*k) {
+                        out.insert((*k).to_string(), v.clone());
+                    }
+                }
+                out.insert(
+                    "links".into(),
+                    json!({ "self": a["links"]["self"], "transactions": a["links"]["transactions"] }),
+                );
+                Value::Object(out)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    json!({ "type": "list", "count": data.len(), "data": data })
 }
 
 /// The user's connections, or 404 when the user does not exist.
@@ -91,7 +129,7 @@ fn all_accounts(state: &AppState, user_id: &str) -> Result<Vec<Value>, ApiError>
     Ok(connections(state, user_id)?
         .iter()
         .filter(|c| c.accounts_retrieved && !c.purged)
-        .flat_map(|c| data::accounts(&context(state, c)))
+        .flat_map(|c| data::accounts(&context(state.base(), c)))
         .collect())
 }
 
@@ -99,7 +137,7 @@ fn all_transactions(state: &AppState, user_id: &str) -> Result<Vec<Value>, ApiEr
     let mut out: Vec<Value> = connections(state, user_id)?
         .iter()
         .filter(|c| c.transactions_retrieved && !c.purged)
-        .flat_map(|c| data::transactions(&context(state, c)))
+        .flat_map(|c| data::transactions(&context(state.base(), c)))
         .collect();
     data::sort_newest_first(&mut out);
     Ok(out)

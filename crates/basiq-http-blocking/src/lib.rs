@@ -11,6 +11,10 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 #![warn(missing_docs)]
+// `basiq_core::Error` carries the ids support needs (`ErrorContext`) inline, which puts it over
+// clippy's 128-byte threshold. Its layout is basiq-core's decision; boxing it here would only
+// add an allocation per error and an API different from the core's.
+#![allow(clippy::result_large_err)]
 
 mod executor;
 mod transport;

@@ -238,7 +238,11 @@ async fn open_banking_allows_twenty_refreshes_per_utc_day() {
     clock.advance(SECS(24 * 3600 - 273 - 1));
     let t = server_token(&server).await;
     let (s, _) = refresh(&server, &t, &user, &cid).await;
-    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "23:59:59 is still the same day");
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "23:59:59 is still the same day"
+    );
     clock.advance(SECS(1));
     let (s, _) = refresh(&server, &t, &user, &cid).await;
     assert_eq!(s, StatusCode::ACCEPTED);

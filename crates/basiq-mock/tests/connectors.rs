@@ -14,8 +14,16 @@ async fn list_connectors() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(list["type"], "list");
     assert_eq!(list["totalCount"], 3);
-    assert_eq!(list["links"]["self"], format!("{}/connectors", server.url()));
-    let ids: Vec<&str> = list["data"].as_array().expect("data").iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(
+        list["links"]["self"],
+        format!("{}/connectors", server.url())
+    );
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
     assert_eq!(ids, ["AU00000", "AU00001", "AU00002"]);
     assert_eq!(list["data"][1]["method"], "openbanking");
 
@@ -45,12 +53,27 @@ async fn filters_and_admin_status() {
         .expect("json");
     assert_eq!(resp["data"][0]["status"], "major-outage");
 
-    let (_, l) = get(&server, "/connectors?filter=connector.status.eq('major-outage')", &t).await;
+    let (_, l) = get(
+        &server,
+        "/connectors?filter=connector.status.eq('major-outage')",
+        &t,
+    )
+    .await;
     assert_eq!(l["totalCount"], 1);
     assert_eq!(l["data"][0]["id"], "AU00002");
-    let (_, l) = get(&server, "/connectors?filter=connector.id.in('AU00000','AU00001')", &t).await;
+    let (_, l) = get(
+        &server,
+        "/connectors?filter=connector.id.in('AU00000','AU00001')",
+        &t,
+    )
+    .await;
     assert_eq!(l["totalCount"], 2);
-    let (_, l) = get(&server, "/connectors?filter=connector.method.eq('web'),connector.status.eq('operational')", &t).await;
+    let (_, l) = get(
+        &server,
+        "/connectors?filter=connector.method.eq('web'),connector.status.eq('operational')",
+        &t,
+    )
+    .await;
     assert_eq!(l["totalCount"], 1);
     let (s, b) = get(&server, "/connectors?filter=connector.colour.eq('red')", &t).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);

@@ -17,21 +17,44 @@ async fn home_page_needs_a_client_token() {
     let client = client_token(&server, &user).await;
     let resp = http()
         .get(format!("{}/consent/home", server.url()))
-        .query(&[("token", client.as_str()), ("state", "<xyz>"), ("institutionId", "AU00000"), ("action", "connect")])
+        .query(&[
+            ("token", client.as_str()),
+            ("state", "<xyz>"),
+            ("institutionId", "AU00000"),
+            ("action", "connect"),
+        ])
         .send()
         .await
         .expect("send");
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["content-type"].to_str().unwrap_or("").starts_with("text/html"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/html"));
     let html = resp.text().await.expect("text");
     assert!(html.contains("action=\"/consent/connect\""));
     assert!(html.contains("name=\"loginId\""));
-    assert!(html.contains("value=\"&lt;xyz&gt;\""), "state is escaped: {html}");
+    assert!(
+        html.contains("value=\"&lt;xyz&gt;\""),
+        "state is escaped: {html}"
+    );
     assert!(html.contains("value=\"AU00000\" selected"));
 
-    let resp = http().get(format!("{}/consent/home?token={t}", server.url())).send().await.expect("send");
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN, "server tokens never go to a browser");
-    let resp = http().get(format!("{}/consent/home", server.url())).send().await.expect("send");
+    let resp = http()
+        .get(format!("{}/consent/home?token={t}", server.url()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        resp.status(),
+        StatusCode::FORBIDDEN,
+        "server tokens never go to a browser"
+    );
+    let resp = http()
+        .get(format!("{}/consent/home", server.url()))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let b: Value = resp.json().await.expect("json");
     assert_eq!(basiq_error(&b)["code"], "parameter-not-supplied");
@@ -60,11 +83,18 @@ async fn form_post_redirects_with_job_ids_and_state() {
         .await
         .expect("send");
     assert_eq!(resp.status(), StatusCode::FOUND);
-    let location = resp.headers()["location"].to_str().expect("location").to_owned();
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let prefix = "https://app.example.com/basiq/callback?jobIds=";
     assert!(location.starts_with(prefix), "{location}");
     assert!(location.ends_with("&state=a+b%26c"), "{location}");
-    let job_id = location[prefix.len()..].split('&').next().expect("id").to_owned();
+    let job_id = location[prefix.len()..]
+        .split('&')
+        .next()
+        .expect("id")
+        .to_owned();
     clock.advance(Duration::from_secs(13));
     let j = job(&server, &t, &job_id).await;
     assert_eq!(step_statuses(&j), ["success", "success", "success"]);
@@ -78,7 +108,12 @@ async fn default_redirect_lands_on_the_done_page() {
     let client = client_token(&server, &user).await;
     let resp = http()
         .post(format!("{}/consent/connect", server.url()))
-        .form(&[("token", client.as_str()), ("institutionId", "AU00000"), ("loginId", "jared"), ("password", "django")])
+        .form(&[
+            ("token", client.as_str()),
+            ("institutionId", "AU00000"),
+            ("loginId", "jared"),
+            ("password", "django"),
+        ])
         .send()
         .await
         .expect("send");
@@ -105,7 +140,10 @@ async fn json_variant_accepts_client_bearer_token_field_or_server_token() {
     let (s, b) = post(&server, "/consent/connect.json", &client, body.clone()).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["jobIds"].as_array().expect("ids").len(), 1);
-    assert!(b["redirect"].as_str().expect("redirect").contains("state=s1"));
+    assert!(b["redirect"]
+        .as_str()
+        .expect("redirect")
+        .contains("state=s1"));
 
     let mut with_field = body.clone();
     with_field["token"] = json!(client);
@@ -126,14 +164,46 @@ async fn json_variant_accepts_client_bearer_token_field_or_server_token() {
 async fn consent_validates_its_input() {
     let (server, _clock, t, user) = setup().await;
     let cases: &[(Value, StatusCode, &str)] = &[
-        (json!({"userId": user, "loginId": "a", "password": "b"}), StatusCode::BAD_REQUEST, "parameter-not-supplied"),
-        (json!({"userId": user, "institutionId": "AU99999", "loginId": "a", "password": "b"}), StatusCode::BAD_REQUEST, "institution-not-supported"),
-        (json!({"userId": user, "institutionId": "AU00000", "password": "b"}), StatusCode::BAD_REQUEST, "parameter-not-supplied"),
-        (json!({"userId": user, "institutionId": "AU00000", "loginId": "a"}), StatusCode::BAD_REQUEST, "parameter-not-supplied"),
-        (json!({"userId": user, "institutionId": "AU00000", "loginId": "a", "password": "b", "action": "dance"}), StatusCode::BAD_REQUEST, "parameter-not-valid"),
-        (json!({"userId": user, "connectionId": "nope", "loginId": "a", "password": "b"}), StatusCode::NOT_FOUND, "resource-not-found"),
-        (json!({"userId": "nobody", "institutionId": "AU00000", "loginId": "a", "password": "b"}), StatusCode::NOT_FOUND, "resource-not-found"),
-        (json!({"userId": user, "institutionId": 7}), StatusCode::BAD_REQUEST, "parameter-not-valid"),
+        (
+            json!({"userId": user, "loginId": "a", "password": "b"}),
+            StatusCode::BAD_REQUEST,
+            "parameter-not-supplied",
+        ),
+        (
+            json!({"userId": user, "institutionId": "AU99999", "loginId": "a", "password": "b"}),
+            StatusCode::BAD_REQUEST,
+            "institution-not-supported",
+        ),
+        (
+            json!({"userId": user, "institutionId": "AU00000", "password": "b"}),
+            StatusCode::BAD_REQUEST,
+            "parameter-not-supplied",
+        ),
+        (
+            json!({"userId": user, "institutionId": "AU00000", "loginId": "a"}),
+            StatusCode::BAD_REQUEST,
+            "parameter-not-supplied",
+        ),
+        (
+            json!({"userId": user, "institutionId": "AU00000", "loginId": "a", "password": "b", "action": "dance"}),
+            StatusCode::BAD_REQUEST,
+            "parameter-not-valid",
+        ),
+        (
+            json!({"userId": user, "connectionId": "nope", "loginId": "a", "password": "b"}),
+            StatusCode::NOT_FOUND,
+            "resource-not-found",
+        ),
+        (
+            json!({"userId": "nobody", "institutionId": "AU00000", "loginId": "a", "password": "b"}),
+            StatusCode::NOT_FOUND,
+            "resource-not-found",
+        ),
+        (
+            json!({"userId": user, "institutionId": 7}),
+            StatusCode::BAD_REQUEST,
+            "parameter-not-valid",
+        ),
     ];
     for (body, status, code) in cases {
         let (s, b) = post(&server, "/consent/connect.json", &t, body.clone()).await;
@@ -146,7 +216,11 @@ async fn consent_validates_its_input() {
         .send()
         .await
         .expect("send");
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "the form needs a token");
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "the form needs a token"
+    );
 }
 
 #[tokio::test]
@@ -156,7 +230,12 @@ async fn expired_client_token_is_refused() {
     clock.advance(Duration::from_secs(3600));
     let resp = http_no_redirect()
         .post(format!("{}/consent/connect", server.url()))
-        .form(&[("token", client.as_str()), ("institutionId", "AU00000"), ("loginId", "jared"), ("password", "django")])
+        .form(&[
+            ("token", client.as_str()),
+            ("institutionId", "AU00000"),
+            ("loginId", "jared"),
+            ("password", "django"),
+        ])
         .send()
         .await
         .expect("send");

@@ -758,6 +758,37 @@ mod tests {
         assert_eq!(money(i64::MIN), "-92233720368547758.08");
     }
 
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(12))]
+
+            /// Whatever the connection id and data time: unique ids, newest first, the sign of
+            /// `amount` agrees with `direction`, pending ⇔ `postDate` null, and the generator
+            /// is a pure function of its inputs.
+            #[test]
+            fn invariants(conn in "[ -~]{0,40}", days in -4000i64..4000, generation in any::<u64>()) {
+                let mut c = ctx(&conn, generation);
+                c.now += Duration::days(days);
+                let txs = transactions(&c);
+                prop_assert_eq!(&txs, &transactions(&c));
+                let ids: HashSet<_> = txs.iter().map(|t| s(t, "id")).collect();
+                prop_assert_eq!(ids.len(), txs.len());
+                for w in txs.windows(2) {
+                    prop_assert!(s(&w[0], "transactionDate") >= s(&w[1], "transactionDate"));
+                }
+                for t in &txs {
+                    prop_assert_eq!(s(t, "amount").starts_with('-'), s(t, "direction") == "debit");
+                    prop_assert_eq!(s(t, "status") == "pending", t["postDate"].is_null());
+                }
+                let accts = accounts(&c);
+                prop_assert!((2..=3).contains(&accts.len()));
+            }
+        }
+    }
+
     #[test]
     fn uuid_shape() {
         let id = uuid_from(42);

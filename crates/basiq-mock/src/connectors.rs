@@ -66,7 +66,7 @@ pub(crate) fn catalogue() -> Vec<Connector> {
             "Pied Piper Bank",
             "Pied Piper",
             "beta",
-            "user",
+            "user-mfa",
         ),
     ]
 }

@@ -46,7 +46,7 @@ impl StepStatus {
 
 impl Job {
     /// Planned `(start, end)` of each step.
-    fn windows(&self) -> Vec<(OffsetDateTime, OffsetDateTime)> {
+    pub(crate) fn windows(&self) -> Vec<(OffsetDateTime, OffsetDateTime)> {
         let mut t = self.start_at;
         self.steps
             .iter()
@@ -148,8 +148,19 @@ pub(crate) fn job_json(base: &str, job: &Job, now: OffsetDateTime) -> Value {
         .steps
         .iter()
         .zip(job.step_statuses(now))
-        .map(|(step, status)| {
+        .zip(job.windows())
+        .map(|((step, status), (_, end))| {
             let result = match status {
+                // An MFA step waiting for its answer shows the challenge.
+                StepStatus::InProgress if step.mfa.is_some() => match &step.mfa {
+                    Some(c) => crate::mfa::challenge_json(
+                        base,
+                        &job.id,
+                        c,
+                        (end - now).whole_milliseconds(),
+                    ),
+                    None => Value::Null,
+                },
                 StepStatus::Pending | StepStatus::InProgress => Value::Null,
                 StepStatus::Failed => match &step.failure {
                     Some(f) => json!({ "code": f.code, "title": f.title, "detail": f.detail }),
@@ -212,7 +223,11 @@ pub(crate) fn create_job(
         .connectors
         .iter()
         .any(|c| c.id == conn.institution_id && c.status == "major-outage");
-    let steps = logins::plan(&conn.login_id, &conn.password, conn.attempts, outage);
+    let mfa = db
+        .connectors
+        .iter()
+        .any(|c| c.id == conn.institution_id && c.authorization == "user-mfa");
+    let steps = logins::plan(&conn.login_id, &conn.password, conn.attempts, outage, mfa);
     let (id, seq) = db.new_id(IdKind::Job);
     let job = Job {
         id: id.clone(),

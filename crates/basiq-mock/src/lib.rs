@@ -37,6 +37,7 @@ mod filter;
 mod ids;
 mod jobs;
 mod logins;
+mod mfa;
 mod page;
 mod query;
 mod server;

@@ -18,7 +18,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    fn new(code: &'static str, title: &'static str, detail: &str) -> Self {
+    pub(crate) fn new(code: &'static str, title: &'static str, detail: &str) -> Self {
         Self {
             code,
             title,
@@ -168,13 +168,14 @@ pub(crate) fn plan(
     password: &str,
     prior_attempts: u32,
     outage: bool,
+    mfa: bool,
 ) -> Vec<StepPlan> {
     let (failure, secs) = if outage {
         (Some((0, Failure::service_unavailable())), NORMAL)
     } else {
         failure_for(login, password, prior_attempts)
     };
-    [VERIFY, ACCOUNTS, TRANSACTIONS]
+    let mut steps = [VERIFY, ACCOUNTS, TRANSACTIONS]
         .iter()
         .enumerate()
         .map(|(i, title)| StepPlan {
@@ -184,6 +185,12 @@ pub(crate) fn plan(
                 .as_ref()
                 .filter(|(step, _)| *step == i)
                 .map(|(_, f)| f.clone()),
+            mfa: None,
         })
-        .collect()
+        .collect::<Vec<_>>();
+    // An MFA institution challenges once the credentials are verified.
+    if mfa && steps.first().is_some_and(|s| s.failure.is_none()) {
+        steps.insert(1, crate::mfa::step(login));
+    }
+    steps
 }

@@ -17,7 +17,8 @@ use axum::Router;
 
 use crate::state::AppState;
 use crate::{
-    admin, auth, connections, connectors, consent, data_routes, error, faults, jobs, stats, users,
+    admin, auth, connections, connectors, consent, data_routes, error, faults, jobs, mfa, stats,
+    users,
 };
 
 /// Builds the emulator's router over `state`.
@@ -27,6 +28,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(users::routes())
         .merge(jobs::routes())
+        .merge(mfa::routes())
         .merge(connections::routes())
         .merge(connectors::routes())
         .merge(consent::routes())

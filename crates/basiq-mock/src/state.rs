@@ -179,6 +179,10 @@ pub(crate) struct StepPlan {
     pub(crate) title: &'static str,
     pub(crate) duration: time::Duration,
     pub(crate) failure: Option<Failure>,
+    /// For an `mfa-challenge` step: the challenge shown while it waits. Until answered, the
+    /// step is planned to run until the challenge expires and then fail; answering rewrites
+    /// `duration` and `failure` (see `mfa.rs`).
+    pub(crate) mfa: Option<crate::mfa::Challenge>,
 }
 
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use time::OffsetDateTime;
 
 use crate::auth::ServerAuth;
 use crate::error::{no_content, parse_json, ApiError};
@@ -125,8 +126,17 @@ fn require_business_name(user: &User) -> Result<(), ApiError> {
 }
 
 /// The user JSON (facts §2).
-pub(crate) fn user_json(base: &str, db: &Db, user: &User) -> Value {
+pub(crate) fn user_json(base: &str, db: &Db, user: &User, now: OffsetDateTime) -> Value {
     let uid = &user.id;
+    // The user's accounts are those of all their connections (what `/users/{id}/accounts` lists).
+    let accounts: Vec<Value> = db
+        .connections_of(uid)
+        .into_iter()
+        .flat_map(|c| {
+            let list = crate::data_routes::connection_accounts(base, &db.connection_info(c, now));
+            list["data"].as_array().cloned().unwrap_or_default()
+        })
+        .collect();
     let conns: Vec<Value> = db
         .connections_of(uid)
         .iter()
@@ -159,7 +169,7 @@ pub(crate) fn user_json(base: &str, db: &Db, user: &User) -> Value {
         "verificationStatus": user.verification_status.unwrap_or(false),
         "verificationDate": user.verification_date,
         "connections": { "type": "list", "count": conns.len(), "data": conns },
-        "accounts": { "type": "list", "count": 0, "data": [] },
+        "accounts": { "type": "list", "count": accounts.len(), "data": accounts },
         "links": {
             "self": format!("{base}/users/{uid}"),
             "accounts": format!("{base}/users/{uid}/accounts"),
@@ -195,7 +205,7 @@ async fn create(
     };
     apply(&mut user, body);
     require_business_name(&user)?;
-    let json = user_json(state.base(), &db, &user);
+    let json = user_json(state.base(), &db, &user, state.now());
     db.users.insert(id, user);
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
@@ -211,7 +221,7 @@ async fn get_user(
         .users
         .get(&user_id)
         .ok_or_else(|| user_not_found(&user_id))?;
-    Ok(Json(user_json(state.base(), &db, user)))
+    Ok(Json(user_json(state.base(), &db, user, state.now())))
 }
 
 /// `POST /users/{id}`: partial update → 200 with the user.
@@ -237,7 +247,7 @@ async fn update(
         ));
     }
     require_business_name(&user)?;
-    let json = user_json(state.base(), &db, &user);
+    let json = user_json(state.base(), &db, &user, state.now());
     db.users.insert(user_id, user);
     Ok(Json(json))
 }

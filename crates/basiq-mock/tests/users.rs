@@ -141,3 +141,19 @@ async fn deleting_a_user_deletes_their_jobs() {
     let (s, _) = get(&server, &format!("/jobs/{job}"), &t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn user_lists_the_accounts_of_its_connections() {
+    let (server, clock, t, user) = setup().await;
+    connect(&server, &t, &user, "AU00000", "gavinBelson", "hooli2016").await;
+    let (_, u) = get(&server, &format!("/users/{user}"), &t).await;
+    assert_eq!(u["accounts"]["count"], 0, "nothing retrieved yet");
+    clock.advance(std::time::Duration::from_secs(13));
+    let (_, u) = get(&server, &format!("/users/{user}"), &t).await;
+    let (s, accounts) = get(&server, &format!("/users/{user}/accounts"), &t).await;
+    assert_eq!(s, StatusCode::OK);
+    let n = accounts["data"].as_array().map_or(0, Vec::len);
+    assert!(n > 0);
+    assert_eq!(u["accounts"]["count"], n);
+    assert_eq!(u["accounts"]["data"][0]["id"], accounts["data"][0]["id"]);
+}

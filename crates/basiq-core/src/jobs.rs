@@ -687,7 +687,12 @@ impl fmt::Display for RecommendedAction {
 // Following a job
 // ---------------------------------------------------------------------------------------------
 
-/// How a [`JobPoller`] paces its `GET /jobs/{id}` calls.
+/// The shortest wait a [`JobPoller`] asks for (except right before its deadline): a zero `first`
+/// or `cap` must not turn following a job into a tight loop of `GET /jobs/{id}`.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How a [`JobPoller`] paces its `GET /jobs/{id}` calls. `first` and `cap` are raised to
+/// [`MIN_POLL_INTERVAL`] when below it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PollConfig {
     /// The first wait. Connection jobs take 3–30 s, so 1 s catches fast ones quickly.
@@ -764,9 +769,9 @@ pub struct JobPoller {
 impl JobPoller {
     /// A poller for a job being followed from `start`.
     pub fn new(start: OffsetDateTime, config: PollConfig) -> Self {
-        let cap = config.cap;
+        let cap = config.cap.max(MIN_POLL_INTERVAL);
         Self {
-            next_delay: config.first.min(cap),
+            next_delay: config.first.clamp(MIN_POLL_INTERVAL, cap),
             factor: if config.factor.is_finite() && config.factor >= 1.0 {
                 config.factor
             } else {
@@ -833,7 +838,8 @@ impl JobPoller {
             return PollStep::TimedOut;
         }
         let wait = self.next_delay.min(time_util::since(self.deadline_at, now));
-        self.next_delay = time_util::scale(self.next_delay, self.factor, self.cap);
+        self.next_delay =
+            time_util::scale(self.next_delay, self.factor, self.cap).max(MIN_POLL_INTERVAL);
         PollStep::Wait(wait)
     }
 }

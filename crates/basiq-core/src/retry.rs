@@ -242,6 +242,22 @@ impl RetryPolicy {
         }
     }
 
+    /// [`decide`](Self::decide) for an SDK [`Error`] (described with [`AttemptFailure::from_error`]).
+    pub fn decide_error(
+        &self,
+        attempt: u32,
+        error: &Error,
+        idempotent: bool,
+        jitter: f64,
+    ) -> RetryDecision {
+        self.decide(
+            attempt,
+            &AttemptFailure::from_error(error),
+            idempotent,
+            jitter,
+        )
+    }
+
     /// [`decide`](Self::decide), then takes a retry from `budget` (a `RetryAfter` becomes
     /// `GiveUp(BudgetExhausted)` when it is empty).
     #[allow(clippy::too_many_arguments)]
@@ -457,6 +473,15 @@ mod tests {
             AttemptFailure::Fatal
         );
         assert!(GiveUpReason::ReconcileFirst.to_string().contains("re-read"));
+        let p = RetryPolicy::default();
+        assert_eq!(
+            p.decide_error(1, &reset, false, 0.5),
+            RetryDecision::GiveUp(GiveUpReason::ReconcileFirst)
+        );
+        assert!(matches!(
+            p.decide_error(1, &throttled, true, 0.5),
+            RetryDecision::RetryAfter(_)
+        ));
     }
 
     #[test]

@@ -551,8 +551,11 @@ proptest! {
         for lag in lags {
             match p.observe(&running, now) {
                 PollStep::Wait(d) => {
-                    prop_assert!(d <= config.cap);
+                    prop_assert!(d <= config.cap.max(MIN_POLL_INTERVAL));
                     prop_assert!(now + d <= p.deadline());
+                    // Never a tight loop: at least the floor, unless the deadline is closer.
+                    prop_assert!(d >= MIN_POLL_INTERVAL.min(time_util::since(p.deadline(), now)));
+                    prop_assert!(d > Duration::ZERO);
                     // The host may observe late (lag), never early.
                     now = now + d + time::Duration::milliseconds(lag as i64);
                 }
@@ -584,6 +587,58 @@ proptest! {
             let expected = latest.is_some_and(|j| j.state() != JobState::Succeeded);
             let reported = out.iter().any(|f| f.connection_id.as_ref().unwrap().as_str() == conn);
             prop_assert_eq!(reported, expected, "connection {}", conn);
+        }
+    }
+}
+
+proptest! {
+    /// Whatever Basiq sends (any titles, statuses, codes, links), reading, diagnosing, triaging,
+    /// pausing and refresh decisions never panic.
+    #[test]
+    fn arbitrary_jobs_never_panic(
+        raw in proptest::collection::vec(
+            (".{0,12}", ".{0,12}", proptest::option::of(".{0,20}"), proptest::option::of(".{0,40}"),
+             proptest::option::of(".{0,8}"), -100_000i64..100_000),
+            0..6),
+        now in -100_000i64..100_000,
+    ) {
+        let jobs: Vec<Job> = raw.iter().enumerate().map(|(i, (title, status, code, source, inst, t))| {
+            let mut value = serde_json::json!({
+                "id": format!("j{i}"),
+                "created": (time::macros::datetime!(2026-01-01 00:00 UTC) + time::Duration::seconds(*t))
+                    .format(&time::format_description::well_known::Rfc3339).unwrap(),
+                "steps": [{"title": title, "status": status,
+                    "result": code.as_ref().map(|c| serde_json::json!({"code": c}))}],
+                "links": {"source": source},
+            });
+            if let Some(inst) = inst {
+                value["institution"] = serde_json::json!({"id": inst});
+            }
+            serde_json::from_value(value).unwrap()
+        }).collect();
+        let now = at(now);
+        for job in &jobs {
+            let _ = (job.state(), job.connection_id(), job.user_id(), job.diagnose(JobKind::Refresh));
+            if let Some(d) = job.diagnose(JobKind::Unknown) {
+                let _ = (d.action.to_string(), d.failure.to_string());
+            }
+        }
+        let connectors = [ConnectorStatusView::new("AU1", ConnectorStatus::MajorOutage)];
+        for f in triage_user(&jobs, &connectors, now) {
+            let _ = f.action.to_string();
+        }
+        let _ = crate::pause::DuplicatePauseGuard::check(&jobs, None, None, now);
+        let view = crate::refresh::ConnectionView {
+            id: ConnectionId::new("c1").unwrap(),
+            status: "active".into(),
+            method: ConnectionMethod::OpenBanking,
+            last_used: Some(now),
+        };
+        let _ = crate::refresh::RefreshPolicy::default()
+            .decide(&view, &jobs, &crate::refresh::MemoryLedger::new(), now);
+        let mut poller = JobPoller::new(now, PollConfig::default());
+        for job in &jobs {
+            let _ = poller.observe(job, now);
         }
     }
 }

@@ -143,6 +143,16 @@ pub struct Body {
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
 
+/// Methods every operation type already has (inherent `new`, and the `Operation` trait's).
+const RESERVED_METHODS: &[&str] = &[
+    "new",
+    "request",
+    "parse",
+    "is_idempotent",
+    "context",
+    "authentication",
+];
+
 /// Parses and checks the whole document.
 pub fn parse(text: &str) -> Result<Api, Error> {
     let root: Value = serde_norway::from_str(text)
@@ -859,6 +869,16 @@ fn parse_operation(
                 });
             }
             "query" => {
+                // Each query parameter becomes a builder method of the same name.
+                if RESERVED_METHODS.contains(&rust.as_str()) {
+                    return Err(Error::at(
+                        param.at(),
+                        format!(
+                            "query parameter `{wire}` would become builder method `{rust}`, \
+                             which clashes with an operation method"
+                        ),
+                    ));
+                }
                 if required || rust_type.is_some() || context.is_some() {
                     return Err(Error::at(
                         param.at(),

@@ -145,6 +145,16 @@ fn unsupported_constructs_name_their_place() {
             &["requestBody", "application/json"],
         ),
         (
+            "      summary: retrieve a connection\n",
+            "      summary: retrieve a connection\n      x-operation-name: GetIt\n      operationId: dup\n",
+            &["operationId"],
+        ),
+        (
+            "schema: {type: string}}\n      responses:",
+            "schema: {type: string}}\n        - {name: context, in: query, description: d, schema: {type: string}}\n      responses:",
+            &["builder method `context`"],
+        ),
+        (
             "openapi: 3.0.3",
             "openapi: 3.1.0",
             &["OpenAPI 3.0.x"],

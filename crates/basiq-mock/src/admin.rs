@@ -6,7 +6,7 @@
 //! | `POST /__admin/clock/advance` | `{"seconds": N}` | moves virtual time; returns `{"now"}` |
 //! | `GET /__admin/clock` | | `{"now"}` |
 //! | `GET /__admin/stats` | | counters ([`crate::Stats`]) |
-//! | `POST /__admin/reset` | | forgets users, connections, jobs, counters, connector statuses |
+//! | `POST /__admin/reset` | | forgets users, connections, jobs, counters, connector statuses, fault rules |
 //! | `POST /__admin/connectors/{id}` | `{"status": "major-outage"}` | sets a connector's status |
 
 use std::time::Duration;
@@ -56,7 +56,7 @@ async fn stats(State(state): State<AppState>) -> Json<Stats> {
 }
 
 async fn reset(State(state): State<AppState>) -> Response {
-    state.db().reset();
+    state.reset();
     no_content()
 }
 

@@ -363,3 +363,94 @@ async fn purge(
     }
     Ok(no_content())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn conn(purged_at: Option<OffsetDateTime>) -> Connection {
+        Connection {
+            id: "c".into(),
+            seq: 1,
+            user_id: "u".into(),
+            institution_id: "AU00000".into(),
+            method: Method::Web,
+            login_id: "jared".into(),
+            password: "django".into(),
+            created: datetime!(2024-05-01 00:00 UTC),
+            purged_at,
+            data_generation: u64::from(purged_at.is_some()),
+            refreshes: Vec::new(),
+            attempts: 0,
+        }
+    }
+
+    fn job(seq: u64, start: OffsetDateTime, login: &str, password: &str) -> Job {
+        Job {
+            id: format!("j{seq}"),
+            seq,
+            kind: JobKind::Connect,
+            user_id: "u".into(),
+            connection_id: "c".into(),
+            institution_id: "AU00000".into(),
+            method: Method::Web,
+            login_id: login.into(),
+            created: start,
+            start_at: start,
+            steps: crate::logins::plan(login, password, 0, false, false),
+        }
+    }
+
+    #[test]
+    fn purge_lasts_until_a_job_succeeds_after_it() {
+        let t0 = datetime!(2024-05-01 00:00 UTC);
+        let first = job(1, t0, "jared", "django");
+        let purge = t0 + time::Duration::minutes(1);
+        let c = conn(Some(purge));
+        let info = derive(&c, &[&first], purge);
+        assert!(info.purged);
+        assert!(!info.accounts_retrieved);
+        assert_eq!(
+            info.status,
+            ConnectionStatus::Active,
+            "purge keeps the connection active"
+        );
+
+        let refresh = job(2, purge + time::Duration::minutes(1), "jared", "django");
+        let mid = purge + time::Duration::minutes(1) + time::Duration::seconds(8);
+        let info = derive(&c, &[&first, &refresh], mid);
+        assert!(
+            info.purged,
+            "accounts refetched but the job is not done yet"
+        );
+        assert_eq!(info.job_in_progress.as_deref(), Some("j2"));
+
+        let done = mid + time::Duration::seconds(5);
+        let info = derive(&c, &[&first, &refresh], done);
+        assert!(!info.purged);
+        assert!(info.accounts_retrieved && info.transactions_retrieved);
+        assert_eq!(info.successful_jobs, 2);
+        assert_eq!(info.last_used, Some(done));
+        assert_eq!(info.data_generation, 1);
+    }
+
+    #[test]
+    fn a_failed_job_after_success_invalidates() {
+        let t0 = datetime!(2024-05-01 00:00 UTC);
+        let ok = job(1, t0, "jared", "django");
+        let bad = job(2, t0 + time::Duration::minutes(1), "jared", "changed");
+        let late = t0 + time::Duration::minutes(2);
+        let info = derive(&conn(None), &[&ok, &bad], late);
+        assert_eq!(info.status, ConnectionStatus::Invalid);
+        assert_eq!(
+            info.last_used,
+            Some(t0 + time::Duration::seconds(13)),
+            "lastUsed keeps the last success"
+        );
+        assert!(
+            info.accounts_retrieved,
+            "data from the earlier success stays"
+        );
+    }
+}

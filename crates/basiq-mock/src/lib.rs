@@ -305,10 +305,10 @@ impl MockServer {
         self.state.db().stats.clone()
     }
 
-    /// Forgets users, connections, jobs, counters and connector statuses (issued tokens stay
-    /// valid; the clock is not touched).
+    /// Forgets users, connections, jobs, counters, connector statuses and armed fault rules
+    /// (issued tokens stay valid; the clock and the configured rate limit are not touched).
     pub fn reset(&self) {
-        self.state.db().reset();
+        self.state.reset();
     }
 
     /// Sets a connector's status (`operational`, `degraded-performance`, `partial-outage`,

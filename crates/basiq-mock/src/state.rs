@@ -47,8 +47,7 @@ pub(crate) struct Config {
     pub(crate) token_ttl: Duration,
     /// Where the Consent UI stand-in redirects; `None` = our own `/consent/done` page.
     pub(crate) redirect_url: Option<String>,
-    /// General rate limit for the rate-limiting middleware (`None` = unlimited).
-    #[allow(dead_code)] // read by the rate-limiting middleware (faults.rs)
+    /// General rate limit, handed to the rate-limiting middleware (`None` = unlimited).
     pub(crate) rate_limit: Option<RateLimit>,
     /// `/token` limit: Basiq allows 1,500 requests per 5 minutes.
     pub(crate) token_limit: RateLimit,
@@ -366,6 +365,14 @@ impl AppState {
             .into_iter()
             .map(|c| db.connection_info(c, now))
             .collect()
+    }
+
+    /// Back to a fresh emulator: forgets users, connections, jobs, counters, connector
+    /// statuses and armed fault rules. Kept: issued tokens (credentials, not data), the clock,
+    /// and the configured rate limit (builder configuration).
+    pub(crate) fn reset(&self) {
+        self.db().reset();
+        self.inner.faults.clear();
     }
 
     /// Whether a user exists.

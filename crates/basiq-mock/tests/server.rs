@@ -177,3 +177,51 @@ async fn admin_clock_advance_moves_virtual_time() {
         .expect("send");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn reset_also_disarms_fault_rules() {
+    let (server, _clock) = server();
+    let resp = http()
+        .post(format!("{}/__admin/faults", server.url()))
+        .json(&serde_json::json!({"path": "/connectors", "fault": {"kind": "status", "code": 503}}))
+        .send()
+        .await
+        .expect("send");
+    assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    assert_eq!(server.faults().rules().len(), 1);
+    server.reset();
+    assert!(server.faults().rules().is_empty());
+}
+
+/// The binary prints its URL and key, then serves until killed.
+#[test]
+fn binary_prints_url_and_key_and_serves() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_basiq-mock"))
+        .args(["--port", "0", "--api-key", "a2V5OnZhbHVl"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let url = lines.next().expect("line").expect("utf8");
+    let key = lines.next().expect("line").expect("utf8");
+    assert_eq!(key, "BASIQ_API_KEY=a2V5OnZhbHVl");
+    let addr = url
+        .strip_prefix("BASIQ_URL=http://")
+        .expect("url line")
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    let body = "scope=SERVER_ACCESS";
+    write!(
+        stream,
+        "POST /token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic a2V5OnZhbHVl\r\nbasiq-version: 3.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}

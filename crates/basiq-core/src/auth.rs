@@ -15,8 +15,11 @@ use url::Url;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
+use crate::retry::{AttemptFailure, RetryBudget, RetryDecision, RetryPolicy};
 use crate::secret::ApiKey;
-use crate::token::{FetchReason, TokenCache, TokenDecision, TokenLease, TokenPolicy, TokenResponse};
+use crate::token::{
+    FetchReason, TokenCache, TokenDecision, TokenLease, TokenPolicy, TokenResponse,
+};
 
 /// Basiq's production API.
 pub const DEFAULT_BASE_URL: &str = "https://au-api.basiq.io";
@@ -38,6 +41,9 @@ pub struct ExecutorConfig {
     pub clock: Arc<dyn Clock>,
     /// When to refresh the server token.
     pub token_policy: TokenPolicy,
+    /// When to repeat a failed request ([`RetryPolicy::never`] turns retries off). Executors
+    /// only ever repeat *idempotent* operations (and `/token`).
+    pub retry_policy: RetryPolicy,
 }
 
 impl ExecutorConfig {
@@ -48,7 +54,14 @@ impl ExecutorConfig {
             api_key,
             clock: Arc::new(SystemClock),
             token_policy: TokenPolicy::default(),
+            retry_policy: RetryPolicy::default(),
         }
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = policy;
+        self
     }
 
     /// Replaces the clock.
@@ -92,6 +105,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("api_key", &self.api_key)
             .field("clock", &self.clock)
             .field("token_policy", &self.token_policy)
+            .field("retry_policy", &self.retry_policy)
             .finish()
     }
 }
@@ -238,6 +252,81 @@ impl fmt::Debug for TokenState {
     }
 }
 
+/// The retry side of an executor: its [`RetryPolicy`] and the client-wide [`RetryBudget`], so a
+/// struggling Basiq is not hit with every request's full retry series at once.
+///
+/// One rule is stricter than the policy: an operation that is not idempotent is **never**
+/// repeated automatically, even after a connect error. Whether it reached Basiq is for the caller
+/// to reconcile (list the user's jobs, re-read the resource), not for the SDK to guess.
+pub struct RetryState {
+    policy: RetryPolicy,
+    budget: Mutex<RetryBudget>,
+}
+
+impl RetryState {
+    /// A full budget at `now`.
+    pub fn new(policy: RetryPolicy, now: OffsetDateTime) -> Self {
+        Self {
+            policy,
+            budget: Mutex::new(policy.new_budget(now)),
+        }
+    }
+
+    /// After attempt number `attempt` (1 = the first) failed with `error`: how long to wait
+    /// before repeating it, or `None` to give up and return the error. `jitter` in `[0, 1]`.
+    pub fn next_delay(
+        &self,
+        attempt: u32,
+        error: &Error,
+        idempotent: bool,
+        jitter: f64,
+        now: OffsetDateTime,
+    ) -> Option<Duration> {
+        if !idempotent {
+            return None;
+        }
+        let failure = AttemptFailure::from_error(error);
+        let mut budget = self
+            .budget
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match self
+            .policy
+            .decide_with_budget(&mut budget, attempt, &failure, true, jitter, now)
+        {
+            RetryDecision::RetryAfter(delay) => {
+                tracing::debug!(
+                    attempt,
+                    error.kind = ?error.kind(),
+                    error.status = ?error.status(),
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "retrying an idempotent Basiq request"
+                );
+                Some(delay)
+            }
+            RetryDecision::GiveUp(reason) => {
+                if attempt > 1 {
+                    tracing::debug!(attempt, %reason, "not retrying the Basiq request again");
+                }
+                None
+            }
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+}
+
+impl fmt::Debug for RetryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryState")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,12 +394,27 @@ mod tests {
     }
 
     #[test]
+    fn non_idempotent_operations_are_never_retried() {
+        use crate::error::{TransportError, TransportErrorKind};
+        let retry = RetryState::new(RetryPolicy::default(), at(0));
+        let connect = Error::transport(TransportError::new(TransportErrorKind::Connect, "refused"));
+        assert!(retry.next_delay(1, &connect, false, 0.5, at(0)).is_none());
+        assert!(retry.next_delay(1, &connect, true, 0.5, at(0)).is_some());
+        let not_found = Error::from_response(http::StatusCode::NOT_FOUND, b"{}", None);
+        assert!(retry.next_delay(1, &not_found, true, 0.5, at(0)).is_none());
+        let never = RetryState::new(RetryPolicy::never(), at(0));
+        assert!(never.next_delay(1, &connect, true, 0.5, at(0)).is_none());
+    }
+
+    #[test]
     fn config_validation() {
         let url = parse_base_url("http://127.0.0.1:1").unwrap();
         assert!(ExecutorConfig::new(url.clone(), ApiKey::new(" "))
             .validate()
             .is_err());
-        assert!(ExecutorConfig::new(url, ApiKey::new("k")).validate().is_ok());
+        assert!(ExecutorConfig::new(url, ApiKey::new("k"))
+            .validate()
+            .is_ok());
         assert!(matches!(
             parse_base_url("not a url"),
             Err(Error::Config { .. })

@@ -18,7 +18,7 @@
 mod executor;
 mod transport;
 
-pub use executor::AsyncExecutor;
+pub use executor::{AsyncExecutor, Sleep};
 pub use transport::{
     ReqwestTransport, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BODY_BYTES,
 };

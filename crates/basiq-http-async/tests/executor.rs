@@ -128,7 +128,14 @@ fn happy(fake: &Fake, request: &HttpRequest) -> Result<HttpResponse, TransportEr
 fn executor(fake: &Arc<Fake>, clock: &ManualClock) -> AsyncExecutor {
     let config = ExecutorConfig::new("http://127.0.0.1:9".parse().unwrap(), ApiKey::new(KEY))
         .with_clock(Arc::new(clock.clone()));
-    AsyncExecutor::new(config, fake.clone()).unwrap()
+    // Retries wait on the virtual clock instead of real time.
+    let waited = clock.clone();
+    AsyncExecutor::new(config, fake.clone())
+        .unwrap()
+        .with_sleep(move |d| {
+            waited.advance(d);
+            Box::pin(async {})
+        })
 }
 
 fn get_user() -> GetUser {
@@ -337,7 +344,7 @@ async fn errors_carry_the_operation_ids_and_correlation_id() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn transport_errors_carry_ids_and_are_not_retried() {
+async fn idempotent_calls_are_retried_per_policy_and_keep_their_ids() {
     let fake = Fake::new(Duration::ZERO, |fake, request| {
         if is_token(request) {
             Ok(token_response(fake.tokens()))
@@ -355,7 +362,97 @@ async fn transport_errors_carry_ids_and_are_not_retried() {
         err.context().unwrap().user_id.as_ref().unwrap().as_str(),
         "u1"
     );
-    assert_eq!(fake.api(), 1);
+    let attempts = basiq_core::retry::RetryPolicy::default().max_attempts as usize;
+    assert_eq!(fake.api(), attempts, "a GET is retried up to max_attempts");
+    assert_eq!(fake.tokens(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_5xx_on_a_get_is_retried_then_succeeds() {
+    let fake = Fake::new(Duration::ZERO, |fake, request| {
+        if is_token(request) {
+            Ok(token_response(fake.tokens()))
+        } else if fake.api() == 1 {
+            Ok(api_error(
+                503,
+                "service-unavailable",
+                "Service is currently unavailable",
+            ))
+        } else {
+            Ok(user("u1"))
+        }
+    });
+    let clock = ManualClock::starting_now();
+    let exec = executor(&fake, &clock);
+    exec.execute(get_user()).await.unwrap();
+    assert_eq!((fake.tokens(), fake.api()), (1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn non_idempotent_calls_are_never_retried() {
+    use basiq_core::models::NewUser;
+    use basiq_core::operations::CreateUser;
+    for failure in [
+        TransportErrorKind::Io,
+        TransportErrorKind::Timeout,
+        TransportErrorKind::Connect,
+    ] {
+        let fake = Fake::new(Duration::ZERO, move |fake, request| {
+            if is_token(request) {
+                Ok(token_response(fake.tokens()))
+            } else {
+                Err(TransportError::new(failure, "failed"))
+            }
+        });
+        let exec = executor(&fake, &ManualClock::starting_now());
+        let new_user = NewUser {
+            email: Some("a@b.c".into()),
+            ..NewUser::default()
+        };
+        let err = exec.execute(CreateUser::new(new_user)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transport);
+        assert_eq!(
+            fake.api(),
+            1,
+            "{failure:?}: POST /users must not be repeated"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_fetch_is_retried_on_5xx_under_the_gate() {
+    let fake = Fake::new(Duration::ZERO, |fake, request| {
+        if is_token(request) {
+            if fake.tokens() == 1 {
+                Ok(api_error(500, "internal-server-error", "boom"))
+            } else {
+                Ok(token_response(fake.tokens()))
+            }
+        } else {
+            Ok(user("u1"))
+        }
+    });
+    let exec = executor(&fake, &ManualClock::starting_now());
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let exec = exec.clone();
+            tokio::spawn(async move { exec.execute(get_user()).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        fake.tokens(),
+        2,
+        "one failed fetch, one retry, nobody else fetched"
+    );
+    assert!(fake
+        .seen_auth
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|a| a == "Bearer tok-2"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

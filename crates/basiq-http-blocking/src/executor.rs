@@ -2,34 +2,43 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use basiq_core::auth::{ExecutorConfig, TokenState};
+use basiq_core::auth::{ExecutorConfig, RetryState, TokenState};
 use basiq_core::clock::Clock;
 use basiq_core::error::Error;
 use basiq_core::id::UserId;
 use basiq_core::operation::{Authentication, Operation};
 use basiq_core::secret::{AccessToken, ApiKey};
-use basiq_core::token::{PostToken, TokenDecision, TokenLease, TokenScope};
+use basiq_core::token::{FetchReason, PostToken, TokenDecision, TokenLease, TokenScope};
 use basiq_core::transport::{BlockingTransport, HttpRequest, HttpResponse};
 use url::Url;
 
+/// How the executor waits between retries: `std::thread::sleep` by default; tests can make it
+/// advance a virtual clock instead (see [`BlockingExecutor::with_sleep`]).
+pub type Sleep = Arc<dyn Fn(Duration) + Send + Sync>;
+
 /// Runs operations against Basiq from ordinary threads: token from the shared cache, bearer, send,
-/// parse, ids on errors, and one re-authentication when Basiq says the token expired.
+/// parse, ids on errors, one re-authentication when Basiq says the token expired, and retries of
+/// idempotent requests.
 ///
-/// Cheap to clone; clones share the token cache, so all threads of a process authenticate once
-/// per token lifetime (Basiq: "cache one token for global use").
+/// Cheap to clone; clones share the token cache and the retry budget, so all threads of a process
+/// authenticate once per token lifetime (Basiq: "cache one token for global use").
 ///
 /// **Single flight.** When the cache needs a token, threads queue on a `std::sync::Mutex<()>`
 /// *fetch gate*; the first fetches, the others re-check the cache after acquiring the gate and
 /// find the fresh token. No async runtime is involved, so this client is safe to call from any
 /// thread — including a thread owned by an async host, unlike `block_on`-based clients.
 ///
-/// **Retries.** Only the re-authentication retry is built in (an expired-token answer means
-/// Basiq refused the request before acting on it, so repeating is safe even for a non-idempotent
-/// operation). This executor never repeats a request whose outcome is unknown.
+/// **Retries.** An expired-token answer is re-authenticated and repeated once (Basiq refused the
+/// request before acting on it, so this is safe even for a non-idempotent operation). Beyond
+/// that, the configuration's [`RetryPolicy`](basiq_core::retry::RetryPolicy) repeats
+/// *idempotent* operations after transport errors, 429 and 5xx, with jittered backoff and a
+/// client-wide budget. A non-idempotent operation is never repeated.
 #[derive(Clone)]
 pub struct BlockingExecutor {
     inner: Arc<Inner>,
+    sleep: Sleep,
 }
 
 struct Inner {
@@ -38,7 +47,16 @@ struct Inner {
     api_key: ApiKey,
     clock: Arc<dyn Clock>,
     tokens: TokenState,
+    retry: RetryState,
     fetch_gate: Mutex<()>,
+}
+
+/// How one attempt failed.
+enum Failure {
+    /// The retry policy may repeat the attempt.
+    Retryable(Error),
+    /// Return as is (e.g. getting a token failed, after its own retries).
+    Final(Error),
 }
 
 impl BlockingExecutor {
@@ -49,16 +67,25 @@ impl BlockingExecutor {
         transport: Arc<dyn BlockingTransport>,
     ) -> Result<Self, Error> {
         config.validate()?;
+        let now = config.clock.now();
         Ok(Self {
             inner: Arc::new(Inner {
                 transport,
                 tokens: TokenState::new(config.token_policy),
+                retry: RetryState::new(config.retry_policy, now),
                 base_url: config.base_url,
                 api_key: config.api_key,
                 clock: config.clock,
                 fetch_gate: Mutex::new(()),
             }),
+            sleep: Arc::new(std::thread::sleep),
         })
+    }
+
+    /// Replaces how the executor waits between retries (see [`Sleep`]).
+    pub fn with_sleep(mut self, sleep: impl Fn(Duration) + Send + Sync + 'static) -> Self {
+        self.sleep = Arc::new(sleep);
+        self
     }
 
     /// The API root requests are built against.
@@ -87,12 +114,48 @@ impl BlockingExecutor {
     }
 
     fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
-        if op.authentication() == Authentication::None {
-            return self.run_unauthenticated(op);
+        self.retrying(op.is_idempotent(), || {
+            if op.authentication() == Authentication::None {
+                self.run_unauthenticated(op).map_err(Failure::Retryable)
+            } else {
+                self.attempt(op)
+            }
+        })
+    }
+
+    /// Repeats `attempt` while the retry policy says so (never when `idempotent` is false).
+    fn retrying<T>(
+        &self,
+        idempotent: bool,
+        mut attempt: impl FnMut() -> Result<T, Failure>,
+    ) -> Result<T, Error> {
+        let mut number = 1;
+        loop {
+            let error = match attempt() {
+                Ok(value) => return Ok(value),
+                Err(Failure::Final(e)) => return Err(e),
+                Err(Failure::Retryable(e)) => e,
+            };
+            let now = self.inner.clock.now();
+            match self
+                .inner
+                .retry
+                .next_delay(number, &error, idempotent, fastrand::f64(), now)
+            {
+                Some(delay) => {
+                    (self.sleep)(delay);
+                    number += 1;
+                }
+                None => return Err(error),
+            }
         }
+    }
+
+    /// One authenticated attempt, including the single re-authentication.
+    fn attempt<O: Operation>(&self, op: &O) -> Result<O::Output, Failure> {
         // Build first: invalid input fails before any token is fetched.
-        let request = op.request(&self.inner.base_url)?;
-        let lease = self.lease()?;
+        let request = op.request(&self.inner.base_url).map_err(Failure::Final)?;
+        let lease = self.lease().map_err(Failure::Final)?;
         match self.send_with(request, &lease, op) {
             Err(e) if e.is_expired_token() => {
                 let was_cached = self.inner.tokens.reject(&lease);
@@ -100,11 +163,12 @@ impl BlockingExecutor {
                     refetch = was_cached,
                     "Basiq rejected the server token as expired; re-authenticating once"
                 );
-                let lease = self.lease()?;
-                let request = op.request(&self.inner.base_url)?;
+                let lease = self.lease().map_err(Failure::Final)?;
+                let request = op.request(&self.inner.base_url).map_err(Failure::Final)?;
                 self.send_with(request, &lease, op)
+                    .map_err(Failure::Retryable)
             }
-            other => other,
+            other => other.map_err(Failure::Retryable),
         }
     }
 
@@ -141,13 +205,28 @@ impl BlockingExecutor {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         // Re-check: whoever held the gate before us may have stored a token.
-        let requested_at = self.inner.clock.now();
-        if let TokenDecision::Use(lease) = tokens.decide(requested_at) {
-            return Ok(lease);
-        }
+        let reason = match tokens.decide(self.inner.clock.now()) {
+            TokenDecision::Use(lease) => return Ok(lease),
+            TokenDecision::Fetch(reason) => reason,
+        };
         let op = PostToken::server(self.inner.api_key.clone());
-        match self.run_unauthenticated(&op) {
-            Ok(token) => Ok(tokens.fetched(&token, requested_at, fastrand::f64())),
+        let fetch = || {
+            let requested_at = self.inner.clock.now();
+            self.run_unauthenticated(&op)
+                .map(|token| (token, requested_at))
+                .map_err(Failure::Retryable)
+        };
+        // A refresh ahead of expiry is tried once: if it fails, the still-valid token is served
+        // at once rather than after a series of backoffs.
+        let fetched = if reason == FetchReason::RefreshAhead {
+            fetch().map_err(|f| match f {
+                Failure::Retryable(e) | Failure::Final(e) => e,
+            })
+        } else {
+            self.retrying(true, fetch)
+        };
+        match fetched {
+            Ok((token, requested_at)) => Ok(tokens.fetched(&token, requested_at, fastrand::f64())),
             Err(e) => tokens.fetch_failed(e, self.inner.clock.now()),
         }
     }
@@ -161,6 +240,7 @@ impl fmt::Debug for BlockingExecutor {
             .field("tokens", &self.inner.tokens)
             .field("transport", &self.inner.transport)
             .field("clock", &self.inner.clock)
+            .field("retry", &self.inner.retry)
             .finish()
     }
 }

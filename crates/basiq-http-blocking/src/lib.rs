@@ -19,7 +19,7 @@
 mod executor;
 mod transport;
 
-pub use executor::BlockingExecutor;
+pub use executor::{BlockingExecutor, Sleep};
 pub use transport::{
     UreqTransport, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BODY_BYTES,
 };

@@ -125,7 +125,11 @@ fn happy(fake: &Fake, request: &HttpRequest) -> Result<HttpResponse, TransportEr
 fn executor(fake: &Arc<Fake>, clock: &ManualClock) -> BlockingExecutor {
     let config = ExecutorConfig::new("http://127.0.0.1:9".parse().unwrap(), ApiKey::new(KEY))
         .with_clock(Arc::new(clock.clone()));
-    BlockingExecutor::new(config, fake.clone()).unwrap()
+    // Retries wait on the virtual clock instead of real time.
+    let waited = clock.clone();
+    BlockingExecutor::new(config, fake.clone())
+        .unwrap()
+        .with_sleep(move |d| waited.advance(d))
 }
 
 fn get_user() -> GetUser {
@@ -248,7 +252,7 @@ fn invalid_input_fails_before_any_request() {
 }
 
 #[test]
-fn errors_carry_the_operation_ids() {
+fn errors_carry_the_operation_ids_after_retries() {
     let fake = Fake::new(Duration::ZERO, |fake, request| {
         if is_token(request) {
             Ok(token_response(fake.tokens()))
@@ -267,7 +271,63 @@ fn errors_carry_the_operation_ids() {
         "u1"
     );
     assert!(err.to_string().contains("userId=u1"));
-    assert_eq!(fake.api(), 1, "an ambiguous failure is not repeated");
+    let attempts = basiq_core::retry::RetryPolicy::default().max_attempts as usize;
+    assert_eq!(fake.api(), attempts, "a GET is retried up to max_attempts");
+}
+
+#[test]
+fn non_idempotent_calls_are_never_retried() {
+    for failure in [
+        TransportErrorKind::Io,
+        TransportErrorKind::Timeout,
+        TransportErrorKind::Connect,
+    ] {
+        let fake = Fake::new(Duration::ZERO, move |fake, request| {
+            if is_token(request) {
+                Ok(token_response(fake.tokens()))
+            } else {
+                Err(TransportError::new(failure, "failed"))
+            }
+        });
+        let exec = executor(&fake, &ManualClock::starting_now());
+        let new_user = basiq_core::models::NewUser {
+            email: Some("a@b.c".into()),
+            ..Default::default()
+        };
+        let err = exec.execute(CreateUser::new(new_user)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transport);
+        assert_eq!(
+            fake.api(),
+            1,
+            "{failure:?}: POST /users must not be repeated"
+        );
+    }
+}
+
+#[test]
+fn token_fetch_is_retried_on_5xx_under_the_gate() {
+    let fake = Fake::new(Duration::from_millis(20), |fake, request| {
+        if is_token(request) {
+            if fake.tokens() == 1 {
+                Ok(api_error(
+                    503,
+                    "service-unavailable",
+                    "Service is currently unavailable",
+                ))
+            } else {
+                Ok(token_response(fake.tokens()))
+            }
+        } else {
+            Ok(user("u1"))
+        }
+    });
+    let exec = executor(&fake, &ManualClock::starting_now());
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| exec.execute(get_user()).unwrap());
+        }
+    });
+    assert_eq!(fake.tokens(), 2);
 }
 
 #[test]

@@ -27,6 +27,11 @@ impl Client {
         ClientBuilder::default()
     }
 
+    /// A client over an executor built by hand (e.g. with its own retry sleep).
+    pub fn from_executor(executor: AsyncExecutor) -> Self {
+        Self { executor }
+    }
+
     /// A client for Basiq's production API with default settings.
     pub fn new(api_key: impl Into<ApiKey>) -> Result<Self, Error> {
         Self::builder().api_key(api_key).build()

@@ -52,18 +52,45 @@
 //! # }
 //! ```
 //!
-//! Unsafe ids never reach the network:
+//! Tests run the same code against the embedded emulator (`basiq-mock`) on 127.0.0.1; unsafe
+//! ids never reach it:
 //!
 //! ```
 //! # #[cfg(feature = "async")]
-//! # async fn run() {
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let server = basiq_mock::MockServer::start();
 //! let client = basiq::Client::builder()
-//!     .api_key("a2V5OnNlY3JldA==")
-//!     .base_url("http://127.0.0.1:9")
-//!     .build()
-//!     .unwrap();
+//!     .api_key(server.api_key())
+//!     .base_url(server.url())
+//!     .build()?;
+//!
 //! let err = client.users().get("../admin").await.unwrap_err();
 //! assert_eq!(err.kind(), basiq::ErrorKind::InvalidId);
+//! assert_eq!(server.stats().token_requests, 0); // nothing was sent
+//!
+//! let user = client
+//!     .users()
+//!     .create(basiq::models::NewUser {
+//!         mobile: Some("+61410888666".into()),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! client.users().get(&user.id).await?;
+//! client.jobs().list_for_user(&user.id).await?;
+//! assert_eq!(server.stats().token_requests, 1); // one token for every call
+//! # Ok::<(), basiq::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! The blocking client has the same methods without `.await`:
+//!
+//! ```no_run
+//! # #[cfg(feature = "blocking")]
+//! # fn run() -> Result<(), basiq::Error> {
+//! let client = basiq::blocking::Client::new(std::env::var("BASIQ_API_KEY").unwrap_or_default())?;
+//! let jobs = client.jobs().list_for_user("ea3a81")?;
+//! # let _ = jobs;
+//! # Ok(())
 //! # }
 //! ```
 //!

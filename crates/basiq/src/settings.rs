@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use basiq_core::auth::{parse_base_url, ExecutorConfig, DEFAULT_BASE_URL};
 use basiq_core::clock::{Clock, SystemClock};
+use basiq_core::retry::RetryPolicy;
 use basiq_core::secret::ApiKey;
 use basiq_core::token::TokenPolicy;
 use basiq_core::Error;
@@ -20,6 +21,7 @@ pub(crate) struct Settings {
     pub(crate) base_url: Option<String>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
     pub(crate) token_policy: TokenPolicy,
+    pub(crate) retry_policy: RetryPolicy,
     pub(crate) connect_timeout: Duration,
     pub(crate) timeout: Duration,
 }
@@ -31,6 +33,7 @@ impl Default for Settings {
             base_url: None,
             clock: None,
             token_policy: TokenPolicy::default(),
+            retry_policy: RetryPolicy::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_REQUEST_TIMEOUT,
         }
@@ -55,7 +58,8 @@ impl Settings {
             .unwrap_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>);
         let config = ExecutorConfig::new(base_url, api_key)
             .with_clock(clock)
-            .with_token_policy(self.token_policy);
+            .with_token_policy(self.token_policy)
+            .with_retry_policy(self.retry_policy);
         config.validate()?;
         Ok(config)
     }
@@ -88,6 +92,15 @@ macro_rules! builder_methods {
         /// lifetime).
         pub fn token_policy(mut self, policy: $crate::token::TokenPolicy) -> Self {
             self.settings.token_policy = policy;
+            self
+        }
+
+        /// When to repeat failed *idempotent* requests (transport errors, 429, 5xx) — default
+        /// [`RetryPolicy::default`]($crate::retry::RetryPolicy): 4 attempts, jittered backoff,
+        /// a client-wide budget. [`RetryPolicy::never`]($crate::retry::RetryPolicy::never) turns
+        /// retries off. Non-idempotent operations are never repeated, whatever the policy.
+        pub fn retry_policy(mut self, policy: $crate::retry::RetryPolicy) -> Self {
+            self.settings.retry_policy = policy;
             self
         }
 

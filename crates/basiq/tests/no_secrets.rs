@@ -100,6 +100,7 @@ async fn nothing_prints_a_key_or_a_token() {
     let dead = Client::builder()
         .api_key(key.clone())
         .base_url("http://127.0.0.1:1")
+        .retry_policy(basiq::retry::RetryPolicy::never())
         .build()
         .unwrap();
     errors.push(dead.users().get(&user.id).await.unwrap_err());

@@ -20,7 +20,7 @@ use time::{Date, OffsetDateTime, UtcOffset};
 pub use crate::connectors::ConnectionMethod;
 use crate::error::Error;
 use crate::id::{ConnectionId, JobId};
-use crate::jobs::JobState;
+use crate::jobs::{classify, FailureClass, JobKind, JobState, TRANSIENT_RETRY_AFTER};
 use crate::models::Job;
 use crate::open_enum::open_enum;
 use crate::operation;
@@ -78,6 +78,18 @@ pub enum SkipReason {
     NotRefreshable(ConnectionMethod),
     /// A job for this connection is running: follow it (Basiq would answer 200 with it anyway).
     InProgress(JobId),
+    /// The connection's latest job failed and nothing has fixed it since. Refreshing again with
+    /// bad credentials risks locking the user's bank account, and a transient failure should be
+    /// retried after Basiq's 10 minutes, not immediately.
+    LastAttemptFailed {
+        /// The failed job.
+        job_id: JobId,
+        /// Its classification (as a refresh).
+        class: FailureClass,
+        /// When a refresh may be tried again; `None` until someone acts (the user re-enters
+        /// credentials, support fixes it), which also makes the connection `active` again.
+        retry_at: Option<OffsetDateTime>,
+    },
     /// Refreshed recently; Basiq asks to refresh rarely.
     RecentlyRefreshed {
         /// The last refresh (max of `lastUsed` and the latest successful job).
@@ -192,7 +204,8 @@ impl RefreshPolicy {
     }
 
     /// Whether `conn` may be refreshed at `now`. Checks, in order: active, refreshable method,
-    /// no job running for it, `min_interval` since the last refresh, and for open banking the
+    /// no job running for it, its latest job did not fail in a way that still blocks (see
+    /// [`SkipReason::LastAttemptFailed`]), `min_interval` since the last refresh, and for open banking the
     /// daily limit (the larger of the ledger's count and today's jobs for the connection, so
     /// refreshes made by another process still count).
     pub fn decide(
@@ -220,6 +233,9 @@ impl RefreshPolicy {
         {
             return Skip(SkipReason::InProgress(running.id.clone()));
         }
+        if let Some(skip) = Self::last_attempt_failed(&mine, now) {
+            return Skip(skip);
+        }
         if let Some(last) = Self::last_refresh(conn, recent_jobs) {
             let next_allowed = time_util::add(last, self.min_interval);
             if now < next_allowed {
@@ -242,6 +258,47 @@ impl RefreshPolicy {
             }
         }
         RefreshDecision::Allowed
+    }
+
+    /// `LastAttemptFailed` when the latest finished job of the connection failed and its failure
+    /// still blocks at `now`: user action, permanent and file problems until something changes;
+    /// retryable and unknown failures for their retry delay (at least Basiq's 10 minutes).
+    fn last_attempt_failed(jobs: &[&Job], now: OffsetDateTime) -> Option<SkipReason> {
+        let latest = jobs
+            .iter()
+            .filter(|j| j.state().is_done())
+            .max_by_key(|j| (j.last_change(), j.state() == JobState::Succeeded))?;
+        let JobState::Failed { step, failure } = latest.state() else {
+            return None;
+        };
+        let class = classify(&step, &failure.code, JobKind::Refresh);
+        let wait = match &class {
+            FailureClass::UserActionRequired(_)
+            | FailureClass::Permanent
+            | FailureClass::FileProblem => None,
+            FailureClass::Transient { retry_after } => {
+                Some((*retry_after).max(TRANSIENT_RETRY_AFTER))
+            }
+            FailureClass::ServerManagedRetry { every, .. } => Some(*every),
+            FailureClass::InstitutionOutage | FailureClass::Unknown => Some(TRANSIENT_RETRY_AFTER),
+        };
+        let retry_at = match (wait, latest.last_change()) {
+            (None, _) => None,
+            (Some(wait), Some(failed_at)) => {
+                let at = time_util::add(failed_at, wait);
+                if now >= at {
+                    return None;
+                }
+                Some(at)
+            }
+            // A failure without a time cannot be aged: do not block on it.
+            (Some(_), None) => return None,
+        };
+        Some(SkipReason::LastAttemptFailed {
+            job_id: latest.id.clone(),
+            class,
+            retry_at,
+        })
     }
 
     /// [`decide`](Self::decide), and when allowed, records the refresh in `ledger` at `now`.

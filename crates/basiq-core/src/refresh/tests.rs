@@ -89,8 +89,13 @@ fn last_refresh_is_max_of_last_used_and_latest_successful_job() {
     ];
     let c = conn("active", "web", Some(60));
     assert_eq!(RefreshPolicy::last_refresh(&c, &jobs), Some(at(3600)));
-    assert_eq!(
+    // The failed job (10 min ago at most) blocks first, then the interval.
+    assert!(matches!(
         policy.decide(&c, &jobs, &MemoryLedger::new(), at(7400)),
+        RefreshDecision::Skip(SkipReason::LastAttemptFailed { .. })
+    ));
+    assert_eq!(
+        policy.decide(&c, &jobs, &MemoryLedger::new(), at(8000)),
         RefreshDecision::Skip(SkipReason::RecentlyRefreshed {
             last: at(3600),
             next_allowed: at(3600 + DAY),
@@ -103,6 +108,62 @@ fn last_refresh_is_max_of_last_used_and_latest_successful_job() {
     // lastUsed later than the job wins.
     let c = conn("active", "web", Some(5000));
     assert_eq!(RefreshPolicy::last_refresh(&c, &jobs), Some(at(5000)));
+}
+
+#[test]
+fn a_failed_last_attempt_blocks_until_fixed_or_aged() {
+    use crate::jobs::{FailureClass, UserAction};
+    let policy = RefreshPolicy::default().with_min_interval(Duration::ZERO);
+    let c = conn("active", "web", None);
+    let ledger = MemoryLedger::new();
+    // Wrong credentials: never refresh again until the user re-enters them.
+    let locked = [
+        job("ok", Some("c1"), None, 0, 10, &three("success", None)),
+        job(
+            "bad",
+            Some("c1"),
+            None,
+            100,
+            110,
+            &three("failed", Some("invalid-credentials")),
+        ),
+    ];
+    assert_eq!(
+        policy.decide(&c, &locked, &ledger, at(30 * DAY)),
+        RefreshDecision::Skip(SkipReason::LastAttemptFailed {
+            job_id: JobId::new("bad").unwrap(),
+            class: FailureClass::UserActionRequired(UserAction::ReenterCredentials {
+                password_probably_changed: true
+            }),
+            retry_at: None,
+        })
+    );
+    // Fixed by a later success (the user went through the Consent UI).
+    let fixed = [
+        locked[1].clone(),
+        job("fixed", Some("c1"), None, 200, 210, &three("success", None)),
+    ];
+    assert_eq!(
+        policy.decide(&c, &fixed, &ledger, at(300)),
+        RefreshDecision::Allowed
+    );
+    // Transient: Basiq's 10 minutes, then allowed.
+    let flaky = [job(
+        "f",
+        Some("c1"),
+        None,
+        0,
+        100,
+        &three("failed", Some("service-unavailable")),
+    )];
+    assert!(matches!(
+        policy.decide(&c, &flaky, &ledger, at(699)),
+        RefreshDecision::Skip(SkipReason::LastAttemptFailed { retry_at: Some(t), .. }) if t == at(700)
+    ));
+    assert_eq!(
+        policy.decide(&c, &flaky, &ledger, at(700)),
+        RefreshDecision::Allowed
+    );
 }
 
 #[test]
@@ -142,14 +203,7 @@ fn todays_jobs_count_against_the_quota_even_without_the_ledger() {
     };
     let jobs = [
         job("a", Some("c1"), None, 10, 20, &three("success", None)),
-        job(
-            "b",
-            Some("c1"),
-            None,
-            30,
-            40,
-            &three("failed", Some("connector-error")),
-        ),
+        job("b", Some("c1"), None, 30, 40, &three("success", None)),
     ];
     assert!(matches!(
         policy.decide(
@@ -273,6 +327,26 @@ proptest! {
                 *n += 1;
                 prop_assert!(*n <= limit);
             }
+        }
+    }
+
+    #[test]
+    fn never_refresh_after_a_credentials_failure(
+        jobs in proptest::collection::vec((any_status(), 0i64..10_000, any::<bool>()), 1..8),
+        now_s in 0i64..1_000_000,
+    ) {
+        let jobs: Vec<Job> = jobs.iter().enumerate().map(|(i, (s, t, creds))| {
+            let code = (*s == "failed").then_some(if *creds { "invalid-credentials" } else { "system-unavailable" });
+            job(&format!("j{i}"), Some("c1"), None, *t, *t, &three(s, code))
+        }).collect();
+        let latest_done = jobs.iter().filter(|j| j.state().is_done())
+            .max_by_key(|j| (j.last_change(), j.state() == JobState::Succeeded));
+        let locked = latest_done.is_some_and(|j| matches!(j.state(),
+            JobState::Failed { failure, .. } if failure.code.as_str() == "invalid-credentials"));
+        let policy = RefreshPolicy::default().with_min_interval(Duration::ZERO);
+        let decision = policy.decide(&conn("active", "web", None), &jobs, &MemoryLedger::new(), at(now_s));
+        if locked {
+            prop_assert_ne!(decision, RefreshDecision::Allowed);
         }
     }
 

@@ -1,7 +1,9 @@
 //! Connectors (institutions): `GET /connectors`, `GET /connectors/{id}/{method}` (facts §5).
 //!
 //! The catalogue is small and fixed: the web test bank Hooli (AU00000), an OpenBanking variant
-//! (AU00001) for the 20-refreshes-a-day rule, and Pied Piper Bank (AU00002). Statuses can be set
+//! (AU00001) for the 20-refreshes-a-day rule, Pied Piper Bank (AU00002, always MFA) and Nucleus
+//! Bank (AU00003, MFA on every other job of a connection — Basiq's is "about 50/50", ours is
+//! deterministic so tests can rely on it). Statuses can be set
 //! through `POST /__admin/connectors/{id}`; a connector in `major-outage` makes new jobs for it
 //! fail `verify-credentials` with `service-unavailable`.
 
@@ -67,6 +69,14 @@ pub(crate) fn catalogue() -> Vec<Connector> {
             "Pied Piper",
             "beta",
             "user-mfa",
+        ),
+        c(
+            "AU00003",
+            Method::Web,
+            "Nucleus Bank",
+            "Nucleus",
+            "beta",
+            "user-mfa-intermittent",
         ),
     ]
 }

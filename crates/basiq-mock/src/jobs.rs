@@ -223,10 +223,13 @@ pub(crate) fn create_job(
         .connectors
         .iter()
         .any(|c| c.id == conn.institution_id && c.status == "major-outage");
-    let mfa = db
-        .connectors
-        .iter()
-        .any(|c| c.id == conn.institution_id && c.authorization == "user-mfa");
+    // Always-MFA banks challenge every job; intermittent ones every other job (the first, the
+    // third, …) of a connection.
+    let mfa = db.connectors.iter().any(|c| {
+        c.id == conn.institution_id
+            && (c.authorization == "user-mfa"
+                || (c.authorization == "user-mfa-intermittent" && conn.attempts % 2 == 0))
+    });
     let steps = logins::plan(&conn.login_id, &conn.password, conn.attempts, outage, mfa);
     let (id, seq) = db.new_id(IdKind::Job);
     let job = Job {

@@ -13,7 +13,7 @@ async fn list_connectors() {
     let (s, list) = get(&server, "/connectors", &t).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(list["type"], "list");
-    assert_eq!(list["totalCount"], 3);
+    assert_eq!(list["totalCount"], 4);
     assert_eq!(
         list["links"]["self"],
         format!("{}/connectors", server.url())
@@ -24,7 +24,7 @@ async fn list_connectors() {
         .iter()
         .filter_map(|c| c["id"].as_str())
         .collect();
-    assert_eq!(ids, ["AU00000", "AU00001", "AU00002"]);
+    assert_eq!(ids, ["AU00000", "AU00001", "AU00002", "AU00003"]);
     assert_eq!(list["data"][1]["method"], "openbanking");
 
     let (_, one) = get(&server, "/connectors/AU00000/web", &t).await;
@@ -74,7 +74,7 @@ async fn filters_and_admin_status() {
         &t,
     )
     .await;
-    assert_eq!(l["totalCount"], 1);
+    assert_eq!(l["totalCount"], 2, "{l}");
     let (s, b) = get(&server, "/connectors?filter=connector.colour.eq('red')", &t).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     basiq_error(&b);

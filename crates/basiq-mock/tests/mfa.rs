@@ -181,3 +181,45 @@ async fn mfa_response_rules() {
     clock.advance(SECS(13));
     assert_eq!(step_statuses(&job(&server, &t, &id).await).len(), 3);
 }
+
+#[tokio::test]
+async fn nucleus_bank_challenges_every_other_job() {
+    let (server, clock, t, user) = setup().await;
+    let client = client_token(&server, &user).await;
+    let id = connect(&server, &t, &user, "AU00003", "jared", "django").await;
+    let cid = connection_of(&job(&server, &t, &id).await);
+    clock.advance(SECS(3));
+    assert_eq!(
+        job(&server, &t, &id).await["steps"][1]["title"],
+        "mfa-challenge"
+    );
+    let (s, _) = post(
+        &server,
+        &format!("/jobs/{id}/mfa"),
+        &client,
+        json!({"mfa-response": ["1234"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    clock.advance(SECS(10));
+
+    let refresh = format!("/users/{user}/connections/{cid}/refresh");
+    let (s, b) = post(&server, &refresh, &t, json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let second = b["id"].as_str().expect("id").to_owned();
+    clock.advance(SECS(13));
+    let j = job(&server, &t, &second).await;
+    assert_eq!(
+        step_statuses(&j),
+        ["success", "success", "success"],
+        "no challenge this time"
+    );
+
+    let (_, b) = post(&server, &refresh, &t, json!({})).await;
+    let third = b["id"].as_str().expect("id").to_owned();
+    clock.advance(SECS(3));
+    assert_eq!(
+        job(&server, &t, &third).await["steps"][1]["title"],
+        "mfa-challenge"
+    );
+}

@@ -34,6 +34,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/__admin/connectors/{connector_id}", post(set_connector))
 }
 
+/// The furthest `/__admin/clock/advance` may move virtual time.
+const LATEST: time::OffsetDateTime = time::macros::datetime!(9000-01-01 00:00 UTC);
+
 async fn clock(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "now": rfc3339(state.now()) }))
 }
@@ -47,6 +50,18 @@ async fn advance(State(state): State<AppState>, body: Bytes) -> Result<Json<Valu
     let Advance { seconds } = parse_json(&body)?;
     let by = Duration::try_from_secs_f64(seconds)
         .map_err(|_| ApiError::invalid("seconds", "seconds must be a non-negative number"))?;
+    // Keep virtual time far from the end of the representable range, so that date arithmetic
+    // in request handlers (token expiry, step windows) can never overflow.
+    let target = time::Duration::try_from(by)
+        .ok()
+        .and_then(|d| state.now().checked_add(d))
+        .filter(|t| *t < LATEST);
+    if target.is_none() {
+        return Err(ApiError::invalid(
+            "seconds",
+            "that would move the clock past the year 9000",
+        ));
+    }
     state.inner.clock.advance(by);
     Ok(Json(json!({ "now": rfc3339(state.now()) })))
 }

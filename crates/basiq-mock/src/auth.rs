@@ -46,7 +46,12 @@ async fn token(
         let mut db = state.db();
         db.stats.token_requests += 1;
         let window = time::Duration::try_from(limit.per).unwrap_or(time::Duration::MAX);
-        while db.token_log.front().is_some_and(|t| *t <= now - window) {
+        let cutoff = now.checked_sub(window);
+        while db
+            .token_log
+            .front()
+            .is_some_and(|t| cutoff.is_some_and(|c| *t <= c))
+        {
             db.token_log.pop_front();
         }
         db.token_log.push_back(now);

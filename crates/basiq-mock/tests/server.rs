@@ -105,6 +105,23 @@ async fn malformed_bodies_are_400_basiq_errors() {
         .await
         .expect("send");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // Admin bodies too, including clock jumps that would overflow date arithmetic.
+    for body in [
+        serde_json::json!({"seconds": 1e300}),
+        serde_json::json!({"seconds": 1e15}),
+        serde_json::json!({"secs": 1}),
+        serde_json::json!({"seconds": "ten"}),
+    ] {
+        let resp = http()
+            .post(format!("{}/__admin/clock/advance", server.url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    let (s, _) = token_request(&server, "scope=SERVER_ACCESS").await;
+    assert_eq!(s, StatusCode::OK, "still serving");
 }
 
 #[tokio::test]

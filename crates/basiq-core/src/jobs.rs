@@ -12,6 +12,27 @@
 //!   [`recommend`] → [`RecommendedAction`];
 //! * [`JobPoller`], a state machine that says how long to wait before the next `GET /jobs/{id}`;
 //! * [`triage_user`], the daily / at-login check that lists failures not fixed since.
+//!
+//! ```
+//! use basiq_core::jobs::{JobKind, JobState, RecommendedAction};
+//! use basiq_core::models::{Job, StepTitle};
+//!
+//! let job: Job = serde_json::from_str(r#"{
+//!   "type": "job", "id": "f1a2b3c4",
+//!   "steps": [
+//!     {"title": "verify-credentials", "status": "failed",
+//!      "result": {"code": "invalid-credentials", "title": "Cannot login to target institution, check credentials."}},
+//!     {"title": "retrieve-accounts", "status": "pending", "result": null}
+//!   ],
+//!   "links": {"source": "https://au-api.basiq.io/users/ea3a81/connections/aaaf2c3b"}
+//! }"#)?;
+//! assert!(job.state().is_done());
+//! assert_eq!(job.step(StepTitle::RetrieveAccounts).map(|s| s.status.as_str()), Some("pending"));
+//! let diagnosis = job.diagnose(JobKind::Refresh).expect("the job failed");
+//! assert!(matches!(diagnosis.action, RecommendedAction::ReenterCredentials { .. }));
+//! assert!(diagnosis.action.to_string().contains("connectionId=aaaf2c3b"));
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;

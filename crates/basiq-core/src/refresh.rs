@@ -10,6 +10,25 @@
 //! * [`RefreshLedger`] counts refreshes per connection per UTC day ([`MemoryLedger`] in memory);
 //! * [`RefreshScheduler`] spreads N refreshes over a window under a per-minute cap: never a burst;
 //! * [`RefreshResponse`] tells a new job (202) from the running one Basiq handed back (200).
+//!
+//! ```
+//! use basiq_core::refresh::{ConnectionView, MemoryLedger, RefreshDecision, RefreshPolicy, SkipReason};
+//!
+//! let conn: ConnectionView = serde_json::from_str(
+//!     r#"{"id": "aaaf2c3b", "status": "active", "method": "open-banking",
+//!         "lastUsed": "2026-01-06T03:15:02Z"}"#,
+//! )?;
+//! let policy = RefreshPolicy::default(); // at most once per 24 h, 20/day for open banking
+//! let mut ledger = MemoryLedger::new();
+//! let now = time::macros::datetime!(2026-01-06 12:00 UTC);
+//! assert!(matches!(
+//!     policy.decide_and_record(&conn, &[], &mut ledger, now),
+//!     RefreshDecision::Skip(SkipReason::RecentlyRefreshed { .. })
+//! ));
+//! let tomorrow = time::macros::datetime!(2026-01-07 04:00 UTC);
+//! assert_eq!(policy.decide_and_record(&conn, &[], &mut ledger, tomorrow), RefreshDecision::Allowed);
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -18,7 +18,7 @@ pub struct Stats {
     pub token_requests: u64,
     /// Tokens actually issued.
     pub tokens_issued: u64,
-    /// Requests per route template, keyed `"METHOD /path/{param}"`.
+    /// Requests per route template, keyed `"METHOD /path/{param}"` (`/__admin` routes excluded).
     pub requests: BTreeMap<String, u64>,
     /// Refresh jobs created per connection id (a refresh answered with the existing job does not
     /// count here, see `duplicate_refreshes`).
@@ -33,9 +33,11 @@ pub struct Stats {
 
 /// Route-layer middleware: counts requests by matched route template.
 pub(crate) async fn count(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // The test harness's own `/__admin` calls are not traffic from the client under test.
     let key = req
         .extensions()
         .get::<MatchedPath>()
+        .filter(|p| !p.as_str().starts_with("/__admin"))
         .map(|p| format!("{} {}", req.method(), p.as_str()));
     if let Some(key) = key {
         *state.db().stats.requests.entry(key).or_default() += 1;

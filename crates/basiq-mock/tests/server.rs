@@ -152,6 +152,14 @@ async fn admin_stats_count_requests_per_route() {
     assert_eq!(stats["requests"]["GET /users/{user_id}"], 2);
     assert_eq!(stats["requests"]["POST /users"], 1);
     assert_eq!(server.stats().requests.get("POST /token"), Some(&1));
+    assert!(
+        !stats["requests"]
+            .as_object()
+            .expect("map")
+            .keys()
+            .any(|k| k.contains("__admin")),
+        "the harness's own calls are not counted"
+    );
 }
 
 #[tokio::test]

@@ -177,6 +177,12 @@ impl TokenState {
         }
     }
 
+    /// The cached token if it has not expired at `now`, even inside the refresh-ahead margin.
+    /// While one caller refreshes ahead of expiry, the others use this instead of waiting.
+    pub fn still_valid(&self, now: OffsetDateTime) -> Option<TokenLease> {
+        self.lock().cache.still_valid(now)
+    }
+
     /// Stores a token fetched by a request sent at `requested_at`. `jitter` in `[0, 1]` (from the
     /// executor's random source) spreads the next refresh inside the margin.
     pub fn fetched(

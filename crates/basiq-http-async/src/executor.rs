@@ -216,10 +216,24 @@ impl AsyncExecutor {
     /// The server token to use now, fetching it (single flight) when the cache says so.
     async fn lease(&self) -> Result<TokenLease, Error> {
         let tokens = &self.inner.tokens;
-        if let TokenDecision::Use(lease) = tokens.decide(self.inner.clock.now()) {
-            return Ok(lease);
-        }
-        let _gate = self.inner.fetch_gate.lock().await;
+        let now = self.inner.clock.now();
+        let reason = match tokens.decide(now) {
+            TokenDecision::Use(lease) => return Ok(lease),
+            TokenDecision::Fetch(reason) => reason,
+        };
+        let _gate = match self.inner.fetch_gate.try_lock() {
+            Ok(gate) => gate,
+            Err(_) => {
+                // Someone is fetching. Ahead of expiry the current token is still good: use it
+                // rather than wait for the refresh, so a refresh never stalls traffic.
+                if reason == FetchReason::RefreshAhead {
+                    if let Some(lease) = tokens.still_valid(now) {
+                        return Ok(lease);
+                    }
+                }
+                self.inner.fetch_gate.lock().await
+            }
+        };
         // Re-check: whoever held the gate before us may have stored a token.
         let reason = match tokens.decide(self.inner.clock.now()) {
             TokenDecision::Use(lease) => return Ok(lease),

@@ -492,6 +492,27 @@ async fn failed_refresh_ahead_keeps_serving_the_valid_token() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_ahead_does_not_stall_other_callers() {
+    let fake = Fake::new(Duration::from_millis(1000), happy);
+    let clock = ManualClock::starting_now();
+    let exec = executor(&fake, &clock);
+    exec.execute(get_user()).await.unwrap();
+    clock.advance(Duration::from_secs(3599)); // inside the refresh-ahead window
+    let refresher = {
+        let exec = exec.clone();
+        tokio::spawn(async move { exec.execute(get_user()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // While the refresh is in flight, another caller is served the still-valid token at once.
+    let quick = tokio::time::timeout(Duration::from_millis(500), exec.execute(get_user())).await;
+    quick.expect("must not wait for the refresh").unwrap();
+    refresher.await.unwrap().unwrap();
+    assert_eq!(fake.tokens(), 2);
+    let seen = fake.seen_auth.lock().unwrap().clone();
+    assert_eq!(seen, vec!["Bearer tok-1", "Bearer tok-1", "Bearer tok-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn client_tokens_are_bound_to_the_user_and_not_cached() {
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let seen = bodies.clone();

@@ -1,7 +1,7 @@
 //! [`BlockingExecutor`]: runs any [`Operation`] with a shared, single-flight server token.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use basiq_core::auth::{ExecutorConfig, RetryState, TokenState};
@@ -195,15 +195,29 @@ impl BlockingExecutor {
     /// The server token to use now, fetching it (single flight) when the cache says so.
     fn lease(&self) -> Result<TokenLease, Error> {
         let tokens = &self.inner.tokens;
-        if let TokenDecision::Use(lease) = tokens.decide(self.inner.clock.now()) {
-            return Ok(lease);
-        }
+        let now = self.inner.clock.now();
+        let reason = match tokens.decide(now) {
+            TokenDecision::Use(lease) => return Ok(lease),
+            TokenDecision::Fetch(reason) => reason,
+        };
         // A poisoned gate only means a fetching thread panicked; the gate guards no data.
-        let _gate = self
-            .inner
-            .fetch_gate
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _gate = match self.inner.fetch_gate.try_lock() {
+            Ok(gate) => gate,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                // Someone is fetching. Ahead of expiry the current token is still good: use it
+                // rather than wait for the refresh, so a refresh never stalls traffic.
+                if reason == FetchReason::RefreshAhead {
+                    if let Some(lease) = tokens.still_valid(now) {
+                        return Ok(lease);
+                    }
+                }
+                self.inner
+                    .fetch_gate
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+            }
+        };
         // Re-check: whoever held the gate before us may have stored a token.
         let reason = match tokens.decide(self.inner.clock.now()) {
             TokenDecision::Use(lease) => return Ok(lease),

@@ -361,6 +361,27 @@ fn failed_refresh_ahead_keeps_serving_the_valid_token() {
 }
 
 #[test]
+fn a_refresh_ahead_does_not_stall_other_threads() {
+    let fake = Fake::new(Duration::from_millis(1000), happy);
+    let clock = ManualClock::starting_now();
+    let exec = executor(&fake, &clock);
+    exec.execute(get_user()).unwrap();
+    clock.advance(Duration::from_secs(3599)); // inside the refresh-ahead window
+    std::thread::scope(|s| {
+        let refresher = s.spawn(|| exec.execute(get_user()).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        exec.execute(get_user()).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "waited for the refresh"
+        );
+        refresher.join().unwrap();
+    });
+    assert_eq!(fake.tokens(), 2);
+}
+
+#[test]
 fn client_tokens_are_not_cached_and_debug_hides_them() {
     let fake = Fake::new(Duration::ZERO, happy);
     let exec = executor(&fake, &ManualClock::starting_now());

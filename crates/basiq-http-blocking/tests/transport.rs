@@ -14,13 +14,36 @@ fn serve_once(reply: impl FnOnce(String) -> Vec<u8> + Send + 'static) -> String 
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 8192];
-        let n = stream.read(&mut buf).unwrap_or(0);
-        let out = reply(String::from_utf8_lossy(&buf[..n]).into_owned());
+        let request = read_request(&mut stream);
+        let out = reply(request);
         let _ = stream.write_all(&out);
         let _ = stream.flush();
     });
     format!("http://{addr}")
+}
+
+/// Reads one request: the head, then `content-length` bytes of body (it may arrive separately).
+fn read_request(stream: &mut std::net::TcpStream) -> String {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&data).to_ascii_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                break;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&data).into_owned()
 }
 
 fn get(url: &str) -> basiq_core::transport::HttpRequest {

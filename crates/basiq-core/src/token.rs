@@ -70,7 +70,9 @@ pub struct TokenResponse {
     /// Always `Bearer`.
     #[serde(default)]
     pub token_type: Option<String>,
-    /// Lifetime in seconds (3600).
+    /// Lifetime in seconds (3600). Zero is refused: caching a token that is already expired
+    /// would make every request fetch a new one.
+    #[serde(deserialize_with = "de_lifetime")]
     pub expires_in: u64,
 }
 
@@ -80,6 +82,13 @@ fn de_token<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AccessToken, D::Er
         return Err(serde::de::Error::custom("access_token is empty"));
     }
     Ok(AccessToken::new(raw))
+}
+
+fn de_lifetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match u64::deserialize(d)? {
+        0 => Err(serde::de::Error::custom("expires_in must be positive")),
+        secs => Ok(secs),
+    }
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -346,4 +355,49 @@ impl TokenCache {
 
 fn to_time(d: Duration) -> time::Duration {
     time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<TokenResponse, Error> {
+        let response = http::Response::builder()
+            .status(200)
+            .body(body.as_bytes().to_vec())
+            .unwrap();
+        PostToken::server(ApiKey::new("k")).parse(response)
+    }
+
+    #[test]
+    fn zero_or_missing_lifetime_is_a_decode_error() {
+        for body in [
+            r#"{"access_token":"t","token_type":"Bearer","expires_in":0}"#,
+            r#"{"access_token":"t","token_type":"Bearer"}"#,
+            r#"{"access_token":"","token_type":"Bearer","expires_in":3600}"#,
+        ] {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Decode, "{body}");
+            assert!(!err.to_string().contains("\"t\""));
+        }
+        assert_eq!(
+            parse(r#"{"access_token":"t","expires_in":3600}"#)
+                .unwrap()
+                .expires_in,
+            3600
+        );
+    }
+
+    #[test]
+    fn token_404_is_an_invalid_api_key() {
+        let response = http::Response::builder()
+            .status(404)
+            .body(br#"{"type":"list","correlationId":"c1","data":[{"type":"error","code":"resource-not-found","title":"Unable to authenticate. Please, check your API key"}]}"#.to_vec())
+            .unwrap();
+        let err = PostToken::server(ApiKey::new("k"))
+            .parse(response)
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidApiKey);
+        assert!(!err.is_retryable());
+    }
 }

@@ -9,7 +9,7 @@
 //! It deliberately does not depend on the SDK's models: if the SDK and the emulator shared a
 //! misreading of Basiq's JSON, the tests would pass and production would not.
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use basiq_core::clock::ManualClock;
 //!

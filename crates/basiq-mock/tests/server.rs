@@ -250,3 +250,11 @@ fn binary_prints_url_and_key_and_serves() {
     let _ = child.wait();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
+
+#[test]
+fn server_handles_are_thread_safe() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<MockServer>();
+    assert_send_sync::<basiq_mock::MockClock>();
+    assert_send_sync::<basiq_mock::Stats>();
+}

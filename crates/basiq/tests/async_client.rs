@@ -227,3 +227,45 @@ fn build_errors_are_config_errors() {
         .build()
         .is_ok());
 }
+
+/// The builders take trait objects as well as concrete types, and an executor built by hand.
+#[tokio::test(flavor = "multi_thread")]
+async fn builder_accepts_trait_objects_and_executors() {
+    use std::sync::Arc;
+
+    use basiq::clock::Clock;
+    use basiq::transport::AsyncTransport;
+
+    let server = MockServer::start();
+    let transport: Arc<dyn AsyncTransport> = Arc::new(basiq::ReqwestTransport::new());
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::starting_now());
+    let client = Client::builder()
+        .api_key(server.api_key())
+        .base_url(server.url())
+        .transport(transport.clone())
+        .clock(clock.clone())
+        .token_policy(basiq::token::TokenPolicy::new(Duration::from_secs(30)))
+        .retry_policy(basiq::retry::RetryPolicy::never())
+        .build()
+        .unwrap();
+    client
+        .users()
+        .create(new_user("arc@example.com"))
+        .await
+        .unwrap();
+
+    let config = basiq::auth::ExecutorConfig::new(
+        server.url().parse().unwrap(),
+        basiq::ApiKey::new(server.api_key()),
+    )
+    .with_clock(clock);
+    let executor = basiq::AsyncExecutor::new(config, transport).unwrap();
+    let client = Client::from_executor(executor);
+    let user = client
+        .users()
+        .create(new_user("exec@example.com"))
+        .await
+        .unwrap();
+    let op = basiq::operations::GetUser::new(user.id.clone());
+    assert_eq!(client.execute(op).await.unwrap().id, user.id);
+}

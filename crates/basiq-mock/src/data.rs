@@ -17,6 +17,10 @@
 //! (negative = money out), `transactionDate`/`postDate` are RFC 3339 at midnight UTC like
 //! `"2022-12-23T00:00:00Z"`, `subClass` is `{title, code}` (ANZSIC) or `null`.
 
+use std::borrow::Borrow;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
 use serde_json::{json, Value};
 use time::{Date, Duration, OffsetDateTime};
 
@@ -628,20 +632,46 @@ pub fn transactions(ctx: &DataContext) -> Vec<Value> {
     keyed.into_iter().map(|(_, v)| v).collect()
 }
 
+/// How many recent generations [`transactions_shared`] keeps.
+const MEMO_SIZE: usize = 8;
+
+/// Recently generated transaction lists, newest use first. The generator is a pure function
+/// of the context, so the memo changes nothing but speed: a page walk over N pages would
+/// otherwise regenerate (and re-format) ~1,400 transactions per connection N times.
+static MEMO: Mutex<VecDeque<(DataContext, Arc<Vec<Value>>)>> = Mutex::new(VecDeque::new());
+
+/// [`transactions`], memoized and shared, for request handlers.
+pub fn transactions_shared(ctx: &DataContext) -> Arc<Vec<Value>> {
+    let mut memo = MEMO
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(pos) = memo.iter().position(|(c, _)| c == ctx) {
+        if let Some(entry) = memo.remove(pos) {
+            let txs = entry.1.clone();
+            memo.push_front(entry);
+            return txs;
+        }
+    }
+    // Generate outside the lock: other requests should not wait on this one.
+    drop(memo);
+    let txs = Arc::new(transactions(ctx));
+    let mut memo = MEMO
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    memo.push_front((ctx.clone(), txs.clone()));
+    memo.truncate(MEMO_SIZE);
+    txs
+}
+
 /// Sorts a merged list (several connections) newest first by `transactionDate`, keeping each
 /// connection's own order for equal dates (the sort is stable).
-pub fn sort_newest_first(items: &mut [Value]) {
-    items.sort_by(|a, b| {
-        let da = a
-            .get("transactionDate")
+pub fn sort_newest_first<T: Borrow<Value>>(items: &mut [T]) {
+    fn date(v: &Value) -> &str {
+        v.get("transactionDate")
             .and_then(Value::as_str)
-            .unwrap_or("");
-        let db = b
-            .get("transactionDate")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        db.cmp(da)
-    });
+            .unwrap_or("")
+    }
+    items.sort_by(|a, b| date(b.borrow()).cmp(date(a.borrow())));
 }
 
 #[cfg(test)]
@@ -747,6 +777,19 @@ mod tests {
             .cloned()
             .collect();
         assert!(still.len() > old_posted.len() * 9 / 10);
+    }
+
+    #[test]
+    fn memo_returns_the_same_data() {
+        let c = ctx("memo", 9);
+        let a = transactions_shared(&c);
+        let b = transactions_shared(&c);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(*a, transactions(&c));
+        for i in 0..(MEMO_SIZE as u64 + 2) {
+            transactions_shared(&ctx("memo", i));
+        }
+        assert_eq!(*transactions_shared(&c), transactions(&c));
     }
 
     #[test]

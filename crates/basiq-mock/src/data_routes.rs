@@ -13,6 +13,8 @@
 //!
 //! All routes need a SERVER_ACCESS token (same extractor as every other user route).
 
+use std::sync::Arc;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -133,14 +135,20 @@ fn all_accounts(state: &AppState, user_id: &str) -> Result<Vec<Value>, ApiError>
         .collect())
 }
 
-fn all_transactions(state: &AppState, user_id: &str) -> Result<Vec<Value>, ApiError> {
-    let mut out: Vec<Value> = connections(state, user_id)?
+/// Every transaction of the user, newest first, shared with the generator's memo (`Arc`s keep
+/// the lists alive while this request borrows from them).
+fn all_transactions(state: &AppState, user_id: &str) -> Result<Vec<Arc<Vec<Value>>>, ApiError> {
+    Ok(connections(state, user_id)?
         .iter()
         .filter(|c| c.transactions_retrieved && !c.purged)
-        .flat_map(|c| data::transactions(&context(state.base(), c)))
-        .collect();
+        .map(|c| data::transactions_shared(&context(state.base(), c)))
+        .collect())
+}
+
+fn merged(lists: &[Arc<Vec<Value>>]) -> Vec<&Value> {
+    let mut out: Vec<&Value> = lists.iter().flat_map(|l| l.iter()).collect();
     data::sort_newest_first(&mut out);
-    Ok(out)
+    out
 }
 
 /// `GET /users/{id}/accounts` with `filter` on account.id, connection.id, institution.id
@@ -203,7 +211,8 @@ async fn list_transactions(
     // Validate the cheap parameters before generating any data.
     page::parse_limit(q.limit.as_deref())?;
     let f = parse_filter(q.filter.as_deref(), filter::TRANSACTION_FIELDS, Op::ALL)?;
-    let items: Vec<Value> = all_transactions(&state, &user_id)?
+    let lists = all_transactions(&state, &user_id)?;
+    let items: Vec<&Value> = merged(&lists)
         .into_iter()
         .filter(|t| {
             f.as_ref()
@@ -221,10 +230,12 @@ async fn get_transaction(
     State(state): State<AppState>,
     Path((user_id, transaction_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    all_transactions(&state, &user_id)?
-        .into_iter()
+    let lists = all_transactions(&state, &user_id)?;
+    lists
+        .iter()
+        .flat_map(|l| l.iter())
         .find(|t| t.get("id").and_then(Value::as_str) == Some(transaction_id.as_str()))
-        .map(Json)
+        .map(|t| Json(t.clone()))
         .ok_or_else(|| {
             ApiError::not_found(format!("Transaction with id '{transaction_id}' not found."))
         })

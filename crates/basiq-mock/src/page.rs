@@ -166,8 +166,8 @@ fn url_with_query(list_url: &str, pairs: &[(&str, &str)]) -> String {
 ///
 /// `list_url` is the absolute URL of the collection without a query (e.g.
 /// `http://127.0.0.1:1234/users/u1/transactions`); `list_path` its path, which scopes the cursor.
-pub fn page(
-    items: Vec<Value>,
+pub fn page<T: std::borrow::Borrow<Value>>(
+    items: Vec<T>,
     query: &ListQuery,
     list_url: &str,
     list_path: &str,
@@ -185,6 +185,7 @@ pub fn page(
         .into_iter()
         .skip(offset)
         .take(end.saturating_sub(offset))
+        .map(|v| v.borrow().clone())
         .collect();
 
     let mut self_pairs: Vec<(&str, &str)> = Vec::new();

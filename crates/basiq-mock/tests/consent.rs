@@ -243,3 +243,36 @@ async fn expired_client_token_is_refused() {
     let b: Value = resp.json().await.expect("json");
     assert_eq!(basiq_error(&b)["code"], "access-denied");
 }
+
+#[tokio::test]
+async fn sandbox_stops_at_500_connections() {
+    let (server, _clock, t, user) = setup().await;
+    for i in 0..500 {
+        let (s, b) = post(
+            &server,
+            "/consent/connect.json",
+            &t,
+            json!({"userId": user, "institutionId": "AU00000", "loginId": format!("user{i}"), "password": "x"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{i}: {b}");
+    }
+    let (s, b) = post(
+        &server,
+        "/consent/connect.json",
+        &t,
+        json!({"userId": user, "institutionId": "AU00000", "loginId": "one-too-many", "password": "x"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(basiq_error(&b)["code"], "too-many-sandbox-connections");
+    // Reconnecting an existing login is not a new connection.
+    let (s, _) = post(
+        &server,
+        "/consent/connect.json",
+        &t,
+        json!({"userId": user, "institutionId": "AU00000", "loginId": "user7", "password": "x"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+}

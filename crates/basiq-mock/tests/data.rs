@@ -50,9 +50,13 @@ impl Fixture {
         format!("/users/{}/transactions?{q}", self.user)
     }
 
-    /// Follows `links.next` from `first` to the end; returns every item and the page count.
+    /// Follows `links.next` from `first` (a path or an absolute URL) to the end; returns every item and the page count.
     async fn walk(&self, first: &str) -> (Vec<Value>, usize) {
-        let (status, mut page) = self.get(first).await;
+        let (status, mut page) = if first.starts_with("http") {
+            self.get_url(first).await
+        } else {
+            self.get(first).await
+        };
         assert_eq!(status, StatusCode::OK, "{page}");
         let mut items = Vec::new();
         let mut pages = 1;
@@ -109,6 +113,10 @@ async fn accounts_list_and_get() {
         let (status, one) = f.get_url(s(&a["links"], "self")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(&one, a);
+        // `links.transactions` carries an unencoded filter, as Basiq's do; it must work as is.
+        let (items, _) = f.walk(s(&a["links"], "transactions")).await;
+        assert!(!items.is_empty());
+        assert!(items.iter().all(|t| t["account"] == a["id"]));
     }
     // Filter eq / ne on account.id.
     let first = s(&accounts[0], "id");

@@ -227,8 +227,11 @@ async fn delete_one(
     State(state): State<AppState>,
     Path((user_id, cid)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    let now = state.now();
     let mut db = state.db();
-    owned(&db, &user_id, &cid)?;
+    let info = db.connection_info(owned(&db, &user_id, &cid)?, now);
+    // The data fetched through it stays on the user (facts §3.2); see `data_routes`.
+    db.retained.push(info);
     db.connections.remove(&cid);
     Ok(no_content())
 }

@@ -5,6 +5,8 @@
 //! - a connection contributes accounts once a `retrieve-accounts` step has succeeded, and
 //!   transactions once a `retrieve-transactions` step has, and nothing while purged (until the
 //!   next fully successful job after the purge);
+//! - a deleted connection's data stays on the user, frozen as it was at deletion (facts §3.2:
+//!   DELETE removes the connection, purge removes the data);
 //! - the data's own "now" is the connection's `lastUsed` (its last successful job), so a page
 //!   walk sees the same list however much virtual time passes between pages, and a refresh
 //!   brings newer days;
@@ -119,12 +121,15 @@ pub(crate) fn connection_accounts(base: &str, info: &ConnectionInfo) -> Value {
     json!({ "type": "list", "count": data.len(), "data": data })
 }
 
-/// The user's connections, or 404 when the user does not exist.
+/// The user's connections plus the frozen snapshots of deleted ones (whose data Basiq keeps on
+/// the user), or 404 when the user does not exist.
 fn connections(state: &AppState, user_id: &str) -> Result<Vec<ConnectionInfo>, ApiError> {
     if !state.user_exists(user_id) {
         return Err(user_not_found(user_id));
     }
-    Ok(state.connections_of_user(user_id))
+    let mut all = state.connections_of_user(user_id);
+    all.extend(state.retained_of_user(user_id));
+    Ok(all)
 }
 
 fn all_accounts(state: &AppState, user_id: &str) -> Result<Vec<Value>, ApiError> {

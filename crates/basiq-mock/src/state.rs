@@ -213,6 +213,9 @@ pub(crate) struct Db {
     pub(crate) token_log: VecDeque<OffsetDateTime>,
     pub(crate) connectors: Vec<Connector>,
     pub(crate) stats: Stats,
+    /// Snapshots of deleted connections whose data stays on the user: Basiq's DELETE removes
+    /// the connection but "accounts and transactions remain on the user" (facts §3.2).
+    pub(crate) retained: Vec<ConnectionInfo>,
     next_seq: u64,
 }
 
@@ -226,6 +229,7 @@ impl Db {
             token_log: VecDeque::new(),
             connectors: crate::connectors::catalogue(),
             stats: Stats::default(),
+            retained: Vec::new(),
             next_seq: 1,
         }
     }
@@ -364,6 +368,16 @@ impl AppState {
         db.connections_of(user_id)
             .into_iter()
             .map(|c| db.connection_info(c, now))
+            .collect()
+    }
+
+    /// Frozen snapshots of the user's deleted connections (their data remains, facts §3.2).
+    pub(crate) fn retained_of_user(&self, user_id: &str) -> Vec<ConnectionInfo> {
+        self.db()
+            .retained
+            .iter()
+            .filter(|c| c.user_id == user_id)
+            .cloned()
             .collect()
     }
 

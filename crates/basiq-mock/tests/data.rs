@@ -370,6 +370,46 @@ async fn purge_empties_until_refresh() {
 }
 
 #[tokio::test]
+async fn deleting_a_connection_keeps_its_data_purging_first_does_not() {
+    let f = fixture().await;
+    let (before, _) = f.walk(&format!("/users/{}/transactions", f.user)).await;
+    let conn_path = format!("/users/{}/connections/{}", f.user, f.connection);
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        &format!("{}{conn_path}", f.server.url()),
+        &f.token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = f.get(&conn_path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (after, _) = f.walk(&format!("/users/{}/transactions", f.user)).await;
+    assert_eq!(
+        ids(&after),
+        ids(&before),
+        "data remains on the user (facts §3.2)"
+    );
+    let (_, accounts) = f.get(&format!("/users/{}/accounts", f.user)).await;
+    assert!(!accounts["data"].as_array().expect("data").is_empty());
+
+    // Purge, then delete: nothing remains.
+    let g = fixture().await;
+    let purge = format!("/users/{}/connections/{}/purge", g.user, g.connection);
+    let (status, _) = post(&g.server, &purge, &g.token, json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let url = format!(
+        "{}/users/{}/connections/{}",
+        g.server.url(),
+        g.user,
+        g.connection
+    );
+    call(reqwest::Method::DELETE, &url, &g.token, None).await;
+    let (_, txs) = g.get(&format!("/users/{}/transactions", g.user)).await;
+    assert_eq!(txs["data"], json!([]));
+}
+
+#[tokio::test]
 async fn no_data_before_the_job_retrieves_it() {
     let (server, _clock) = server();
     let token = server_token(&server).await;

@@ -7,9 +7,12 @@
 //! request bodies (e.g. `NewUser`) are plain structs with `Default`, built with
 //! `..Default::default()`.
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use crate::id::{JobId, UserId};
+use crate::connectors::{ConnectionMethod, ConnectorStatus};
+use crate::refresh::ConnectionStatus;
+use crate::id::{AccountId, ConnectionId, InstitutionId, JobId, TransactionId, UserId};
 
 /// Australian business number kind.
 ///
@@ -389,6 +392,15 @@ pub struct ResourceLinks {
     /// For lists, the next page (absent on the last page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// For transactions, the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The institution (or connector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution: Option<String>,
+    /// The connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
 }
 
 /// A reference to another resource (`{type, id, links}`).
@@ -578,6 +590,899 @@ pub struct JobList {
     /// The jobs.
     #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
     pub data: Vec<Job>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// The account holder as the institution reports it (open banking). Basiq's specs do not agree
+/// on the address shape, so addresses are kept as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionProfile {
+    /// Full name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    /// First name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    /// Middle name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub middle_name: Option<String>,
+    /// Last name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// Email addresses.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub email_addresses: Vec<String>,
+    /// Phone numbers.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub phone_numbers: Vec<String>,
+    /// Postal addresses, as Basiq sends them.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub physical_addresses: Vec<serde_json::Value>,
+}
+
+/// What kind of account it is.
+///
+/// Open: a value this SDK does not know is kept as `Other`, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum AccountClassType {
+    /// Everyday transaction account.
+    Transaction,
+    /// Savings account.
+    Savings,
+    /// Credit card.
+    CreditCard,
+    /// Home loan.
+    Mortgage,
+    /// Other loan.
+    Loan,
+    /// Investment account.
+    Investment,
+    /// Term deposit.
+    TermDeposit,
+    /// Insurance.
+    Insurance,
+    /// Foreign-currency account.
+    Foreign,
+    /// Basiq could not tell.
+    Unknown,
+    /// A value this SDK version does not know yet, kept verbatim.
+    Other(String),
+}
+
+impl AccountClassType {
+    /// The value as Basiq spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Transaction => "transaction",
+            Self::Savings => "savings",
+            Self::CreditCard => "credit-card",
+            Self::Mortgage => "mortgage",
+            Self::Loan => "loan",
+            Self::Investment => "investment",
+            Self::TermDeposit => "term-deposit",
+            Self::Insurance => "insurance",
+            Self::Foreign => "foreign",
+            Self::Unknown => "unknown",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for AccountClassType {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "transaction" => Self::Transaction,
+            "savings" => Self::Savings,
+            "credit-card" => Self::CreditCard,
+            "mortgage" => Self::Mortgage,
+            "loan" => Self::Loan,
+            "investment" => Self::Investment,
+            "term-deposit" => Self::TermDeposit,
+            "insurance" => Self::Insurance,
+            "foreign" => Self::Foreign,
+            "unknown" => Self::Unknown,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for AccountClassType {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<AccountClassType> for String {
+    fn from(v: AccountClassType) -> String {
+        match v {
+            AccountClassType::Other(s) => s,
+            other => other.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for AccountClassType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An account's kind and the institution's product name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountClass {
+    /// The kind of account.
+    #[serde(rename = "type")]
+    pub kind: AccountClassType,
+    /// The product name, e.g. `Everyday Account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+}
+
+/// Whether the account's data can currently be read.
+///
+/// Open: a value this SDK does not know is kept as `Other`, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum AccountStatus {
+    /// Data is available.
+    Available,
+    /// The institution no longer provides it (e.g. closed).
+    Unavailable,
+    /// A value this SDK version does not know yet, kept verbatim.
+    Other(String),
+}
+
+impl AccountStatus {
+    /// The value as Basiq spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Available => "available",
+            Self::Unavailable => "unavailable",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for AccountStatus {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "available" => Self::Available,
+            "unavailable" => Self::Unavailable,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for AccountStatus {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<AccountStatus> for String {
+    fn from(v: AccountStatus) -> String {
+        match v {
+            AccountStatus::Other(s) => s,
+            other => other.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for AccountStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An account as embedded in a connection: a summary, every field but the id optional, because
+/// the embedded list carries fewer fields than `GET …/accounts/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountRef {
+    /// Always `account`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The account id.
+    pub id: AccountId,
+    /// The account's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ISO currency code, e.g. `AUD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Kind and product.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<AccountClass>,
+    /// The account number as the institution shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_no: Option<String>,
+    /// Current balance (a decimal string on the wire; never a float).
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub balance: Option<Decimal>,
+    /// Funds available (a decimal string on the wire).
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub available_funds: Option<Decimal>,
+    /// When Basiq last read it.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_updated: Option<OffsetDateTime>,
+    /// Whether its data can be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AccountStatus>,
+    /// Links (`self`, `transactions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// The accounts embedded in a connection (`null` data reads as empty).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountRefList {
+    /// Number of accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// The accounts.
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<AccountRef>,
+}
+
+/// A link between a user and an institution, through which Basiq reads accounts and
+/// transactions. Convert it to `refresh::ConnectionView` (`From<&Connection>`) for the refresh
+/// policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Connection {
+    /// Always `connection`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The connection id.
+    pub id: ConnectionId,
+    /// Its status (`active`, `pending`, `invalid`, `pre-init`, `init`, `deleted`, or a value kept
+    /// as `Other`); only active connections may be refreshed.
+    pub status: ConnectionStatus,
+    /// Web or open banking; Basiq spells the latter `open-banking` or `openbanking`, and both read
+    /// as `OpenBanking`.
+    pub method: ConnectionMethod,
+    /// When it was created (SERVER scope only).
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_date: Option<OffsetDateTime>,
+    /// When Basiq last used (refreshed) it (SERVER scope only); check it before an ad-hoc refresh.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_used: Option<OffsetDateTime>,
+    /// When the consent expires (open banking; web connections send `""`).
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expiry_date: Option<OffsetDateTime>,
+    /// The institution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution: Option<InstitutionRef>,
+    /// The accounts read through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<AccountRefList>,
+    /// The account holder, when the institution provides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ConnectionProfile>,
+    /// Links (`self`, `user`, `accounts`, `transactions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// `GET /users/{userId}/connections`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConnectionList {
+    /// The connections (`null` reads as empty).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<Connection>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// A bank account. Money fields are decimal strings on the wire and `rust_decimal::Decimal`
+/// here, never floats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Account {
+    /// Always `account`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The account id.
+    pub id: AccountId,
+    /// The account's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ISO currency code, e.g. `AUD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Kind and product.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<AccountClass>,
+    /// The account number as the institution shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_no: Option<String>,
+    /// BSB (Australian branch number), when the account has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bsb: Option<String>,
+    /// The account number with all but the last digits masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked_number: Option<String>,
+    /// Current balance.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub balance: Option<Decimal>,
+    /// Funds available to spend.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub available_funds: Option<Decimal>,
+    /// Credit limit, for credit accounts.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credit_limit: Option<Decimal>,
+    /// When Basiq last read it.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_updated: Option<OffsetDateTime>,
+    /// Whether its data can be read.
+    pub status: AccountStatus,
+    /// `UNKNOWN`, `ONE_PARTY`, `TWO_PARTY`, `MANY_PARTY` or `OTHER`; a string because `OTHER` would
+    /// clash with the open enums' own `Other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_ownership: Option<String>,
+    /// The institution id, e.g. `AU00000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution: Option<String>,
+    /// The connection id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// `GET /users/{userId}/accounts`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AccountList {
+    /// Number of accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// The accounts (`null` reads as empty).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<Account>,
+    /// Links; `next` when there are more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// Whether a transaction has settled.
+///
+/// Open: a value this SDK does not know is kept as `Other`, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum TransactionStatus {
+    /// Not settled; gets a new id on every refresh and has no post date.
+    Pending,
+    /// Settled.
+    Posted,
+    /// A value this SDK version does not know yet, kept verbatim.
+    Other(String),
+}
+
+impl TransactionStatus {
+    /// The value as Basiq spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Pending => "pending",
+            Self::Posted => "posted",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for TransactionStatus {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "pending" => Self::Pending,
+            "posted" => Self::Posted,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for TransactionStatus {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<TransactionStatus> for String {
+    fn from(v: TransactionStatus) -> String {
+        match v {
+            TransactionStatus::Other(s) => s,
+            other => other.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for TransactionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Money in or out.
+///
+/// Open: a value this SDK does not know is kept as `Other`, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum TransactionDirection {
+    /// Money out (the amount is negative).
+    Debit,
+    /// Money in.
+    Credit,
+    /// A value this SDK version does not know yet, kept verbatim.
+    Other(String),
+}
+
+impl TransactionDirection {
+    /// The value as Basiq spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Debit => "debit",
+            Self::Credit => "credit",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for TransactionDirection {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "debit" => Self::Debit,
+            "credit" => Self::Credit,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for TransactionDirection {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<TransactionDirection> for String {
+    fn from(v: TransactionDirection) -> String {
+        match v {
+            TransactionDirection::Other(s) => s,
+            other => other.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for TransactionDirection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Basiq's classification of a transaction.
+///
+/// Open: a value this SDK does not know is kept as `Other`, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum TransactionClass {
+    /// A fee charged by the bank.
+    BankFee,
+    /// A purchase or bill payment.
+    Payment,
+    /// Cash out.
+    CashWithdrawal,
+    /// Between accounts.
+    Transfer,
+    /// Interest charged on a loan.
+    LoanInterest,
+    /// Money returned.
+    Refund,
+    /// Money paid in (e.g. salary).
+    DirectCredit,
+    /// Interest earned.
+    Interest,
+    /// A repayment of a loan.
+    LoanRepayment,
+    /// A value this SDK version does not know yet, kept verbatim.
+    Other(String),
+}
+
+impl TransactionClass {
+    /// The value as Basiq spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::BankFee => "bank-fee",
+            Self::Payment => "payment",
+            Self::CashWithdrawal => "cash-withdrawal",
+            Self::Transfer => "transfer",
+            Self::LoanInterest => "loan-interest",
+            Self::Refund => "refund",
+            Self::DirectCredit => "direct-credit",
+            Self::Interest => "interest",
+            Self::LoanRepayment => "loan-repayment",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for TransactionClass {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "bank-fee" => Self::BankFee,
+            "payment" => Self::Payment,
+            "cash-withdrawal" => Self::CashWithdrawal,
+            "transfer" => Self::Transfer,
+            "loan-interest" => Self::LoanInterest,
+            "refund" => Self::Refund,
+            "direct-credit" => Self::DirectCredit,
+            "interest" => Self::Interest,
+            "loan-repayment" => Self::LoanRepayment,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for TransactionClass {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<TransactionClass> for String {
+    fn from(v: TransactionClass) -> String {
+        match v {
+            TransactionClass::Other(s) => s,
+            other => other.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for TransactionClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A finer classification (ANZSIC), when Basiq has one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransactionSubClass {
+    /// The subclass id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Its name, e.g. `Supermarket and Grocery Stores`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The ANZSIC code, e.g. `411`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// One transaction. `amount` and `balance` are decimal strings on the wire (negative amount =
+/// money out) and `rust_decimal::Decimal` here, never floats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Transaction {
+    /// Always `transaction`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The transaction id (a pending transaction gets a new one on each refresh).
+    pub id: TransactionId,
+    /// Pending or posted.
+    pub status: TransactionStatus,
+    /// The description as the bank shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The payment reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The amount, negative for money out.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub amount: Option<Decimal>,
+    /// ISO currency code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The account id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The account balance after it.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub balance: Option<Decimal>,
+    /// The institution id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution: Option<String>,
+    /// The connection id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    /// Money in or out.
+    pub direction: TransactionDirection,
+    /// Basiq's classification.
+    pub class: TransactionClass,
+    /// A finer classification, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_class: Option<TransactionSubClass>,
+    /// When it happened (RFC 3339 or a bare date).
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub transaction_date: Option<OffsetDateTime>,
+    /// When it settled (`null` while pending).
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub post_date: Option<OffsetDateTime>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// One page of `GET /users/{userId}/transactions`; `links.next` points at the next page until
+/// the last.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TransactionList {
+    /// Number of transactions on this page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Number of transactions over all pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The transactions (`null` reads as empty).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<Transaction>,
+    /// Links; `next` is the absolute URL of the next page, absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// How mature a connector is.
+///
+/// Open: a value this SDK does not know is kept as `Other`, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ConnectorStage {
+    /// Mature.
+    Live,
+    /// New.
+    Beta,
+    /// Partial.
+    Alpha,
+    /// A value this SDK version does not know yet, kept verbatim.
+    Other(String),
+}
+
+impl ConnectorStage {
+    /// The value as Basiq spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Live => "live",
+            Self::Beta => "beta",
+            Self::Alpha => "alpha",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for ConnectorStage {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "live" => Self::Live,
+            "beta" => Self::Beta,
+            "alpha" => Self::Alpha,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for ConnectorStage {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<ConnectorStage> for String {
+    fn from(v: ConnectorStage) -> String {
+        match v {
+            ConnectorStage::Other(s) => s,
+            other => other.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectorStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the user authenticates with the institution.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorAuthorization {
+    /// `user`, `token`, `other`, `user-mfa` or `user-mfa-intermittent`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Field captions and the forgotten-password URL, as Basiq sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// The institution behind a connector.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorInstitution {
+    /// E.g. `Bank`, `Credit Union`, `Test Bank`, `Government`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Full name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Short name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short_name: Option<String>,
+    /// `1` (largest) to `4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// `Australia` or `New Zealand`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Logo links and colours, as Basiq sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo: Option<serde_json::Value>,
+}
+
+/// An institution reached through one method, with its health. Convert it to
+/// `connectors::ConnectorStatusView` (`From<&Connector>`) for job triage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Connector {
+    /// Always `connector`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The institution id, e.g. `AU00000`.
+    pub id: InstitutionId,
+    /// `web`, `openbanking`, `csv` or `pdf`.
+    pub method: ConnectionMethod,
+    /// How mature it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<ConnectorStage>,
+    /// Its health; an outage means a failed job is at the institution's end.
+    pub status: ConnectorStatus,
+    /// The data it can read, e.g. `ACCOUNT_NO`, `TRANSACTIONS`.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub scopes: Vec<String>,
+    /// How the user authenticates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<ConnectorAuthorization>,
+    /// The institution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution: Option<ConnectorInstitution>,
+    /// Average step durations (`averageDurationMs`), recomputed daily; may be `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<serde_json::Value>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// `GET /connectors`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ConnectorList {
+    /// Number of connectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_count: Option<u64>,
+    /// The connectors (`null` reads as empty).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<Connector>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// A job as a refresh answers it (`{type:"job", id, links}`): poll it with `GetJob`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JobRef {
+    /// Always `job`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The job id.
+    pub id: JobId,
+    /// Links (`self`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// The jobs a refresh of all connections started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct JobRefList {
+    /// One job per connection (`null` reads as empty).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<JobRef>,
     /// Links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<ResourceLinks>,

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 
-use super::spec::{Api, EnumDef, Field, Operation, Schema, Segment, StructDef, Ty};
+use super::spec::{
+    Api, EnumDef, Field, Operation, Schema, Segment, StructDef, Ty, CORE_TYPES, RUST_OUTPUTS,
+};
 use super::Error;
 
 /// The first lines of every generated file.
@@ -103,6 +105,13 @@ fn rust_ty(ty: &Ty, models: &TokenStream) -> TokenStream {
             quote!(#name)
         }
         Ty::Timestamp => quote!(OffsetDateTime),
+        Ty::Decimal => quote!(Decimal),
+        Ty::Json => quote!(serde_json::Value),
+        Ty::U32 => quote!(u32),
+        Ty::Core(name) => {
+            let name = ident(name);
+            quote!(#name)
+        }
         Ty::Ref(name) => {
             let name = ident(name);
             quote!(#models #name)
@@ -114,14 +123,30 @@ fn rust_ty(ty: &Ty, models: &TokenStream) -> TokenStream {
     }
 }
 
-/// Collects the id newtypes and whether a timestamp is used.
-fn collect_types(ty: &Ty, ids: &mut BTreeSet<String>, time: &mut bool) {
+/// What a models file needs to import.
+#[derive(Default)]
+struct Uses {
+    ids: BTreeSet<String>,
+    /// Hand-written core types, as `(module, name)`, so the imports come out sorted.
+    core: BTreeSet<(String, String)>,
+    time: bool,
+    decimal: bool,
+}
+
+/// Collects the imports a type needs.
+fn collect_types(ty: &Ty, uses: &mut Uses) {
     match ty {
         Ty::Id(name) => {
-            ids.insert(name.clone());
+            uses.ids.insert(name.clone());
         }
-        Ty::Timestamp => *time = true,
-        Ty::Array(item) => collect_types(item, ids, time),
+        Ty::Timestamp => uses.time = true,
+        Ty::Decimal => uses.decimal = true,
+        Ty::Core(name) => {
+            if let Some((_, module)) = CORE_TYPES.iter().find(|(n, _)| n == name) {
+                uses.core.insert(((*module).to_owned(), name.clone()));
+            }
+        }
+        Ty::Array(item) => collect_types(item, uses),
         _ => {}
     }
 }
@@ -171,28 +196,44 @@ request bodies (e.g. `NewUser`) are plain structs with `Default`, built with
 
 /// Generates `models.rs`.
 pub fn models(api: &Api, source: &str) -> Result<String, Error> {
-    let mut ids = BTreeSet::new();
-    let mut time = false;
+    let mut needed = Uses::default();
     for schema in &api.schemas {
         if let Schema::Struct(s) = schema {
             for field in &s.fields {
-                collect_types(&field.ty, &mut ids, &mut time);
+                collect_types(&field.ty, &mut needed);
             }
         }
     }
     let mut uses = Vec::new();
+    if needed.decimal {
+        uses.push(quote!(
+            use rust_decimal::Decimal;
+        ));
+    }
     if !api.schemas.is_empty() {
         uses.push(quote!(
             use serde::{Deserialize, Serialize};
         ));
     }
-    if time {
+    if needed.time {
         uses.push(quote!(
             use time::OffsetDateTime;
         ));
     }
-    if !ids.is_empty() {
-        let ids = ids.iter().map(|i| ident(i));
+    let mut modules: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (module, name) in &needed.core {
+        match modules.last_mut() {
+            Some((m, names)) if m == module => names.push(name),
+            _ => modules.push((module, vec![name])),
+        }
+    }
+    for (module, names) in modules {
+        let module = ident(module);
+        let names = names.iter().map(|n| ident(n));
+        uses.push(quote!(use crate::#module::{#(#names),*};));
+    }
+    if !needed.ids.is_empty() {
+        let ids = needed.ids.iter().map(|i| ident(i));
         uses.push(quote!(use crate::id::{#(#ids),*};));
     }
     let mut items = Vec::new();
@@ -285,8 +326,9 @@ fn derives_default(api: &Api, name: &str, depth: usize) -> bool {
         return false;
     };
     s.fields.iter().filter(|f| f.required).all(|f| match &f.ty {
-        Ty::String | Ty::Bool | Ty::U64 | Ty::I64 | Ty::Array(_) => true,
-        Ty::Id(_) | Ty::Timestamp => false,
+        Ty::String | Ty::Bool | Ty::U64 | Ty::I64 | Ty::U32 | Ty::Array(_) => true,
+        // Decimal and JsonValue fields are always optional (the parser enforces it).
+        Ty::Id(_) | Ty::Timestamp | Ty::Decimal | Ty::Json | Ty::Core(_) => false,
         Ty::Ref(other) => derives_default(api, other, depth + 1),
     })
 }
@@ -362,6 +404,10 @@ fn emit_field(f: &Field, camel: bool) -> TokenStream {
             args.push(quote!(skip_serializing_if = "Vec::is_empty"));
         }
     } else if !f.required {
+        if f.ty == Ty::Decimal {
+            // Basiq sends money as decimal strings; `""` and `null` read as `None`. Never f64.
+            args.push(quote!(with = "rust_decimal::serde::str_option"));
+        }
         if f.ty == Ty::Timestamp {
             args.push(quote!(
                 deserialize_with = "crate::serde_util::timestamp_or_empty"
@@ -418,7 +464,7 @@ pub fn operations(api: &Api, source: &str) -> Result<String, Error> {
             }
             uses_context |= p.context.is_some();
         }
-        uses_models |= op.body.is_some() || op.output.is_some();
+        uses_models |= op.body.is_some() || (op.output.is_some() && op.rust_output.is_none());
     }
     let error_use = if uses_context {
         quote!(
@@ -498,20 +544,37 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
     let mut builders = Vec::new();
     for q in &op.query_params {
         let (fname, fdoc) = (ident(&q.rust), doc(&q.doc));
-        fields.push(quote!(#fdoc pub #fname: Option<String>,));
         ctor_inits.push(quote!(#fname: None));
-        let bdoc = doc(&format!(
-            "Sets the `{}` query parameter: {}",
-            q.wire,
-            lower_first(&q.doc)
-        ));
-        builders.push(quote! {
-            #bdoc
-            pub fn #fname(mut self, #fname: impl Into<String>) -> Self {
-                self.#fname = Some(#fname.into());
-                self
-            }
-        });
+        if let Some((min, max)) = q.bounds {
+            fields.push(quote!(#fdoc pub #fname: Option<u32>,));
+            let bdoc = doc(&format!(
+                "Sets the `{}` query parameter: {} Must be within {min}..={max}; `request()` \
+                 refuses other values with `Error::InvalidInput` before anything is sent.",
+                q.wire,
+                lower_first(&q.doc)
+            ));
+            builders.push(quote! {
+                #bdoc
+                pub fn #fname(mut self, #fname: u32) -> Self {
+                    self.#fname = Some(#fname);
+                    self
+                }
+            });
+        } else {
+            fields.push(quote!(#fdoc pub #fname: Option<String>,));
+            let bdoc = doc(&format!(
+                "Sets the `{}` query parameter: {}",
+                q.wire,
+                lower_first(&q.doc)
+            ));
+            builders.push(quote! {
+                #bdoc
+                pub fn #fname(mut self, #fname: impl Into<String>) -> Self {
+                    self.#fname = Some(#fname.into());
+                    self
+                }
+            });
+        }
     }
     let ctor_doc = if op.query_params.is_empty() {
         doc("The call for these inputs; nothing is sent until an executor runs it.")
@@ -534,12 +597,45 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
             quote!(self.#p.as_str())
         }
     });
+    // Strings in the path that are not id newtypes get the id rules here, so `../admin` is a
+    // typed error before a URL exists.
+    let path_checks = op.path_params.iter().filter(|p| p.ty == Ty::String).map(|p| {
+        let (fname, kind) = (ident(&p.rust), &p.rust);
+        quote!(crate::id::validate_id(#kind, &self.#fname)?;)
+    });
+    let bound_checks = op.query_params.iter().filter_map(|q| {
+        let (min, max) = q.bounds?;
+        let (fname, wire) = (ident(&q.rust), &q.wire);
+        let (min_lit, max_lit) = (
+            Literal::u32_unsuffixed(u32::try_from(min).unwrap_or(u32::MAX)),
+            Literal::u32_unsuffixed(u32::try_from(max).unwrap_or(u32::MAX)),
+        );
+        let message = format!("`{wire}` must be within {min}..={max}, got {{value}}");
+        Some(quote! {
+            if let Some(value) = self.#fname {
+                if !(#min_lit..=#max_lit).contains(&value) {
+                    return Err(Error::invalid_input(format!(#message)));
+                }
+            }
+        })
+    });
+    let numbers = op.query_params.iter().filter(|q| q.bounds.is_some()).map(|q| {
+        let fname = ident(&q.rust);
+        quote!(let #fname = self.#fname.map(|value| value.to_string());)
+    });
     let query = (!op.query_params.is_empty()).then(|| {
         let pairs = op.query_params.iter().map(|q| {
             let (wire, fname) = (&q.wire, ident(&q.rust));
-            quote!((#wire, self.#fname.as_deref()))
+            if q.bounds.is_some() {
+                quote!((#wire, #fname.as_deref()))
+            } else {
+                quote!((#wire, self.#fname.as_deref()))
+            }
         });
-        quote!(let url = operation::with_query(url, &[#(#pairs),*]);)
+        quote! {
+            #(#numbers)*
+            let url = operation::with_query(url, &[#(#pairs),*]);
+        }
     });
     let method = format_ident!("{}", op.method);
     let build = if op.body.is_some() {
@@ -550,12 +646,29 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
 
     // parse()
     let statuses = op.success.iter().map(|s| Literal::u16_unsuffixed(*s));
-    let (output, parse) = match &op.output {
-        Some(schema) => (
+    let (output, parse) = match (&op.rust_output, &op.output) {
+        (Some(name), _) => {
+            let module = RUST_OUTPUTS
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, m)| ident(m))
+                .ok_or_else(|| {
+                    Error::at(&op.name, format!("generator bug: unknown output `{name}`"))
+                })?;
+            let name = ident(name);
+            (
+                quote!(crate::#module::#name),
+                quote! {
+                    operation::check_status(&response, &[#(#statuses),*])?;
+                    crate::#module::#name::parse(&response)
+                },
+            )
+        }
+        (None, Some(schema)) => (
             rust_ty(&Ty::Ref(schema.clone()), &models),
             quote!(operation::parse_json(&response, &[#(#statuses),*])),
         ),
-        None => (
+        (None, None) => (
             quote!(()),
             quote!(operation::check_status(&response, &[#(#statuses),*])),
         ),
@@ -583,9 +696,16 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
         }
     });
 
+    // Without path parameters or a body every field is an optional query parameter, so
+    // `Default` is the same as `new()` (and clippy asks for it).
+    let derive = if ctor_args.is_empty() {
+        quote!(#[derive(Debug, Clone, Default)])
+    } else {
+        quote!(#[derive(Debug, Clone)])
+    };
     Ok(quote! {
         #docs
-        #[derive(Debug, Clone)]
+        #derive
         pub struct #name {
             #(#fields)*
         }
@@ -604,6 +724,8 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
 
             fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
                 #validation
+                #(#path_checks)*
+                #(#bound_checks)*
                 let url = operation::endpoint(base, &[#(#segments),*])?;
                 #query
                 #build

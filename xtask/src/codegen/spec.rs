@@ -22,6 +22,23 @@ pub const ID_TYPES: &[&str] = &[
     "InstitutionId",
 ];
 
+/// Hand-written basiq-core types an `x-rust-type` may name (on `type: string` properties), with
+/// the module that defines them. They are open enums the policies already use
+/// (`refresh::ConnectionStatus`, `connectors::ConnectionMethod`, `connectors::ConnectorStatus`);
+/// generating a second copy would force conversions everywhere, and `ConnectionMethod` needs
+/// aliases (`open-banking` / `openbanking`) the generated enums do not have.
+pub const CORE_TYPES: &[(&str, &str)] = &[
+    ("ConnectionStatus", "refresh"),
+    ("ConnectionMethod", "connectors"),
+    ("ConnectorStatus", "connectors"),
+];
+
+/// Hand-written outputs an operation may declare with `x-rust-output`, with the module that
+/// defines them. Each type has `fn parse(&HttpResponse) -> Result<Self, Error>`, called after the
+/// status check: used when the status itself carries meaning (refresh: 200 = the job already
+/// running, 202 = a new job), which a plain model cannot express.
+pub const RUST_OUTPUTS: &[(&str, &str)] = &[("RefreshResponse", "refresh")];
+
 /// What the generator emits, in document order.
 #[derive(Debug)]
 pub struct Api {
@@ -94,6 +111,16 @@ pub enum Ty {
     Id(String),
     /// `time::OffsetDateTime`, read leniently (RFC 3339, a bare date, `""` or `null`).
     Timestamp,
+    /// `rust_decimal::Decimal` read from Basiq's decimal strings (`x-rust-type: Decimal`);
+    /// optional properties only.
+    Decimal,
+    /// `serde_json::Value` for a free-form object (`type: object` + `x-rust-type: JsonValue`);
+    /// optional properties and array items only.
+    Json,
+    /// One of [`CORE_TYPES`], by name.
+    Core(String),
+    /// `u32`: bounded integer query parameters only.
+    U32,
     /// Another schema (enum or struct), by name.
     Ref(String),
     Array(Box<Ty>),
@@ -117,6 +144,9 @@ pub struct Operation {
     pub success: Vec<u16>,
     /// The schema the 2xx responses carry; `None` when they have no body.
     pub output: Option<String>,
+    /// `x-rust-output`: a hand-written output type (one of [`RUST_OUTPUTS`]) parsed by its own
+    /// `parse`, replacing the model above (which then only documents the body).
+    pub rust_output: Option<String>,
 }
 
 #[derive(Debug)]
@@ -133,6 +163,8 @@ pub struct Param {
     pub ty: Ty,
     /// `x-context`: `user`, `job` or `connection`.
     pub context: Option<String>,
+    /// For [`Ty::U32`] query parameters: the inclusive range checked before sending.
+    pub bounds: Option<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -209,6 +241,20 @@ pub fn parse(text: &str) -> Result<Api, Error> {
             continue;
         }
         check_type_name(&entry.key, &entry.at)?;
+        if CORE_TYPES
+            .iter()
+            .chain(RUST_OUTPUTS)
+            .any(|(core, _)| core == &entry.key)
+        {
+            return Err(Error::at(
+                &entry.at,
+                format!(
+                    "schema `{}` has the name of a hand-written basiq-core type; refer to that \
+                     type with `x-rust-type` instead of generating a duplicate",
+                    entry.key
+                ),
+            ));
+        }
         schemas.push(parse_schema(&entry.key, entry.value, &entry.at, &names)?);
     }
 
@@ -617,6 +663,14 @@ fn parse_field(
                 .to_owned(),
         ));
     }
+    if required && matches!(ty, Ty::Decimal | Ty::Json) {
+        return Err(Error::at(
+            at,
+            "a required `x-rust-type: Decimal` or `JsonValue` is not supported: Basiq omits or \
+             nulls amounts and free-form objects, so they are optional fields"
+                .to_owned(),
+        ));
+    }
     Ok(Field {
         wire: wire.to_owned(),
         rust,
@@ -679,19 +733,29 @@ fn parse_ty(obj: &Obj<'_>, names: &Names<'_>) -> Result<Ty, Error> {
                 "x-rust-type",
             ])?;
             let item = parse_ty(&items, names)?;
-            if matches!(item, Ty::Array(_) | Ty::Timestamp) {
+            if matches!(item, Ty::Array(_) | Ty::Timestamp | Ty::Decimal) {
                 return Err(Error::at(
                     items.at(),
-                    "arrays of arrays or of timestamps are not supported".to_owned(),
+                    "arrays of arrays, of timestamps or of decimals are not supported".to_owned(),
                 ));
             }
             Ty::Array(Box::new(item))
+        }
+        ("object", None) if rust_type == Some("JsonValue") => {
+            if obj.has("enum") || obj.has("items") {
+                return Err(Error::at(
+                    at,
+                    "a free-form `JsonValue` object takes no `enum` or `items`".to_owned(),
+                ));
+            }
+            return Ok(Ty::Json);
         }
         ("object", _) => {
             return Err(Error::at(
                 at,
                 "inline objects are not supported: name the schema under \
-                 components.schemas and use `$ref`"
+                 components.schemas and use `$ref` (or, for a free-form object whose shape \
+                 Basiq does not document, `x-rust-type: JsonValue`)"
                     .to_owned(),
             ))
         }
@@ -715,12 +779,21 @@ fn parse_ty(obj: &Obj<'_>, names: &Names<'_>) -> Result<Ty, Error> {
         Some("String") if base == Ty::String => Ok(Ty::String),
         Some("OffsetDateTime") if matches!(base, Ty::String | Ty::Timestamp) => Ok(Ty::Timestamp),
         Some(id) if ID_TYPES.contains(&id) && base == Ty::String => Ok(Ty::Id(id.to_owned())),
+        Some("Decimal") if base == Ty::String => Ok(Ty::Decimal),
+        Some(core) if base == Ty::String && CORE_TYPES.iter().any(|(name, _)| *name == core) => {
+            Ok(Ty::Core(core.to_owned()))
+        }
         Some(other) => Err(Error::at(
             at,
             format!(
                 "unsupported `x-rust-type: {other}` for this type (supported on strings: \
-                 String, OffsetDateTime, {})",
-                ID_TYPES.join(", ")
+                 String, OffsetDateTime, Decimal, {}, {}; on `type: object`: JsonValue)",
+                ID_TYPES.join(", "),
+                CORE_TYPES
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
     }
@@ -742,6 +815,7 @@ fn parse_operation(
         "x-operation-name",
         "x-idempotent",
         "x-basiq-handwritten",
+        "x-rust-output",
         "tags",
         "summary",
         "description",
@@ -810,11 +884,48 @@ fn parse_operation(
             .get("schema")
             .ok_or_else(|| Error::at(param.at(), "a parameter needs a `schema`".to_owned()))?;
         let schema = Obj::new(schema, param.child("schema"))?;
-        schema.only(&["type", "format", "enum", "example"])?;
-        if schema.req_str("type")? != "string" || schema.has("enum") || schema.has("format") {
+        schema.only(&["type", "format", "enum", "example", "minimum", "maximum"])?;
+        let bounds = match schema.req_str("type")? {
+            "string" if !schema.has("minimum") && !schema.has("maximum") => None,
+            "integer" if place == "query" => {
+                let min = schema.number("minimum")?;
+                let max = schema.number("maximum")?;
+                match (min, max) {
+                    (Some(min), Some(max))
+                        if min >= 0.0
+                            && min <= max
+                            && max <= f64::from(u32::MAX)
+                            && min.fract() == 0.0
+                            && max.fract() == 0.0 =>
+                    {
+                        // Exact: both are whole numbers within u32, checked just above.
+                        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        Some((min as u64, max as u64))
+                    }
+                    _ => {
+                        return Err(Error::at(
+                            schema.at(),
+                            "an integer query parameter needs whole `minimum` and `maximum` \
+                             within 0..=4294967295 (it becomes an `Option<u32>` checked before \
+                             sending)"
+                                .to_owned(),
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return Err(Error::at(
+                    schema.at(),
+                    "only plain `type: string` parameters and bounded `type: integer` query \
+                     parameters are supported"
+                        .to_owned(),
+                ))
+            }
+        };
+        if schema.has("enum") || schema.has("format") {
             return Err(Error::at(
                 schema.at(),
-                "only plain `type: string` parameters are supported".to_owned(),
+                "parameters with `enum` or `format` are not supported".to_owned(),
             ));
         }
         let required = param.bool("required")?.unwrap_or(false);
@@ -822,16 +933,20 @@ fn parse_operation(
         let context = param.str("x-context")?.map(str::to_owned);
         match place {
             "path" => {
-                let id = rust_type.filter(|t| ID_TYPES.contains(t)).ok_or_else(|| {
-                    Error::at(
-                        param.at(),
-                        format!(
-                            "path parameter `{wire}` needs `x-rust-type` set to a validated id \
-                             ({}), so a bad id fails before any request exists",
-                            ID_TYPES.join(", ")
-                        ),
-                    )
-                })?;
+                // `String` path parameters are checked with the id rules in `request()`.
+                let id = rust_type
+                    .filter(|t| ID_TYPES.contains(t) || *t == "String")
+                    .ok_or_else(|| {
+                        Error::at(
+                            param.at(),
+                            format!(
+                                "path parameter `{wire}` needs `x-rust-type` set to a validated \
+                                 id ({}) or `String` (checked with the same rules when the \
+                                 request is built), so a bad id fails before any request exists",
+                                ID_TYPES.join(", ")
+                            ),
+                        )
+                    })?;
                 if !required {
                     return Err(Error::at(
                         param.at(),
@@ -864,8 +979,13 @@ fn parse_operation(
                     wire: wire.to_owned(),
                     rust,
                     doc,
-                    ty: Ty::Id(id.to_owned()),
+                    ty: if id == "String" {
+                        Ty::String
+                    } else {
+                        Ty::Id(id.to_owned())
+                    },
                     context,
+                    bounds: None,
                 });
             }
             "query" => {
@@ -891,8 +1011,9 @@ fn parse_operation(
                     wire: wire.to_owned(),
                     rust,
                     doc,
-                    ty: Ty::String,
+                    ty: if bounds.is_some() { Ty::U32 } else { Ty::String },
                     context: None,
+                    bounds,
                 });
             }
             other => {
@@ -910,6 +1031,31 @@ fn parse_operation(
     let segments = parse_path(path, &path_params, &at)?;
     let body = parse_body(root, op, names)?;
     let (success, output) = parse_responses(root, op, names)?;
+    let rust_output = match op.str("x-rust-output")? {
+        None => None,
+        Some(name) if RUST_OUTPUTS.iter().any(|(known, _)| *known == name) => {
+            if output.is_none() {
+                return Err(Error::at(
+                    &at,
+                    "`x-rust-output` needs the 2xx responses to document their body".to_owned(),
+                ));
+            }
+            Some(name.to_owned())
+        }
+        Some(other) => {
+            return Err(Error::at(
+                &at,
+                format!(
+                    "unsupported `x-rust-output: {other}` (supported: {})",
+                    RUST_OUTPUTS
+                        .iter()
+                        .map(|(name, _)| *name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ))
+        }
+    };
 
     let mut field_names = BTreeSet::new();
     for field in path_params
@@ -939,6 +1085,7 @@ fn parse_operation(
         body,
         success,
         output,
+        rust_output,
     })
 }
 

@@ -129,11 +129,16 @@ fn require_business_name(user: &User) -> Result<(), ApiError> {
 pub(crate) fn user_json(base: &str, db: &Db, user: &User, now: OffsetDateTime) -> Value {
     let uid = &user.id;
     // The user's accounts are those of all their connections (what `/users/{id}/accounts` lists).
-    let accounts: Vec<Value> = db
+    // Deleted connections' data stays on the user (facts §3.2), so their accounts count too.
+    let live = db
         .connections_of(uid)
         .into_iter()
-        .flat_map(|c| {
-            let list = crate::data_routes::connection_accounts(base, &db.connection_info(c, now));
+        .map(|c| db.connection_info(c, now));
+    let retained = db.retained.iter().filter(|c| &c.user_id == uid).cloned();
+    let accounts: Vec<Value> = live
+        .chain(retained)
+        .flat_map(|info| {
+            let list = crate::data_routes::connection_accounts(base, &info);
             list["data"].as_array().cloned().unwrap_or_default()
         })
         .collect();
@@ -252,7 +257,7 @@ async fn update(
     Ok(Json(json))
 }
 
-/// `DELETE /users/{id}` → 204; the user's connections and jobs go with them.
+/// `DELETE /users/{id}` → 204; the user's connections, jobs and retained data go with them.
 async fn delete_user(
     _auth: ServerAuth,
     State(state): State<AppState>,
@@ -264,6 +269,7 @@ async fn delete_user(
     }
     db.connections.retain(|_, c| c.user_id != user_id);
     db.jobs.retain(|_, j| j.user_id != user_id);
+    db.retained.retain(|c| c.user_id != user_id);
     Ok(no_content())
 }
 

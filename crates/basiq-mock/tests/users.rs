@@ -157,3 +157,34 @@ async fn user_lists_the_accounts_of_its_connections() {
     assert_eq!(u["accounts"]["count"], n);
     assert_eq!(u["accounts"]["data"][0]["id"], accounts["data"][0]["id"]);
 }
+
+#[tokio::test]
+async fn accounts_of_a_deleted_connection_stay_on_the_user_until_the_user_goes() {
+    let (server, clock, t, user) = setup().await;
+    let job_id = connect(&server, &t, &user, "AU00000", "gavinBelson", "hooli2016").await;
+    let cid = connection_of(&job(&server, &t, &job_id).await);
+    clock.advance(std::time::Duration::from_secs(13));
+    let (_, before) = get(&server, &format!("/users/{user}"), &t).await;
+    let (s, _) = call(
+        Method::DELETE,
+        &format!("{}/users/{user}/connections/{cid}", server.url()),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, after) = get(&server, &format!("/users/{user}"), &t).await;
+    assert_eq!(after["connections"]["count"], 0);
+    assert_eq!(after["accounts"], before["accounts"]);
+
+    let (s, _) = call(
+        Method::DELETE,
+        &format!("{}/users/{user}", server.url()),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = get(&server, &format!("/users/{user}/accounts"), &t).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

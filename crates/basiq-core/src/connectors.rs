@@ -4,10 +4,10 @@
 //! status on `/connectors`; if it is in `major-outage`, the problem is at *their* end — wait until
 //! it is operational instead of retrying or bothering the user (facts §4.3 C, §5).
 //!
-//! The generated `Connector` model does not exist yet, so this module keeps a deliberately
-//! minimal, independent [`ConnectorStatusView`] (id, method, status): whatever the generated model
-//! becomes, converting it into this view is three field copies, and the triage logic in
-//! [`crate::jobs::triage_user`] does not have to change.
+//! The triage logic in [`crate::jobs::triage_user`] works on a deliberately minimal
+//! [`ConnectorStatusView`] (id, method, status) rather than the generated
+//! [`models::Connector`](crate::models::Connector): `ConnectorStatusView::from(&connector)` is
+//! three field copies, and the policy does not change when the model gains fields.
 
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +112,18 @@ impl ConnectorStatusView {
     }
 }
 
+impl From<&crate::models::Connector> for ConnectorStatusView {
+    /// The view for the connector's institution *and* method (`GET /connectors` lists one entry
+    /// per institution and method).
+    fn from(connector: &crate::models::Connector) -> Self {
+        Self {
+            id: connector.id.as_str().to_owned(),
+            method: Some(connector.method.clone()),
+            status: connector.status.clone(),
+        }
+    }
+}
+
 /// The status of `institution` among `connectors`: the worst one when several views apply
 /// (an outage anywhere wins), `None` when no view applies.
 pub fn status_of<'a>(
@@ -156,6 +168,29 @@ mod tests {
             assert_eq!(status.as_str(), wire);
         }
         assert!(ConnectorStatus::UnderMaintenance.is_usable());
+    }
+
+    #[test]
+    fn view_from_the_generated_connector_model() {
+        let connector: crate::models::Connector = serde_json::from_str(
+            r#"{"type":"connector","id":"AU00000","method":"openbanking","stage":"live",
+                "status":"major-outage","scopes":null,"authorization":{"type":"user"},
+                "stats":null,"links":{"self":"https://au-api.basiq.io/connectors/AU00000/openbanking"}}"#,
+        )
+        .unwrap();
+        let view = ConnectorStatusView::from(&connector);
+        assert_eq!(
+            view,
+            ConnectorStatusView::new("AU00000", ConnectorStatus::MajorOutage)
+                .with_method(ConnectionMethod::OpenBanking)
+        );
+        // It applies to the connection's spelling of the method too.
+        let method = ConnectionMethod::from("open-banking");
+        assert_eq!(
+            status_of(&[view], "AU00000", Some(&method)),
+            Some(&ConnectorStatus::MajorOutage)
+        );
+        assert!(connector.scopes.is_empty());
     }
 
     #[test]

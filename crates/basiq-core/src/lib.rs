@@ -15,6 +15,7 @@
 //! | [`pause`] | [`DuplicatePauseGuard`](pause::DuplicatePauseGuard): never trigger Basiq's 6-minute duplicate pause |
 //! | [`retry`] | [`RetryPolicy`](retry::RetryPolicy): backoff, `Retry-After`, no blind repeat of non-idempotent calls |
 //! | [`connectors`] | connector status: outage or not |
+//! | [`pagination`] | [`NextPage`](pagination::NextPage) follows `links.next` (same origin only, so the token never leaves); [`Page`](pagination::Page) |
 //! | [`models`], [`operations`] | generated from `fixtures/openapi/basiq.yaml` by `cargo xtask codegen` |
 //! | [`id`], [`secret`], [`error`], [`clock`] | validated ids, redacted secrets, errors with ids, time |
 //!
@@ -41,6 +42,7 @@ pub mod id;
 pub mod jobs;
 mod open_enum;
 pub mod operation;
+pub mod pagination;
 pub mod pause;
 pub mod refresh;
 pub mod retry;

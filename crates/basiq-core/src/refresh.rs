@@ -40,7 +40,7 @@ pub use crate::connectors::ConnectionMethod;
 use crate::error::Error;
 use crate::id::{ConnectionId, JobId};
 use crate::jobs::{classify, FailureClass, JobKind, JobState, TRANSIENT_RETRY_AFTER};
-use crate::models::Job;
+use crate::models::{self, Job};
 use crate::open_enum::open_enum;
 use crate::operation;
 use crate::time_util;
@@ -67,8 +67,9 @@ open_enum!(
 
 /// What the refresh policy needs to know about a connection.
 ///
-/// The generated `Connection` model does not exist yet; this view is independent of it (and
-/// deserializes straight from Basiq's connection JSON, ignoring the other fields).
+/// Kept separate from the generated [`models::Connection`] so the policy depends on four fields
+/// only: get it with `ConnectionView::from(&connection)`, or deserialize it straight from Basiq's
+/// connection JSON (the other fields are ignored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionView {
@@ -85,6 +86,17 @@ pub struct ConnectionView {
         serialize_with = "crate::serde_util::serialize_timestamp"
     )]
     pub last_used: Option<OffsetDateTime>,
+}
+
+impl From<&models::Connection> for ConnectionView {
+    fn from(connection: &models::Connection) -> Self {
+        Self {
+            id: connection.id.clone(),
+            status: connection.status.clone(),
+            method: connection.method.clone(),
+            last_used: connection.last_used,
+        }
+    }
 }
 
 /// Why a refresh should not be sent now.

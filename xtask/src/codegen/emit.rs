@@ -599,10 +599,14 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
     });
     // Strings in the path that are not id newtypes get the id rules here, so `../admin` is a
     // typed error before a URL exists.
-    let path_checks = op.path_params.iter().filter(|p| p.ty == Ty::String).map(|p| {
-        let (fname, kind) = (ident(&p.rust), &p.rust);
-        quote!(crate::id::validate_id(#kind, &self.#fname)?;)
-    });
+    let path_checks = op
+        .path_params
+        .iter()
+        .filter(|p| p.ty == Ty::String)
+        .map(|p| {
+            let (fname, kind) = (ident(&p.rust), &p.rust);
+            quote!(crate::id::validate_id(#kind, &self.#fname)?;)
+        });
     let bound_checks = op.query_params.iter().filter_map(|q| {
         let (min, max) = q.bounds?;
         let (fname, wire) = (ident(&q.rust), &q.wire);
@@ -619,10 +623,14 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
             }
         })
     });
-    let numbers = op.query_params.iter().filter(|q| q.bounds.is_some()).map(|q| {
-        let fname = ident(&q.rust);
-        quote!(let #fname = self.#fname.map(|value| value.to_string());)
-    });
+    let numbers = op
+        .query_params
+        .iter()
+        .filter(|q| q.bounds.is_some())
+        .map(|q| {
+            let fname = ident(&q.rust);
+            quote!(let #fname = self.#fname.map(|value| value.to_string());)
+        });
     let query = (!op.query_params.is_empty()).then(|| {
         let pairs = op.query_params.iter().map(|q| {
             let (wire, fname) = (&q.wire, ident(&q.rust));

@@ -1011,7 +1011,11 @@ fn parse_operation(
                     wire: wire.to_owned(),
                     rust,
                     doc,
-                    ty: if bounds.is_some() { Ty::U32 } else { Ty::String },
+                    ty: if bounds.is_some() {
+                        Ty::U32
+                    } else {
+                        Ty::String
+                    },
                     context: None,
                     bounds,
                 });

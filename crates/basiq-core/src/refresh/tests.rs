@@ -14,6 +14,36 @@ fn conn(status: &str, method: &str, last_used: Option<i64>) -> ConnectionView {
 const DAY: i64 = 86_400;
 
 #[test]
+fn view_from_the_generated_connection_model() {
+    let connection: models::Connection = serde_json::from_str(
+        r#"{"type":"connection","id":"c1","status":"invalid","method":"openbanking",
+            "createdDate":"2025-12-01T00:00:00Z","lastUsed":"2026-01-01T10:00:00Z",
+            "expiryDate":"","institution":{"type":"institution","id":"AU00000"}}"#,
+    )
+    .unwrap();
+    let view = ConnectionView::from(&connection);
+    assert_eq!(view.id.as_str(), "c1");
+    assert_eq!(view.status, ConnectionStatus::Invalid);
+    assert_eq!(view.method, ConnectionMethod::OpenBanking);
+    assert_eq!(view.last_used, Some(at(10 * 3600)));
+    // The same JSON read straight into the view agrees with the conversion.
+    let direct: ConnectionView =
+        serde_json::from_str(&serde_json::to_string(&connection).unwrap()).unwrap();
+    assert_eq!(direct, view);
+    // And the policy refuses it for the same reason either way.
+    let ledger = MemoryLedger::new();
+    let decision = RefreshPolicy::default().decide(&view, &[], &ledger, at(30 * DAY));
+    assert!(
+        matches!(decision, RefreshDecision::Skip(SkipReason::Inactive(_))),
+        "{decision:?}"
+    );
+    assert_eq!(
+        decision,
+        RefreshPolicy::default().decide(&direct, &[], &ledger, at(30 * DAY))
+    );
+}
+
+#[test]
 fn view_deserializes_basiq_connection_json() {
     let view: ConnectionView = serde_json::from_str(
         r#"{"type":"connection","id":"c1","status":"active","method":"open-banking",

@@ -6,12 +6,18 @@
 
 use std::path::PathBuf;
 
+use basiq_core::connectors::ConnectionMethod;
 use basiq_core::error::{Error, ErrorContext, TransportError, TransportErrorKind};
-use basiq_core::id::{ConnectionId, JobId, UserId};
+use basiq_core::id::{AccountId, ConnectionId, InstitutionId, JobId, TransactionId, UserId};
 use basiq_core::jobs::{JobKind, JobState};
 use basiq_core::models::{Address, BusinessIdNoType, Job, NewUser, UserUpdate};
 use basiq_core::operation::Operation;
-use basiq_core::operations::{CreateUser, DeleteUser, GetJob, GetUser, ListUserJobs, UpdateUser};
+use basiq_core::operations::{
+    CreateUser, DeleteConnection, DeleteUser, GetAccount, GetConnection, GetConnector, GetJob,
+    GetTransaction, GetUser, ListAccounts, ListConnections, ListConnectors, ListTransactions,
+    ListUserJobs, PurgeConnection, RefreshAllConnections, RefreshConnection, UpdateUser,
+};
+use basiq_core::pagination::{NextPage, Page};
 use basiq_core::refresh::ConnectionView;
 use basiq_core::secret::ApiKey;
 use basiq_core::token::{PostToken, TokenScope};
@@ -144,6 +150,105 @@ fn list_user_jobs_with_filter() {
     insta::assert_snapshot!(request(&op));
 }
 
+fn connection() -> ConnectionId {
+    ConnectionId::new("aaaf2c3b").unwrap()
+}
+
+#[test]
+fn list_connections_with_filter() {
+    let op = ListConnections::new(user()).filter("institution.id.eq('AU00000')");
+    insta::assert_snapshot!(request(&op));
+}
+
+#[test]
+fn get_connection() {
+    insta::assert_snapshot!(request(&GetConnection::new(user(), connection())));
+}
+
+#[test]
+fn refresh_connection() {
+    insta::assert_snapshot!(request(&RefreshConnection::new(user(), connection())));
+}
+
+#[test]
+fn refresh_all_connections() {
+    insta::assert_snapshot!(request(&RefreshAllConnections::new(user())));
+}
+
+#[test]
+fn delete_connection() {
+    insta::assert_snapshot!(request(&DeleteConnection::new(user(), connection())));
+}
+
+#[test]
+fn purge_connection() {
+    insta::assert_snapshot!(request(&PurgeConnection::new(user(), connection())));
+}
+
+#[test]
+fn list_accounts_with_filter() {
+    let op = ListAccounts::new(user()).filter("connection.id.eq('aaaf2c3b')");
+    insta::assert_snapshot!(request(&op));
+}
+
+#[test]
+fn get_account() {
+    insta::assert_snapshot!(request(&GetAccount::new(
+        user(),
+        AccountId::new("c0ffee").unwrap()
+    )));
+}
+
+#[test]
+fn list_transactions_with_filter_and_limit() {
+    let op = ListTransactions::new(user())
+        .filter("transaction.postDate.bt('2026-01-01','2026-01-31'),account.id.eq('s55bf3')")
+        .limit(500);
+    insta::assert_snapshot!(request(&op));
+}
+
+#[test]
+fn get_transaction() {
+    insta::assert_snapshot!(request(&GetTransaction::new(
+        user(),
+        TransactionId::new("a41c9e07").unwrap()
+    )));
+}
+
+#[test]
+fn list_connectors_with_filter() {
+    let op = ListConnectors::new()
+        .filter("connector.stage.eq('live'),connector.institution.tier.in('1','2')");
+    insta::assert_snapshot!(request(&op));
+}
+
+#[test]
+fn get_connector() {
+    let op = GetConnector::new(
+        InstitutionId::new("AU00000").unwrap(),
+        ConnectionMethod::OpenBanking.as_str().to_owned(),
+    );
+    insta::assert_snapshot!(request(&op));
+}
+
+#[test]
+fn next_page_of_transactions() {
+    let page = ListTransactions::new(user())
+        .parse(response(200, "transaction-page.json"))
+        .unwrap();
+    let next = page
+        .next_page(&base())
+        .unwrap()
+        .expect("the fixture has a next page");
+    insta::assert_snapshot!(request(&next));
+    // The same link on another host would take the token with it: refused.
+    let evil = page
+        .next_link()
+        .unwrap()
+        .replace("au-api.basiq.io", "au-api.basiq.io.evil.example");
+    assert!(NextPage::<basiq_core::models::TransactionList>::new(&base(), &evil).is_err());
+}
+
 // --- fixtures ---------------------------------------------------------------------------------
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -187,6 +292,75 @@ fn parsed_job_list() {
 fn parsed_connection_view() {
     let view: ConnectionView = serde_json::from_slice(&fixture("connection.json")).unwrap();
     insta::assert_debug_snapshot!(view);
+}
+
+#[test]
+fn parsed_connection() {
+    let connection = GetConnection::new(user(), connection())
+        .parse(response(200, "connection.json"))
+        .unwrap();
+    insta::assert_json_snapshot!(connection);
+}
+
+#[test]
+fn parsed_connection_list() {
+    let list = ListConnections::new(user())
+        .parse(response(200, "connection-list.json"))
+        .unwrap();
+    insta::assert_debug_snapshot!(list);
+}
+
+#[test]
+fn parsed_account() {
+    let account = GetAccount::new(user(), AccountId::new("c0ffee").unwrap())
+        .parse(response(200, "account.json"))
+        .unwrap();
+    insta::assert_json_snapshot!(account);
+}
+
+#[test]
+fn parsed_account_list() {
+    let list = ListAccounts::new(user())
+        .parse(response(200, "account-list.json"))
+        .unwrap();
+    insta::assert_json_snapshot!(list);
+}
+
+#[test]
+fn parsed_transaction_page() {
+    let page = ListTransactions::new(user())
+        .parse(response(200, "transaction-page.json"))
+        .unwrap();
+    insta::assert_debug_snapshot!(page);
+}
+
+#[test]
+fn parsed_connector() {
+    let connector = GetConnector::new(InstitutionId::new("AU00000").unwrap(), "openbanking".into())
+        .parse(response(200, "connector.json"))
+        .unwrap();
+    insta::assert_json_snapshot!(connector);
+}
+
+#[test]
+fn parsed_connector_list() {
+    let list = ListConnectors::new()
+        .parse(response(200, "connector-list.json"))
+        .unwrap();
+    insta::assert_json_snapshot!(list);
+}
+
+#[test]
+fn parsed_refresh_answers() {
+    let op = RefreshConnection::new(user(), connection());
+    let all = RefreshAllConnections::new(user())
+        .parse(response(202, "refresh-all-jobs.json"))
+        .unwrap();
+    insta::assert_debug_snapshot!((
+        op.parse(response(202, "refresh-job.json")).unwrap(),
+        op.parse(response(200, "refresh-job.json")).unwrap(),
+        all,
+    ));
 }
 
 /// What the SDK reads out of each job fixture: state, ids, steps by title, the diagnosis.

@@ -905,10 +905,11 @@ fn parse_operation(
                     _ => {
                         return Err(Error::at(
                             schema.at(),
-                            "an integer query parameter needs whole `minimum` and `maximum` \
-                             within 0..=4294967295 (it becomes an `Option<u32>` checked before \
-                             sending)"
-                                .to_owned(),
+                            format!(
+                                "integer query parameter `{wire}` needs whole `minimum` and \
+                                 `maximum` within 0..=4294967295 (it becomes an `Option<u32>` \
+                                 checked before sending)"
+                            ),
                         ))
                     }
                 }
@@ -916,9 +917,10 @@ fn parse_operation(
             _ => {
                 return Err(Error::at(
                     schema.at(),
-                    "only plain `type: string` parameters and bounded `type: integer` query \
-                     parameters are supported"
-                        .to_owned(),
+                    format!(
+                        "parameter `{wire}`: only plain `type: string` parameters and bounded \
+                         `type: integer` query parameters are supported"
+                    ),
                 ))
             }
         };

@@ -210,3 +210,161 @@ fn garbage_is_an_error_not_a_panic() {
         assert!(result.is_err(), "should fail: {text:?}");
     }
 }
+
+/// MINIMAL plus each newer construct: hand-written core types, decimals, free-form JSON, a
+/// bounded integer query parameter, a checked `String` path parameter and `x-rust-output`.
+#[test]
+fn extensions_generate_what_they_promise() {
+    let text = MINIMAL
+        .replacen(
+            "schema: {type: string}}\n      responses:",
+            "schema: {type: string}}
+        - {name: limit, in: query, description: Page size., schema: {type: integer, minimum: 1, maximum: 500}}
+      responses:",
+            1,
+        )
+        .replacen(
+            "        self: {type: string, description: Link.}\n",
+            "        self: {type: string, description: Link.}
+        status: {type: string, x-rust-type: ConnectionStatus, description: Status.}
+        method: {type: string, x-rust-type: ConnectionMethod, description: Method.}
+        balance: {type: string, x-rust-type: Decimal, description: Money.}
+        meta: {type: object, x-rust-type: JsonValue, description: Free-form.}
+        addresses: {type: array, description: Free-form list., items: {type: object, x-rust-type: JsonValue}}
+",
+            1,
+        )
+        .replacen(
+            "      responses:\n        '200':",
+            "      x-rust-output: RefreshResponse
+      responses:
+        '202':
+          description: started
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Thing'}
+        '200':",
+            1,
+        );
+    let files = generate_from_str(&text).unwrap();
+    let (models, ops) = (&files[0].contents, &files[1].contents);
+    for expected in [
+        "use rust_decimal::Decimal;",
+        "use crate::connectors::ConnectionMethod;",
+        "use crate::refresh::ConnectionStatus;",
+        "pub status: Option<ConnectionStatus>",
+        r#"with = "rust_decimal::serde::str_option""#,
+        "pub balance: Option<Decimal>",
+        "pub meta: Option<serde_json::Value>",
+        "pub addresses: Vec<serde_json::Value>",
+    ] {
+        assert!(
+            models.contains(expected),
+            "models lack {expected:?}:\n{models}"
+        );
+    }
+    for expected in [
+        "type Output = crate::refresh::RefreshResponse;",
+        "operation::check_status(&response, &[200, 202])?;",
+        "crate::refresh::RefreshResponse::parse(&response)",
+        "pub limit: Option<u32>",
+        "pub fn limit(mut self, limit: u32) -> Self",
+        "if !(1..=500).contains(&value)",
+        "let limit = self.limit.map(|value| value.to_string());",
+    ] {
+        assert!(
+            ops.contains(expected),
+            "operations lack {expected:?}:\n{ops}"
+        );
+    }
+    // `models` is not imported when the only output is hand-written (it would be unused).
+    assert!(!ops.contains("use crate::models;"), "{ops}");
+
+    let string_path = MINIMAL.replacen(
+        "x-rust-type: ConnectionId, x-context: connection, ",
+        "x-rust-type: String, ",
+        1,
+    );
+    let ops = &generate_from_str(&string_path).unwrap()[1].contents;
+    assert!(
+        ops.contains(r#"crate::id::validate_id("connection_id", &self.connection_id)?;"#),
+        "{ops}"
+    );
+    assert!(ops.contains("pub connection_id: String"), "{ops}");
+}
+
+#[test]
+fn extension_misuse_names_its_place() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "id: {type: string, description: The id.}",
+            "id: {type: string, x-rust-type: Decimal, description: The id.}",
+            &["properties.id", "required `x-rust-type: Decimal`"],
+        ),
+        (
+            "lastUsed: {type: string, format: date-time, description: When.}",
+            "lastUsed: {type: array, description: When., items: {type: string, x-rust-type: Decimal}}",
+            &["properties.lastUsed.items", "decimals"],
+        ),
+        (
+            "lastUsed: {type: string, format: date-time, description: When.}",
+            "lastUsed: {type: string, x-rust-type: Money, description: When.}",
+            &["properties.lastUsed", "x-rust-type: Money", "ConnectionStatus", "JsonValue"],
+        ),
+        (
+            "lastUsed: {type: string, format: date-time, description: When.}",
+            "lastUsed: {type: object, description: When.}",
+            &["properties.lastUsed", "inline objects", "JsonValue"],
+        ),
+        (
+            "    Thing:\n",
+            "    ConnectionStatus: {type: string, enum: [a], description: d, x-enum-descriptions: {a: x}}\n    Thing:\n",
+            &["components.schemas.ConnectionStatus", "hand-written"],
+        ),
+        (
+            "      summary: retrieve a connection\n",
+            "      summary: retrieve a connection\n      x-rust-output: Whatever\n",
+            &["x-rust-output: Whatever", "RefreshResponse"],
+        ),
+        (
+            "schema: {type: string}}\n      responses:",
+            "schema: {type: string}}\n        - {name: limit, in: query, description: d, schema: {type: integer, minimum: 1}}\n      responses:",
+            &["limit", "`minimum` and `maximum`"],
+        ),
+        (
+            "schema: {type: string}}\n      responses:",
+            "schema: {type: string}}\n        - {name: limit, in: query, description: d, schema: {type: integer, minimum: -1, maximum: 5}}\n      responses:",
+            &["`minimum` and `maximum`"],
+        ),
+        (
+            "x-rust-type: ConnectionId, x-context: connection, schema: {type: string}",
+            "x-rust-type: ConnectionId, x-context: connection, schema: {type: integer, minimum: 0, maximum: 9}",
+            &["connectionId", "bounded `type: integer` query"],
+        ),
+        (
+            "x-rust-type: ConnectionId, x-context: connection, ",
+            "x-rust-type: String, x-context: connection, ",
+            &["x-context: connection", "ConnectionId"],
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(MINIMAL.contains(from), "bad test case: {from:?}");
+        let message = generate_err(&MINIMAL.replacen(from, to, 1));
+        for part in *expected {
+            assert!(
+                message.contains(part),
+                "error for {to:?} should mention {part:?}: {message}"
+            );
+        }
+        assert!(message.contains(SPEC_PATH), "{message}");
+    }
+    // `x-rust-output` needs a documented body.
+    let no_body = MINIMAL
+        .replacen(
+            "      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {$ref: '#/components/schemas/Thing'}\n",
+            "      x-rust-output: RefreshResponse\n      responses:\n        '204': {description: none}\n",
+            1,
+        );
+    assert!(no_body.contains("x-rust-output"), "bad test case");
+    assert!(generate_err(&no_body).contains("document their body"));
+}

@@ -103,6 +103,19 @@ impl AsyncExecutor {
         &self.inner.base_url
     }
 
+    /// Waits `duration` with the executor's [`Sleep`] (`tokio::time::sleep` unless replaced with
+    /// [`with_sleep`](Self::with_sleep)). Higher layers that pace themselves — following a job —
+    /// wait through this, so one injected sleep makes a whole client run on virtual time.
+    pub fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        (self.sleep)(duration)
+    }
+
+    /// The clock the executor reads `now` from (token lifetimes, retry budget); higher layers use
+    /// the same one so the whole client agrees on the time.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// Runs one operation. Every error carries the operation's ids ([`Operation::context`]).
     pub async fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
         let context = op.context();

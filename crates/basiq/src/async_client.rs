@@ -1,14 +1,18 @@
 //! The async client, `basiq::Client`.
 
+use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
+use basiq_core::clock::Clock as _;
 use basiq_core::id::{InvalidId, UserId};
 use basiq_core::operation::Operation;
 use basiq_core::secret::{AccessToken, ApiKey};
-use basiq_core::transport::AsyncTransport;
+use basiq_core::transport::{AsyncTransport, BoxFuture};
 use basiq_core::Error;
 use basiq_http_async::{AsyncExecutor, ReqwestTransport};
 
+use crate::flows::Policies;
 use crate::resources::resources;
 use crate::settings::{builder_methods, Settings};
 
@@ -19,6 +23,7 @@ use crate::settings::{builder_methods, Settings};
 #[derive(Debug, Clone)]
 pub struct Client {
     executor: AsyncExecutor,
+    policies: Arc<Policies>,
 }
 
 impl Client {
@@ -27,9 +32,14 @@ impl Client {
         ClientBuilder::default()
     }
 
-    /// A client over an executor built by hand (e.g. with its own retry sleep).
+    /// A client over an executor built by hand (e.g. with its own retry sleep), with the default
+    /// refresh policy, an in-memory refresh ledger and Basiq's Consent UI address. Following a
+    /// job waits with the executor's sleep and reads the executor's clock.
     pub fn from_executor(executor: AsyncExecutor) -> Self {
-        Self { executor }
+        Self {
+            executor,
+            policies: Arc::new(Policies::default()),
+        }
     }
 
     /// A client for Basiq's production API with default settings.
@@ -68,15 +78,50 @@ impl Client {
     pub fn executor(&self) -> &AsyncExecutor {
         &self.executor
     }
+
+    pub(crate) fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// The client's `now` (the executor's clock).
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        self.executor.clock().now()
+    }
+
+    /// Waits with the executor's sleep (virtual in tests that inject one).
+    pub(crate) async fn sleep_for(&self, duration: Duration) {
+        self.executor.sleep(duration).await;
+    }
 }
 
-resources!(client = Client, [async], [.await]);
+/// Runs an un-awaited future inside a span (a guard held across `.await` would be wrong).
+macro_rules! traced {
+    ($span:expr, $future:expr) => {
+        ::tracing::Instrument::instrument($future, $span).await
+    };
+}
+
+resources!(client = Client, [async], [.await], traced = traced);
+
+/// How the client waits: between retries and between polls of a job.
+type SleepFn = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Builds a [`Client`]. `Debug` never shows the API key.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ClientBuilder {
     settings: Settings,
     transport: Option<Arc<dyn AsyncTransport>>,
+    sleep: Option<SleepFn>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("settings", &self.settings)
+            .field("transport", &self.transport)
+            .field("sleep", &self.sleep.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl ClientBuilder {
@@ -86,6 +131,29 @@ impl ClientBuilder {
     /// [`ReqwestTransport::with_client`] with its proxy settings, or a fake in tests).
     pub fn transport(mut self, transport: impl AsyncTransport + 'static) -> Self {
         self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// How the client waits — between retries and between polls in
+    /// [`jobs().wait`](Jobs::wait). Default `tokio::time::sleep`. Tests make it advance the
+    /// [`ManualClock`](crate::clock::ManualClock) shared with the emulator, so following a job
+    /// through minutes of virtual time takes milliseconds:
+    ///
+    /// ```
+    /// use basiq::clock::ManualClock;
+    /// let clock = ManualClock::starting_now();
+    /// let tick = clock.clone();
+    /// let builder = basiq::Client::builder().clock(clock).sleep(move |d| {
+    ///     tick.advance(d);
+    ///     Box::pin(async {})
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn sleep(
+        mut self,
+        sleep: impl Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync + 'static,
+    ) -> Self {
+        self.sleep = Some(Arc::new(sleep));
         self
     }
 
@@ -100,8 +168,14 @@ impl ClientBuilder {
                 self.settings.timeout,
             )?),
         };
+        let policies = self.settings.policies()?;
+        let mut executor = AsyncExecutor::new(config, transport)?;
+        if let Some(sleep) = self.sleep {
+            executor = executor.with_sleep(move |d| sleep(d));
+        }
         Ok(Client {
-            executor: AsyncExecutor::new(config, transport)?,
+            executor,
+            policies: Arc::new(policies),
         })
     }
 }

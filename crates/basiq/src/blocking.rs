@@ -4,8 +4,11 @@
 //! a thread owned by an async host without panicking. Same resources and semantics as the async
 //! [`Client`](crate::Client) — single-flight token, one re-authentication, ids on every error.
 
+use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
+use basiq_core::clock::Clock as _;
 use basiq_core::id::{InvalidId, UserId};
 use basiq_core::operation::Operation;
 use basiq_core::secret::{AccessToken, ApiKey};
@@ -14,6 +17,7 @@ use basiq_core::Error;
 
 pub use basiq_http_blocking::{BlockingExecutor, UreqTransport};
 
+use crate::flows::Policies;
 use crate::resources::resources;
 use crate::settings::{builder_methods, Settings};
 
@@ -24,6 +28,7 @@ use crate::settings::{builder_methods, Settings};
 #[derive(Debug, Clone)]
 pub struct Client {
     executor: BlockingExecutor,
+    policies: Arc<Policies>,
 }
 
 impl Client {
@@ -32,9 +37,14 @@ impl Client {
         ClientBuilder::default()
     }
 
-    /// A client over an executor built by hand (e.g. with its own retry sleep).
+    /// A client over an executor built by hand (e.g. with its own retry sleep), with the default
+    /// refresh policy, an in-memory refresh ledger and Basiq's Consent UI address. Following a
+    /// job waits with the executor's sleep and reads the executor's clock.
     pub fn from_executor(executor: BlockingExecutor) -> Self {
-        Self { executor }
+        Self {
+            executor,
+            policies: Arc::new(Policies::default()),
+        }
     }
 
     /// A client for Basiq's production API with default settings.
@@ -71,15 +81,62 @@ impl Client {
     pub fn executor(&self) -> &BlockingExecutor {
         &self.executor
     }
+
+    pub(crate) fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// The client's `now` (the executor's clock).
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        self.executor.clock().now()
+    }
+
+    /// Waits with the executor's sleep (virtual in tests that inject one).
+    pub(crate) fn sleep_for(&self, duration: Duration) {
+        self.executor.sleep(duration);
+    }
 }
 
-resources!(client = Client, [], []);
+/// Runs a call inside a span.
+macro_rules! traced {
+    ($span:expr, $call:expr) => {
+        $span.in_scope(|| $call)
+    };
+}
+
+resources!(client = Client, [], [], traced = traced);
+
+impl Iterator for TransactionPager<'_> {
+    type Item = Result<crate::models::Transaction, Error>;
+
+    /// The next transaction, fetching the next page (same origin only) when the current one is
+    /// used up; after an error, `None`.
+    fn next(&mut self) -> Option<Self::Item> {
+        TransactionPager::next(self)
+    }
+}
+
+impl std::iter::FusedIterator for TransactionPager<'_> {}
+
+/// How the client waits: between retries and between polls of a job.
+type SleepFn = Arc<dyn Fn(Duration) + Send + Sync>;
 
 /// Builds a blocking [`Client`]. `Debug` never shows the API key.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ClientBuilder {
     settings: Settings,
     transport: Option<Arc<dyn BlockingTransport>>,
+    sleep: Option<SleepFn>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("settings", &self.settings)
+            .field("transport", &self.transport)
+            .field("sleep", &self.sleep.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl ClientBuilder {
@@ -88,6 +145,24 @@ impl ClientBuilder {
     /// Sends requests through the host's own transport (e.g. [`UreqTransport::with_agent`]).
     pub fn transport(mut self, transport: impl BlockingTransport + 'static) -> Self {
         self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// How the client waits — between retries and between polls in
+    /// [`jobs().wait`](Jobs::wait). Default `std::thread::sleep`. Tests make it advance the
+    /// [`ManualClock`](crate::clock::ManualClock) shared with the emulator instead:
+    ///
+    /// ```
+    /// use basiq::clock::ManualClock;
+    /// let clock = ManualClock::starting_now();
+    /// let tick = clock.clone();
+    /// let builder = basiq::blocking::Client::builder()
+    ///     .clock(clock)
+    ///     .sleep(move |d| tick.advance(d));
+    /// # let _ = builder;
+    /// ```
+    pub fn sleep(mut self, sleep: impl Fn(Duration) + Send + Sync + 'static) -> Self {
+        self.sleep = Some(Arc::new(sleep));
         self
     }
 
@@ -102,8 +177,14 @@ impl ClientBuilder {
                 self.settings.timeout,
             )),
         };
+        let policies = self.settings.policies()?;
+        let mut executor = BlockingExecutor::new(config, transport)?;
+        if let Some(sleep) = self.sleep {
+            executor = executor.with_sleep(move |d| sleep(d));
+        }
         Ok(Client {
-            executor: BlockingExecutor::new(config, transport)?,
+            executor,
+            policies: Arc::new(policies),
         })
     }
 }

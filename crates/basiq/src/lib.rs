@@ -114,6 +114,14 @@ pub use basiq_core::*;
 pub use basiq_core::secret::{AccessToken, ApiKey};
 
 #[cfg(any(feature = "async", feature = "blocking"))]
+mod flows;
+#[cfg(any(feature = "async", feature = "blocking"))]
+pub use flows::{
+    ConsentAction, ConsentLink, ConsentOutcome, ConsentRequest, JobReport, RefreshOutcome,
+    SharedRefreshLedger, TransactionQuery, WaitOutcome, DEFAULT_CONSENT_URL,
+    DEFAULT_MAX_REFRESHES_PER_MINUTE,
+};
+#[cfg(any(feature = "async", feature = "blocking"))]
 mod resources;
 #[cfg(any(feature = "async", feature = "blocking"))]
 mod settings;
@@ -123,7 +131,10 @@ pub use settings::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 #[cfg(feature = "async")]
 mod async_client;
 #[cfg(feature = "async")]
-pub use async_client::{Client, ClientBuilder, Jobs, Users};
+pub use async_client::{
+    Accounts, Client, ClientBuilder, Connections, Connectors, Jobs, TransactionPager, Transactions,
+    Users,
+};
 #[cfg(feature = "async")]
 pub use basiq_http_async::{AsyncExecutor, ReqwestTransport};
 

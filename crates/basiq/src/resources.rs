@@ -10,7 +10,7 @@
 //! joined or spawned-with-scope like any other future.
 
 macro_rules! resources {
-    (client = $client:ident, [$($async:tt)*], [$($await:tt)*]) => {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
         /// User endpoints: `client.users()`.
         #[derive(Debug, Clone, Copy)]
         pub struct Users<'a> {
@@ -114,6 +114,724 @@ macro_rules! resources {
                 let user_id = user_id.try_into()?;
                 self.client
                     .execute($crate::operations::ListUserJobs::new(user_id).filter(filter))
+                    $($await)*
+            }
+        }
+
+        impl<'a> Jobs<'a> {
+            /// Follows a job until it is done or `config.deadline` passes, and explains how it
+            /// ended. Basiq asks integrators to follow progress through the job's *steps*: steps
+            /// are found by title ([`JobPoller`]($crate::jobs::JobPoller)), never by index, and
+            /// the waits back off (1 s ×1.5, capped at 10 s by default) so following a job never
+            /// becomes a tight loop of `GET /jobs/{id}`.
+            ///
+            /// A failed job is not an `Err`: it is [`WaitOutcome::Failed`]($crate::WaitOutcome)
+            /// with Basiq's code classified and the action to take (re-enter credentials, wait
+            /// for the institution, …) — failures are turned into actions. `Err` is kept for
+            /// calls that failed; it carries the job id (and the user and connection once a
+            /// snapshot named them). The time comes from the client's clock and the waits go
+            /// through the client's sleep, so tests run it on virtual time.
+            ///
+            /// The failure is classified as [`JobKind::Unknown`]($crate::jobs::JobKind); use
+            /// [`wait_as`](Self::wait_as) when you know whether the job creates or refreshes a
+            /// connection (Basiq's advice for `service-unavailable` differs between the two).
+            pub $($async)* fn wait(
+                self,
+                job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
+                config: $crate::jobs::PollConfig,
+            ) -> Result<$crate::JobReport, $crate::Error> {
+                self.wait_as(job_id, $crate::jobs::JobKind::Unknown, config)$($await)*
+            }
+
+            /// [`wait`](Self::wait), classifying a failure as a job of `kind`.
+            pub $($async)* fn wait_as(
+                self,
+                job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
+                kind: $crate::jobs::JobKind,
+                config: $crate::jobs::PollConfig,
+            ) -> Result<$crate::JobReport, $crate::Error> {
+                let job_id = job_id.try_into()?;
+                let span = ::tracing::info_span!(
+                    "basiq.jobs.wait",
+                    job_id = %job_id,
+                    user_id = ::tracing::field::Empty,
+                    connection_id = ::tracing::field::Empty,
+                );
+                $traced!(span, self.follow(job_id, kind, config))
+            }
+
+            $($async)* fn follow(
+                self,
+                job_id: $crate::id::JobId,
+                kind: $crate::jobs::JobKind,
+                config: $crate::jobs::PollConfig,
+            ) -> Result<$crate::JobReport, $crate::Error> {
+                let mut poller = $crate::jobs::JobPoller::new(self.client.now(), config);
+                let mut events = Vec::new();
+                let mut waited = std::time::Duration::ZERO;
+                let mut context = $crate::ErrorContext::new().with_job(&job_id);
+                loop {
+                    let job = self
+                        .client
+                        .execute($crate::operations::GetJob::new(job_id.clone()))
+                        $($await)*
+                        .map_err(|e| e.with_context(&context))?;
+                    if context.user_id.is_none() || context.connection_id.is_none() {
+                        context = $crate::flows::job_context(&job).merge(&context);
+                        let span = ::tracing::Span::current();
+                        if let Some(user) = &context.user_id {
+                            span.record("user_id", user.as_str());
+                        }
+                        if let Some(conn) = &context.connection_id {
+                            span.record("connection_id", conn.as_str());
+                        }
+                    }
+                    let step = $crate::flows::observe_job(
+                        &mut poller,
+                        &job,
+                        self.client.now(),
+                        waited,
+                        config.deadline,
+                        &mut events,
+                    );
+                    match step {
+                        std::ops::ControlFlow::Break(finished) => {
+                            let report = $crate::JobReport::new(
+                                job,
+                                finished,
+                                kind,
+                                events,
+                                poller.observations(),
+                                waited,
+                            );
+                            $crate::flows::log_report(&report);
+                            return Ok(report);
+                        }
+                        std::ops::ControlFlow::Continue(delay) => {
+                            self.client.sleep_for(delay)$($await)*;
+                            waited = waited.saturating_add(delay);
+                        }
+                    }
+                }
+            }
+        }
+
+        impl<'a> Users<'a> {
+            /// The daily / at-login check Basiq asks for: the user's jobs of the last 7 days,
+            /// and the failures no later success has fixed — each classified, with the action to
+            /// take ([`triage_user`]($crate::jobs::triage_user)). When something failed,
+            /// `/connectors` is consulted for those institutions: a failure during a
+            /// `partial-outage`/`major-outage` is "their end, retry when operational"
+            /// ([`FailureClass::InstitutionOutage`]($crate::jobs::FailureClass)), not the user's
+            /// problem. If `/connectors` cannot be read, the failures are still reported
+            /// (classified by their code) and a warning is logged.
+            pub $($async)* fn triage(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+            ) -> Result<Vec<$crate::jobs::UnresolvedFailure>, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                let span = ::tracing::info_span!("basiq.users.triage", user_id = %user_id);
+                $traced!(span, self.triage_inner(user_id))
+            }
+
+            $($async)* fn triage_inner(
+                self,
+                user_id: $crate::id::UserId,
+            ) -> Result<Vec<$crate::jobs::UnresolvedFailure>, $crate::Error> {
+                let jobs = self
+                    .client
+                    .execute($crate::operations::ListUserJobs::new(user_id.clone()))
+                    $($await)*?;
+                let mut connectors = Vec::new();
+                if let Some(filter) = $crate::flows::failed_institutions_filter(&jobs.data) {
+                    let mut op = $crate::operations::ListConnectors::new();
+                    if let Some(filter) = filter {
+                        op = op.filter(filter);
+                    }
+                    match self.client.execute(op)$($await)* {
+                        Ok(list) => connectors = list
+                            .data
+                            .iter()
+                            .map($crate::connectors::ConnectorStatusView::from)
+                            .collect(),
+                        Err(error) => ::tracing::warn!(
+                            user_id = %user_id,
+                            %error,
+                            "could not read /connectors; triaging by failure codes only"
+                        ),
+                    }
+                }
+                let failures =
+                    $crate::jobs::triage_user(&jobs.data, &connectors, self.client.now());
+                for f in &failures {
+                    ::tracing::info!(
+                        user_id = %user_id,
+                        job_id = %f.job_id,
+                        connection_id = f.connection_id.as_ref().map(|c| c.as_str()),
+                        code = f.failure.code.as_str(),
+                        action = %f.action,
+                        "unresolved job failure"
+                    );
+                }
+                Ok(failures)
+            }
+        }
+
+        impl $client {
+            /// A link to Basiq's Consent UI for `user_id` — unless an attempt with the same
+            /// credentials is already running.
+            ///
+            /// Basiq pauses a second attempt with the same credentials for **6 minutes** while
+            /// one is in progress (to avoid locking the user's bank account). So before minting
+            /// a `CLIENT_ACCESS` token this looks at the user's jobs with
+            /// [`DuplicatePauseGuard`]($crate::pause::DuplicatePauseGuard) (same institution for
+            /// a connect, same connection for an update or reauthorise; conservative when
+            /// neither is known) and answers
+            /// [`FollowExisting`]($crate::ConsentOutcome::FollowExisting) or
+            /// [`Paused`]($crate::ConsentOutcome::Paused) instead of a link when one runs.
+            ///
+            /// The link's URL holds the client token (`token=…`, plus `action`, `state`,
+            /// `institutionId`, `connectionId`, URL-encoded); `Debug` redacts it.
+            pub $($async)* fn consent_url(
+                &self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                request: impl Into<$crate::ConsentRequest>,
+            ) -> Result<$crate::ConsentOutcome, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                let request = request.into();
+                let span = ::tracing::info_span!(
+                    "basiq.consent_url",
+                    user_id = %user_id,
+                    action = request.action.as_str(),
+                    connection_id = request.action.connection_id().map(|c| c.as_str()),
+                    institution_id = request.action.institution().map(|i| i.as_str()),
+                );
+                $traced!(span, self.consent_inner(user_id, request))
+            }
+
+            $($async)* fn consent_inner(
+                &self,
+                user_id: $crate::id::UserId,
+                request: $crate::ConsentRequest,
+            ) -> Result<$crate::ConsentOutcome, $crate::Error> {
+                let base = self.policies().consent_base()?;
+                let mut context = $crate::ErrorContext::new().with_user(&user_id);
+                if let Some(conn) = request.action.connection_id() {
+                    context = context.with_connection(conn);
+                }
+                let jobs = self
+                    .execute($crate::operations::ListUserJobs::new(user_id.clone()))
+                    $($await)*
+                    .map_err(|e| e.with_context(&context))?;
+                if let Err(outcome) =
+                    $crate::flows::consent_guard(&jobs.data, &request.action, self.now())
+                {
+                    ::tracing::info!(?outcome, "not sending the user to the Consent UI");
+                    return Ok(outcome);
+                }
+                let token = self
+                    .client_token(&user_id)
+                    $($await)*
+                    .map_err(|e| e.with_context(&context))?;
+                Ok($crate::ConsentOutcome::Link($crate::ConsentLink::build(
+                    &base, &token, user_id, request,
+                )))
+            }
+        }
+
+        /// Connection endpoints and the guarded refresh: `client.connections()`.
+        #[derive(Debug, Clone, Copy)]
+        pub struct Connections<'a> {
+            client: &'a $client,
+        }
+
+        impl $client {
+            /// Connections: list, get, delete, purge, and the refresh that enforces Basiq's rules.
+            pub fn connections(&self) -> Connections<'_> {
+                Connections { client: self }
+            }
+
+            /// Accounts (read through connections).
+            pub fn accounts(&self) -> Accounts<'_> {
+                Accounts { client: self }
+            }
+
+            /// Transactions, one page or all of them (`links.next`, same origin only).
+            pub fn transactions(&self) -> Transactions<'_> {
+                Transactions { client: self }
+            }
+
+            /// Connectors (institutions per method) and their health.
+            pub fn connectors(&self) -> Connectors<'_> {
+                Connectors { client: self }
+            }
+        }
+
+        impl<'a> Connections<'a> {
+            /// `GET /users/{userId}/connections`.
+            pub $($async)* fn list(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+            ) -> Result<$crate::models::ConnectionList, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                self.client
+                    .execute($crate::operations::ListConnections::new(user_id))
+                    $($await)*
+            }
+
+            /// [`list`](Self::list) restricted by a Basiq filter, e.g. `connection.status.eq('active')`.
+            pub $($async)* fn list_filtered(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                filter: impl Into<String>,
+            ) -> Result<$crate::models::ConnectionList, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                self.client
+                    .execute($crate::operations::ListConnections::new(user_id).filter(filter))
+                    $($await)*
+            }
+
+            /// `GET /users/{userId}/connections/{connectionId}`.
+            pub $($async)* fn get(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
+            ) -> Result<$crate::models::Connection, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                let connection_id = connection_id.try_into()?;
+                self.client
+                    .execute($crate::operations::GetConnection::new(user_id, connection_id))
+                    $($await)*
+            }
+
+            /// `DELETE /users/{userId}/connections/{connectionId}`: removes the connection. Its
+            /// accounts and transactions stay on the user (Basiq: purge removes data) — call
+            /// [`purge`](Self::purge) first when the user asks for their data to go.
+            pub $($async)* fn delete(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
+            ) -> Result<(), $crate::Error> {
+                let user_id = user_id.try_into()?;
+                let connection_id = connection_id.try_into()?;
+                ::tracing::info!(user_id = %user_id, connection_id = %connection_id, "deleting connection");
+                self.client
+                    .execute($crate::operations::DeleteConnection::new(user_id, connection_id))
+                    $($await)*
+            }
+
+            /// `POST /users/{userId}/connections/{connectionId}/purge`: deletes the data read
+            /// through an *active* connection (honour a user's deletion request); the connection
+            /// stays, and its next successful refresh brings fresh data.
+            pub $($async)* fn purge(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
+            ) -> Result<(), $crate::Error> {
+                let user_id = user_id.try_into()?;
+                let connection_id = connection_id.try_into()?;
+                ::tracing::info!(user_id = %user_id, connection_id = %connection_id, "purging connection data");
+                self.client
+                    .execute($crate::operations::PurgeConnection::new(user_id, connection_id))
+                    $($await)*
+            }
+
+            /// Refreshes a connection **only when Basiq's rules allow it**, and says what happened.
+            ///
+            /// Before any `POST …/refresh` it reads the connection (`status`, `method`,
+            /// `lastUsed`) and the user's jobs of the last 7 days, and asks
+            /// [`RefreshPolicy::decide`]($crate::refresh::RefreshPolicy::decide) with the
+            /// client's [`RefreshLedger`]($crate::refresh::RefreshLedger) and the
+            /// [`DuplicatePauseGuard`]($crate::pause::DuplicatePauseGuard). Basiq asks to refresh
+            /// *rarely* (banks lock users out or block Basiq), only *active* connections, after
+            /// checking `lastUsed` and the jobs, at most 20 a day for open banking, and never a
+            /// second attempt while one runs (Basiq pauses it 6 minutes). So:
+            ///
+            /// * [`Skipped`]($crate::RefreshOutcome::Skipped) — nothing sent: inactive
+            ///   (`invalid` needs the user to re-enter credentials), not refreshable, a job is
+            ///   running (follow it), the last attempt failed, refreshed within
+            ///   `min_interval`, or the daily quota is used;
+            /// * [`Paused`]($crate::RefreshOutcome::Paused) — nothing sent: Basiq is pausing a
+            ///   duplicate;
+            /// * [`Started`]($crate::RefreshOutcome::Started) /
+            ///   [`AlreadyRunning`]($crate::RefreshOutcome::AlreadyRunning) — sent, recorded in
+            ///   the ledger; 200 + the existing job means Basiq was already refreshing: follow
+            ///   that job.
+            ///
+            /// A refresh is never retried automatically (it is not idempotent); after an
+            /// ambiguous failure call `refresh` again — the guard sees the job if it started.
+            pub $($async)* fn refresh(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
+            ) -> Result<$crate::RefreshOutcome, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                let connection_id = connection_id.try_into()?;
+                let span = ::tracing::info_span!(
+                    "basiq.connections.refresh",
+                    user_id = %user_id,
+                    connection_id = %connection_id,
+                    job_id = ::tracing::field::Empty,
+                );
+                $traced!(span, self.refresh_guarded(user_id, connection_id))
+            }
+
+            $($async)* fn refresh_guarded(
+                self,
+                user_id: $crate::id::UserId,
+                connection_id: $crate::id::ConnectionId,
+            ) -> Result<$crate::RefreshOutcome, $crate::Error> {
+                let context = $crate::ErrorContext::new()
+                    .with_user(&user_id)
+                    .with_connection(&connection_id);
+                let connection = self
+                    .client
+                    .execute($crate::operations::GetConnection::new(
+                        user_id.clone(),
+                        connection_id.clone(),
+                    ))
+                    $($await)*?;
+                let jobs = self
+                    .client
+                    .execute($crate::operations::ListUserJobs::new(user_id.clone()))
+                    $($await)*
+                    .map_err(|e| e.with_context(&context))?;
+                let view = $crate::refresh::ConnectionView::from(&connection);
+                let now = self.client.now();
+                if let Some(outcome) = self.client.policies().gate_refresh(&view, &jobs.data, now) {
+                    if let Some(job) = outcome.job_id() {
+                        ::tracing::Span::current().record("job_id", job.as_str());
+                    }
+                    ::tracing::info!(?outcome, "refresh not sent");
+                    return Ok(outcome);
+                }
+                self.send_refresh(user_id, connection_id)$($await)*
+            }
+
+            $($async)* fn send_refresh(
+                self,
+                user_id: $crate::id::UserId,
+                connection_id: $crate::id::ConnectionId,
+            ) -> Result<$crate::RefreshOutcome, $crate::Error> {
+                let response = self
+                    .client
+                    .execute($crate::operations::RefreshConnection::new(user_id, connection_id))
+                    $($await)*?;
+                let outcome = $crate::RefreshOutcome::from(response);
+                if let Some(job) = outcome.job_id() {
+                    ::tracing::Span::current().record("job_id", job.as_str());
+                }
+                ::tracing::info!(?outcome, "refresh sent");
+                Ok(outcome)
+            }
+
+            /// Sends `POST …/refresh` **without** the guard of [`refresh`](Self::refresh): no
+            /// status, `lastUsed`, job, pause or quota check. Refreshing too often gets users
+            /// locked out of their bank and Basiq blocked, and a duplicate attempt is paused for
+            /// 6 minutes — use it only when your own logic has already applied those rules (e.g.
+            /// a scheduler driven by webhooks). It is still recorded in the ledger, so it counts
+            /// against the open-banking daily quota that `refresh` enforces.
+            pub $($async)* fn refresh_unchecked(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
+            ) -> Result<$crate::RefreshOutcome, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                let connection_id = connection_id.try_into()?;
+                let span = ::tracing::info_span!(
+                    "basiq.connections.refresh_unchecked",
+                    user_id = %user_id,
+                    connection_id = %connection_id,
+                    job_id = ::tracing::field::Empty,
+                );
+                self.client.policies().record_refresh(&connection_id, self.client.now());
+                $traced!(span, self.send_refresh(user_id, connection_id))
+            }
+
+            /// Plans refreshes of many connections over `window` starting at `now`, at most
+            /// [`max_refreshes_per_minute`](ClientBuilder::max_refreshes_per_minute) in any 60
+            /// seconds, each connection at a stable slot
+            /// ([`RefreshScheduler`]($crate::refresh::RefreshScheduler)).
+            ///
+            /// This is the SDK's only way to refresh many connections, on purpose: Basiq warns
+            /// that bulk refreshes get users locked out or Basiq blocked (and recommends its
+            /// daily background refresh instead). There is no "refresh all" helper; call
+            /// [`refresh`](Self::refresh) for each planned connection at its time, so every one
+            /// still passes the guard. `overflow` lists what did not fit: plan it later.
+            pub fn plan_refreshes(
+                self,
+                candidates: &[$crate::id::ConnectionId],
+                window: std::time::Duration,
+                now: ::time::OffsetDateTime,
+            ) -> $crate::refresh::RefreshSchedule {
+                self.client.policies().plan_refreshes(candidates, window, now)
+            }
+        }
+
+        /// Account endpoints: `client.accounts()`.
+        #[derive(Debug, Clone, Copy)]
+        pub struct Accounts<'a> {
+            client: &'a $client,
+        }
+
+        impl<'a> Accounts<'a> {
+            /// `GET /users/{userId}/accounts`: every account of the user's connections.
+            pub $($async)* fn list(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+            ) -> Result<$crate::models::AccountList, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                self.client
+                    .execute($crate::operations::ListAccounts::new(user_id))
+                    $($await)*
+            }
+
+            /// [`list`](Self::list) restricted by a Basiq filter on `account.id`,
+            /// `connection.id` or `institution.id` (`eq`/`ne`).
+            pub $($async)* fn list_filtered(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                filter: impl Into<String>,
+            ) -> Result<$crate::models::AccountList, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                self.client
+                    .execute($crate::operations::ListAccounts::new(user_id).filter(filter))
+                    $($await)*
+            }
+
+            /// `GET /users/{userId}/accounts/{accountId}`.
+            pub $($async)* fn get(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                account_id: impl TryInto<$crate::id::AccountId, Error = $crate::id::InvalidId>,
+            ) -> Result<$crate::models::Account, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                let account_id = account_id.try_into()?;
+                self.client
+                    .execute($crate::operations::GetAccount::new(user_id, account_id))
+                    $($await)*
+            }
+        }
+
+        /// Transaction endpoints: `client.transactions()`.
+        #[derive(Debug, Clone, Copy)]
+        pub struct Transactions<'a> {
+            client: &'a $client,
+        }
+
+        impl<'a> Transactions<'a> {
+            /// `GET /users/{userId}/transactions`: **one page** (at most `limit`, default 500).
+            /// Follow [`next_page`](Self::next_page) for more, or use [`all`](Self::all) /
+            /// [`iter`](Self::iter).
+            pub $($async)* fn list(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                query: $crate::TransactionQuery,
+            ) -> Result<$crate::models::TransactionList, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                self.client.execute(query.operation(user_id))$($await)*
+            }
+
+            /// The page after `page` (its `links.next`), `None` on the last page. A link to
+            /// another origin than the API base is refused before any request: the bearer token
+            /// would go with it.
+            pub $($async)* fn next_page(
+                self,
+                page: &$crate::models::TransactionList,
+            ) -> Result<Option<$crate::models::TransactionList>, $crate::Error> {
+                use $crate::pagination::Page as _;
+                match page.next_page(self.client.executor().base_url())? {
+                    Some(op) => self.client.execute(op)$($await)*.map(Some),
+                    None => Ok(None),
+                }
+            }
+
+            /// `GET /users/{userId}/transactions/{transactionId}`. Pending transactions get new
+            /// ids on every refresh, so an old pending id may be gone.
+            pub $($async)* fn get(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                transaction_id: impl TryInto<$crate::id::TransactionId, Error = $crate::id::InvalidId>,
+            ) -> Result<$crate::models::Transaction, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                let transaction_id = transaction_id.try_into()?;
+                self.client
+                    .execute($crate::operations::GetTransaction::new(user_id, transaction_id))
+                    $($await)*
+            }
+
+            /// Every transaction matching `query`, following `links.next` to the last page
+            /// (same origin only; a link that loops back is an error). Each page is one request.
+            pub $($async)* fn all(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                query: $crate::TransactionQuery,
+            ) -> Result<Vec<$crate::models::Transaction>, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                let span = ::tracing::info_span!("basiq.transactions.all", user_id = %user_id);
+                $traced!(span, self.collect(user_id, query))
+            }
+
+            $($async)* fn collect(
+                self,
+                user_id: $crate::id::UserId,
+                query: $crate::TransactionQuery,
+            ) -> Result<Vec<$crate::models::Transaction>, $crate::Error> {
+                let mut pager = TransactionPager::new(self.client, user_id, query);
+                let mut out = Vec::new();
+                while let Some(item) = pager.next()$($await)* {
+                    out.push(item?);
+                }
+                ::tracing::debug!(transactions = out.len(), pages = pager.pages, "walked every page");
+                Ok(out)
+            }
+
+            /// A pager over every transaction matching `query`, one page fetched at a time (no
+            /// request until the first `next`). Ends after the last page, or after yielding one
+            /// error.
+            pub fn iter(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                query: $crate::TransactionQuery,
+            ) -> Result<TransactionPager<'a>, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                Ok(TransactionPager::new(self.client, user_id, query))
+            }
+        }
+
+        /// Walks every page of a transaction list: `next()` yields one transaction at a time and
+        /// fetches the next page (its `links.next`, same origin only) when the current one is
+        /// used up. After an error it yields `None`.
+        pub struct TransactionPager<'a> {
+            client: &'a $client,
+            user_id: $crate::id::UserId,
+            query: $crate::TransactionQuery,
+            buffer: std::vec::IntoIter<$crate::models::Transaction>,
+            state: $crate::flows::PagerState<
+                $crate::pagination::NextPage<$crate::models::TransactionList>,
+            >,
+            visited: $crate::flows::Visited,
+            pages: u64,
+        }
+
+        impl std::fmt::Debug for TransactionPager<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("TransactionPager")
+                    .field("user_id", &self.user_id)
+                    .field("query", &self.query)
+                    .field("buffered", &self.buffer.len())
+                    .field("pages", &self.pages)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<'a> TransactionPager<'a> {
+            fn new(
+                client: &'a $client,
+                user_id: $crate::id::UserId,
+                query: $crate::TransactionQuery,
+            ) -> Self {
+                Self {
+                    client,
+                    user_id,
+                    query,
+                    buffer: Vec::new().into_iter(),
+                    state: $crate::flows::PagerState::Start,
+                    visited: $crate::flows::Visited::default(),
+                    pages: 0,
+                }
+            }
+
+            /// How many pages were fetched so far.
+            pub fn pages(&self) -> u64 {
+                self.pages
+            }
+
+            /// The next transaction; `None` after the last one (or after an error).
+            #[allow(clippy::should_implement_trait)]
+            pub $($async)* fn next(
+                &mut self,
+            ) -> Option<Result<$crate::models::Transaction, $crate::Error>> {
+                use $crate::flows::PagerState;
+                use $crate::pagination::Page as _;
+                loop {
+                    if let Some(item) = self.buffer.next() {
+                        return Some(Ok(item));
+                    }
+                    let context = $crate::ErrorContext::new().with_user(&self.user_id);
+                    let page = match std::mem::replace(&mut self.state, PagerState::Done) {
+                        PagerState::Done => return None,
+                        PagerState::Failed(error) => return Some(Err(error)),
+                        PagerState::Start => {
+                            self.client
+                                .execute(self.query.operation(self.user_id.clone()))
+                                $($await)*
+                        }
+                        PagerState::Next(op) => self.client.execute(op)$($await)*,
+                    };
+                    let page = match page {
+                        Ok(page) => page,
+                        Err(error) => return Some(Err(error.with_context(&context))),
+                    };
+                    self.pages = self.pages.saturating_add(1);
+                    self.state = match page.next_page(self.client.executor().base_url()) {
+                        Ok(None) => PagerState::Done,
+                        Ok(Some(op)) if !self.visited.first_visit(op.url()) => {
+                            PagerState::Failed(
+                                $crate::Error::invalid_input(format!(
+                                    "links.next {} was already followed; refusing to loop",
+                                    op.url()
+                                ))
+                                .with_context(&context),
+                            )
+                        }
+                        Ok(Some(op)) => PagerState::Next(op.with_context(context.clone())),
+                        Err(error) => PagerState::Failed(error.with_context(&context)),
+                    };
+                    self.buffer = page.into_items().into_iter();
+                }
+            }
+        }
+
+        /// Connector endpoints: `client.connectors()`.
+        #[derive(Debug, Clone, Copy)]
+        pub struct Connectors<'a> {
+            client: &'a $client,
+        }
+
+        impl<'a> Connectors<'a> {
+            /// `GET /connectors`: every institution per method with its health. Consult it when
+            /// a job fails (Basiq: an outage is their end — wait, do not retry or bother the
+            /// user); [`users().triage`](Users::triage) does.
+            pub $($async)* fn list(self) -> Result<$crate::models::ConnectorList, $crate::Error> {
+                self.client
+                    .execute($crate::operations::ListConnectors::new())
+                    $($await)*
+            }
+
+            /// [`list`](Self::list) restricted by a Basiq connector filter, e.g.
+            /// `connector.status.eq('major-outage')` or `connector.id.in('AU00000','AU00001')`.
+            pub $($async)* fn list_filtered(
+                self,
+                filter: impl Into<String>,
+            ) -> Result<$crate::models::ConnectorList, $crate::Error> {
+                self.client
+                    .execute($crate::operations::ListConnectors::new().filter(filter))
+                    $($await)*
+            }
+
+            /// `GET /connectors/{connectorId}/{method}`.
+            pub $($async)* fn get(
+                self,
+                connector_id: impl TryInto<$crate::id::InstitutionId, Error = $crate::id::InvalidId>,
+                method: $crate::connectors::ConnectionMethod,
+            ) -> Result<$crate::models::Connector, $crate::Error> {
+                let connector_id = connector_id.try_into()?;
+                self.client
+                    .execute($crate::operations::GetConnector::new(
+                        connector_id,
+                        method.as_str().to_owned(),
+                    ))
                     $($await)*
             }
         }

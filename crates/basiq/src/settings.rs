@@ -3,12 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::fmt;
+
 use basiq_core::auth::{parse_base_url, ExecutorConfig, DEFAULT_BASE_URL};
 use basiq_core::clock::{Clock, SystemClock};
+use basiq_core::refresh::{MemoryLedger, RefreshPolicy};
 use basiq_core::retry::RetryPolicy;
 use basiq_core::secret::ApiKey;
 use basiq_core::token::TokenPolicy;
 use basiq_core::Error;
+use url::Url;
+
+use crate::flows::{Policies, SharedRefreshLedger, DEFAULT_MAX_REFRESHES_PER_MINUTE};
 
 /// Default connect timeout of the built-in transports.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,6 +30,20 @@ pub(crate) struct Settings {
     pub(crate) retry_policy: RetryPolicy,
     pub(crate) connect_timeout: Duration,
     pub(crate) timeout: Duration,
+    pub(crate) refresh_policy: RefreshPolicy,
+    pub(crate) refresh_ledger: Option<LedgerHandle>,
+    pub(crate) consent_base_url: Option<String>,
+    pub(crate) max_refreshes_per_minute: u32,
+}
+
+/// A [`SharedRefreshLedger`] that prints as a name (the trait has no `Debug`).
+#[derive(Clone)]
+pub(crate) struct LedgerHandle(pub(crate) SharedRefreshLedger);
+
+impl fmt::Debug for LedgerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshLedger")
+    }
 }
 
 impl Default for Settings {
@@ -36,6 +56,10 @@ impl Default for Settings {
             retry_policy: RetryPolicy::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_REQUEST_TIMEOUT,
+            refresh_policy: RefreshPolicy::default(),
+            refresh_ledger: None,
+            consent_base_url: None,
+            max_refreshes_per_minute: DEFAULT_MAX_REFRESHES_PER_MINUTE,
         }
     }
 }
@@ -62,6 +86,35 @@ impl Settings {
             .with_retry_policy(self.retry_policy);
         config.validate()?;
         Ok(config)
+    }
+
+    /// The facade's policies; a bad consent URL is an [`Error::Config`] at build time.
+    pub(crate) fn policies(&self) -> Result<Policies, Error> {
+        let consent_base = match &self.consent_base_url {
+            None => None,
+            Some(raw) => {
+                let url = Url::parse(raw)
+                    .map_err(|e| Error::config(format!("consent URL {raw:?}: {e}")))?;
+                if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+                    return Err(Error::config(format!(
+                        "consent URL {raw:?} is not an http(s) URL"
+                    )));
+                }
+                Some(url)
+            }
+        };
+        if self.max_refreshes_per_minute == 0 {
+            return Err(Error::config("max_refreshes_per_minute must be at least 1"));
+        }
+        Ok(Policies {
+            refresh_policy: self.refresh_policy,
+            ledger: match &self.refresh_ledger {
+                Some(handle) => handle.0.clone(),
+                None => Arc::new(std::sync::Mutex::new(MemoryLedger::new())),
+            },
+            consent_base,
+            max_refreshes_per_minute: self.max_refreshes_per_minute,
+        })
     }
 }
 
@@ -101,6 +154,40 @@ macro_rules! builder_methods {
         /// retries off. Non-idempotent operations are never repeated, whatever the policy.
         pub fn retry_policy(mut self, policy: $crate::retry::RetryPolicy) -> Self {
             self.settings.retry_policy = policy;
+            self
+        }
+
+        /// When [`connections().refresh`](Connections::refresh) may send a refresh. Default
+        /// [`RefreshPolicy::default`]($crate::refresh::RefreshPolicy): at most once per 24 h per
+        /// connection and 20 a day for open banking — Basiq asks to refresh *rarely*, because
+        /// banks lock users out (or block Basiq) when refreshed too often. Lower `min_interval`
+        /// only for a user-initiated "refresh now".
+        pub fn refresh_policy(mut self, policy: $crate::refresh::RefreshPolicy) -> Self {
+            self.settings.refresh_policy = policy;
+            self
+        }
+
+        /// Where refreshes are counted per connection per UTC day (Basiq: 20 a day for open
+        /// banking). Default: one in-memory [`MemoryLedger`]($crate::refresh::MemoryLedger)
+        /// shared by the client's clones; pass a ledger over a shared store so a fleet keeps
+        /// one count.
+        pub fn refresh_ledger(mut self, ledger: $crate::SharedRefreshLedger) -> Self {
+            self.settings.refresh_ledger = Some($crate::settings::LedgerHandle(ledger));
+            self
+        }
+
+        /// The most refreshes [`plan_refreshes`](Connections::plan_refreshes) puts in any 60
+        /// seconds (default [`DEFAULT_MAX_REFRESHES_PER_MINUTE`]($crate::DEFAULT_MAX_REFRESHES_PER_MINUTE)):
+        /// Basiq warns that bulk refreshes get users locked out or Basiq blocked.
+        pub fn max_refreshes_per_minute(mut self, max: u32) -> Self {
+            self.settings.max_refreshes_per_minute = max;
+            self
+        }
+
+        /// Basiq's Consent UI address (default [`DEFAULT_CONSENT_URL`]($crate::DEFAULT_CONSENT_URL));
+        /// point it at the emulator's `/consent/home` in tests.
+        pub fn consent_base_url(mut self, url: impl Into<String>) -> Self {
+            self.settings.consent_base_url = Some(url.into());
             self
         }
 

@@ -1,0 +1,692 @@
+//! The types the high-level helpers return, and the pure pieces of those helpers, shared by both
+//! clients (the resource macro only adds the IO and the `.await`s).
+//!
+//! Every rule lives in `basiq-core` ([`RefreshPolicy`], [`DuplicatePauseGuard`], [`JobPoller`],
+//! [`triage_user`](basiq_core::jobs::triage_user)); this module wires them to what the clients
+//! fetch, so the right thing is what a single call does.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use basiq_core::error::ErrorContext;
+use basiq_core::id::{ConnectionId, InstitutionId, JobId, UserId};
+use basiq_core::jobs::{Diagnosis, JobKind, JobOutcome, JobPoller, JobState, StepEvent};
+use basiq_core::models::Job;
+use basiq_core::pause::{DuplicatePauseGuard, PauseDecision};
+use basiq_core::refresh::{
+    ConnectionView, MemoryLedger, RefreshDecision, RefreshLedger, RefreshPolicy, RefreshResponse,
+    RefreshSchedule, RefreshScheduler, SkipReason,
+};
+use basiq_core::secret::AccessToken;
+use basiq_core::Error;
+use time::OffsetDateTime;
+use url::Url;
+
+/// Where Basiq's hosted Consent UI lives.
+pub const DEFAULT_CONSENT_URL: &str = "https://consent.basiq.io/home";
+
+/// The default cap of [`plan_refreshes`](crate::Connections::plan_refreshes): at most this many
+/// refreshes in any 60 seconds. Basiq publishes no number; banks block bursts, so the default is
+/// deliberately low — a thousand connections still fit in under two hours.
+pub const DEFAULT_MAX_REFRESHES_PER_MINUTE: u32 = 10;
+
+/// A refresh ledger several clients (or clones) share. `RefreshLedger::record` takes `&mut self`,
+/// so it sits behind a mutex; implement [`RefreshLedger`] over a shared store (Redis, SQL) to make
+/// the open-banking daily limit hold across a fleet.
+pub type SharedRefreshLedger = Arc<Mutex<dyn RefreshLedger + Send>>;
+
+/// What the facade's best-practice helpers need besides the executor. Shared by clones.
+pub(crate) struct Policies {
+    pub(crate) refresh_policy: RefreshPolicy,
+    pub(crate) ledger: SharedRefreshLedger,
+    /// `None` = [`DEFAULT_CONSENT_URL`].
+    pub(crate) consent_base: Option<Url>,
+    pub(crate) max_refreshes_per_minute: u32,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Self {
+            refresh_policy: RefreshPolicy::default(),
+            ledger: Arc::new(Mutex::new(MemoryLedger::new())),
+            consent_base: None,
+            max_refreshes_per_minute: DEFAULT_MAX_REFRESHES_PER_MINUTE,
+        }
+    }
+}
+
+impl fmt::Debug for Policies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policies")
+            .field("refresh_policy", &self.refresh_policy)
+            .field("consent_base", &self.consent_base.as_ref().map(Url::as_str))
+            .field("max_refreshes_per_minute", &self.max_refreshes_per_minute)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(ledger: &SharedRefreshLedger) -> MutexGuard<'_, dyn RefreshLedger + Send + 'static> {
+    // A poisoned lock means another thread panicked mid-record; the counts are still usable
+    // (at worst one refresh short), and refusing all refreshes forever would be worse.
+    ledger.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Policies {
+    /// The refresh guard: `None` = send the refresh (already recorded in the ledger), or the
+    /// outcome to return without sending anything.
+    ///
+    /// Order: Basiq's 6-minute pause first (a paused duplicate means "send nothing before
+    /// `until`"), then [`RefreshPolicy::decide`] (active, refreshable, no job running, last attempt
+    /// not failed, not refreshed within `min_interval`, open-banking daily quota), then a running
+    /// job the pause guard matched (followed, not duplicated). Deciding and recording happen
+    /// under one lock, so two concurrent calls cannot both take the last quota slot.
+    pub(crate) fn gate_refresh(
+        &self,
+        conn: &ConnectionView,
+        user_jobs: &[Job],
+        now: OffsetDateTime,
+    ) -> Option<RefreshOutcome> {
+        let pause = DuplicatePauseGuard::check(user_jobs, None, Some(&conn.id), now);
+        if let PauseDecision::Paused { until, job_id } = pause {
+            return Some(RefreshOutcome::Paused { until, job_id });
+        }
+        let mut ledger = lock(&self.ledger);
+        match self.refresh_policy.decide(conn, user_jobs, &*ledger, now) {
+            RefreshDecision::Skip(reason) => Some(RefreshOutcome::Skipped(reason)),
+            RefreshDecision::Allowed => match pause {
+                PauseDecision::FollowExisting { job_id } => {
+                    Some(RefreshOutcome::Skipped(SkipReason::InProgress(job_id)))
+                }
+                PauseDecision::Proceed | PauseDecision::Paused { .. } => {
+                    ledger.record(&conn.id, now);
+                    None
+                }
+            },
+        }
+    }
+
+    /// Where the Consent UI lives.
+    pub(crate) fn consent_base(&self) -> Result<Url, Error> {
+        match &self.consent_base {
+            Some(url) => Ok(url.clone()),
+            None => Url::parse(DEFAULT_CONSENT_URL)
+                .map_err(|e| Error::config(format!("consent URL: {e}"))),
+        }
+    }
+
+    /// Records a refresh sent without the guard (it counts against the daily quota all the same).
+    pub(crate) fn record_refresh(&self, connection: &ConnectionId, now: OffsetDateTime) {
+        lock(&self.ledger).record(connection, now);
+    }
+
+    pub(crate) fn plan_refreshes(
+        &self,
+        candidates: &[ConnectionId],
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> RefreshSchedule {
+        // The grid phase only has to differ between processes and runs, not be unpredictable.
+        let jitter = f64::from(now.nanosecond()) / 1e9;
+        RefreshScheduler::new(window, self.max_refreshes_per_minute)
+            .schedule(now, candidates, jitter)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Following a job
+// ---------------------------------------------------------------------------------------------
+
+/// How a followed job ended (see [`JobReport`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitOutcome {
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed: what it means and what to do ([`Diagnosis::action`]; its `Display` reads
+    /// well in an operator's log or a support ticket).
+    Failed(Box<Diagnosis>),
+    /// The deadline passed while the job was still running. It may still finish at Basiq: look
+    /// at it again later (e.g. in the daily [`triage`](crate::Users::triage)), never start a
+    /// second attempt with the same credentials now.
+    TimedOut,
+}
+
+/// The result of [`jobs().wait`](crate::Jobs::wait): how the job ended, its last snapshot, the
+/// step changes seen, and the ids to log with it (Basiq support asks for userId, connectionId and
+/// jobId).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JobReport {
+    /// How it ended.
+    pub outcome: WaitOutcome,
+    /// The last snapshot fetched.
+    pub job: Job,
+    /// `userId`, `connectionId` (from `links.source`) and `jobId`.
+    pub context: ErrorContext,
+    /// Every step change observed, in order.
+    pub events: Vec<StepEvent>,
+    /// How many times the job was fetched.
+    pub polls: u64,
+    /// How long was spent waiting between fetches.
+    pub waited: Duration,
+}
+
+impl JobReport {
+    pub(crate) fn new(
+        job: Job,
+        finished: Option<JobOutcome>,
+        kind: JobKind,
+        events: Vec<StepEvent>,
+        polls: u64,
+        waited: Duration,
+    ) -> Self {
+        let outcome = match finished {
+            None => WaitOutcome::TimedOut,
+            Some(JobOutcome::Succeeded) => WaitOutcome::Succeeded,
+            Some(JobOutcome::Failed { .. }) => match job.diagnose(kind) {
+                Some(diagnosis) => WaitOutcome::Failed(Box::new(diagnosis)),
+                // `observe` and `diagnose` read the same steps; this cannot disagree, but a
+                // timed-out answer is the safe one if it ever did.
+                None => WaitOutcome::TimedOut,
+            },
+        };
+        let context = job_context(&job);
+        Self {
+            outcome,
+            job,
+            context,
+            events,
+            polls,
+            waited,
+        }
+    }
+
+    /// Whether every step succeeded.
+    pub fn is_success(&self) -> bool {
+        self.outcome == WaitOutcome::Succeeded
+    }
+
+    /// The failure, classified with its recommended action, when a step failed.
+    pub fn diagnosis(&self) -> Option<&Diagnosis> {
+        match &self.outcome {
+            WaitOutcome::Failed(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The job id.
+    pub fn job_id(&self) -> &JobId {
+        &self.job.id
+    }
+
+    /// The connection the job worked on (from `links.source`).
+    pub fn connection_id(&self) -> Option<&ConnectionId> {
+        self.context.connection_id.as_ref()
+    }
+}
+
+/// The ids a job snapshot carries.
+pub(crate) fn job_context(job: &Job) -> ErrorContext {
+    let mut ctx = ErrorContext::new().with_job(&job.id);
+    if let Some(user) = job.user_id() {
+        ctx = ctx.with_user(&user);
+    }
+    if let Some(conn) = job.connection_id() {
+        ctx = ctx.with_connection(&conn);
+    }
+    ctx
+}
+
+/// One step of following a job, shared by both clients: observe the snapshot, log step changes,
+/// and say whether to stop (`Break(finished)`; `None` = timed out) or wait.
+pub(crate) fn observe_job(
+    poller: &mut JobPoller,
+    job: &Job,
+    now: OffsetDateTime,
+    waited: Duration,
+    deadline: Duration,
+    events: &mut Vec<StepEvent>,
+) -> std::ops::ControlFlow<Option<JobOutcome>, Duration> {
+    use basiq_core::jobs::PollStep;
+    use std::ops::ControlFlow;
+    let step = poller.observe(job, now);
+    for event in poller.events() {
+        tracing::debug!(
+            job_id = %job.id,
+            step = %event.title,
+            from = event.from.as_ref().map(|s| s.as_str()),
+            to = %event.to,
+            "job step changed"
+        );
+        events.push(event.clone());
+    }
+    match step {
+        PollStep::Done(outcome) => ControlFlow::Break(Some(outcome)),
+        PollStep::TimedOut => ControlFlow::Break(None),
+        // Also bounded by the time actually waited, so a clock that does not move (a manual
+        // clock nobody advances) cannot keep the loop going forever.
+        PollStep::Wait(_) if waited >= deadline => ControlFlow::Break(None),
+        PollStep::Wait(d) => ControlFlow::Continue(d),
+    }
+}
+
+/// Logs how a followed job ended, with the ids (never a token).
+pub(crate) fn log_report(report: &JobReport) {
+    let ctx = &report.context;
+    let user_id = ctx.user_id.as_ref().map(UserId::as_str);
+    let connection_id = ctx.connection_id.as_ref().map(ConnectionId::as_str);
+    match &report.outcome {
+        WaitOutcome::Succeeded => tracing::info!(
+            job_id = %report.job.id, user_id, connection_id, polls = report.polls,
+            "job succeeded"
+        ),
+        WaitOutcome::Failed(d) => tracing::warn!(
+            job_id = %report.job.id, user_id, connection_id, step = %d.step,
+            code = d.failure.code.as_str(), action = %d.action,
+            "job failed"
+        ),
+        WaitOutcome::TimedOut => tracing::warn!(
+            job_id = %report.job.id, user_id, connection_id, polls = report.polls,
+            "stopped following a job that is still running"
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refresh
+// ---------------------------------------------------------------------------------------------
+
+/// What [`connections().refresh`](crate::Connections::refresh) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshOutcome {
+    /// Basiq started a refresh job (202): follow it with `jobs().wait_as(id, JobKind::Refresh, ..)`.
+    Started(JobId),
+    /// Basiq answered 200 with a job already queued or running for the connection: follow that
+    /// job; no second one was started.
+    AlreadyRunning(JobId),
+    /// Nothing was sent: Basiq's rules say not now ([`SkipReason`] says why and until when).
+    Skipped(SkipReason),
+    /// Nothing was sent: a duplicate attempt on these credentials is already paused by Basiq for
+    /// 6 minutes. Send nothing before `until`; follow the jobs.
+    Paused {
+        /// When Basiq's pause of the duplicate ends.
+        until: OffsetDateTime,
+        /// The paused job.
+        job_id: JobId,
+    },
+}
+
+impl RefreshOutcome {
+    /// The job to follow: the new one, the running one, or the paused one; `None` when skipped
+    /// for another reason than a running job.
+    pub fn job_id(&self) -> Option<&JobId> {
+        match self {
+            Self::Started(id)
+            | Self::AlreadyRunning(id)
+            | Self::Paused { job_id: id, .. }
+            | Self::Skipped(SkipReason::InProgress(id)) => Some(id),
+            Self::Skipped(_) => None,
+        }
+    }
+
+    /// Whether a refresh request was sent to Basiq.
+    pub fn was_sent(&self) -> bool {
+        matches!(self, Self::Started(_) | Self::AlreadyRunning(_))
+    }
+}
+
+impl From<RefreshResponse> for RefreshOutcome {
+    fn from(response: RefreshResponse) -> Self {
+        match response {
+            RefreshResponse::Started(id) => Self::Started(id),
+            RefreshResponse::AlreadyRunning(id) => Self::AlreadyRunning(id),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions
+// ---------------------------------------------------------------------------------------------
+
+/// Which transactions to list: a Basiq filter and a page size.
+///
+/// ```
+/// let query = basiq::TransactionQuery::new()
+///     .filter("transaction.postDate.bt('2026-01-01','2026-01-31')")
+///     .limit(500);
+/// assert_eq!(query.limit, Some(500));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransactionQuery {
+    /// A Basiq filter (`transaction.postDate`, `transaction.status`, `account.id`, …); encoded
+    /// by the SDK.
+    pub filter: Option<String>,
+    /// Page size, 1..=500 (Basiq's default and maximum is 500).
+    pub limit: Option<u32>,
+}
+
+impl TransactionQuery {
+    /// Every transaction, Basiq's default page size.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Restricts to a Basiq filter.
+    pub fn filter(mut self, filter: impl Into<String>) -> Self {
+        self.filter = Some(filter.into());
+        self
+    }
+
+    /// Sets the page size (1..=500; other values are refused before any request).
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    pub(crate) fn operation(&self, user_id: UserId) -> basiq_core::operations::ListTransactions {
+        let mut op = basiq_core::operations::ListTransactions::new(user_id);
+        if let Some(filter) = &self.filter {
+            op = op.filter(filter.clone());
+        }
+        if let Some(limit) = self.limit {
+            op = op.limit(limit);
+        }
+        op
+    }
+}
+
+/// A pager's position.
+pub(crate) enum PagerState<Op> {
+    /// The first page has not been fetched.
+    Start,
+    /// The next page to fetch.
+    Next(Op),
+    /// Report this error once the buffered items are out, then end.
+    Failed(Error),
+    /// No more pages.
+    Done,
+}
+
+/// URLs a pager has fetched, so a `links.next` that loops back is an error, not an endless walk.
+#[derive(Debug, Default)]
+pub(crate) struct Visited(BTreeSet<String>);
+
+impl Visited {
+    /// Whether `url` is new (and remembers it).
+    pub(crate) fn first_visit(&mut self, url: &Url) -> bool {
+        self.0.insert(url.as_str().to_owned())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consent UI
+// ---------------------------------------------------------------------------------------------
+
+/// Why the user goes to Basiq's Consent UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConsentAction {
+    /// Connect a bank (`action=connect`); with an institution the UI opens on it, and the
+    /// duplicate check only looks at jobs for that institution.
+    Connect {
+        /// The institution, e.g. `AU00000`; `None` lets the user choose.
+        institution: Option<InstitutionId>,
+    },
+    /// Re-enter the credentials of a web connection (`action=update`), e.g. after a failed job
+    /// recommended [`ReenterCredentials`](basiq_core::jobs::RecommendedAction::ReenterCredentials).
+    Update {
+        /// The connection.
+        connection_id: ConnectionId,
+    },
+    /// Reauthorise an open-banking connection (`action=reauthorise`).
+    Reauthorise {
+        /// The connection.
+        connection_id: ConnectionId,
+    },
+}
+
+impl ConsentAction {
+    /// `action=connect`, the user picks the bank.
+    pub fn connect() -> Self {
+        Self::Connect { institution: None }
+    }
+
+    /// `action=connect` for one institution.
+    pub fn connect_to(institution: InstitutionId) -> Self {
+        Self::Connect {
+            institution: Some(institution),
+        }
+    }
+
+    /// `action=update` for a connection.
+    pub fn update(connection_id: ConnectionId) -> Self {
+        Self::Update { connection_id }
+    }
+
+    /// `action=reauthorise` for a connection.
+    pub fn reauthorise(connection_id: ConnectionId) -> Self {
+        Self::Reauthorise { connection_id }
+    }
+
+    /// The `action` parameter.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Connect { .. } => "connect",
+            Self::Update { .. } => "update",
+            Self::Reauthorise { .. } => "reauthorise",
+        }
+    }
+
+    /// The institution the attempt is for, when known.
+    pub fn institution(&self) -> Option<&InstitutionId> {
+        match self {
+            Self::Connect { institution } => institution.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The connection the attempt is for, when known.
+    pub fn connection_id(&self) -> Option<&ConnectionId> {
+        match self {
+            Self::Connect { .. } => None,
+            Self::Update { connection_id } | Self::Reauthorise { connection_id } => {
+                Some(connection_id)
+            }
+        }
+    }
+}
+
+/// A [`ConsentAction`] and the `state` to get back on the redirect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRequest {
+    /// Why the user goes to the Consent UI.
+    pub action: ConsentAction,
+    /// Echoed back on the redirect (`?jobIds=…&state=…`): tie the answer to your session.
+    pub state: Option<String>,
+}
+
+impl ConsentRequest {
+    /// A request without `state`.
+    pub fn new(action: ConsentAction) -> Self {
+        Self {
+            action,
+            state: None,
+        }
+    }
+
+    /// Sets `state`.
+    pub fn state(mut self, state: impl Into<String>) -> Self {
+        self.state = Some(state.into());
+        self
+    }
+}
+
+impl From<ConsentAction> for ConsentRequest {
+    fn from(action: ConsentAction) -> Self {
+        Self::new(action)
+    }
+}
+
+/// A Consent UI link for one user: hand it to *that user's* browser.
+///
+/// The URL carries a `CLIENT_ACCESS` token bound to the user, so it is a secret: `Debug` shows
+/// `token=[REDACTED]`, and the URL is only reachable through [`expose_url`](Self::expose_url).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ConsentLink {
+    url: Url,
+    /// The user the token is bound to.
+    pub user_id: UserId,
+    /// Why.
+    pub action: ConsentAction,
+    /// The `state` echoed back on the redirect.
+    pub state: Option<String>,
+}
+
+impl ConsentLink {
+    pub(crate) fn build(
+        base: &Url,
+        token: &AccessToken,
+        user_id: UserId,
+        request: ConsentRequest,
+    ) -> Self {
+        let mut url = base.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("token", token.expose_secret());
+            query.append_pair("action", request.action.as_str());
+            if let Some(state) = &request.state {
+                query.append_pair("state", state);
+            }
+            if let Some(institution) = request.action.institution() {
+                query.append_pair("institutionId", institution.as_str());
+            }
+            if let Some(connection) = request.action.connection_id() {
+                query.append_pair("connectionId", connection.as_str());
+            }
+        }
+        Self {
+            url,
+            user_id,
+            action: request.action,
+            state: request.state,
+        }
+    }
+
+    /// The URL, token included: send it to the user's browser (a redirect), never to a log.
+    pub fn expose_url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The URL, token included (see [`expose_url`](Self::expose_url)).
+    pub fn into_url(self) -> Url {
+        self.url
+    }
+
+    /// The URL with the token replaced by `[REDACTED]`: safe to log.
+    pub fn redacted_url(&self) -> String {
+        let mut url = self.url.clone();
+        let pairs: Vec<(String, String)> = self
+            .url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "token" {
+                    "[REDACTED]".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        url.to_string()
+    }
+}
+
+impl fmt::Debug for ConsentLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsentLink")
+            .field("url", &self.redacted_url())
+            .field("user_id", &self.user_id)
+            .field("action", &self.action)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// What [`consent_url`](crate::Client::consent_url) answers.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ConsentOutcome {
+    /// No attempt with these credentials is running: send the user to this link.
+    Link(ConsentLink),
+    /// An attempt is running: show its progress (follow the job) instead of starting another,
+    /// which Basiq would pause for 6 minutes.
+    FollowExisting {
+        /// The running job.
+        job_id: JobId,
+    },
+    /// A duplicate attempt is already paused by Basiq: send nothing before `until`.
+    Paused {
+        /// When the pause ends.
+        until: OffsetDateTime,
+        /// The paused job.
+        job_id: JobId,
+    },
+}
+
+impl ConsentOutcome {
+    /// The link, when the user may go to the Consent UI now.
+    pub fn link(&self) -> Option<&ConsentLink> {
+        match self {
+            Self::Link(link) => Some(link),
+            _ => None,
+        }
+    }
+}
+
+/// The pause guard's answer for a consent attempt: `Err(outcome)` = do not send the user.
+pub(crate) fn consent_guard(
+    user_jobs: &[Job],
+    action: &ConsentAction,
+    now: OffsetDateTime,
+) -> Result<(), ConsentOutcome> {
+    let institution = action.institution().map(InstitutionId::as_str);
+    match DuplicatePauseGuard::check(user_jobs, institution, action.connection_id(), now) {
+        PauseDecision::Proceed => Ok(()),
+        PauseDecision::FollowExisting { job_id } => Err(ConsentOutcome::FollowExisting { job_id }),
+        PauseDecision::Paused { until, job_id } => Err(ConsentOutcome::Paused { until, job_id }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Triage
+// ---------------------------------------------------------------------------------------------
+
+/// A `/connectors` filter for the institutions of the user's failed jobs, `None` when nothing
+/// failed (then `/connectors` need not be asked at all). Institutions that would not quote
+/// safely widen the filter to every connector.
+pub(crate) fn failed_institutions_filter(jobs: &[Job]) -> Option<Option<String>> {
+    let failed: BTreeSet<&str> = jobs
+        .iter()
+        .filter(|j| matches!(j.state(), JobState::Failed { .. }))
+        .filter_map(Job::institution_id)
+        .collect();
+    if failed.is_empty() {
+        let any_failed = jobs
+            .iter()
+            .any(|j| matches!(j.state(), JobState::Failed { .. }));
+        return any_failed.then_some(None);
+    }
+    if failed
+        .iter()
+        .any(|i| !i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        return Some(None);
+    }
+    let list: Vec<String> = failed.iter().map(|i| format!("'{i}'")).collect();
+    Some(Some(format!("connector.id.in({})", list.join(","))))
+}

@@ -23,3 +23,68 @@ pub fn total_requests(stats: &Stats) -> u64 {
 pub fn token_requests(server: &MockServer) -> u64 {
     server.stats().token_requests
 }
+
+use basiq::error::Error;
+use basiq::operation::{self, Authentication, Operation};
+use basiq::transport::{HttpRequest, HttpResponse};
+use basiq::ConsentLink;
+
+/// Monday 2026-01-05 10:00 UTC: every flow test starts here, on a virtual clock shared by the
+/// emulator and the client.
+pub fn start_time() -> time::OffsetDateTime {
+    time::macros::datetime!(2026-01-05 10:00 UTC)
+}
+
+/// `POST /consent/connect.json` with what a ConsentLink carries (token, action, state,
+/// institutionId, connectionId) plus the user's login: what the user's browser does in the
+/// Consent UI. Authenticated by the link's CLIENT_ACCESS token only, as at Basiq.
+#[derive(Debug, Clone)]
+pub struct SubmitConsent {
+    body: serde_json::Map<String, serde_json::Value>,
+}
+
+impl SubmitConsent {
+    pub fn new(link: &ConsentLink, login: Option<(&str, &str)>) -> Self {
+        let mut body = serde_json::Map::new();
+        for (k, v) in link.expose_url().query_pairs() {
+            body.insert(k.into_owned(), serde_json::Value::String(v.into_owned()));
+        }
+        if let Some((login_id, password)) = login {
+            body.insert("loginId".into(), login_id.into());
+            body.insert("password".into(), password.into());
+        }
+        Self { body }
+    }
+}
+
+impl Operation for SubmitConsent {
+    type Output = String;
+
+    fn request(&self, base: &url::Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(base, &["consent", "connect.json"])?;
+        let method = "POST"
+            .parse()
+            .map_err(|_| Error::config("POST is a method"))?;
+        operation::json_request(method, &url, &self.body)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<String, Error> {
+        let value: serde_json::Value = operation::parse_json(&response, &[200, 201])?;
+        Ok(value["jobIds"][0].as_str().unwrap_or_default().to_owned())
+    }
+
+    fn is_idempotent(&self) -> bool {
+        false
+    }
+
+    fn authentication(&self) -> Authentication {
+        Authentication::None
+    }
+}
+
+/// The emulator's counter for a route template, e.g. `"POST /users/{user_id}/connections/{connection_id}/refresh"`.
+pub fn route_count(server: &MockServer, route: &str) -> u64 {
+    server.stats().requests.get(route).copied().unwrap_or(0)
+}
+
+pub const REFRESH_ROUTE: &str = "POST /users/{user_id}/connections/{connection_id}/refresh";

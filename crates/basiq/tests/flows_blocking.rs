@@ -649,11 +649,11 @@ fn pager_is_an_iterator() {
         .unwrap()
         .size
         .unwrap() as usize;
-    let ids: Result<HashSet<_>, _> = client
+    let ids: HashSet<_> = client
         .transactions()
         .iter(&user, TransactionQuery::new())
         .unwrap()
-        .map(|t| t.map(|t| t.id))
+        .map(|t| t.unwrap().id)
         .collect();
-    assert_eq!(ids.unwrap().len(), total);
+    assert_eq!(ids.len(), total);
 }

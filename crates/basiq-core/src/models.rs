@@ -599,6 +599,7 @@ pub struct JobList {
 /// on the address shape, so addresses are kept as JSON.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ConnectionProfile {
     /// Full name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -725,6 +726,7 @@ impl std::fmt::Display for AccountClassType {
 
 /// An account's kind and the institution's product name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AccountClass {
     /// The kind of account.
     #[serde(rename = "type")]
@@ -794,6 +796,7 @@ impl std::fmt::Display for AccountStatus {
 /// the embedded list carries fewer fields than `GET …/accounts/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct AccountRef {
     /// Always `account`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -844,6 +847,7 @@ pub struct AccountRef {
 
 /// The accounts embedded in a connection (`null` data reads as empty).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AccountRefList {
     /// Number of accounts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1209,6 +1213,7 @@ impl std::fmt::Display for TransactionClass {
 
 /// A finer classification (ANZSIC), when Basiq has one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TransactionSubClass {
     /// The subclass id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1375,6 +1380,7 @@ impl std::fmt::Display for ConnectorStage {
 
 /// How the user authenticates with the institution.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ConnectorAuthorization {
     /// `user`, `token`, `other`, `user-mfa` or `user-mfa-intermittent`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -1387,6 +1393,7 @@ pub struct ConnectorAuthorization {
 /// The institution behind a connector.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct ConnectorInstitution {
     /// E.g. `Bank`, `Credit Union`, `Test Bank`, `Government`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]

@@ -489,11 +489,6 @@ pub enum RefreshResponse {
     AlreadyRunning(JobId),
 }
 
-#[derive(Deserialize)]
-struct JobRef {
-    id: JobId,
-}
-
 impl RefreshResponse {
     /// Maps the status of a successful answer: 200 → already running, 201/202 → started.
     pub fn from_status(status: u16, job_id: JobId) -> Option<Self> {
@@ -508,7 +503,7 @@ impl RefreshResponse {
     /// is Basiq's error.
     pub fn parse(response: &HttpResponse) -> Result<Self, Error> {
         let status = response.status().as_u16();
-        let job: JobRef = operation::parse_json(response, &[200, 201, 202])?;
+        let job: models::JobRef = operation::parse_json(response, &[200, 201, 202])?;
         Self::from_status(status, job.id)
             .ok_or_else(|| Error::decode(response.status(), "unexpected refresh status"))
     }

@@ -588,21 +588,22 @@ impl ConsentLink {
 
     /// The URL with the token replaced by `[REDACTED]`: safe to log.
     pub fn redacted_url(&self) -> String {
-        let mut url = self.url.clone();
-        let pairs: Vec<(String, String)> = self
+        let query: Vec<String> = self
             .url
             .query_pairs()
             .map(|(k, v)| {
-                let v = if k == "token" {
-                    "[REDACTED]".to_owned()
+                if k == "token" {
+                    "token=[REDACTED]".to_owned()
                 } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .append_pair(&k, &v)
+                        .finish()
+                }
             })
             .collect();
-        url.query_pairs_mut().clear().extend_pairs(pairs);
-        url.to_string()
+        let mut base = self.url.clone();
+        base.set_query(None);
+        format!("{base}?{}", query.join("&"))
     }
 }
 
@@ -689,4 +690,157 @@ pub(crate) fn failed_institutions_filter(jobs: &[Job]) -> Option<Option<String>>
     }
     let list: Vec<String> = failed.iter().map(|i| format!("'{i}'")).collect();
     Some(Some(format!("connector.id.in({})", list.join(","))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(json: serde_json::Value) -> Job {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn running(id: &str, conn: &str, inst: &str, created: &str) -> Job {
+        job(serde_json::json!({
+            "type": "job", "id": id, "created": created, "updated": created,
+            "institution": {"id": inst},
+            "steps": [{"title": "verify-credentials", "status": "in-progress", "result": null}],
+            "links": {"source": format!("https://au-api.basiq.io/users/u1/connections/{conn}")}
+        }))
+    }
+
+    fn failed(id: &str, inst: &str) -> Job {
+        job(serde_json::json!({
+            "type": "job", "id": id, "institution": {"id": inst},
+            "steps": [{"title": "verify-credentials", "status": "failed",
+                       "result": {"code": "service-unavailable"}}],
+        }))
+    }
+
+    #[test]
+    fn consent_link_encodes_params_and_redacts_the_token() {
+        let base = Url::parse("https://consent.basiq.io/home").unwrap();
+        let token = AccessToken::new("eyJ.secret.sig");
+        let request = ConsentRequest::new(ConsentAction::update(ConnectionId::new("c1").unwrap()))
+            .state("a b&c=d");
+        let link = ConsentLink::build(&base, &token, UserId::new("u1").unwrap(), request);
+        let url = link.expose_url().as_str().to_owned();
+        assert_eq!(
+            url,
+            "https://consent.basiq.io/home?token=eyJ.secret.sig&action=update&state=a+b%26c%3Dd&connectionId=c1"
+        );
+        let debug = format!("{link:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(debug.contains("token=[REDACTED]&action=update&state=a+b%26c%3Dd&connectionId=c1"));
+        assert!(!link.redacted_url().contains("secret"));
+        assert_eq!(link.into_url().as_str(), url);
+    }
+
+    #[test]
+    fn consent_guard_follows_or_reports_the_pause() {
+        let now = time::macros::datetime!(2026-01-05 10:05 UTC);
+        let hooli = ConsentAction::connect_to(InstitutionId::new("AU00000").unwrap());
+        assert!(consent_guard(&[], &hooli, now).is_ok());
+        let one = [running("j1", "c1", "AU00000", "2026-01-05T10:00:00Z")];
+        assert!(matches!(
+            consent_guard(&one, &hooli, now),
+            Err(ConsentOutcome::FollowExisting { job_id }) if job_id.as_str() == "j1"
+        ));
+        let other = ConsentAction::connect_to(InstitutionId::new("AU00002").unwrap());
+        assert!(consent_guard(&one, &other, now).is_ok());
+        let two = [
+            one[0].clone(),
+            running("j2", "c1", "AU00000", "2026-01-05T10:02:00Z"),
+        ];
+        match consent_guard(
+            &two,
+            &ConsentAction::update(ConnectionId::new("c1").unwrap()),
+            now,
+        ) {
+            Err(ConsentOutcome::Paused { until, job_id }) => {
+                assert_eq!(job_id.as_str(), "j2");
+                assert_eq!(until, time::macros::datetime!(2026-01-05 10:08 UTC));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn refresh_gate_records_only_what_it_lets_through() {
+        let policies = Policies {
+            refresh_policy: RefreshPolicy::default().with_min_interval(Duration::ZERO),
+            ..Policies::default()
+        };
+        let conn: ConnectionView = serde_json::from_value(serde_json::json!(
+            {"id": "c1", "status": "active", "method": "open-banking"}
+        ))
+        .unwrap();
+        let now = time::macros::datetime!(2026-01-05 10:05 UTC);
+        for _ in 0..20 {
+            assert_eq!(policies.gate_refresh(&conn, &[], now), None);
+        }
+        assert!(matches!(
+            policies.gate_refresh(&conn, &[], now),
+            Some(RefreshOutcome::Skipped(
+                SkipReason::DailyQuotaExhausted { .. }
+            ))
+        ));
+        let id = ConnectionId::new("c1").unwrap();
+        assert_eq!(lock(&policies.ledger).count(&id, now.date()), 20);
+        let busy = [running("j1", "c1", "AU00001", "2026-01-05T10:00:00Z")];
+        let other: ConnectionView = serde_json::from_value(serde_json::json!(
+            {"id": "c2", "status": "active", "method": "web"}
+        ))
+        .unwrap();
+        assert_eq!(policies.gate_refresh(&other, &busy, now), None);
+        assert_eq!(
+            policies.gate_refresh(
+                &ConnectionView {
+                    id: id.clone(),
+                    ..other.clone()
+                },
+                &busy,
+                now
+            ),
+            Some(RefreshOutcome::Skipped(SkipReason::InProgress(
+                JobId::new("j1").unwrap()
+            )))
+        );
+    }
+
+    #[test]
+    fn triage_asks_connectors_only_for_failed_institutions() {
+        assert_eq!(failed_institutions_filter(&[]), None);
+        let ok = running("j1", "c1", "AU00000", "2026-01-05T10:00:00Z");
+        assert_eq!(failed_institutions_filter(&[ok]), None);
+        let jobs = [
+            failed("j2", "AU00001"),
+            failed("j3", "AU00000"),
+            failed("j4", "AU00000"),
+        ];
+        assert_eq!(
+            failed_institutions_filter(&jobs),
+            Some(Some("connector.id.in('AU00000','AU00001')".to_owned()))
+        );
+        assert_eq!(
+            failed_institutions_filter(&[failed("j5", "it's")]),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn refresh_outcome_names_the_job_to_follow() {
+        let j = JobId::new("j").unwrap();
+        assert_eq!(RefreshOutcome::Started(j.clone()).job_id(), Some(&j));
+        assert!(RefreshOutcome::AlreadyRunning(j.clone()).was_sent());
+        assert_eq!(
+            RefreshOutcome::Skipped(SkipReason::InProgress(j.clone())).job_id(),
+            Some(&j)
+        );
+        let recent = RefreshOutcome::Skipped(SkipReason::DailyQuotaExhausted {
+            resets_at: OffsetDateTime::UNIX_EPOCH,
+        });
+        assert_eq!(recent.job_id(), None);
+        assert!(!recent.was_sent());
+    }
 }

@@ -13,7 +13,21 @@
 //!   any request exists;
 //! - **errors with the ids support asks for** (`userId`, `jobId`, `correlationId`, …) and
 //!   Basiq's code, title, detail and HTTP status in their `Display`;
-//! - **secrets that do not leak**: the API key and tokens print as `[REDACTED]`.
+//! - **secrets that do not leak**: the API key and tokens print as `[REDACTED]`;
+//! - **jobs followed by their steps** and failures turned into actions:
+//!   [`jobs().wait`](Jobs::wait) → [`JobReport`] (a failed job is [`WaitOutcome::Failed`] with
+//!   Basiq's code classified and the action to take, and the userId/connectionId/jobId to log);
+//! - **refreshes only when Basiq's rules allow**: [`connections().refresh`](Connections::refresh)
+//!   reads the connection and the user's jobs and sends nothing when the connection is inactive,
+//!   a job runs, it was refreshed recently, its last attempt failed, or the open-banking 20/day
+//!   quota is used ([`RefreshOutcome::Skipped`]); many connections are spread with
+//!   [`plan_refreshes`](Connections::plan_refreshes) — there is no "refresh all";
+//! - **no 6-minute duplicate pause**: [`Client::consent_url`] answers "follow the running job"
+//!   instead of a second Consent UI link while an attempt runs;
+//! - **the daily / at-login check**: [`users().triage`](Users::triage) lists the user's
+//!   unresolved failures with their actions, consulting `/connectors` for outages;
+//! - **every page, once**: [`transactions().all`](Transactions::all) /
+//!   [`iter`](Transactions::iter) follow `links.next` on Basiq's origin only.
 //!
 //! ## Features (additive)
 //!
@@ -78,6 +92,95 @@
 //! client.users().get(&user.id).await?;
 //! client.jobs().list_for_user(&user.id).await?;
 //! assert_eq!(server.stats().token_requests, 1); // one token for every call
+//! # Ok::<(), basiq::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! ## Best practices, one call each
+//!
+//! ```no_run
+//! use basiq::jobs::{JobKind, PollConfig};
+//! use basiq::{ConsentAction, ConsentOutcome, RefreshOutcome, TransactionQuery, WaitOutcome};
+//!
+//! # async fn run(client: basiq::Client, user_id: &str, connection_id: &str) -> Result<(), basiq::Error> {
+//! // At every login (and daily): failures nobody has fixed, each with what to do about it.
+//! for failure in client.users().triage(user_id).await? {
+//!     eprintln!("job {} on {:?}: {}", failure.job_id, failure.connection_id, failure.action);
+//! }
+//!
+//! // Connecting a bank: a Consent UI link, unless an attempt is already running.
+//! match client.consent_url(user_id, ConsentAction::connect()).await? {
+//!     ConsentOutcome::Link(link) => {
+//!         // Redirect the user's browser to link.expose_url(); log only `link` (token redacted).
+//!         println!("{link:?}");
+//!     }
+//!     ConsentOutcome::FollowExisting { job_id } | ConsentOutcome::Paused { job_id, .. } => {
+//!         let report = client.jobs().wait_as(&job_id, JobKind::Create, PollConfig::default()).await?;
+//!         if let WaitOutcome::Failed(diagnosis) = &report.outcome {
+//!             eprintln!("{} [{}]", diagnosis.action, report.context);
+//!         }
+//!     }
+//!     _ => {}
+//! }
+//!
+//! // Refreshing: the SDK decides whether Basiq's rules allow it, before sending anything.
+//! match client.connections().refresh(user_id, connection_id).await? {
+//!     RefreshOutcome::Started(job) | RefreshOutcome::AlreadyRunning(job) => {
+//!         client.jobs().wait_as(&job, JobKind::Refresh, PollConfig::default()).await?;
+//!     }
+//!     other => println!("not refreshed: {other:?}"),
+//! }
+//!
+//! // Every transaction, every page exactly once.
+//! let all = client.transactions().all(user_id, TransactionQuery::new()).await?;
+//! println!("{} transactions", all.len());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Against the emulator, on a virtual clock it shares with the client (the injected sleep
+//! advances it, so following a job takes no real time):
+//!
+//! ```
+//! # #[cfg(feature = "async")]
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use basiq::clock::ManualClock;
+//! use basiq::{ConsentAction, ConsentOutcome};
+//!
+//! let clock = ManualClock::starting_now();
+//! let server = basiq_mock::MockServer::builder().clock(clock.clone()).start();
+//! let tick = clock.clone();
+//! let client = basiq::Client::builder()
+//!     .api_key(server.api_key())
+//!     .base_url(server.url())
+//!     .consent_base_url(format!("{}/consent/home", server.url()))
+//!     .clock(clock)
+//!     .sleep(move |d| {
+//!         tick.advance(d);
+//!         Box::pin(async {})
+//!     })
+//!     .build()?;
+//! let user = client
+//!     .users()
+//!     .create(basiq::models::NewUser {
+//!         email: Some("gilfoyle@piedpiper.com".into()),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//!
+//! // The at-login check: nothing has failed.
+//! assert!(client.users().triage(&user.id).await?.is_empty());
+//!
+//! // Nothing runs, so the user may go to the Consent UI; the link's Debug hides the token.
+//! let ConsentOutcome::Link(link) = client.consent_url(&user.id, ConsentAction::connect()).await? else {
+//!     unreachable!("no job runs yet");
+//! };
+//! assert!(format!("{link:?}").contains("token=[REDACTED]&action=connect"));
+//!
+//! // Errors carry the ids support asks for.
+//! let err = client.connections().refresh(&user.id, "no-such-connection").await.unwrap_err();
+//! assert_eq!(err.kind(), basiq::ErrorKind::NotFound);
+//! assert!(err.to_string().contains("connectionId=no-such-connection"));
 //! # Ok::<(), basiq::Error>(())
 //! # }).unwrap();
 //! ```

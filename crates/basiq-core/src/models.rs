@@ -989,6 +989,19 @@ pub struct Account {
     /// clash with the open enums' own `Other`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_ownership: Option<String>,
+    /// Whether the user owns the account (rather than being authorised on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_owned: Option<bool>,
+    /// The date ranges Basiq holds transactions for.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub transaction_intervals: Vec<TransactionInterval>,
+    /// Product details (fees, rates, …) as Basiq sends them; shape undocumented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
     /// The institution id, e.g. `AU00000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub institution: Option<String>,
@@ -998,6 +1011,28 @@ pub struct Account {
     /// Links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<ResourceLinks>,
+}
+
+/// A date range of held transactions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TransactionInterval {
+    /// First day (a bare date on the wire, read as midnight UTC).
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub from: Option<OffsetDateTime>,
+    /// Last day.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub to: Option<OffsetDateTime>,
 }
 
 /// `GET /users/{userId}/accounts`.
@@ -1294,6 +1329,12 @@ pub struct Transaction {
         skip_serializing_if = "Option::is_none"
     )]
     pub post_date: Option<OffsetDateTime>,
+    /// Merchant and category enrichment, when the application has Enrich; shape varies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrich: Option<serde_json::Value>,
+    /// Payer / payee details, when the institution provides them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_details: Option<serde_json::Value>,
     /// Links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<ResourceLinks>,

@@ -314,6 +314,28 @@ mod tests {
         assert_eq!(op.parse(bad).unwrap_err().kind(), ErrorKind::NotFound);
     }
 
+    proptest::proptest! {
+        /// Whatever `links.next` says, building the page never panics, and an accepted link is on
+        /// the base's origin with no userinfo: the token cannot leave.
+        #[test]
+        fn any_next_link_is_same_origin_or_refused(
+            next in proptest::prop_oneof![
+                ".*",
+                "(https?:)?(//)?[a-z.@:]{0,20}(:[0-9]{1,5})?/[a-z?=&/.%]{0,20}",
+                "https://au-api\\.basiq\\.io[:@./a-z0-9?=&%]{0,30}",
+            ]
+        ) {
+            if let Ok(op) = NextPage::<TransactionList>::new(&base(), &next) {
+                let url = op.url();
+                proptest::prop_assert_eq!(url.scheme(), "https");
+                proptest::prop_assert_eq!(url.host_str(), Some("au-api.basiq.io"));
+                proptest::prop_assert_eq!(url.port_or_known_default(), Some(443));
+                proptest::prop_assert!(url.username().is_empty() && url.password().is_none());
+                proptest::prop_assert!(op.request(&base()).is_ok());
+            }
+        }
+    }
+
     #[test]
     fn every_list_with_links_is_a_page() {
         fn assert_page<P: Page + DeserializeOwned>() {}

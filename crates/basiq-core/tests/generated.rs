@@ -309,6 +309,20 @@ mod data_surface {
         .is_err());
     }
 
+    proptest::proptest! {
+        /// Any decimal Basiq could send survives a read and a write exactly, as a string.
+        #[test]
+        fn decimal_strings_round_trip_exactly(mantissa in proptest::num::i64::ANY, scale in 0u32..=10) {
+            let value = Decimal::new(mantissa, scale);
+            let json = format!(r#"{{"id":"a","status":"available","balance":"{value}"}}"#);
+            let account: Account = serde_json::from_str(&json).expect("account");
+            proptest::prop_assert_eq!(account.balance, Some(value));
+            let back = serde_json::to_value(&account).expect("json");
+            let text = value.to_string();
+            proptest::prop_assert_eq!(back["balance"].as_str(), Some(text.as_str()));
+        }
+    }
+
     #[test]
     fn transaction_page_reads_dates_amounts_and_next() {
         let page: TransactionList = ListTransactions::new(user())

@@ -157,7 +157,8 @@ macro_rules! resources {
                     user_id = ::tracing::field::Empty,
                     connection_id = ::tracing::field::Empty,
                 );
-                $traced!(span, self.follow(job_id, kind, config))
+                let recorder = span.clone();
+                $traced!(span, self.follow(job_id, kind, config, recorder))
             }
 
             $($async)* fn follow(
@@ -165,6 +166,7 @@ macro_rules! resources {
                 job_id: $crate::id::JobId,
                 kind: $crate::jobs::JobKind,
                 config: $crate::jobs::PollConfig,
+                span: ::tracing::Span,
             ) -> Result<$crate::JobReport, $crate::Error> {
                 let mut poller = $crate::jobs::JobPoller::new(self.client.now(), config);
                 let mut events = Vec::new();
@@ -178,7 +180,6 @@ macro_rules! resources {
                         .map_err(|e| e.with_context(&context))?;
                     if context.user_id.is_none() || context.connection_id.is_none() {
                         context = $crate::flows::job_context(&job).merge(&context);
-                        let span = ::tracing::Span::current();
                         if let Some(user) = &context.user_id {
                             span.record("user_id", user.as_str());
                         }
@@ -473,13 +474,15 @@ macro_rules! resources {
                     connection_id = %connection_id,
                     job_id = ::tracing::field::Empty,
                 );
-                $traced!(span, self.refresh_guarded(user_id, connection_id))
+                let recorder = span.clone();
+                $traced!(span, self.refresh_guarded(user_id, connection_id, recorder))
             }
 
             $($async)* fn refresh_guarded(
                 self,
                 user_id: $crate::id::UserId,
                 connection_id: $crate::id::ConnectionId,
+                span: ::tracing::Span,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
                 let context = $crate::ErrorContext::new()
                     .with_user(&user_id)
@@ -500,18 +503,19 @@ macro_rules! resources {
                 let now = self.client.now();
                 if let Some(outcome) = self.client.policies().gate_refresh(&view, &jobs.data, now) {
                     if let Some(job) = outcome.job_id() {
-                        ::tracing::Span::current().record("job_id", job.as_str());
+                        span.record("job_id", job.as_str());
                     }
                     ::tracing::info!(?outcome, "refresh not sent");
                     return Ok(outcome);
                 }
-                self.send_refresh(user_id, connection_id)$($await)*
+                self.send_refresh(user_id, connection_id, span)$($await)*
             }
 
             $($async)* fn send_refresh(
                 self,
                 user_id: $crate::id::UserId,
                 connection_id: $crate::id::ConnectionId,
+                span: ::tracing::Span,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
                 let response = self
                     .client
@@ -519,7 +523,7 @@ macro_rules! resources {
                     $($await)*?;
                 let outcome = $crate::RefreshOutcome::from(response);
                 if let Some(job) = outcome.job_id() {
-                    ::tracing::Span::current().record("job_id", job.as_str());
+                    span.record("job_id", job.as_str());
                 }
                 ::tracing::info!(?outcome, "refresh sent");
                 Ok(outcome)
@@ -545,7 +549,8 @@ macro_rules! resources {
                     job_id = ::tracing::field::Empty,
                 );
                 self.client.policies().record_refresh(&connection_id, self.client.now());
-                $traced!(span, self.send_refresh(user_id, connection_id))
+                let recorder = span.clone();
+                $traced!(span, self.send_refresh(user_id, connection_id, recorder))
             }
 
             /// Plans refreshes of many connections over `window` starting at `now`, at most

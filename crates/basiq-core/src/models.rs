@@ -926,7 +926,8 @@ pub struct ConnectionList {
 }
 
 /// A bank account. Money fields are decimal strings on the wire and `rust_decimal::Decimal`
-/// here, never floats.
+/// here, never floats. Only `id` is required: a field Basiq leaves out must not make a whole
+/// page undecodable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -984,7 +985,8 @@ pub struct Account {
     )]
     pub last_updated: Option<OffsetDateTime>,
     /// Whether its data can be read.
-    pub status: AccountStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AccountStatus>,
     /// `UNKNOWN`, `ONE_PARTY`, `TWO_PARTY`, `MANY_PARTY` or `OTHER`; a string because `OTHER` would
     /// clash with the open enums' own `Other`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1262,7 +1264,9 @@ pub struct TransactionSubClass {
 }
 
 /// One transaction. `amount` and `balance` are decimal strings on the wire (negative amount =
-/// money out) and `rust_decimal::Decimal` here, never floats.
+/// money out) and `rust_decimal::Decimal` here, never floats. Only `id` is required: a
+/// transaction without a `class` (or with `null`) must not make a whole page of 500
+/// undecodable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -1273,7 +1277,8 @@ pub struct Transaction {
     /// The transaction id (a pending transaction gets a new one on each refresh).
     pub id: TransactionId,
     /// Pending or posted.
-    pub status: TransactionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TransactionStatus>,
     /// The description as the bank shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -1307,9 +1312,11 @@ pub struct Transaction {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<String>,
     /// Money in or out.
-    pub direction: TransactionDirection,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<TransactionDirection>,
     /// Basiq's classification.
-    pub class: TransactionClass,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<TransactionClass>,
     /// A finer classification, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_class: Option<TransactionSubClass>,

@@ -338,7 +338,7 @@ impl Operation for RefreshAllConnections {
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
-        operation::parse_json(&response, &[202])
+        operation::parse_json(&response, &[200, 202])
     }
 
     fn is_idempotent(&self) -> bool {
@@ -423,7 +423,7 @@ impl Operation for DeleteConnection {
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
-        operation::check_status(&response, &[204])
+        operation::check_status(&response, &[200, 202, 204])
     }
 
     fn is_idempotent(&self) -> bool {

@@ -274,7 +274,7 @@ mod data_surface {
         assert_eq!(account.balance, dec("-1234.60"));
         assert_eq!(account.available_funds, dec("8765.40"));
         assert_eq!(account.credit_limit, dec("10000.00"));
-        assert_eq!(account.status, AccountStatus::Available);
+        assert_eq!(account.status, Some(AccountStatus::Available));
         // The scale survives a round trip: "-1234.60" stays "-1234.60", as a string.
         let json = serde_json::to_value(&account).expect("json");
         assert_eq!(json["balance"], "-1234.60");
@@ -330,9 +330,9 @@ mod data_surface {
             .expect("page");
         assert_eq!((page.count, page.size), (Some(3), Some(1203)));
         let pending = &page.data[0];
-        assert_eq!(pending.status, TransactionStatus::Pending);
-        assert_eq!(pending.direction, TransactionDirection::Debit);
-        assert_eq!(pending.class, TransactionClass::Payment);
+        assert_eq!(pending.status, Some(TransactionStatus::Pending));
+        assert_eq!(pending.direction, Some(TransactionDirection::Debit));
+        assert_eq!(pending.class, Some(TransactionClass::Payment));
         assert_eq!(pending.amount, dec("-56.78"));
         assert_eq!(pending.post_date, None, "null while pending");
         assert_eq!(
@@ -340,7 +340,7 @@ mod data_surface {
             Some("411")
         );
         let salary = &page.data[1];
-        assert_eq!(salary.class, TransactionClass::DirectCredit);
+        assert_eq!(salary.class, Some(TransactionClass::DirectCredit));
         // A bare date and an RFC 3339 timestamp with an offset both read.
         let date = salary.transaction_date.expect("date");
         assert_eq!(date.date().to_string(), "2026-01-05");
@@ -348,14 +348,19 @@ mod data_surface {
         assert_eq!(posted.offset().whole_hours(), 10);
         assert_eq!(
             page.data[2].class,
-            TransactionClass::Other("crypto-purchase".into())
+            Some(TransactionClass::Other("crypto-purchase".into()))
         );
         assert_eq!(
             page.links.as_ref().and_then(|l| l.next.as_deref()),
             Some("https://au-api.basiq.io/users/ea3a81/transactions?next=bf1a7c9e2d&limit=3")
         );
-        // A required field missing is an error, not a default.
-        assert!(serde_json::from_str::<Transaction>(r#"{"id":"t","status":"posted"}"#).is_err());
+        // Only the id is required: a transaction without `class` or `direction` (or with
+        // `null`) still decodes, so one odd item never makes a page of 500 unreadable.
+        let sparse: Transaction =
+            serde_json::from_str(r#"{"id":"t","status":"posted","class":null}"#).expect("sparse");
+        assert_eq!(sparse.class, None);
+        assert_eq!(sparse.direction, None);
+        assert!(serde_json::from_str::<Transaction>(r#"{"status":"posted"}"#).is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Quickstart: authenticate once, create a user, read it back, list their jobs.
+//! Quickstart: authenticate once, create a user, read it back, check their jobs, get a Consent
+//! UI link.
 //!
 //! ```text
 //! cargo run -p basiq --example quickstart                 # offline, on the embedded emulator
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use basiq::error::TransportError;
 use basiq::models::NewUser;
 use basiq::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
-use basiq::{Client, ReqwestTransport};
+use basiq::{Client, ConsentAction, ConsentOutcome, ReqwestTransport};
 
 /// The SDK's own transport, with a counter of `POST /token` requests.
 #[derive(Debug, Clone, Default)]
@@ -59,11 +60,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. One client for the whole process: it caches one server token for everyone.
     let transport = CountingTransport::default();
-    let client = Client::builder()
+    let mut builder = Client::builder()
         .api_key(api_key)
-        .base_url(base_url)
-        .transport(transport.clone())
-        .build()?;
+        .base_url(base_url.clone())
+        .transport(transport.clone());
+    if emulator.is_some() {
+        builder = builder.consent_base_url(format!("{base_url}/consent/home"));
+    }
+    let client = builder.build()?;
     println!(
         "2. Built one client for the whole process, against {}",
         client.executor().base_url()
@@ -95,21 +99,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         again.mobile.as_deref().unwrap_or("-"),
     );
 
-    // 5. Their jobs (connections are made by the user in the Consent UI, so none yet).
+    // 5. The at-login / daily check Basiq asks for: failed jobs nobody fixed, each with what to
+    //    do about it (connections are made by the user in the Consent UI, so none yet).
     let jobs = client.jobs().list_for_user(&user.id).await?;
-    println!("5. {} job(s) in the last 7 days", jobs.data.len());
-    for job in &jobs.data {
-        let steps: Vec<String> = job
-            .steps
-            .iter()
-            .map(|s| format!("{}={}", s.title, s.status))
-            .collect();
-        println!("   job {}: {}", job.id, steps.join(", "));
+    let failures = client.users().triage(&user.id).await?;
+    println!(
+        "5. {} job(s) in the last 7 days, {} unresolved failure(s)",
+        jobs.data.len(),
+        failures.len()
+    );
+    for failure in &failures {
+        println!("   job {}: {}", failure.job_id, failure.action);
     }
 
-    // 6. The Consent UI link takes a CLIENT_ACCESS token bound to the user. Never log the token.
-    let _client_token = client.client_token(&user.id).await?;
-    println!("6. Got a CLIENT_ACCESS token for the Consent UI: https://consent.basiq.io/home?token=[REDACTED]");
+    // 6. A Consent UI link (CLIENT_ACCESS token bound to the user) — unless an attempt with the
+    //    same credentials is running, which Basiq would pause for 6 minutes. Never log the URL;
+    //    the link's Debug redacts the token.
+    match client
+        .consent_url(&user.id, ConsentAction::connect())
+        .await?
+    {
+        ConsentOutcome::Link(link) => println!("6. Send the user to the Consent UI: {link:?}"),
+        other => println!("6. An attempt is running, follow it instead: {other:?}"),
+    }
 
     // 7. An unsafe id is refused before any request exists.
     match client.users().get("../admin").await {

@@ -6,15 +6,16 @@
 mod common;
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use basiq::blocking::Client;
+use basiq::blocking::{Client, ClientBuilder};
 use basiq::clock::{Clock, ManualClock};
 use basiq::connectors::ConnectionMethod;
 use basiq::id::{ConnectionId, InstitutionId, JobId, UserId};
 use basiq::jobs::{FailureClass, JobKind, PollConfig, RecommendedAction, UserAction};
 use basiq::models::{StepStatus, StepTitle, TransactionList};
-use basiq::refresh::{ConnectionStatus, RefreshPolicy, SkipReason};
+use basiq::refresh::{ConnectionStatus, MemoryLedger, RefreshLedger, RefreshPolicy, SkipReason};
 use basiq::{
     ConsentAction, ConsentOutcome, ConsentRequest, ErrorKind, RefreshOutcome, TransactionQuery,
     WaitOutcome,
@@ -31,23 +32,23 @@ fn server() -> (MockServer, ManualClock) {
     (server, clock)
 }
 
-fn client_with(server: &MockServer, clock: &ManualClock, policy: RefreshPolicy) -> Client {
+fn client_with(
+    server: &MockServer,
+    clock: &ManualClock,
+    configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> Client {
     let tick = clock.clone();
-    // CLIENT-BUILDER-START
-    Client::builder()
+    let builder = Client::builder()
         .api_key(server.api_key())
         .base_url(server.url())
         .consent_base_url(format!("{}/consent/home", server.url()))
         .clock(clock.clone())
-        .sleep(move |d| tick.advance(d))
-        .refresh_policy(policy)
-        .build()
-        .unwrap()
-    // CLIENT-BUILDER-END
+        .sleep(move |d| tick.advance(d));
+    configure(builder).build().unwrap()
 }
 
 fn client(server: &MockServer, clock: &ManualClock) -> Client {
-    client_with(server, clock, RefreshPolicy::default())
+    client_with(server, clock, |b| b)
 }
 
 fn user(client: &Client, email: &str) -> UserId {
@@ -300,12 +301,17 @@ fn invalid_connection_is_skipped_without_a_post() {
 }
 
 /// Open banking: 20 refreshes a UTC day. With a permissive min_interval the 21st is refused
-/// locally; the emulator saw exactly 20 refresh POSTs.
+/// locally; the emulator saw exactly 20 refresh POSTs; the refreshes were counted in the ledger
+/// given to the builder, which another client sharing it sees too.
 #[test]
 fn open_banking_twenty_first_refresh_is_refused_locally() {
     let (server, clock) = server();
     let policy = RefreshPolicy::default().with_min_interval(Duration::ZERO);
-    let client = client_with(&server, &clock, policy);
+    let ledger = Arc::new(Mutex::new(MemoryLedger::new()));
+    let shared: basiq::SharedRefreshLedger = ledger.clone();
+    let client = client_with(&server, &clock, |b| {
+        b.refresh_policy(policy).refresh_ledger(shared.clone())
+    });
     let user = user(&client, "ob@example.com");
     let action = ConsentAction::connect_to(InstitutionId::new(HOOLI_OPEN_BANKING).unwrap());
     let job = connect(&client, &user, action, None);
@@ -335,6 +341,24 @@ fn open_banking_twenty_first_refresh_is_refused_locally() {
     );
     assert_eq!(route_count(&server, REFRESH_ROUTE), 20);
     assert_eq!(server.stats().refreshes.get(conn.as_str()), Some(&20));
+    let today = time::macros::date!(2026 - 01 - 06);
+    assert_eq!(ledger.lock().unwrap().count(&conn, today), 20);
+    // Another client (another process, say) sharing the ledger refuses it too, and so does a
+    // clone of the first.
+    let other = client_with(&server, &clock, |b| {
+        b.refresh_policy(policy).refresh_ledger(shared)
+    });
+    for c in [&other, &client.clone()] {
+        let outcome = c.connections().refresh(&user, &conn).unwrap();
+        assert!(
+            matches!(
+                outcome,
+                RefreshOutcome::Skipped(SkipReason::DailyQuotaExhausted { .. })
+            ),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(route_count(&server, REFRESH_ROUTE), 20);
 }
 
 /// A second consent attempt while the first job runs is not sent (follow the job); once a

@@ -227,6 +227,27 @@ impl JobReport {
     }
 }
 
+impl fmt::Display for JobReport {
+    /// One log line: how the job ended, the action for a failure, and the ids —
+    /// `job 5e1f… failed at verify-credentials: invalid-credentials — … ; ask the user to … [userId=…, connectionId=…, jobId=…]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.outcome {
+            WaitOutcome::Succeeded => write!(f, "job {} succeeded", self.job.id)?,
+            WaitOutcome::Failed(d) => write!(
+                f,
+                "job {} failed at {}: {}; {}",
+                self.job.id, d.step, d.failure, d.action
+            )?,
+            WaitOutcome::TimedOut => write!(
+                f,
+                "job {} still running after {} polls; check it again later",
+                self.job.id, self.polls
+            )?,
+        }
+        write!(f, " [{}]", self.context)
+    }
+}
+
 /// The ids a job snapshot carries.
 pub(crate) fn job_context(job: &Job) -> ErrorContext {
     let mut ctx = ErrorContext::new().with_job(&job.id);

@@ -208,6 +208,17 @@ async fn failure_logins_become_actions() {
     ));
     assert_eq!(report.context.user_id.as_ref(), Some(&user));
     assert_eq!(report.context.job_id.as_ref(), Some(&d.job_id));
+    let line = report.to_string();
+    for needle in [
+        "failed at verify-credentials",
+        "invalid-credentials",
+        "re-enter",
+        &format!("userId={user}"),
+        &format!("jobId={}", d.job_id),
+        &format!("connectionId={}", connection_of(&report)),
+    ] {
+        assert!(line.contains(needle), "{needle:?} not in {line}");
+    }
 
     let report = connect_and_wait(&client, &user, ("erlich", "aviato")).await;
     let d = report.diagnosis().expect("failed");
@@ -726,4 +737,26 @@ async fn plan_refreshes_spreads_under_the_cap() {
         );
     }
     assert_eq!(server.stats().requests.len(), 0, "planning sends nothing");
+}
+
+/// The helpers' futures are `Send`, so they can be spawned on a multi-threaded runtime.
+#[test]
+fn helper_futures_are_send() {
+    fn assert_send<T: Send>(_: T) {}
+    let client = Client::builder()
+        .api_key("key")
+        .base_url("http://127.0.0.1:9")
+        .build()
+        .unwrap();
+    assert_send(client.jobs().wait("j", PollConfig::default()));
+    assert_send(client.connections().refresh("u", "c"));
+    assert_send(client.connections().refresh_unchecked("u", "c"));
+    assert_send(client.consent_url("u", ConsentAction::connect()));
+    assert_send(client.users().triage("u"));
+    assert_send(client.transactions().all("u", TransactionQuery::new()));
+    let mut pager = client
+        .transactions()
+        .iter("u", TransactionQuery::new())
+        .unwrap();
+    assert_send(pager.next());
 }

@@ -194,6 +194,17 @@ fn failure_logins_become_actions() {
     ));
     assert_eq!(report.context.user_id.as_ref(), Some(&user));
     assert_eq!(report.context.job_id.as_ref(), Some(&d.job_id));
+    let line = report.to_string();
+    for needle in [
+        "failed at verify-credentials",
+        "invalid-credentials",
+        "re-enter",
+        &format!("userId={user}"),
+        &format!("jobId={}", d.job_id),
+        &format!("connectionId={}", connection_of(&report)),
+    ] {
+        assert!(line.contains(needle), "{needle:?} not in {line}");
+    }
 
     let report = connect_and_wait(&client, &user, ("erlich", "aviato"));
     let d = report.diagnosis().expect("failed");

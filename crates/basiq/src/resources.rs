@@ -239,12 +239,9 @@ macro_rules! resources {
                 self,
                 user_id: $crate::id::UserId,
             ) -> Result<Vec<$crate::jobs::UnresolvedFailure>, $crate::Error> {
-                let jobs = self
-                    .client
-                    .execute($crate::operations::ListUserJobs::new(user_id.clone()))
-                    $($await)*?;
+                let jobs = self.client.all_user_jobs(&user_id)$($await)*?;
                 let mut connectors = Vec::new();
-                if let Some(filter) = $crate::flows::failed_institutions_filter(&jobs.data) {
+                if let Some(filter) = $crate::flows::failed_institutions_filter(&jobs) {
                     let mut op = $crate::operations::ListConnectors::new();
                     if let Some(filter) = filter {
                         op = op.filter(filter);
@@ -263,7 +260,7 @@ macro_rules! resources {
                     }
                 }
                 let failures =
-                    $crate::jobs::triage_user(&jobs.data, &connectors, self.client.now());
+                    $crate::jobs::triage_user(&jobs, &connectors, self.client.now());
                 for f in &failures {
                     ::tracing::info!(
                         user_id = %user_id,
@@ -279,6 +276,34 @@ macro_rules! resources {
         }
 
         impl $client {
+            /// The user's jobs (Basiq keeps 7 days), following `links.next` should Basiq ever
+            /// paginate them: the guards must see every running job, not the first page.
+            $($async)* fn all_user_jobs(
+                &self,
+                user_id: &$crate::id::UserId,
+            ) -> Result<Vec<$crate::models::Job>, $crate::Error> {
+                use $crate::pagination::Page as _;
+                let context = $crate::ErrorContext::new().with_user(user_id);
+                let mut page = self
+                    .execute($crate::operations::ListUserJobs::new(user_id.clone()))
+                    $($await)*?;
+                let mut jobs = Vec::new();
+                let mut visited = $crate::flows::Visited::default();
+                loop {
+                    let next = page.next_page(self.executor().base_url())?;
+                    jobs.append(&mut page.data);
+                    let Some(op) = next else { return Ok(jobs) };
+                    if !visited.first_visit(op.url()) {
+                        return Err($crate::Error::invalid_input(format!(
+                            "links.next {} was already followed; refusing to loop",
+                            op.url()
+                        ))
+                        .with_context(&context));
+                    }
+                    page = self.execute(op.with_context(context.clone()))$($await)*?;
+                }
+            }
+
             /// A link to Basiq's Consent UI for `user_id` — unless an attempt with the same
             /// credentials is already running.
             ///
@@ -321,11 +346,11 @@ macro_rules! resources {
                     context = context.with_connection(conn);
                 }
                 let jobs = self
-                    .execute($crate::operations::ListUserJobs::new(user_id.clone()))
+                    .all_user_jobs(&user_id)
                     $($await)*
                     .map_err(|e| e.with_context(&context))?;
                 if let Err(outcome) =
-                    $crate::flows::consent_guard(&jobs.data, &request.action, self.now())
+                    $crate::flows::consent_guard(&jobs, &request.action, self.now())
                 {
                     ::tracing::info!(?outcome, "not sending the user to the Consent UI");
                     return Ok(outcome);
@@ -496,12 +521,12 @@ macro_rules! resources {
                     $($await)*?;
                 let jobs = self
                     .client
-                    .execute($crate::operations::ListUserJobs::new(user_id.clone()))
+                    .all_user_jobs(&user_id)
                     $($await)*
                     .map_err(|e| e.with_context(&context))?;
                 let view = $crate::refresh::ConnectionView::from(&connection);
                 let now = self.client.now();
-                if let Some(outcome) = self.client.policies().gate_refresh(&view, &jobs.data, now) {
+                if let Some(outcome) = self.client.policies().gate_refresh(&view, &jobs, now) {
                     if let Some(job) = outcome.job_id() {
                         span.record("job_id", job.as_str());
                     }

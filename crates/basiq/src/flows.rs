@@ -830,6 +830,32 @@ mod tests {
     }
 
     #[test]
+    fn refresh_gate_reports_a_paused_duplicate_before_anything_else() {
+        let policies = Policies::default();
+        let conn: ConnectionView = serde_json::from_value(serde_json::json!(
+            {"id": "c1", "status": "invalid", "method": "web"}
+        ))
+        .unwrap();
+        let jobs = [
+            running("j1", "c1", "AU00000", "2026-01-05T10:00:00Z"),
+            running("j2", "c1", "AU00000", "2026-01-05T10:02:00Z"),
+        ];
+        let now = time::macros::datetime!(2026-01-05 10:05 UTC);
+        assert_eq!(
+            policies.gate_refresh(&conn, &jobs, now),
+            Some(RefreshOutcome::Paused {
+                until: time::macros::datetime!(2026-01-05 10:08 UTC),
+                job_id: JobId::new("j2").unwrap()
+            })
+        );
+        assert_eq!(
+            lock(&policies.ledger).count(&conn.id, now.date()),
+            0,
+            "nothing recorded"
+        );
+    }
+
+    #[test]
     fn triage_asks_connectors_only_for_failed_institutions() {
         assert_eq!(failed_institutions_filter(&[]), None);
         let ok = running("j1", "c1", "AU00000", "2026-01-05T10:00:00Z");

@@ -242,6 +242,55 @@ async fn failure_logins_become_actions() {
     ));
 }
 
+/// The loop Basiq asks for: a failed login → the recommended action (re-enter credentials) →
+/// a Consent UI link to update *that* connection → the job succeeds → the connection is active,
+/// and the triage has nothing left to report.
+#[tokio::test(flavor = "multi_thread")]
+async fn failure_action_update_via_consent_fixes_the_connection() {
+    let (server, clock) = server();
+    let client = client(&server, &clock);
+    let user = user(&client, "fix@example.com").await;
+    let report = connect_and_wait(&client, &user, ("richard", "wrong-password")).await;
+    let RecommendedAction::ReenterCredentials {
+        connection_id: Some(conn),
+        ..
+    } = report.diagnosis().unwrap().action.clone()
+    else {
+        panic!("re-enter credentials: {report}");
+    };
+    assert_eq!(client.users().triage(&user).await.unwrap().len(), 1);
+
+    let request = ConsentRequest::new(ConsentAction::update(conn.clone())).state("fix-1");
+    let ConsentOutcome::Link(link) = client.consent_url(&user, request).await.unwrap() else {
+        panic!("nothing runs: a link");
+    };
+    assert!(link
+        .expose_url()
+        .query_pairs()
+        .any(|(k, v)| k == "connectionId" && v == conn.as_str()));
+    let job = client
+        .execute(SubmitConsent::new(
+            &link,
+            Some(("richard", "tabsnotspaces")),
+        ))
+        .await
+        .unwrap();
+    let report = client
+        .jobs()
+        .wait_as(&job, JobKind::Create, PollConfig::default())
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report}");
+    assert_eq!(
+        report.connection_id(),
+        Some(&conn),
+        "the same connection was updated"
+    );
+    let connection = client.connections().get(&user, &conn).await.unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Active);
+    assert!(client.users().triage(&user).await.unwrap().is_empty());
+}
+
 /// The refresh guard: a refresh while one runs is skipped locally (the unchecked call gets
 /// Basiq's 200 + the running job, no second job); right after one finished it is
 /// `RecentlyRefreshed`; the emulator counted exactly the refreshes that were sent.

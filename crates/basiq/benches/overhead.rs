@@ -31,7 +31,10 @@ fn fetch_token(base: &str, key: &str) -> String {
         .send("scope=SERVER_ACCESS")
         .expect("token request");
     let body: serde_json::Value = response.body_mut().read_json().expect("token json");
-    body["access_token"].as_str().expect("access_token").to_owned()
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
 }
 
 fn report(name: &str, raw: Duration, sdk: Duration) {
@@ -59,7 +62,11 @@ fn bench_async(server: &MockServer, user_id: &str, token: &str) {
         let url = format!("{}/users/{user_id}", server.url());
         // Warm both paths (connection pools, the SDK's token cache).
         client.users().get(user_id).await.expect("warm sdk");
-        raw.get(&url).bearer_auth(token).send().await.expect("warm raw");
+        raw.get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("warm raw");
 
         let (mut raw_samples, mut sdk_samples) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
@@ -86,7 +93,11 @@ fn bench_async(server: &MockServer, user_id: &str, token: &str) {
             }
             sdk_samples.push(start.elapsed());
         }
-        report("async get user (sequential)", median(raw_samples), median(sdk_samples));
+        report(
+            "async get user (sequential)",
+            median(raw_samples),
+            median(sdk_samples),
+        );
     });
 }
 
@@ -122,7 +133,11 @@ fn bench_blocking(server: &MockServer, user_id: &str, token: &str) {
         }
         sdk_samples.push(start.elapsed());
     }
-    report("blocking get user (seq.)", median(raw_samples), median(sdk_samples));
+    report(
+        "blocking get user (seq.)",
+        median(raw_samples),
+        median(sdk_samples),
+    );
 }
 
 fn main() {

@@ -10,6 +10,7 @@
 //! | [`transport`] | the [`AsyncTransport`](transport::AsyncTransport) / [`BlockingTransport`](transport::BlockingTransport) seams |
 //! | [`token`] | `POST /token` and the [`TokenCache`](token::TokenCache) lifetime policy |
 //! | [`auth`] | what both executors share: [`ExecutorConfig`](auth::ExecutorConfig), [`TokenState`](auth::TokenState) |
+//! | [`executor`] | the executors' sans-IO run loop: [`ExecutorCore`](executor::ExecutorCore), [`Retrying`](executor::Retrying) (sleep or done), re-authenticate once |
 //! | [`jobs`] | steps by title, [`JobPoller`](jobs::JobPoller), failure [`classify`](jobs::classify) → action, [`triage_user`](jobs::triage_user) |
 //! | [`refresh`] | [`RefreshPolicy`](refresh::RefreshPolicy) (active only, rarely, 20/day open banking), [`RefreshScheduler`](refresh::RefreshScheduler) |
 //! | [`pause`] | [`DuplicatePauseGuard`](pause::DuplicatePauseGuard): never trigger Basiq's 6-minute duplicate pause |
@@ -38,6 +39,7 @@ pub mod auth;
 pub mod clock;
 pub mod connectors;
 pub mod error;
+pub mod executor;
 pub mod id;
 pub mod jobs;
 mod open_enum;

@@ -5,13 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use basiq_core::auth::{ExecutorConfig, RetryState, TokenState};
+use basiq_core::auth::ExecutorConfig;
 use basiq_core::clock::Clock;
 use basiq_core::error::Error;
+use basiq_core::executor::{AuthStep, ExecutorCore, Failure, RetryStep, Retrying};
 use basiq_core::id::UserId;
 use basiq_core::operation::{Authentication, Operation};
-use basiq_core::secret::{AccessToken, ApiKey};
-use basiq_core::token::{FetchReason, PostToken, TokenDecision, TokenLease, TokenScope};
+use basiq_core::secret::AccessToken;
+use basiq_core::token::TokenLease;
 use basiq_core::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
 use url::Url;
 
@@ -47,22 +48,12 @@ pub struct AsyncExecutor {
     sleep: Sleep,
 }
 
+/// The shared, IO-free part ([`ExecutorCore`]: token state, retry budget, decisions) plus what
+/// only this executor has: its transport and a `tokio` fetch gate.
 struct Inner {
+    core: ExecutorCore,
     transport: Arc<dyn AsyncTransport>,
-    base_url: Url,
-    api_key: ApiKey,
-    clock: Arc<dyn Clock>,
-    tokens: TokenState,
-    retry: RetryState,
     fetch_gate: tokio::sync::Mutex<()>,
-}
-
-/// How one attempt failed.
-enum Failure {
-    /// The retry policy may repeat the attempt.
-    Retryable(Error),
-    /// Return as is (e.g. getting a token failed, after its own retries).
-    Final(Error),
 }
 
 fn tokio_sleep() -> Sleep {
@@ -73,16 +64,10 @@ impl AsyncExecutor {
     /// An executor over `transport`. The configuration is validated (non-empty key, usable base
     /// URL) so mistakes surface as [`Error::Config`] here rather than on the first call.
     pub fn new(config: ExecutorConfig, transport: Arc<dyn AsyncTransport>) -> Result<Self, Error> {
-        config.validate()?;
-        let now = config.clock.now();
         Ok(Self {
             inner: Arc::new(Inner {
+                core: ExecutorCore::new(config, fastrand::f64)?,
                 transport,
-                tokens: TokenState::new(config.token_policy),
-                retry: RetryState::new(config.retry_policy, now),
-                base_url: config.base_url,
-                api_key: config.api_key,
-                clock: config.clock,
                 fetch_gate: tokio::sync::Mutex::new(()),
             }),
             sleep: tokio_sleep(),
@@ -100,7 +85,7 @@ impl AsyncExecutor {
 
     /// The API root requests are built against.
     pub fn base_url(&self) -> &Url {
-        &self.inner.base_url
+        self.inner.core.base_url()
     }
 
     /// Waits `duration` with the executor's [`Sleep`] (`tokio::time::sleep` unless replaced with
@@ -113,7 +98,7 @@ impl AsyncExecutor {
     /// The clock the executor reads `now` from (token lifetimes, retry budget); higher layers use
     /// the same one so the whole client agrees on the time.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.inner.clock
+        self.inner.core.clock()
     }
 
     /// Runs one operation. Every error carries the operation's ids ([`Operation::context`]).
@@ -131,15 +116,13 @@ impl AsyncExecutor {
     /// would grow with the user base. Basiq's "cache one token globally" rule is about the
     /// *server* token, which this call never touches.
     pub async fn client_token(&self, user_id: UserId) -> Result<AccessToken, Error> {
-        let op = PostToken::new(
-            self.inner.api_key.clone(),
-            TokenScope::ClientAccess { user_id },
-        );
+        let op = self.inner.core.client_token_request(user_id);
         self.execute(op).await.map(|t| t.access_token)
     }
 
     async fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
-        self.retrying(op.is_idempotent(), || async {
+        let retrying = self.inner.core.retrying(op.is_idempotent());
+        self.retrying(retrying, || async {
             if op.authentication() == Authentication::None {
                 self.run_unauthenticated(op)
                     .await
@@ -151,60 +134,47 @@ impl AsyncExecutor {
         .await
     }
 
-    /// Repeats `attempt` while the retry policy says so (never when `idempotent` is false).
-    async fn retrying<T, F, Fut>(&self, idempotent: bool, mut attempt: F) -> Result<T, Error>
+    /// Repeats `attempt`, sleeping in between, for as long as `retrying` says so.
+    async fn retrying<T, F, Fut>(
+        &self,
+        mut retrying: Retrying<'_>,
+        mut attempt: F,
+    ) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
-        let mut number = 1;
         loop {
-            let error = match attempt().await {
-                Ok(value) => return Ok(value),
-                Err(Failure::Final(e)) => return Err(e),
-                Err(Failure::Retryable(e)) => e,
-            };
-            let now = self.inner.clock.now();
-            match self
-                .inner
-                .retry
-                .next_delay(number, &error, idempotent, fastrand::f64(), now)
-            {
-                Some(delay) => {
-                    (self.sleep)(delay).await;
-                    number += 1;
-                }
-                None => return Err(error),
+            match retrying.step(attempt().await) {
+                RetryStep::Done(result) => return result,
+                RetryStep::Sleep(delay) => (self.sleep)(delay).await,
             }
         }
     }
 
     /// One authenticated attempt, including the single re-authentication.
     async fn attempt<O: Operation>(&self, op: &O) -> Result<O::Output, Failure> {
+        let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
-        let request = op.request(&self.inner.base_url).map_err(Failure::Final)?;
+        let request = core.request(op).map_err(Failure::Final)?;
         let lease = self.lease().await.map_err(Failure::Final)?;
-        match self.send_with(request, &lease, op).await {
-            Err(e) if e.is_expired_token() => {
-                let was_cached = self.inner.tokens.reject(&lease);
-                tracing::debug!(
-                    refetch = was_cached,
-                    "Basiq rejected the server token as expired; re-authenticating once"
-                );
+        let answer = self.send_with(request, &lease, op).await;
+        match core.answered(&lease, answer) {
+            AuthStep::Done(result) => result,
+            AuthStep::Reauthenticate => {
                 let lease = self.lease().await.map_err(Failure::Final)?;
-                let request = op.request(&self.inner.base_url).map_err(Failure::Final)?;
+                let request = core.request(op).map_err(Failure::Final)?;
                 self.send_with(request, &lease, op)
                     .await
                     .map_err(Failure::Retryable)
             }
-            other => other.map_err(Failure::Retryable),
         }
     }
 
     /// Operations that carry their own credentials (`POST /token`). Kept apart from `attempt` so
     /// fetching a token never recurses into the token logic.
     async fn run_unauthenticated<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
-        let request = op.request(&self.inner.base_url)?;
+        let request = self.inner.core.request(op)?;
         op.parse(self.send(request).await?)
     }
 
@@ -228,63 +198,41 @@ impl AsyncExecutor {
 
     /// The server token to use now, fetching it (single flight) when the cache says so.
     async fn lease(&self) -> Result<TokenLease, Error> {
-        let tokens = &self.inner.tokens;
-        let now = self.inner.clock.now();
-        let reason = match tokens.decide(now) {
-            TokenDecision::Use(lease) => return Ok(lease),
-            TokenDecision::Fetch(reason) => reason,
+        let core = &self.inner.core;
+        let pending = match core.lease() {
+            Ok(lease) => return Ok(lease),
+            Err(pending) => pending,
         };
         let _gate = match self.inner.fetch_gate.try_lock() {
             Ok(gate) => gate,
-            Err(_) => {
-                // Someone is fetching. Ahead of expiry the current token is still good: use it
-                // rather than wait for the refresh, so a refresh never stalls traffic.
-                if reason == FetchReason::RefreshAhead {
-                    if let Some(lease) = tokens.still_valid(now) {
-                        return Ok(lease);
-                    }
-                }
-                self.inner.fetch_gate.lock().await
-            }
+            Err(_) => match core.while_gate_busy(&pending) {
+                Some(lease) => return Ok(lease),
+                None => self.inner.fetch_gate.lock().await,
+            },
         };
         // Re-check: whoever held the gate before us may have stored a token.
-        let reason = match tokens.decide(self.inner.clock.now()) {
-            TokenDecision::Use(lease) => return Ok(lease),
-            TokenDecision::Fetch(reason) => reason,
+        let pending = match core.lease() {
+            Ok(lease) => return Ok(lease),
+            Err(pending) => pending,
         };
-        let op = PostToken::server(self.inner.api_key.clone());
-        let fetch = || async {
-            let requested_at = self.inner.clock.now();
-            match self.run_unauthenticated(&op).await {
-                Ok(token) => Ok((token, requested_at)),
-                Err(e) => Err(Failure::Retryable(e)),
-            }
-        };
-        // A refresh ahead of expiry is tried once: if it fails, the still-valid token is served
-        // at once rather than after a series of backoffs.
-        let fetched = if reason == FetchReason::RefreshAhead {
-            fetch().await.map_err(|f| match f {
-                Failure::Retryable(e) | Failure::Final(e) => e,
+        let op = core.server_token_request();
+        let fetched = self
+            .retrying(core.token_retrying(&pending), || async {
+                let requested_at = core.clock().now();
+                self.run_unauthenticated(&op)
+                    .await
+                    .map(|token| (token, requested_at))
+                    .map_err(Failure::Retryable)
             })
-        } else {
-            self.retrying(true, fetch).await
-        };
-        match fetched {
-            Ok((token, requested_at)) => Ok(tokens.fetched(&token, requested_at, fastrand::f64())),
-            Err(e) => tokens.fetch_failed(e, self.inner.clock.now()),
-        }
+            .await;
+        core.token_fetched(fetched)
     }
 }
 
 impl fmt::Debug for AsyncExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncExecutor")
-            .field("base_url", &self.inner.base_url.as_str())
-            .field("api_key", &self.inner.api_key)
-            .field("tokens", &self.inner.tokens)
-            .field("transport", &self.inner.transport)
-            .field("clock", &self.inner.clock)
-            .field("retry", &self.inner.retry)
-            .finish()
+        self.inner
+            .core
+            .fmt_executor(f, "AsyncExecutor", &self.inner.transport)
     }
 }

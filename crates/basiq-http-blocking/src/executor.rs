@@ -4,13 +4,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
-use basiq_core::auth::{ExecutorConfig, RetryState, TokenState};
+use basiq_core::auth::ExecutorConfig;
 use basiq_core::clock::Clock;
 use basiq_core::error::Error;
+use basiq_core::executor::{AuthStep, ExecutorCore, Failure, RetryStep, Retrying};
 use basiq_core::id::UserId;
 use basiq_core::operation::{Authentication, Operation};
-use basiq_core::secret::{AccessToken, ApiKey};
-use basiq_core::token::{FetchReason, PostToken, TokenDecision, TokenLease, TokenScope};
+use basiq_core::secret::AccessToken;
+use basiq_core::token::TokenLease;
 use basiq_core::transport::{BlockingTransport, HttpRequest, HttpResponse};
 use url::Url;
 
@@ -41,22 +42,12 @@ pub struct BlockingExecutor {
     sleep: Sleep,
 }
 
+/// The shared, IO-free part ([`ExecutorCore`]: token state, retry budget, decisions) plus what
+/// only this executor has: its transport and a `std` fetch gate.
 struct Inner {
+    core: ExecutorCore,
     transport: Arc<dyn BlockingTransport>,
-    base_url: Url,
-    api_key: ApiKey,
-    clock: Arc<dyn Clock>,
-    tokens: TokenState,
-    retry: RetryState,
     fetch_gate: Mutex<()>,
-}
-
-/// How one attempt failed.
-enum Failure {
-    /// The retry policy may repeat the attempt.
-    Retryable(Error),
-    /// Return as is (e.g. getting a token failed, after its own retries).
-    Final(Error),
 }
 
 impl BlockingExecutor {
@@ -66,16 +57,10 @@ impl BlockingExecutor {
         config: ExecutorConfig,
         transport: Arc<dyn BlockingTransport>,
     ) -> Result<Self, Error> {
-        config.validate()?;
-        let now = config.clock.now();
         Ok(Self {
             inner: Arc::new(Inner {
+                core: ExecutorCore::new(config, fastrand::f64)?,
                 transport,
-                tokens: TokenState::new(config.token_policy),
-                retry: RetryState::new(config.retry_policy, now),
-                base_url: config.base_url,
-                api_key: config.api_key,
-                clock: config.clock,
                 fetch_gate: Mutex::new(()),
             }),
             sleep: Arc::new(std::thread::sleep),
@@ -90,7 +75,7 @@ impl BlockingExecutor {
 
     /// The API root requests are built against.
     pub fn base_url(&self) -> &Url {
-        &self.inner.base_url
+        self.inner.core.base_url()
     }
 
     /// Waits `duration` with the executor's [`Sleep`] (`std::thread::sleep` unless replaced with
@@ -103,7 +88,7 @@ impl BlockingExecutor {
     /// The clock the executor reads `now` from (token lifetimes, retry budget); higher layers use
     /// the same one so the whole client agrees on the time.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.inner.clock
+        self.inner.core.clock()
     }
 
     /// Runs one operation. Every error carries the operation's ids ([`Operation::context`]).
@@ -119,15 +104,13 @@ impl BlockingExecutor {
     /// session, which needs the token's full lifetime ahead of it; such calls are rare, and a
     /// per-user cache would grow with the user base. The server token cache is not touched.
     pub fn client_token(&self, user_id: UserId) -> Result<AccessToken, Error> {
-        let op = PostToken::new(
-            self.inner.api_key.clone(),
-            TokenScope::ClientAccess { user_id },
-        );
+        let op = self.inner.core.client_token_request(user_id);
         self.execute(op).map(|t| t.access_token)
     }
 
     fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
-        self.retrying(op.is_idempotent(), || {
+        let retrying = self.inner.core.retrying(op.is_idempotent());
+        self.retrying(retrying, || {
             if op.authentication() == Authentication::None {
                 self.run_unauthenticated(op).map_err(Failure::Retryable)
             } else {
@@ -136,58 +119,41 @@ impl BlockingExecutor {
         })
     }
 
-    /// Repeats `attempt` while the retry policy says so (never when `idempotent` is false).
+    /// Repeats `attempt`, sleeping in between, for as long as `retrying` says so.
     fn retrying<T>(
         &self,
-        idempotent: bool,
+        mut retrying: Retrying<'_>,
         mut attempt: impl FnMut() -> Result<T, Failure>,
     ) -> Result<T, Error> {
-        let mut number = 1;
         loop {
-            let error = match attempt() {
-                Ok(value) => return Ok(value),
-                Err(Failure::Final(e)) => return Err(e),
-                Err(Failure::Retryable(e)) => e,
-            };
-            let now = self.inner.clock.now();
-            match self
-                .inner
-                .retry
-                .next_delay(number, &error, idempotent, fastrand::f64(), now)
-            {
-                Some(delay) => {
-                    (self.sleep)(delay);
-                    number += 1;
-                }
-                None => return Err(error),
+            match retrying.step(attempt()) {
+                RetryStep::Done(result) => return result,
+                RetryStep::Sleep(delay) => (self.sleep)(delay),
             }
         }
     }
 
     /// One authenticated attempt, including the single re-authentication.
     fn attempt<O: Operation>(&self, op: &O) -> Result<O::Output, Failure> {
+        let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
-        let request = op.request(&self.inner.base_url).map_err(Failure::Final)?;
+        let request = core.request(op).map_err(Failure::Final)?;
         let lease = self.lease().map_err(Failure::Final)?;
-        match self.send_with(request, &lease, op) {
-            Err(e) if e.is_expired_token() => {
-                let was_cached = self.inner.tokens.reject(&lease);
-                tracing::debug!(
-                    refetch = was_cached,
-                    "Basiq rejected the server token as expired; re-authenticating once"
-                );
+        let answer = self.send_with(request, &lease, op);
+        match core.answered(&lease, answer) {
+            AuthStep::Done(result) => result,
+            AuthStep::Reauthenticate => {
                 let lease = self.lease().map_err(Failure::Final)?;
-                let request = op.request(&self.inner.base_url).map_err(Failure::Final)?;
+                let request = core.request(op).map_err(Failure::Final)?;
                 self.send_with(request, &lease, op)
                     .map_err(Failure::Retryable)
             }
-            other => other.map_err(Failure::Retryable),
         }
     }
 
     /// Operations that carry their own credentials (`POST /token`).
     fn run_unauthenticated<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
-        let request = op.request(&self.inner.base_url)?;
+        let request = self.inner.core.request(op)?;
         op.parse(self.send(request)?)
     }
 
@@ -207,67 +173,44 @@ impl BlockingExecutor {
 
     /// The server token to use now, fetching it (single flight) when the cache says so.
     fn lease(&self) -> Result<TokenLease, Error> {
-        let tokens = &self.inner.tokens;
-        let now = self.inner.clock.now();
-        let reason = match tokens.decide(now) {
-            TokenDecision::Use(lease) => return Ok(lease),
-            TokenDecision::Fetch(reason) => reason,
+        let core = &self.inner.core;
+        let pending = match core.lease() {
+            Ok(lease) => return Ok(lease),
+            Err(pending) => pending,
         };
         // A poisoned gate only means a fetching thread panicked; the gate guards no data.
         let _gate = match self.inner.fetch_gate.try_lock() {
             Ok(gate) => gate,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                // Someone is fetching. Ahead of expiry the current token is still good: use it
-                // rather than wait for the refresh, so a refresh never stalls traffic.
-                if reason == FetchReason::RefreshAhead {
-                    if let Some(lease) = tokens.still_valid(now) {
-                        return Ok(lease);
-                    }
-                }
-                self.inner
+            Err(TryLockError::WouldBlock) => match core.while_gate_busy(&pending) {
+                Some(lease) => return Ok(lease),
+                None => self
+                    .inner
                     .fetch_gate
                     .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-            }
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            },
         };
         // Re-check: whoever held the gate before us may have stored a token.
-        let reason = match tokens.decide(self.inner.clock.now()) {
-            TokenDecision::Use(lease) => return Ok(lease),
-            TokenDecision::Fetch(reason) => reason,
+        let pending = match core.lease() {
+            Ok(lease) => return Ok(lease),
+            Err(pending) => pending,
         };
-        let op = PostToken::server(self.inner.api_key.clone());
-        let fetch = || {
-            let requested_at = self.inner.clock.now();
+        let op = core.server_token_request();
+        let fetched = self.retrying(core.token_retrying(&pending), || {
+            let requested_at = core.clock().now();
             self.run_unauthenticated(&op)
                 .map(|token| (token, requested_at))
                 .map_err(Failure::Retryable)
-        };
-        // A refresh ahead of expiry is tried once: if it fails, the still-valid token is served
-        // at once rather than after a series of backoffs.
-        let fetched = if reason == FetchReason::RefreshAhead {
-            fetch().map_err(|f| match f {
-                Failure::Retryable(e) | Failure::Final(e) => e,
-            })
-        } else {
-            self.retrying(true, fetch)
-        };
-        match fetched {
-            Ok((token, requested_at)) => Ok(tokens.fetched(&token, requested_at, fastrand::f64())),
-            Err(e) => tokens.fetch_failed(e, self.inner.clock.now()),
-        }
+        });
+        core.token_fetched(fetched)
     }
 }
 
 impl fmt::Debug for BlockingExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlockingExecutor")
-            .field("base_url", &self.inner.base_url.as_str())
-            .field("api_key", &self.inner.api_key)
-            .field("tokens", &self.inner.tokens)
-            .field("transport", &self.inner.transport)
-            .field("clock", &self.inner.clock)
-            .field("retry", &self.inner.retry)
-            .finish()
+        self.inner
+            .core
+            .fmt_executor(f, "BlockingExecutor", &self.inner.transport)
     }
 }

@@ -1,0 +1,361 @@
+//! The run loop both executors share, without IO (in the spirit of rustls and quinn-proto).
+//!
+//! An executor sends requests and waits; everything it *decides* lives here: whether to retry
+//! and after how long ([`Retrying`]), whether an answer means "re-authenticate once"
+//! ([`ExecutorCore::answered`]), whether the cached token can be used or who fetches a new one
+//! ([`ExecutorCore::lease`], [`ExecutorCore::while_gate_busy`]), and what to store afterwards
+//! ([`ExecutorCore::token_fetched`]). The async and the blocking executor drive these steps with
+//! their own sleep, fetch gate and transport, so the two cannot drift apart.
+//!
+//! A driver's loop, in outline (the blocking flavour; the async one adds `.await`):
+//!
+//! ```text
+//! let mut retrying = core.retrying(op.is_idempotent());
+//! loop {
+//!     match retrying.step(attempt()) {          // attempt() -> Result<T, Failure>
+//!         RetryStep::Done(result) => return result,
+//!         RetryStep::Sleep(delay) => sleep(delay),
+//!     }
+//! }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::auth::{ExecutorConfig, RetryState, TokenState};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::id::UserId;
+use crate::operation::Operation;
+use crate::secret::ApiKey;
+use crate::token::{FetchReason, PostToken, TokenDecision, TokenLease, TokenResponse, TokenScope};
+use crate::transport::HttpRequest;
+
+/// How one attempt failed, as an executor reports it to [`Retrying::step`].
+#[derive(Debug)]
+pub enum Failure {
+    /// The retry policy may repeat the attempt.
+    Retryable(Error),
+    /// Return as is (e.g. the request could not be built, or getting a token failed after its own
+    /// retries).
+    Final(Error),
+}
+
+/// What an executor does next after an attempt (see [`Retrying::step`]).
+#[derive(Debug)]
+pub enum RetryStep<T> {
+    /// Wait this long, then run the attempt again.
+    Sleep(Duration),
+    /// Stop and return this.
+    Done(Result<T, Error>),
+}
+
+/// What an executor does after an authenticated request was answered (see
+/// [`ExecutorCore::answered`]).
+#[derive(Debug)]
+pub enum AuthStep<T> {
+    /// The attempt is over with this result.
+    Done(Result<T, Failure>),
+    /// Basiq rejected the token as expired: get a lease again, rebuild the request and send it
+    /// once more; that second answer is final for this attempt ([`Failure::Retryable`] on error).
+    Reauthenticate,
+}
+
+/// The server token is not usable as cached: someone has to fetch one (see
+/// [`ExecutorCore::lease`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PendingFetch {
+    reason: FetchReason,
+    decided_at: OffsetDateTime,
+}
+
+impl PendingFetch {
+    /// Why a fetch is needed.
+    pub fn reason(&self) -> FetchReason {
+        self.reason
+    }
+}
+
+/// The retry loop of one operation (or one `/token` fetch) as a state machine: feed it each
+/// attempt's result, and it says [`RetryStep::Sleep`] or [`RetryStep::Done`].
+///
+/// Non-idempotent operations are never repeated; idempotent ones follow the executor's
+/// [`RetryPolicy`](crate::retry::RetryPolicy) and client-wide budget.
+pub struct Retrying<'a> {
+    retry: &'a RetryState,
+    clock: &'a dyn Clock,
+    jitter: fn() -> f64,
+    idempotent: bool,
+    /// Tried once, without consulting the policy (a refresh ahead of expiry).
+    once: bool,
+    number: u32,
+}
+
+impl Retrying<'_> {
+    /// After an attempt returned `result`: stop, or wait and repeat. The clock is read (and
+    /// jitter drawn) only when a retryable failure is considered for a retry.
+    pub fn step<T>(&mut self, result: Result<T, Failure>) -> RetryStep<T> {
+        let error = match result {
+            Ok(value) => return RetryStep::Done(Ok(value)),
+            Err(Failure::Final(e)) => return RetryStep::Done(Err(e)),
+            Err(Failure::Retryable(e)) if self.once => return RetryStep::Done(Err(e)),
+            Err(Failure::Retryable(e)) => e,
+        };
+        let now = self.clock.now();
+        match self
+            .retry
+            .next_delay(self.number, &error, self.idempotent, (self.jitter)(), now)
+        {
+            Some(delay) => {
+                self.number += 1;
+                RetryStep::Sleep(delay)
+            }
+            None => RetryStep::Done(Err(error)),
+        }
+    }
+}
+
+impl fmt::Debug for Retrying<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retrying")
+            .field("idempotent", &self.idempotent)
+            .field("once", &self.once)
+            .field("attempt", &self.number)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything an executor holds except its transport, sleep and fetch gate: where and as whom it
+/// talks to Basiq, its clock, the shared server-token state and the retry budget. Built from an
+/// [`ExecutorConfig`]; the executors keep one behind an `Arc` so clones share it.
+pub struct ExecutorCore {
+    base_url: Url,
+    api_key: ApiKey,
+    clock: Arc<dyn Clock>,
+    tokens: TokenState,
+    retry: RetryState,
+    jitter: fn() -> f64,
+}
+
+impl ExecutorCore {
+    /// A core from `config`, validated (non-empty key, usable base URL) so mistakes surface as
+    /// [`Error::Config`] here rather than on the first call. `jitter` returns values in `[0, 1]`
+    /// (the executor's random source: token refresh spread, retry backoff).
+    pub fn new(config: ExecutorConfig, jitter: fn() -> f64) -> Result<Self, Error> {
+        config.validate()?;
+        let now = config.clock.now();
+        Ok(Self {
+            tokens: TokenState::new(config.token_policy),
+            retry: RetryState::new(config.retry_policy, now),
+            base_url: config.base_url,
+            api_key: config.api_key,
+            clock: config.clock,
+            jitter,
+        })
+    }
+
+    /// The API root requests are built against.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// The clock `now` is read from.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Builds `op`'s request against the base URL.
+    pub fn request<O: Operation>(&self, op: &O) -> Result<HttpRequest, Error> {
+        op.request(&self.base_url)
+    }
+
+    /// The `POST /token` operation for the server token.
+    pub fn server_token_request(&self) -> PostToken {
+        PostToken::server(self.api_key.clone())
+    }
+
+    /// The `POST /token` operation for a `CLIENT_ACCESS` token bound to `user_id` (never cached).
+    pub fn client_token_request(&self, user_id: UserId) -> PostToken {
+        PostToken::new(self.api_key.clone(), TokenScope::ClientAccess { user_id })
+    }
+
+    /// A retry loop for an operation; a non-idempotent one is never repeated.
+    pub fn retrying(&self, idempotent: bool) -> Retrying<'_> {
+        Retrying {
+            retry: &self.retry,
+            clock: self.clock.as_ref(),
+            jitter: self.jitter,
+            idempotent,
+            once: false,
+            number: 1,
+        }
+    }
+
+    /// The retry loop for fetching the server token: a refresh ahead of expiry is tried once (if
+    /// it fails, the still-valid token is served at once rather than after a series of backoffs);
+    /// any other fetch is retried like an idempotent request.
+    pub fn token_retrying(&self, pending: &PendingFetch) -> Retrying<'_> {
+        Retrying {
+            once: pending.reason == FetchReason::RefreshAhead,
+            ..self.retrying(true)
+        }
+    }
+
+    /// The server token to use now, or a [`PendingFetch`]. A driver that gets `Err` takes its
+    /// fetch gate (consulting [`while_gate_busy`](Self::while_gate_busy) if it is held), then
+    /// asks `lease` *again* — whoever held the gate may have stored a token — and only then
+    /// fetches.
+    pub fn lease(&self) -> Result<TokenLease, PendingFetch> {
+        let now = self.clock.now();
+        match self.tokens.decide(now) {
+            TokenDecision::Use(lease) => Ok(lease),
+            TokenDecision::Fetch(reason) => Err(PendingFetch {
+                reason,
+                decided_at: now,
+            }),
+        }
+    }
+
+    /// Someone else holds the fetch gate. Ahead of expiry the current token is still good: use
+    /// it rather than wait for the refresh, so a refresh never stalls traffic. `None`: wait for
+    /// the gate.
+    pub fn while_gate_busy(&self, pending: &PendingFetch) -> Option<TokenLease> {
+        if pending.reason == FetchReason::RefreshAhead {
+            self.tokens.still_valid(pending.decided_at)
+        } else {
+            None
+        }
+    }
+
+    /// Reports a `/token` fetch: the response and when its request was sent, or the error. A
+    /// failed refresh ahead of expiry still yields the valid cached token (see
+    /// [`TokenState::fetch_failed`]).
+    pub fn token_fetched(
+        &self,
+        fetched: Result<(TokenResponse, OffsetDateTime), Error>,
+    ) -> Result<TokenLease, Error> {
+        match fetched {
+            Ok((token, requested_at)) => {
+                Ok(self.tokens.fetched(&token, requested_at, (self.jitter)()))
+            }
+            Err(e) => self.tokens.fetch_failed(e, self.clock.now()),
+        }
+    }
+
+    /// An authenticated request sent with `lease` was answered with `result` (the first time in
+    /// this attempt). An expired-token answer rejects that lease — the cache drops it only if it
+    /// is still the cached token — and asks for one re-authentication; Basiq refused the request
+    /// before acting on it, so this is safe even for a non-idempotent operation.
+    pub fn answered<T>(&self, lease: &TokenLease, result: Result<T, Error>) -> AuthStep<T> {
+        match result {
+            Err(e) if e.is_expired_token() => {
+                let was_cached = self.tokens.reject(lease);
+                tracing::debug!(
+                    refetch = was_cached,
+                    "Basiq rejected the server token as expired; re-authenticating once"
+                );
+                AuthStep::Reauthenticate
+            }
+            other => AuthStep::Done(other.map_err(Failure::Retryable)),
+        }
+    }
+
+    /// Formats an executor named `name` over `transport`: base URL, key and token state
+    /// (redacted), transport, clock and retry policy.
+    pub fn fmt_executor(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        name: &str,
+        transport: &dyn fmt::Debug,
+    ) -> fmt::Result {
+        f.debug_struct(name)
+            .field("base_url", &self.base_url.as_str())
+            .field("api_key", &self.api_key)
+            .field("tokens", &self.tokens)
+            .field("transport", transport)
+            .field("clock", &self.clock)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ExecutorCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorCore")
+            .field("base_url", &self.base_url.as_str())
+            .field("api_key", &self.api_key)
+            .field("tokens", &self.tokens)
+            .field("clock", &self.clock)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::parse_base_url;
+    use crate::error::{TransportError, TransportErrorKind};
+    use crate::retry::RetryPolicy;
+
+    fn core(policy: RetryPolicy) -> ExecutorCore {
+        let config = ExecutorConfig::new(
+            parse_base_url("http://127.0.0.1:1").unwrap(),
+            ApiKey::new("k"),
+        )
+        .with_retry_policy(policy);
+        ExecutorCore::new(config, || 0.5).unwrap()
+    }
+
+    fn connect_error() -> Error {
+        Error::transport(TransportError::new(TransportErrorKind::Connect, "refused"))
+    }
+
+    #[test]
+    fn retrying_sleeps_for_idempotent_and_stops_otherwise() {
+        let core = core(RetryPolicy::default());
+        let mut idempotent = core.retrying(true);
+        assert!(matches!(
+            idempotent.step::<()>(Err(Failure::Retryable(connect_error()))),
+            RetryStep::Sleep(_)
+        ));
+        assert!(matches!(
+            idempotent.step::<()>(Err(Failure::Final(connect_error()))),
+            RetryStep::Done(Err(_))
+        ));
+        assert!(matches!(idempotent.step(Ok(1)), RetryStep::Done(Ok(1))));
+        let mut not_idempotent = core.retrying(false);
+        assert!(matches!(
+            not_idempotent.step::<()>(Err(Failure::Retryable(connect_error()))),
+            RetryStep::Done(Err(_))
+        ));
+    }
+
+    #[test]
+    fn a_missing_token_is_fetched_with_retries() {
+        let core = core(RetryPolicy::default());
+        let pending = core.lease().unwrap_err();
+        assert_eq!(pending.reason(), FetchReason::Missing);
+        assert!(core.while_gate_busy(&pending).is_none());
+        assert!(matches!(
+            core.token_retrying(&pending)
+                .step::<()>(Err(Failure::Retryable(connect_error()))),
+            RetryStep::Sleep(_)
+        ));
+        assert!(core.token_fetched(Err(connect_error())).is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let config = ExecutorConfig::new(
+            parse_base_url("http://127.0.0.1:1").unwrap(),
+            ApiKey::new("super-secret-key"),
+        );
+        let core = ExecutorCore::new(config, || 0.5).unwrap();
+        assert!(!format!("{core:?}").contains("super-secret-key"));
+    }
+}

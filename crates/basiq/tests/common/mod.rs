@@ -24,6 +24,30 @@ pub fn token_requests(server: &MockServer) -> u64 {
     server.stats().token_requests
 }
 
+/// An async client builder aimed at the emulator (its URL and API key).
+pub fn async_builder(server: &MockServer) -> basiq::ClientBuilder {
+    basiq::Client::builder()
+        .api_key(server.api_key())
+        .base_url(server.url())
+}
+
+/// A blocking client builder aimed at the emulator (its URL and API key).
+pub fn blocking_builder(server: &MockServer) -> basiq::blocking::ClientBuilder {
+    basiq::blocking::Client::builder()
+        .api_key(server.api_key())
+        .base_url(server.url())
+}
+
+/// An async client of the emulator with the default settings.
+pub fn async_client(server: &MockServer) -> basiq::Client {
+    async_builder(server).build().unwrap()
+}
+
+/// A blocking client of the emulator with the default settings.
+pub fn blocking_client(server: &MockServer) -> basiq::blocking::Client {
+    blocking_builder(server).build().unwrap()
+}
+
 use basiq::error::Error;
 use basiq::operation::{self, Authentication, Operation};
 use basiq::transport::{HttpRequest, HttpResponse};

@@ -1,6 +1,5 @@
 //! The async client, `basiq::Client`.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use basiq_http_async::{AsyncExecutor, ReqwestTransport};
 
 use crate::flows::Policies;
 use crate::resources::resources;
-use crate::settings::{builder_methods, Settings};
+use crate::settings::{builder_methods, client_builder};
 
 /// The async Basiq client.
 ///
@@ -103,25 +102,10 @@ macro_rules! traced {
 
 resources!(client = Client, [async], [.await], traced = traced);
 
-/// How the client waits: between retries and between polls of a job.
-type SleepFn = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
-
-/// Builds a [`Client`]. `Debug` never shows the API key.
-#[derive(Clone, Default)]
-pub struct ClientBuilder {
-    settings: Settings,
-    transport: Option<Arc<dyn AsyncTransport>>,
-    sleep: Option<SleepFn>,
-}
-
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("settings", &self.settings)
-            .field("transport", &self.transport)
-            .field("sleep", &self.sleep.as_ref().map(|_| "custom"))
-            .finish()
-    }
+client_builder! {
+    /// Builds a [`Client`]. `Debug` never shows the API key.
+    transport: dyn AsyncTransport,
+    sleep: dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync,
 }
 
 impl ClientBuilder {
@@ -160,15 +144,12 @@ impl ClientBuilder {
     /// Builds the client. Fails with [`Error::Config`] when the API key is missing or empty or
     /// the base URL is not an http(s) URL — before any request is made.
     pub fn build(self) -> Result<Client, Error> {
-        let config = self.settings.config()?;
-        let transport: Arc<dyn AsyncTransport> = match self.transport {
-            Some(transport) => transport,
-            None => Arc::new(ReqwestTransport::with_timeouts(
-                self.settings.connect_timeout,
-                self.settings.timeout,
-            )?),
-        };
-        let policies = self.settings.policies()?;
+        let (config, transport, policies) = self.settings.assemble(
+            self.transport,
+            |connect, request| -> Result<Arc<dyn AsyncTransport>, Error> {
+                Ok(Arc::new(ReqwestTransport::with_timeouts(connect, request)?))
+            },
+        )?;
         let mut executor = AsyncExecutor::new(config, transport)?;
         if let Some(sleep) = self.sleep {
             executor = executor.with_sleep(move |d| sleep(d));

@@ -4,7 +4,6 @@
 //! a thread owned by an async host without panicking. Same resources and semantics as the async
 //! [`Client`](crate::Client) — single-flight token, one re-authentication, ids on every error.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ pub use basiq_http_blocking::{BlockingExecutor, UreqTransport};
 
 use crate::flows::Policies;
 use crate::resources::resources;
-use crate::settings::{builder_methods, Settings};
+use crate::settings::{builder_methods, client_builder};
 
 /// The blocking Basiq client.
 ///
@@ -118,25 +117,10 @@ impl Iterator for TransactionPager<'_> {
 
 impl std::iter::FusedIterator for TransactionPager<'_> {}
 
-/// How the client waits: between retries and between polls of a job.
-type SleepFn = Arc<dyn Fn(Duration) + Send + Sync>;
-
-/// Builds a blocking [`Client`]. `Debug` never shows the API key.
-#[derive(Clone, Default)]
-pub struct ClientBuilder {
-    settings: Settings,
-    transport: Option<Arc<dyn BlockingTransport>>,
-    sleep: Option<SleepFn>,
-}
-
-impl fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("settings", &self.settings)
-            .field("transport", &self.transport)
-            .field("sleep", &self.sleep.as_ref().map(|_| "custom"))
-            .finish()
-    }
+client_builder! {
+    /// Builds a blocking [`Client`]. `Debug` never shows the API key.
+    transport: dyn BlockingTransport,
+    sleep: dyn Fn(Duration) + Send + Sync,
 }
 
 impl ClientBuilder {
@@ -169,15 +153,12 @@ impl ClientBuilder {
     /// Builds the client. Fails with [`Error::Config`] when the API key is missing or empty or
     /// the base URL is not an http(s) URL — before any request is made.
     pub fn build(self) -> Result<Client, Error> {
-        let config = self.settings.config()?;
-        let transport: Arc<dyn BlockingTransport> = match self.transport {
-            Some(transport) => transport,
-            None => Arc::new(UreqTransport::with_timeouts(
-                self.settings.connect_timeout,
-                self.settings.timeout,
-            )),
-        };
-        let policies = self.settings.policies()?;
+        let (config, transport, policies) = self.settings.assemble(
+            self.transport,
+            |connect, request| -> Result<Arc<dyn BlockingTransport>, Error> {
+                Ok(Arc::new(UreqTransport::with_timeouts(connect, request)))
+            },
+        )?;
         let mut executor = BlockingExecutor::new(config, transport)?;
         if let Some(sleep) = self.sleep {
             executor = executor.with_sleep(move |d| sleep(d));

@@ -18,7 +18,11 @@ use crate::flows::{Policies, SharedRefreshLedger, DEFAULT_MAX_REFRESHES_PER_MINU
 
 /// Default connect timeout of the built-in transports.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default whole-request timeout of the built-in transports.
+/// Default request timeout of the built-in transports (see the builders' `timeout`). The async
+/// client's `ReqwestTransport` applies it to the whole request, from connecting until the response
+/// body has been read; the blocking client's `UreqTransport` applies it to each phase separately —
+/// sending the request head, waiting for the response head, reading the response body — so a
+/// blocking call may take up to the connect timeout plus three times this.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
@@ -88,6 +92,23 @@ impl Settings {
         Ok(config)
     }
 
+    /// What a client builder's `build` needs, in this order of checks: the executor's
+    /// configuration, the transport (the host's `custom` one, or `default(connect_timeout,
+    /// timeout)`), and the facade's policies.
+    pub(crate) fn assemble<T: ?Sized>(
+        &self,
+        custom: Option<Arc<T>>,
+        default: impl FnOnce(Duration, Duration) -> Result<Arc<T>, Error>,
+    ) -> Result<(ExecutorConfig, Arc<T>, Policies), Error> {
+        let config = self.config()?;
+        let transport = match custom {
+            Some(transport) => transport,
+            None => default(self.connect_timeout, self.timeout)?,
+        };
+        let policies = self.policies()?;
+        Ok((config, transport, policies))
+    }
+
     /// The facade's policies; a bad consent URL is an [`Error::Config`] at build time.
     pub(crate) fn policies(&self) -> Result<Policies, Error> {
         let consent_base = match &self.consent_base_url {
@@ -117,6 +138,32 @@ impl Settings {
         })
     }
 }
+
+/// The `ClientBuilder` struct of a client and its `Debug` (never the API key), given the client's
+/// transport trait and sleep function types.
+macro_rules! client_builder {
+    ($(#[$meta:meta])* transport: $transport:ty, sleep: $sleep:ty $(,)?) => {
+        $(#[$meta])*
+        #[derive(Clone, Default)]
+        pub struct ClientBuilder {
+            settings: $crate::settings::Settings,
+            transport: Option<std::sync::Arc<$transport>>,
+            sleep: Option<std::sync::Arc<$sleep>>,
+        }
+
+        impl std::fmt::Debug for ClientBuilder {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("ClientBuilder")
+                    .field("settings", &self.settings)
+                    .field("transport", &self.transport)
+                    .field("sleep", &self.sleep.as_ref().map(|_| "custom"))
+                    .finish()
+            }
+        }
+    };
+}
+
+pub(crate) use client_builder;
 
 /// Builder methods shared by both client builders (the only difference is the transport type).
 macro_rules! builder_methods {
@@ -197,7 +244,11 @@ macro_rules! builder_methods {
             self
         }
 
-        /// Whole-request timeout of the built-in transport (ignored with a custom transport).
+        /// Request timeout of the built-in transport (ignored with a custom transport); default
+        /// [`DEFAULT_REQUEST_TIMEOUT`]($crate::DEFAULT_REQUEST_TIMEOUT). The async client
+        /// (reqwest) bounds the whole request with it, from connecting until the response body
+        /// has been read; the blocking client (ureq) bounds each phase with it separately —
+        /// sending the request head, waiting for the response head, reading the response body.
         pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
             self.settings.timeout = timeout;
             self

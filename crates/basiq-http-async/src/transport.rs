@@ -8,8 +8,10 @@ use basiq_core::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse
 
 /// How long establishing a connection (TCP + TLS) may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a whole request (send, wait, read the body) may take by default. Basiq's slowest
-/// documented calls (report creation, large transaction pages) answer well within this.
+/// How long a whole request may take by default: reqwest's total timeout, from starting to
+/// connect until the response body has been read (the connect timeout applies within it).
+/// Basiq's slowest documented calls (report creation, large transaction pages) answer well within
+/// this.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest response body read. Basiq's biggest pages (500 transactions) are a few MB; the cap
 /// only stops a broken or hostile server from exhausting memory.
@@ -43,6 +45,10 @@ impl ReqwestTransport {
     }
 
     /// A transport with the given connect and whole-request timeouts.
+    ///
+    /// `connect` bounds connection setup (TCP and TLS); `request` is reqwest's total timeout for
+    /// the whole exchange, from starting to connect until the response body has been read, so a
+    /// call fails with a timeout after at most `request`.
     pub fn with_timeouts(connect: Duration, request: Duration) -> Result<Self, Error> {
         reqwest::Client::builder()
             .user_agent(USER_AGENT)

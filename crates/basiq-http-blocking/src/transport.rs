@@ -9,8 +9,9 @@ use basiq_core::transport::{BlockingTransport, HttpRequest, HttpResponse, USER_A
 
 /// How long establishing a connection (TCP + TLS) may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long each phase of a request (sending it, waiting for the answer, reading the body) may
-/// take by default.
+/// How long each phase of a request may take by default: sending the request line and headers,
+/// waiting for the response head, and reading the response body each get this much on their own
+/// (see [`UreqTransport::with_timeouts`]); it is not a bound on the whole request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest response body read. Basiq's biggest pages are a few MB; the cap only stops a broken
 /// or hostile server from exhausting memory.
@@ -35,8 +36,13 @@ impl UreqTransport {
 
     /// A transport with the given connect timeout and per-phase request timeout.
     ///
-    /// The request timeout bounds each phase — sending, waiting for the response head, reading
-    /// the body — rather than using ureq's `timeout_global`/`timeout_per_call`: measured with
+    /// `connect` bounds connection setup (TCP and TLS). `request` bounds each of three phases
+    /// separately — sending the request line and headers, waiting for the response head, reading
+    /// the response body — so one call can take up to `connect + 3 × request` before it fails
+    /// with a timeout. DNS resolution and sending the request body keep ureq's defaults (no
+    /// separate limit; Basiq's request bodies are small).
+    ///
+    /// Per-phase timeouts are used rather than ureq's `timeout_global`/`timeout_per_call`: measured with
     /// `cargo bench -p basiq --bench overhead`, those made every call on a pooled connection
     /// several times slower (hundreds of µs on loopback), while per-phase timeouts cost nothing
     /// and still stop a stalled server.
@@ -63,22 +69,23 @@ impl UreqTransport {
         let (parts, body) = request.into_parts();
         // An empty body is sent as *no* body, so a GET or DELETE carries no `Content-Length: 0`.
         if body.is_empty() {
-            let request = http::Request::from_parts(parts, ());
-            let request = self
-                .agent
-                .configure_request(request)
-                .http_status_as_error(false)
-                .build();
-            self.agent.run(request)
+            self.run_with_body(http::Request::from_parts(parts, ()))
         } else {
-            let request = http::Request::from_parts(parts, body);
-            let request = self
-                .agent
-                .configure_request(request)
-                .http_status_as_error(false)
-                .build();
-            self.agent.run(request)
+            self.run_with_body(http::Request::from_parts(parts, body))
         }
+    }
+
+    /// Sends `request` with `http_status_as_error(false)`, also on a host-supplied agent.
+    fn run_with_body(
+        &self,
+        request: http::Request<impl ureq::AsSendBody>,
+    ) -> Result<http::Response<ureq::Body>, ureq::Error> {
+        let request = self
+            .agent
+            .configure_request(request)
+            .http_status_as_error(false)
+            .build();
+        self.agent.run(request)
     }
 }
 

@@ -407,14 +407,11 @@ impl TransactionQuery {
         self
     }
 
+    /// The generated operation with this query's parameters; it validates `limit` itself.
     pub(crate) fn operation(&self, user_id: UserId) -> basiq_core::operations::ListTransactions {
         let mut op = basiq_core::operations::ListTransactions::new(user_id);
-        if let Some(filter) = &self.filter {
-            op = op.filter(filter.clone());
-        }
-        if let Some(limit) = self.limit {
-            op = op.limit(limit);
-        }
+        op.filter.clone_from(&self.filter);
+        op.limit = self.limit;
         op
     }
 }

@@ -1,0 +1,370 @@
+//! Test support shared by the executor tests of `basiq-http-async` and `basiq-http-blocking`,
+//! included by both with `#[path = "../../basiq-core/tests/support/fake_transport.rs"]` (not a
+//! test target of basiq-core: Cargo only builds `tests/*.rs`).
+//!
+//! It holds the scripted transport [`Fake`] (each crate implements its own transport trait for
+//! it in a few lines, with [`Fake::record`] and [`Fake::respond`]), Basiq's answers, and
+//! `executor_scenarios!`, which stamps the scenarios that read the same on both executors — the
+//! way `basiq/src/resources.rs` stamps the resource wrappers — given `#[$test]` and the
+//! `[async]` / `[.await]` token groups (empty for the blocking executor). At the call site,
+//! `executor(&fake, &clock)` must build the crate's executor over the fake.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use basiq_core::auth::ExecutorConfig;
+use basiq_core::clock::ManualClock;
+use basiq_core::error::TransportError;
+use basiq_core::id::UserId;
+use basiq_core::models::NewUser;
+use basiq_core::operations::GetUser;
+use basiq_core::secret::ApiKey;
+use basiq_core::transport::{HttpRequest, HttpResponse};
+
+pub const KEY: &str = "a2V5OnNlY3JldA==";
+
+pub fn json(status: u16, body: serde_json::Value) -> HttpResponse {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap())
+        .unwrap()
+}
+
+pub fn api_error(status: u16, code: &str, title: &str) -> HttpResponse {
+    json(
+        status,
+        serde_json::json!({"type": "list", "correlationId": "corr-1",
+            "data": [{"type": "error", "code": code, "title": title, "detail": title}]}),
+    )
+}
+
+/// 403 `access-denied`: Basiq's answer to an expired token.
+pub fn access_denied() -> HttpResponse {
+    api_error(403, "access-denied", "Token has expired")
+}
+
+/// 401 `invalid-authorization-token`: Basiq's answer to a revoked or unknown token.
+pub fn invalid_token() -> HttpResponse {
+    api_error(
+        401,
+        "invalid-authorization-token",
+        "Invalid authorization token.",
+    )
+}
+
+/// `/token` 404: Basiq's answer to a wrong API key.
+pub fn bad_key() -> HttpResponse {
+    api_error(
+        404,
+        "resource-not-found",
+        "Unable to authenticate. Please, check your API key",
+    )
+}
+
+/// 503 `service-unavailable`.
+pub fn unavailable() -> HttpResponse {
+    api_error(
+        503,
+        "service-unavailable",
+        "Service is currently unavailable",
+    )
+}
+
+/// 500 `internal-server-error`.
+pub fn boom() -> HttpResponse {
+    api_error(500, "internal-server-error", "boom")
+}
+
+pub fn user(id: &str) -> HttpResponse {
+    json(
+        200,
+        serde_json::json!({"type": "user", "id": id, "email": "a@b.c"}),
+    )
+}
+
+pub fn token_response(n: usize) -> HttpResponse {
+    json(
+        200,
+        serde_json::json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": 3600}),
+    )
+}
+
+pub type Answer = Result<HttpResponse, TransportError>;
+pub type Handler = dyn Fn(&Fake, &HttpRequest) -> Answer + Send + Sync;
+
+/// A scriptable transport: counts `/token` and API calls, optionally slows `/token` down.
+pub struct Fake {
+    token_calls: AtomicUsize,
+    api_calls: AtomicUsize,
+    pub token_delay: Duration,
+    handler: Box<Handler>,
+    pub seen_auth: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for Fake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fake")
+    }
+}
+
+impl Fake {
+    pub fn new(
+        token_delay: Duration,
+        handler: impl Fn(&Fake, &HttpRequest) -> Answer + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            token_calls: AtomicUsize::new(0),
+            api_calls: AtomicUsize::new(0),
+            token_delay,
+            handler: Box::new(handler),
+            seen_auth: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Issues `tok-1`, `tok-2`, … on `/token` and answers every API call with `api`.
+    pub fn with_api(
+        token_delay: Duration,
+        api: impl Fn(&Fake, &HttpRequest) -> Answer + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Self::new(token_delay, move |fake, request| {
+            if is_token(request) {
+                Ok(token_response(fake.tokens()))
+            } else {
+                api(fake, request)
+            }
+        })
+    }
+
+    /// Answers every API call with `user("u1")` and `/token` with `token`.
+    pub fn with_token(
+        token_delay: Duration,
+        token: impl Fn(&Fake, &HttpRequest) -> Answer + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Self::new(token_delay, move |fake, request| {
+            if is_token(request) {
+                token(fake, request)
+            } else {
+                Ok(user("u1"))
+            }
+        })
+    }
+
+    /// Serves users for any bearer until the returned flag is set; from then on Basiq refuses
+    /// `tok-1` (401 `invalid-authorization-token`), as when a token is revoked.
+    pub fn revoking_tok1(token_delay: Duration) -> (Arc<Self>, Arc<AtomicBool>) {
+        let revoked = Arc::new(AtomicBool::new(false));
+        let flag = revoked.clone();
+        let fake = Self::with_api(token_delay, move |_, request| {
+            if flag.load(Ordering::SeqCst) && bearer(request) == "Bearer tok-1" {
+                Ok(invalid_token())
+            } else {
+                Ok(user("u1"))
+            }
+        });
+        (fake, revoked)
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.token_calls.load(Ordering::SeqCst)
+    }
+
+    pub fn api(&self) -> usize {
+        self.api_calls.load(Ordering::SeqCst)
+    }
+
+    /// The bearer of every API call so far, in order.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen_auth.lock().unwrap().clone()
+    }
+
+    /// Counts `request` (an API call also notes its bearer); true when it is a `/token` call,
+    /// which the transport then delays by `token_delay`.
+    pub fn record(&self, request: &HttpRequest) -> bool {
+        if is_token(request) {
+            self.token_calls.fetch_add(1, Ordering::SeqCst);
+            true
+        } else {
+            self.api_calls.fetch_add(1, Ordering::SeqCst);
+            self.seen_auth.lock().unwrap().push(bearer(request));
+            false
+        }
+    }
+
+    /// The scripted answer to `request`.
+    pub fn respond(&self, request: &HttpRequest) -> Answer {
+        (self.handler)(self, request)
+    }
+}
+
+pub fn is_token(request: &HttpRequest) -> bool {
+    request.uri().path() == "/token"
+}
+
+pub fn bearer(request: &HttpRequest) -> String {
+    request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Tokens `tok-1`, `tok-2`, … ; users answered for any bearer.
+pub fn happy(fake: &Fake, request: &HttpRequest) -> Answer {
+    if is_token(request) {
+        Ok(token_response(fake.tokens()))
+    } else {
+        Ok(user("u1"))
+    }
+}
+
+/// The executor configuration of every test: a dead base URL (the fake answers), [`KEY`], and
+/// the virtual clock.
+pub fn config(clock: &ManualClock) -> ExecutorConfig {
+    ExecutorConfig::new("http://127.0.0.1:9".parse().unwrap(), ApiKey::new(KEY))
+        .with_clock(Arc::new(clock.clone()))
+}
+
+pub fn get_user() -> GetUser {
+    GetUser::new(UserId::new("u1").unwrap())
+}
+
+pub fn new_user() -> NewUser {
+    NewUser {
+        email: Some("a@b.c".into()),
+        ..NewUser::default()
+    }
+}
+
+/// The scenarios that read the same on both executors (see the module docs).
+macro_rules! executor_scenarios {
+    (#[$test:meta], [$($async:tt)*], [$($await:tt)*]) => {
+        #[$test]
+        $($async)* fn expired_token_reauthenticates_once_and_retries() {
+            // `tok-1` is refused as expired; `tok-2` works.
+            let fake = Fake::with_api(Duration::ZERO, |_, request| {
+                if bearer(request) == "Bearer tok-1" {
+                    Ok(access_denied())
+                } else {
+                    Ok(user("u1"))
+                }
+            });
+            let exec = executor(&fake, &ManualClock::starting_now());
+            let user = exec.execute(get_user())$($await)*.unwrap();
+            assert_eq!(user.id.as_str(), "u1");
+            assert_eq!(fake.tokens(), 2);
+            assert_eq!(fake.seen(), vec!["Bearer tok-1", "Bearer tok-2"]);
+        }
+
+        /// A rejection of the fresh token too (403 `access-denied`, 401
+        /// `invalid-authorization-token`) is an error: one re-authentication only.
+        #[$test]
+        $($async)* fn a_second_rejection_is_an_error_not_a_loop() {
+            for rejection in [access_denied, invalid_token] {
+                let fake = Fake::with_api(Duration::ZERO, move |_, _| Ok(rejection()));
+                let exec = executor(&fake, &ManualClock::starting_now());
+                let err = exec.execute(get_user())$($await)*.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Unauthorized);
+                assert_eq!((fake.tokens(), fake.api()), (2, 2));
+            }
+        }
+
+        #[$test]
+        $($async)* fn invalid_api_key_is_not_retried() {
+            let fake = Fake::with_token(Duration::ZERO, |_, _| Ok(bad_key()));
+            let exec = executor(&fake, &ManualClock::starting_now());
+            let err = exec.execute(get_user())$($await)*.unwrap_err();
+            assert!(matches!(err, Error::InvalidApiKey { .. }), "{err:?}");
+            assert_eq!(err.kind(), ErrorKind::InvalidApiKey);
+            assert_eq!((fake.tokens(), fake.api()), (1, 0));
+            // The error names the user the call was about.
+            assert_eq!(
+                err.context()
+                    .and_then(|c| c.user_id.as_ref())
+                    .map(|u| u.as_str()),
+                Some("u1")
+            );
+            assert!(!err.to_string().contains(KEY));
+        }
+
+        #[$test]
+        $($async)* fn invalid_input_fails_before_any_request() {
+            let fake = Fake::new(Duration::ZERO, happy);
+            let exec = executor(&fake, &ManualClock::starting_now());
+            let err = exec
+                .execute(CreateUser::new(Default::default()))
+                $($await)*
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+            assert_eq!((fake.tokens(), fake.api()), (0, 0));
+        }
+
+        #[$test]
+        $($async)* fn errors_carry_the_operation_ids_and_correlation_id() {
+            let fake = Fake::with_api(Duration::ZERO, |_, _| {
+                Ok(api_error(404, "resource-not-found", "Resource not found"))
+            });
+            let exec = executor(&fake, &ManualClock::starting_now());
+            let err = exec.execute(get_user())$($await)*.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotFound);
+            let ctx = err.context().unwrap();
+            assert_eq!(ctx.user_id.as_ref().unwrap().as_str(), "u1");
+            assert_eq!(ctx.correlation_id.as_deref(), Some("corr-1"));
+            let text = err.to_string();
+            assert!(
+                text.contains("userId=u1") && text.contains("resource-not-found"),
+                "{text}"
+            );
+        }
+
+        /// A GET failing below HTTP is retried up to `max_attempts` on one token, and the final
+        /// error still names the user.
+        #[$test]
+        $($async)* fn idempotent_calls_are_retried_per_policy_and_keep_their_ids() {
+            let fake = Fake::with_api(Duration::ZERO, |_, _| {
+                Err(TransportError::new(
+                    TransportErrorKind::Io,
+                    "connection reset",
+                ))
+            });
+            let exec = executor(&fake, &ManualClock::starting_now());
+            let err = exec.execute(get_user())$($await)*.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Transport);
+            assert_eq!(
+                err.context().unwrap().user_id.as_ref().unwrap().as_str(),
+                "u1"
+            );
+            assert!(err.to_string().contains("userId=u1"));
+            let attempts = basiq_core::retry::RetryPolicy::default().max_attempts as usize;
+            assert_eq!(fake.api(), attempts, "a GET is retried up to max_attempts");
+            assert_eq!(fake.tokens(), 1);
+        }
+
+        #[$test]
+        $($async)* fn non_idempotent_calls_are_never_retried() {
+            for failure in [
+                TransportErrorKind::Io,
+                TransportErrorKind::Timeout,
+                TransportErrorKind::Connect,
+            ] {
+                let fake = Fake::with_api(Duration::ZERO, move |_, _| {
+                    Err(TransportError::new(failure, "failed"))
+                });
+                let exec = executor(&fake, &ManualClock::starting_now());
+                let err = exec
+                    .execute(CreateUser::new(new_user()))
+                    $($await)*
+                    .unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Transport);
+                assert_eq!(
+                    fake.api(),
+                    1,
+                    "{failure:?}: POST /users must not be repeated"
+                );
+            }
+        }
+    };
+}

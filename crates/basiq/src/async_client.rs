@@ -63,16 +63,6 @@ impl Client {
         self.executor.client_token(user_id).await
     }
 
-    /// User endpoints.
-    pub fn users(&self) -> Users<'_> {
-        Users::new(self)
-    }
-
-    /// Job endpoints.
-    pub fn jobs(&self) -> Jobs<'_> {
-        Jobs::new(self)
-    }
-
     /// The executor underneath, for hosts that compose their own layers.
     pub fn executor(&self) -> &AsyncExecutor {
         &self.executor

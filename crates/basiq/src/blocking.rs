@@ -66,16 +66,6 @@ impl Client {
         self.executor.client_token(user_id)
     }
 
-    /// User endpoints.
-    pub fn users(&self) -> Users<'_> {
-        Users::new(self)
-    }
-
-    /// Job endpoints.
-    pub fn jobs(&self) -> Jobs<'_> {
-        Jobs::new(self)
-    }
-
     /// The executor underneath.
     pub fn executor(&self) -> &BlockingExecutor {
         &self.executor

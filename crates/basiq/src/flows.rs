@@ -433,9 +433,17 @@ pub(crate) enum PagerState<Op> {
 pub(crate) struct Visited(BTreeSet<String>);
 
 impl Visited {
-    /// Whether `url` is new (and remembers it).
-    pub(crate) fn first_visit(&mut self, url: &Url) -> bool {
-        self.0.insert(url.as_str().to_owned())
+    /// Remembers `url`, or refuses it when it was followed before: a `links.next` chain that
+    /// loops back is an [`Error::InvalidInput`] carrying `context`.
+    pub(crate) fn follow(&mut self, url: &Url, context: &ErrorContext) -> Result<(), Error> {
+        if self.0.insert(url.as_str().to_owned()) {
+            Ok(())
+        } else {
+            Err(Error::invalid_input(format!(
+                "links.next {url} was already followed; refusing to loop"
+            ))
+            .with_context(context))
+        }
     }
 }
 

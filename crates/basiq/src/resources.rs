@@ -3,118 +3,137 @@
 //! Each method validates its ids (so `"../x"` is an [`Error::InvalidId`](crate::Error::InvalidId)
 //! before any request exists), builds one operation and hands it to the client's `execute`. The
 //! macro stamps the same wrappers out for the async client (`async fn … .await`) and the blocking
-//! client (plain `fn`), so no endpoint is written twice and the two clients cannot drift.
+//! client (plain `fn`), so no endpoint is written twice and the two clients cannot drift. Inside
+//! it, the plain wrappers are one line each of [`endpoints!`] (ids to validate, arguments,
+//! output, operation), the wrapper structs come from `resource!`, and both refresh helpers open
+//! their span with `refresh_span!`.
 //!
 //! The wrappers are `Copy` and their methods take `self`, so a future such as
 //! `client.users().get(id)` borrows only the client, not the temporary wrapper: it can be stored,
 //! joined or spawned-with-scope like any other future.
 
+/// Stamps plain endpoint wrappers of a resource, for the client flavour given by the async /
+/// await tokens. Each is `fn name[ids](args) -> Output { optional statements } = operation;`:
+/// every `id: Type` in brackets is converted to its validated [`id`](crate::id) type (so a bad
+/// id is an [`Error::InvalidId`](crate::Error::InvalidId) before any request), the arguments in
+/// parentheses are passed as given, the statements run (e.g. a log line), and the operation is
+/// executed by the client.
+macro_rules! endpoints {
+    ([$($async:tt)*], [$($await:tt)*];) => {};
+    (
+        [$($async:tt)*], [$($await:tt)*];
+        $(#[$meta:meta])*
+        fn $name:ident $([$($id:ident: $id_ty:ident),*])? ($($arg:ident: $arg_ty:ty),*)
+            -> $output:ty
+        $({ $($before:tt)* })?
+        = $op:expr;
+        $($rest:tt)*
+    ) => {
+        $(#[$meta])*
+        pub $($async)* fn $name(
+            self,
+            $($($id: impl TryInto<$crate::id::$id_ty, Error = $crate::id::InvalidId>,)*)?
+            $($arg: $arg_ty,)*
+        ) -> Result<$output, $crate::Error> {
+            $($(let $id = $id.try_into()?;)*)?
+            $($($before)*)?
+            self.client.execute($op)$($await)*
+        }
+
+        $crate::resources::endpoints! { [$($async)*], [$($await)*]; $($rest)* }
+    };
+}
+
+pub(crate) use endpoints;
+
+/// A resource wrapper: a `Copy` handle on the client (see the module docs).
+macro_rules! resource {
+    ($client:ident, $(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name<'a> {
+            client: &'a $client,
+        }
+    };
+}
+
+pub(crate) use resource;
+
+/// The span of a refresh helper: both carry the user, the connection and (recorded once known)
+/// the job, never a token.
+macro_rules! refresh_span {
+    ($name:literal, $user_id:ident, $connection_id:ident) => {
+        ::tracing::info_span!(
+            $name,
+            user_id = %$user_id,
+            connection_id = %$connection_id,
+            job_id = ::tracing::field::Empty,
+        )
+    };
+}
+
+pub(crate) use refresh_span;
+
 macro_rules! resources {
     (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
-        /// User endpoints: `client.users()`.
-        #[derive(Debug, Clone, Copy)]
-        pub struct Users<'a> {
-            client: &'a $client,
+        $crate::resources::resource! {
+            $client,
+            /// User endpoints: `client.users()`.
+            Users
         }
 
         impl<'a> Users<'a> {
-            pub(crate) fn new(client: &'a $client) -> Self {
-                Self { client }
-            }
+            $crate::resources::endpoints! {
+                [$($async)*], [$($await)*];
 
-            /// `POST /users`: creates a user. Basiq requires `email` or `mobile`; a user with
-            /// neither is refused locally ([`Error::InvalidInput`](crate::Error::InvalidInput)).
-            ///
-            /// Not idempotent: never repeated after an ambiguous failure (look the user up instead).
-            pub $($async)* fn create(
-                self,
-                user: $crate::models::NewUser,
-            ) -> Result<$crate::models::User, $crate::Error> {
-                self.client
-                    .execute($crate::operations::CreateUser::new(user))
-                    $($await)*
-            }
+                /// `POST /users`: creates a user. Basiq requires `email` or `mobile`; a user with
+                /// neither is refused locally
+                /// ([`Error::InvalidInput`](crate::Error::InvalidInput)).
+                ///
+                /// Not idempotent: never repeated after an ambiguous failure (look the user up
+                /// instead).
+                fn create(user: $crate::models::NewUser) -> $crate::models::User
+                = $crate::operations::CreateUser::new(user);
 
-            /// `GET /users/{userId}`: retrieves a user.
-            pub $($async)* fn get(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-            ) -> Result<$crate::models::User, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                self.client
-                    .execute($crate::operations::GetUser::new(user_id))
-                    $($await)*
-            }
+                /// `GET /users/{userId}`: retrieves a user.
+                fn get[user_id: UserId]() -> $crate::models::User
+                = $crate::operations::GetUser::new(user_id);
 
-            /// `POST /users/{userId}`: changes the given fields (Basiq updates with POST).
-            pub $($async)* fn update(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                update: $crate::models::UserUpdate,
-            ) -> Result<$crate::models::User, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                self.client
-                    .execute($crate::operations::UpdateUser::new(user_id, update))
-                    $($await)*
-            }
+                /// `POST /users/{userId}`: changes the given fields (Basiq updates with POST).
+                fn update[user_id: UserId](update: $crate::models::UserUpdate)
+                    -> $crate::models::User
+                = $crate::operations::UpdateUser::new(user_id, update);
 
-            /// `DELETE /users/{userId}`: deletes the user and all their data.
-            pub $($async)* fn delete(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-            ) -> Result<(), $crate::Error> {
-                let user_id = user_id.try_into()?;
-                self.client
-                    .execute($crate::operations::DeleteUser::new(user_id))
-                    $($await)*
+                /// `DELETE /users/{userId}`: deletes the user and all their data.
+                fn delete[user_id: UserId]() -> ()
+                = $crate::operations::DeleteUser::new(user_id);
             }
         }
 
-        /// Job endpoints: `client.jobs()`.
-        #[derive(Debug, Clone, Copy)]
-        pub struct Jobs<'a> {
-            client: &'a $client,
+        $crate::resources::resource! {
+            $client,
+            /// Job endpoints: `client.jobs()`.
+            Jobs
         }
 
         impl<'a> Jobs<'a> {
-            pub(crate) fn new(client: &'a $client) -> Self {
-                Self { client }
-            }
+            $crate::resources::endpoints! {
+                [$($async)*], [$($await)*];
 
-            /// `GET /jobs/{jobId}`: retrieves a job and its steps.
-            pub $($async)* fn get(
-                self,
-                job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
-            ) -> Result<$crate::models::Job, $crate::Error> {
-                let job_id = job_id.try_into()?;
-                self.client
-                    .execute($crate::operations::GetJob::new(job_id))
-                    $($await)*
-            }
+                /// `GET /jobs/{jobId}`: retrieves a job and its steps.
+                fn get[job_id: JobId]() -> $crate::models::Job
+                = $crate::operations::GetJob::new(job_id);
 
-            /// `GET /users/{userId}/jobs`: the user's jobs of the last 7 days (Basiq keeps no
-            /// older ones).
-            pub $($async)* fn list_for_user(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-            ) -> Result<$crate::models::JobList, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                self.client
-                    .execute($crate::operations::ListUserJobs::new(user_id))
-                    $($await)*
-            }
+                /// `GET /users/{userId}/jobs`: the user's jobs of the last 7 days (Basiq keeps no
+                /// older ones).
+                fn list_for_user[user_id: UserId]() -> $crate::models::JobList
+                = $crate::operations::ListUserJobs::new(user_id);
 
-            /// Like [`list_for_user`](Self::list_for_user), restricted by a Basiq filter such as
-            /// `connection.id.eq('ab63cd')` (sent as the `filter` query parameter, encoded).
-            pub $($async)* fn list_for_user_filtered(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                filter: impl Into<String>,
-            ) -> Result<$crate::models::JobList, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                self.client
-                    .execute($crate::operations::ListUserJobs::new(user_id).filter(filter))
-                    $($await)*
+                /// Like [`list_for_user`](Self::list_for_user), restricted by a Basiq filter such
+                /// as `connection.id.eq('ab63cd')` (sent as the `filter` query parameter, encoded).
+                fn list_for_user_filtered[user_id: UserId](filter: impl Into<String>)
+                    -> $crate::models::JobList
+                = $crate::operations::ListUserJobs::new(user_id).filter(filter);
             }
         }
 
@@ -293,13 +312,7 @@ macro_rules! resources {
                     let next = page.next_page(self.executor().base_url())?;
                     jobs.append(&mut page.data);
                     let Some(op) = next else { return Ok(jobs) };
-                    if !visited.first_visit(op.url()) {
-                        return Err($crate::Error::invalid_input(format!(
-                            "links.next {} was already followed; refusing to loop",
-                            op.url()
-                        ))
-                        .with_context(&context));
-                    }
+                    visited.follow(op.url(), &context)?;
                     page = self.execute(op.with_context(context.clone()))$($await)*?;
                 }
             }
@@ -365,13 +378,23 @@ macro_rules! resources {
             }
         }
 
-        /// Connection endpoints and the guarded refresh: `client.connections()`.
-        #[derive(Debug, Clone, Copy)]
-        pub struct Connections<'a> {
-            client: &'a $client,
+        $crate::resources::resource! {
+            $client,
+            /// Connection endpoints and the guarded refresh: `client.connections()`.
+            Connections
         }
 
         impl $client {
+            /// User endpoints.
+            pub fn users(&self) -> Users<'_> {
+                Users { client: self }
+            }
+
+            /// Job endpoints.
+            pub fn jobs(&self) -> Jobs<'_> {
+                Jobs { client: self }
+            }
+
             /// Connections: list, get, delete, purge, and the refresh that enforces Basiq's rules.
             pub fn connections(&self) -> Connections<'_> {
                 Connections { client: self }
@@ -394,72 +417,48 @@ macro_rules! resources {
         }
 
         impl<'a> Connections<'a> {
-            /// `GET /users/{userId}/connections`.
-            pub $($async)* fn list(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-            ) -> Result<$crate::models::ConnectionList, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                self.client
-                    .execute($crate::operations::ListConnections::new(user_id))
-                    $($await)*
-            }
+            $crate::resources::endpoints! {
+                [$($async)*], [$($await)*];
 
-            /// [`list`](Self::list) restricted by a Basiq filter, e.g. `connection.status.eq('active')`.
-            pub $($async)* fn list_filtered(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                filter: impl Into<String>,
-            ) -> Result<$crate::models::ConnectionList, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                self.client
-                    .execute($crate::operations::ListConnections::new(user_id).filter(filter))
-                    $($await)*
-            }
+                /// `GET /users/{userId}/connections`.
+                fn list[user_id: UserId]() -> $crate::models::ConnectionList
+                = $crate::operations::ListConnections::new(user_id);
 
-            /// `GET /users/{userId}/connections/{connectionId}`.
-            pub $($async)* fn get(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
-            ) -> Result<$crate::models::Connection, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                let connection_id = connection_id.try_into()?;
-                self.client
-                    .execute($crate::operations::GetConnection::new(user_id, connection_id))
-                    $($await)*
-            }
+                /// [`list`](Self::list) restricted by a Basiq filter, e.g.
+                /// `connection.status.eq('active')`.
+                fn list_filtered[user_id: UserId](filter: impl Into<String>)
+                    -> $crate::models::ConnectionList
+                = $crate::operations::ListConnections::new(user_id).filter(filter);
 
-            /// `DELETE /users/{userId}/connections/{connectionId}`: removes the connection. Its
-            /// accounts and transactions stay on the user (Basiq: purge removes data) — call
-            /// [`purge`](Self::purge) first when the user asks for their data to go.
-            pub $($async)* fn delete(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
-            ) -> Result<(), $crate::Error> {
-                let user_id = user_id.try_into()?;
-                let connection_id = connection_id.try_into()?;
-                ::tracing::info!(user_id = %user_id, connection_id = %connection_id, "deleting connection");
-                self.client
-                    .execute($crate::operations::DeleteConnection::new(user_id, connection_id))
-                    $($await)*
-            }
+                /// `GET /users/{userId}/connections/{connectionId}`.
+                fn get[user_id: UserId, connection_id: ConnectionId]() -> $crate::models::Connection
+                = $crate::operations::GetConnection::new(user_id, connection_id);
 
-            /// `POST /users/{userId}/connections/{connectionId}/purge`: deletes the data read
-            /// through an *active* connection (honour a user's deletion request); the connection
-            /// stays, and its next successful refresh brings fresh data.
-            pub $($async)* fn purge(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
-            ) -> Result<(), $crate::Error> {
-                let user_id = user_id.try_into()?;
-                let connection_id = connection_id.try_into()?;
-                ::tracing::info!(user_id = %user_id, connection_id = %connection_id, "purging connection data");
-                self.client
-                    .execute($crate::operations::PurgeConnection::new(user_id, connection_id))
-                    $($await)*
+                /// `DELETE /users/{userId}/connections/{connectionId}`: removes the connection. Its
+                /// accounts and transactions stay on the user (Basiq: purge removes data) — call
+                /// [`purge`](Self::purge) first when the user asks for their data to go.
+                fn delete[user_id: UserId, connection_id: ConnectionId]() -> ()
+                {
+                    ::tracing::info!(
+                        user_id = %user_id,
+                        connection_id = %connection_id,
+                        "deleting connection"
+                    );
+                }
+                = $crate::operations::DeleteConnection::new(user_id, connection_id);
+
+                /// `POST /users/{userId}/connections/{connectionId}/purge`: deletes the data read
+                /// through an *active* connection (honour a user's deletion request); the
+                /// connection stays, and its next successful refresh brings fresh data.
+                fn purge[user_id: UserId, connection_id: ConnectionId]() -> ()
+                {
+                    ::tracing::info!(
+                        user_id = %user_id,
+                        connection_id = %connection_id,
+                        "purging connection data"
+                    );
+                }
+                = $crate::operations::PurgeConnection::new(user_id, connection_id);
             }
 
             /// Refreshes a connection **only when Basiq's rules allow it**, and says what happened.
@@ -493,11 +492,10 @@ macro_rules! resources {
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
                 let user_id = user_id.try_into()?;
                 let connection_id = connection_id.try_into()?;
-                let span = ::tracing::info_span!(
+                let span = $crate::resources::refresh_span!(
                     "basiq.connections.refresh",
-                    user_id = %user_id,
-                    connection_id = %connection_id,
-                    job_id = ::tracing::field::Empty,
+                    user_id,
+                    connection_id
                 );
                 let recorder = span.clone();
                 $traced!(span, self.refresh_guarded(user_id, connection_id, recorder))
@@ -567,11 +565,10 @@ macro_rules! resources {
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
                 let user_id = user_id.try_into()?;
                 let connection_id = connection_id.try_into()?;
-                let span = ::tracing::info_span!(
+                let span = $crate::resources::refresh_span!(
                     "basiq.connections.refresh_unchecked",
-                    user_id = %user_id,
-                    connection_id = %connection_id,
-                    job_id = ::tracing::field::Empty,
+                    user_id,
+                    connection_id
                 );
                 self.client.policies().record_refresh(&connection_id, self.client.now());
                 let recorder = span.clone();
@@ -598,55 +595,36 @@ macro_rules! resources {
             }
         }
 
-        /// Account endpoints: `client.accounts()`.
-        #[derive(Debug, Clone, Copy)]
-        pub struct Accounts<'a> {
-            client: &'a $client,
+        $crate::resources::resource! {
+            $client,
+            /// Account endpoints: `client.accounts()`.
+            Accounts
         }
 
         impl<'a> Accounts<'a> {
-            /// `GET /users/{userId}/accounts`: every account of the user's connections.
-            pub $($async)* fn list(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-            ) -> Result<$crate::models::AccountList, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                self.client
-                    .execute($crate::operations::ListAccounts::new(user_id))
-                    $($await)*
-            }
+            $crate::resources::endpoints! {
+                [$($async)*], [$($await)*];
 
-            /// [`list`](Self::list) restricted by a Basiq filter on `account.id`,
-            /// `connection.id` or `institution.id` (`eq`/`ne`).
-            pub $($async)* fn list_filtered(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                filter: impl Into<String>,
-            ) -> Result<$crate::models::AccountList, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                self.client
-                    .execute($crate::operations::ListAccounts::new(user_id).filter(filter))
-                    $($await)*
-            }
+                /// `GET /users/{userId}/accounts`: every account of the user's connections.
+                fn list[user_id: UserId]() -> $crate::models::AccountList
+                = $crate::operations::ListAccounts::new(user_id);
 
-            /// `GET /users/{userId}/accounts/{accountId}`.
-            pub $($async)* fn get(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                account_id: impl TryInto<$crate::id::AccountId, Error = $crate::id::InvalidId>,
-            ) -> Result<$crate::models::Account, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                let account_id = account_id.try_into()?;
-                self.client
-                    .execute($crate::operations::GetAccount::new(user_id, account_id))
-                    $($await)*
+                /// [`list`](Self::list) restricted by a Basiq filter on `account.id`,
+                /// `connection.id` or `institution.id` (`eq`/`ne`).
+                fn list_filtered[user_id: UserId](filter: impl Into<String>)
+                    -> $crate::models::AccountList
+                = $crate::operations::ListAccounts::new(user_id).filter(filter);
+
+                /// `GET /users/{userId}/accounts/{accountId}`.
+                fn get[user_id: UserId, account_id: AccountId]() -> $crate::models::Account
+                = $crate::operations::GetAccount::new(user_id, account_id);
             }
         }
 
-        /// Transaction endpoints: `client.transactions()`.
-        #[derive(Debug, Clone, Copy)]
-        pub struct Transactions<'a> {
-            client: &'a $client,
+        $crate::resources::resource! {
+            $client,
+            /// Transaction endpoints: `client.transactions()`.
+            Transactions
         }
 
         impl<'a> Transactions<'a> {
@@ -676,18 +654,14 @@ macro_rules! resources {
                 }
             }
 
-            /// `GET /users/{userId}/transactions/{transactionId}`. Pending transactions get new
-            /// ids on every refresh, so an old pending id may be gone.
-            pub $($async)* fn get(
-                self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                transaction_id: impl TryInto<$crate::id::TransactionId, Error = $crate::id::InvalidId>,
-            ) -> Result<$crate::models::Transaction, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                let transaction_id = transaction_id.try_into()?;
-                self.client
-                    .execute($crate::operations::GetTransaction::new(user_id, transaction_id))
-                    $($await)*
+            $crate::resources::endpoints! {
+                [$($async)*], [$($await)*];
+
+                /// `GET /users/{userId}/transactions/{transactionId}`. Pending transactions get new
+                /// ids on every refresh, so an old pending id may be gone.
+                fn get[user_id: UserId, transaction_id: TransactionId]()
+                    -> $crate::models::Transaction
+                = $crate::operations::GetTransaction::new(user_id, transaction_id);
             }
 
             /// Every transaction matching `query`, following `links.next` to the last page
@@ -806,16 +780,10 @@ macro_rules! resources {
                     self.pages = self.pages.saturating_add(1);
                     self.state = match page.next_page(self.client.executor().base_url()) {
                         Ok(None) => PagerState::Done,
-                        Ok(Some(op)) if !self.visited.first_visit(op.url()) => {
-                            PagerState::Failed(
-                                $crate::Error::invalid_input(format!(
-                                    "links.next {} was already followed; refusing to loop",
-                                    op.url()
-                                ))
-                                .with_context(&context),
-                            )
-                        }
-                        Ok(Some(op)) => PagerState::Next(op.with_context(context.clone())),
+                        Ok(Some(op)) => match self.visited.follow(op.url(), &context) {
+                            Ok(()) => PagerState::Next(op.with_context(context.clone())),
+                            Err(error) => PagerState::Failed(error),
+                        },
                         Err(error) => PagerState::Failed(error.with_context(&context)),
                     };
                     self.buffer = page.into_items().into_iter();
@@ -823,46 +791,31 @@ macro_rules! resources {
             }
         }
 
-        /// Connector endpoints: `client.connectors()`.
-        #[derive(Debug, Clone, Copy)]
-        pub struct Connectors<'a> {
-            client: &'a $client,
+        $crate::resources::resource! {
+            $client,
+            /// Connector endpoints: `client.connectors()`.
+            Connectors
         }
 
         impl<'a> Connectors<'a> {
-            /// `GET /connectors`: every institution per method with its health. Consult it when
-            /// a job fails (Basiq: an outage is their end — wait, do not retry or bother the
-            /// user); [`users().triage`](Users::triage) does.
-            pub $($async)* fn list(self) -> Result<$crate::models::ConnectorList, $crate::Error> {
-                self.client
-                    .execute($crate::operations::ListConnectors::new())
-                    $($await)*
-            }
+            $crate::resources::endpoints! {
+                [$($async)*], [$($await)*];
 
-            /// [`list`](Self::list) restricted by a Basiq connector filter, e.g.
-            /// `connector.status.eq('major-outage')` or `connector.id.in('AU00000','AU00001')`.
-            pub $($async)* fn list_filtered(
-                self,
-                filter: impl Into<String>,
-            ) -> Result<$crate::models::ConnectorList, $crate::Error> {
-                self.client
-                    .execute($crate::operations::ListConnectors::new().filter(filter))
-                    $($await)*
-            }
+                /// `GET /connectors`: every institution per method with its health. Consult it when
+                /// a job fails (Basiq: an outage is their end — wait, do not retry or bother the
+                /// user); [`users().triage`](Users::triage) does.
+                fn list() -> $crate::models::ConnectorList
+                = $crate::operations::ListConnectors::new();
 
-            /// `GET /connectors/{connectorId}/{method}`.
-            pub $($async)* fn get(
-                self,
-                connector_id: impl TryInto<$crate::id::InstitutionId, Error = $crate::id::InvalidId>,
-                method: $crate::connectors::ConnectionMethod,
-            ) -> Result<$crate::models::Connector, $crate::Error> {
-                let connector_id = connector_id.try_into()?;
-                self.client
-                    .execute($crate::operations::GetConnector::new(
-                        connector_id,
-                        method.as_str().to_owned(),
-                    ))
-                    $($await)*
+                /// [`list`](Self::list) restricted by a Basiq connector filter, e.g.
+                /// `connector.status.eq('major-outage')` or `connector.id.in('AU00000','AU00001')`.
+                fn list_filtered(filter: impl Into<String>) -> $crate::models::ConnectorList
+                = $crate::operations::ListConnectors::new().filter(filter);
+
+                /// `GET /connectors/{connectorId}/{method}`.
+                fn get[connector_id: InstitutionId](method: $crate::connectors::ConnectionMethod)
+                    -> $crate::models::Connector
+                = $crate::operations::GetConnector::new(connector_id, method.as_str().to_owned());
             }
         }
     };

@@ -8,15 +8,8 @@ use basiq::clock::{Clock, ManualClock};
 use basiq::models::UserUpdate;
 use basiq::{Client, Error, ErrorKind};
 use basiq_mock::MockServer;
-use common::{new_user, token_requests, total_requests, UNSAFE_IDS};
-
-fn client(server: &MockServer) -> Client {
-    Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.url())
-        .build()
-        .unwrap()
-}
+use common::{async_builder, async_client as client, new_user, token_requests, total_requests};
+use common::{UNSAFE_IDS, WRONG_KEY};
 
 /// (a) 200 concurrent `users().get` on a fresh client cause exactly one `POST /token`.
 #[tokio::test(flavor = "multi_thread")]
@@ -52,12 +45,7 @@ async fn one_token_per_lifetime_over_virtual_time() {
         .token_ttl(ttl)
         .clock(clock.clone())
         .start();
-    let client = Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.url())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let client = async_builder(&server).clock(clock.clone()).build().unwrap();
     let user = client
         .users()
         .create(new_user("t@example.com"))
@@ -98,12 +86,7 @@ async fn expired_token_mid_flight_reauthenticates_once() {
     let server_clock = ManualClock::starting_now();
     let client_clock = ManualClock::new(Clock::now(&server_clock));
     let server = MockServer::builder().clock(server_clock.clone()).start();
-    let client = Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.url())
-        .clock(client_clock)
-        .build()
-        .unwrap();
+    let client = async_builder(&server).clock(client_clock).build().unwrap();
     let user = client
         .users()
         .create(new_user("d@example.com"))
@@ -121,11 +104,7 @@ async fn expired_token_mid_flight_reauthenticates_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_key_is_reported_and_not_retried() {
     let server = MockServer::start();
-    let client = Client::builder()
-        .api_key("d3Jvbmc6a2V5")
-        .base_url(server.url())
-        .build()
-        .unwrap();
+    let client = async_builder(&server).api_key(WRONG_KEY).build().unwrap();
     let err = client.users().get("ea3a81").await.unwrap_err();
     assert!(matches!(err, Error::InvalidApiKey { .. }), "{err:?}");
     assert_eq!(err.kind(), ErrorKind::InvalidApiKey);
@@ -239,9 +218,7 @@ async fn builder_accepts_trait_objects_and_executors() {
     let server = MockServer::start();
     let transport: Arc<dyn AsyncTransport> = Arc::new(basiq::ReqwestTransport::new());
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::starting_now());
-    let client = Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.url())
+    let client = async_builder(&server)
         .transport(transport.clone())
         .clock(clock.clone())
         .token_policy(basiq::token::TokenPolicy::new(Duration::from_secs(30)))

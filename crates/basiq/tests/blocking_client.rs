@@ -9,15 +9,8 @@ use basiq::clock::{Clock, ManualClock};
 use basiq::models::UserUpdate;
 use basiq::{Error, ErrorKind};
 use basiq_mock::MockServer;
-use common::{new_user, token_requests, total_requests, UNSAFE_IDS};
-
-fn client(server: &MockServer) -> Client {
-    Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.url())
-        .build()
-        .unwrap()
-}
+use common::{blocking_builder, blocking_client as client, new_user, token_requests};
+use common::{total_requests, UNSAFE_IDS, WRONG_KEY};
 
 /// (b) 8 threads × 25 calls on a fresh client cause exactly one `POST /token`.
 #[test]
@@ -50,9 +43,7 @@ fn one_token_per_lifetime_over_virtual_time() {
         .token_ttl(ttl)
         .clock(clock.clone())
         .start();
-    let client = Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.url())
+    let client = blocking_builder(&server)
         .clock(clock.clone())
         .build()
         .unwrap();
@@ -77,9 +68,7 @@ fn expired_token_mid_flight_reauthenticates_once() {
     let server_clock = ManualClock::starting_now();
     let client_clock = ManualClock::new(Clock::now(&server_clock));
     let server = MockServer::builder().clock(server_clock).start();
-    let client = Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.url())
+    let client = blocking_builder(&server)
         .clock(client_clock)
         .build()
         .unwrap();
@@ -93,9 +82,8 @@ fn expired_token_mid_flight_reauthenticates_once() {
 #[test]
 fn invalid_key_is_reported_and_not_retried() {
     let server = MockServer::start();
-    let client = Client::builder()
-        .api_key("d3Jvbmc6a2V5")
-        .base_url(server.url())
+    let client = blocking_builder(&server)
+        .api_key(WRONG_KEY)
         .build()
         .unwrap();
     let err = client.jobs().get("j1").unwrap_err();

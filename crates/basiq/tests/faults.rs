@@ -3,29 +3,9 @@
 
 mod common;
 
-use basiq::{Client, ErrorKind};
+use basiq::ErrorKind;
 use basiq_mock::{Fault, FaultRule, MockServer};
-use common::new_user;
-
-fn client(server: &MockServer) -> Client {
-    Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.url())
-        .build()
-        .unwrap()
-}
-
-fn blocking_client(server: &MockServer) -> basiq::blocking::Client {
-    basiq::blocking::Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.url())
-        .build()
-        .unwrap()
-}
-
-fn count(server: &MockServer, route: &str) -> u64 {
-    server.stats().requests.get(route).copied().unwrap_or(0)
-}
+use common::{async_client as client, blocking_client, new_user, route_count};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gets_recover_from_5xx_resets_and_truncated_bodies() {
@@ -84,7 +64,7 @@ async fn a_create_is_not_repeated_after_an_ambiguous_failure() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert_eq!(
-        count(&server, "POST /users"),
+        route_count(&server, "POST /users"),
         1,
         "{:?}",
         server.stats().requests

@@ -26,16 +26,12 @@ use basiq::{
     WaitOutcome,
 };
 use basiq_mock::MockServer;
-use common::{new_user, route_count, start_time, SubmitConsent, REFRESH_ROUTE, UNSAFE_IDS};
+use common::{new_user, route_count, SubmitConsent, REFRESH_ROUTE, UNSAFE_IDS};
 
 const HOOLI: &str = "AU00000";
 const HOOLI_OPEN_BANKING: &str = "AU00001";
 
-fn server() -> (MockServer, ManualClock) {
-    let clock = ManualClock::new(start_time());
-    let server = MockServer::builder().clock(clock.clone()).start();
-    (server, clock)
-}
+use common::virtual_time_server as server;
 
 fn hooli() -> ConsentAction {
     ConsentAction::connect_to(InstitutionId::new(HOOLI).unwrap())
@@ -49,9 +45,9 @@ fn connection_of(report: &basiq::JobReport) -> ConnectionId {
 }
 
 /// Stamps the helpers and every scenario for one client. At the call site: `Client` and
-/// `ClientBuilder` name that client's types, `builder(server)` aims its builder at the emulator
-/// and `virtual_sleep(builder, clock)` makes its sleep advance the virtual clock; `#[$test]` is the
-/// test attribute, `[$async]` / `[$await]` are `[async]` / `[.await]` or empty.
+/// `ClientBuilder` name that client's types and `builder(server, clock)` aims its builder at the
+/// emulator on the virtual clock; `#[$test]` is the test attribute, `[$async]` / `[$await]` are
+/// `[async]` / `[.await]` or empty.
 macro_rules! flow_scenarios {
     (#[$test:meta], [$($async:tt)*], [$($await:tt)*]) => {
         fn client_with(
@@ -59,10 +55,7 @@ macro_rules! flow_scenarios {
             clock: &ManualClock,
             configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
         ) -> Client {
-            let builder = builder(server)
-                .consent_base_url(format!("{}/consent/home", server.url()))
-                .clock(clock.clone());
-            configure(virtual_sleep(builder, clock)).build().unwrap()
+            configure(builder(server, clock)).build().unwrap()
         }
 
         fn client(server: &MockServer, clock: &ManualClock) -> Client {
@@ -756,15 +749,7 @@ macro_rules! flow_scenarios {
 mod async_client {
     use super::*;
     use basiq::{Client, ClientBuilder};
-    use common::async_builder as builder;
-
-    fn virtual_sleep(builder: ClientBuilder, clock: &ManualClock) -> ClientBuilder {
-        let tick = clock.clone();
-        builder.sleep(move |d| {
-            tick.advance(d);
-            Box::pin(async {})
-        })
-    }
+    use common::async_on_virtual_time as builder;
 
     flow_scenarios!(#[tokio::test(flavor = "multi_thread")], [async], [.await]);
 
@@ -794,12 +779,7 @@ mod async_client {
 mod blocking_client {
     use super::*;
     use basiq::blocking::{Client, ClientBuilder};
-    use common::blocking_builder as builder;
-
-    fn virtual_sleep(builder: ClientBuilder, clock: &ManualClock) -> ClientBuilder {
-        let tick = clock.clone();
-        builder.sleep(move |d| tick.advance(d))
-    }
+    use common::blocking_on_virtual_time as builder;
 
     flow_scenarios!(#[test], [], []);
 

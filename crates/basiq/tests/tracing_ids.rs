@@ -8,13 +8,10 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use basiq::blocking::Client;
-use basiq::clock::ManualClock;
 use basiq::id::{InstitutionId, JobId};
 use basiq::jobs::PollConfig;
 use basiq::{ConsentAction, ConsentOutcome, TransactionQuery};
-use basiq_mock::MockServer;
-use common::{new_user, start_time, SubmitConsent};
+use common::{blocking_on_virtual_time, new_user, virtual_time_server, SubmitConsent};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -63,17 +60,8 @@ impl Subscriber for Recording {
 
 #[test]
 fn helpers_log_the_ids_and_never_a_token() {
-    let clock = ManualClock::new(start_time());
-    let server = MockServer::builder().clock(clock.clone()).start();
-    let tick = clock.clone();
-    let client = Client::builder()
-        .api_key(server.api_key())
-        .base_url(server.url())
-        .consent_base_url(format!("{}/consent/home", server.url()))
-        .clock(clock.clone())
-        .sleep(move |d| tick.advance(d))
-        .build()
-        .unwrap();
+    let (server, clock) = virtual_time_server();
+    let client = blocking_on_virtual_time(&server, &clock).build().unwrap();
     let recording = Recording::default();
 
     let (user, token, job, conn) = tracing::subscriber::with_default(recording.clone(), || {

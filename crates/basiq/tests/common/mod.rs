@@ -4,6 +4,9 @@
 use basiq::models::NewUser;
 use basiq_mock::{MockServer, Stats};
 
+/// A well-formed API key the emulator does not know.
+pub const WRONG_KEY: &str = "d3Jvbmc6a2V5";
+
 /// The ids no resource method may ever send.
 pub const UNSAFE_IDS: [&str; 4] = ["../x", "a/b", "a?b", ""];
 
@@ -48,6 +51,7 @@ pub fn blocking_client(server: &MockServer) -> basiq::blocking::Client {
     blocking_builder(server).build().unwrap()
 }
 
+use basiq::clock::ManualClock;
 use basiq::error::Error;
 use basiq::operation::{self, Authentication, Operation};
 use basiq::transport::{HttpRequest, HttpResponse};
@@ -57,6 +61,44 @@ use basiq::ConsentLink;
 /// emulator and the client.
 pub fn start_time() -> time::OffsetDateTime {
     time::macros::datetime!(2026-01-05 10:00 UTC)
+}
+
+/// The emulator on a virtual clock starting at [`start_time`], and the clock.
+pub fn virtual_time_server() -> (MockServer, ManualClock) {
+    let clock = ManualClock::new(start_time());
+    let server = MockServer::builder().clock(clock.clone()).start();
+    (server, clock)
+}
+
+/// An async client builder aimed at the emulator, its Consent UI stand-in and `clock`, whose
+/// sleep advances `clock` (nothing really sleeps).
+pub fn async_on_virtual_time(server: &MockServer, clock: &ManualClock) -> basiq::ClientBuilder {
+    let tick = clock.clone();
+    async_builder(server)
+        .consent_base_url(consent_home(server))
+        .clock(clock.clone())
+        .sleep(move |d| {
+            tick.advance(d);
+            Box::pin(async {})
+        })
+}
+
+/// A blocking client builder aimed at the emulator, its Consent UI stand-in and `clock`, whose
+/// sleep advances `clock` (nothing really sleeps).
+pub fn blocking_on_virtual_time(
+    server: &MockServer,
+    clock: &ManualClock,
+) -> basiq::blocking::ClientBuilder {
+    let tick = clock.clone();
+    blocking_builder(server)
+        .consent_base_url(consent_home(server))
+        .clock(clock.clone())
+        .sleep(move |d| tick.advance(d))
+}
+
+/// The emulator's Consent UI stand-in.
+pub fn consent_home(server: &MockServer) -> String {
+    format!("{}/consent/home", server.url())
 }
 
 /// `POST /consent/connect.json` with what a ConsentLink carries (token, action, state,

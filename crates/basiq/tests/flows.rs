@@ -44,6 +44,13 @@ fn connection_of(report: &basiq::JobReport) -> ConnectionId {
         .expect("links.source names the connection")
 }
 
+/// `assert!(matches!(value, pattern), "{value:?}")`.
+macro_rules! assert_matches {
+    ($value:ident, $pattern:pat) => {
+        assert!(matches!($value, $pattern), "{:?}", $value)
+    };
+}
+
 /// Stamps the helpers and every scenario for one client. At the call site: `Client` and
 /// `ClientBuilder` name that client's types and `builder(server, clock)` aims its builder at the
 /// emulator on the virtual clock; `#[$test]` is the test attribute, `[$async]` / `[$await]` are
@@ -300,13 +307,7 @@ macro_rules! flow_scenarios {
 
             // Just connected: lastUsed is now, so the default policy (24 h) says not yet.
             let outcome = client.connections().refresh(&user, &conn)$($await)*.unwrap();
-            assert!(
-                matches!(
-                    outcome,
-                    RefreshOutcome::Skipped(SkipReason::RecentlyRefreshed { .. })
-                ),
-                "{outcome:?}"
-            );
+            assert_matches!(outcome, RefreshOutcome::Skipped(SkipReason::RecentlyRefreshed { .. }));
             assert_eq!(route_count(&server, REFRESH_ROUTE), 0);
 
             clock.advance(Duration::from_secs(25 * 3600));
@@ -339,13 +340,7 @@ macro_rules! flow_scenarios {
                 .unwrap();
             assert!(report.is_success());
             let outcome = client.connections().refresh(&user, &conn)$($await)*.unwrap();
-            assert!(
-                matches!(
-                    outcome,
-                    RefreshOutcome::Skipped(SkipReason::RecentlyRefreshed { .. })
-                ),
-                "{outcome:?}"
-            );
+            assert_matches!(outcome, RefreshOutcome::Skipped(SkipReason::RecentlyRefreshed { .. }));
             assert!(!outcome.was_sent());
             assert_eq!(
                 route_count(&server, REFRESH_ROUTE),
@@ -426,12 +421,9 @@ macro_rules! flow_scenarios {
             });
             for c in [&other, &client.clone()] {
                 let outcome = c.connections().refresh(&user, &conn)$($await)*.unwrap();
-                assert!(
-                    matches!(
-                        outcome,
-                        RefreshOutcome::Skipped(SkipReason::DailyQuotaExhausted { .. })
-                    ),
-                    "{outcome:?}"
+                assert_matches!(
+                    outcome,
+                    RefreshOutcome::Skipped(SkipReason::DailyQuotaExhausted { .. })
                 );
             }
             assert_eq!(route_count(&server, REFRESH_ROUTE), 20);
@@ -489,10 +481,7 @@ macro_rules! flow_scenarios {
             let outcome = client
                 .consent_url(&user, ConsentAction::update(conn))$($await)*
                 .unwrap();
-            assert!(
-                matches!(outcome, ConsentOutcome::Paused { .. }),
-                "{outcome:?}"
-            );
+            assert_matches!(outcome, ConsentOutcome::Paused { .. });
             // Another institution is not blocked.
             let other = ConsentAction::connect_to(InstitutionId::new("AU00002").unwrap());
             assert!(client.consent_url(&user, other)$($await)*.unwrap().link().is_some());

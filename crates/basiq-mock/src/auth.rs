@@ -7,9 +7,10 @@
 //! - an unsupported `basiq-version` → 400 `parameter-not-valid`.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -236,6 +237,15 @@ pub(crate) struct AnyAuth(pub(crate) Caller);
 #[derive(Debug)]
 pub(crate) struct ServerAuth;
 
+/// A server-scoped request on one user's collection (`GET /users/{user_id}/…` lists): the token
+/// checked as [`ServerAuth`], then the user id from the path and the raw query string (`filter`,
+/// `limit`, `next`) — the order, and the rejections, of listing the three extractors one by one.
+#[derive(Debug)]
+pub(crate) struct ServerUserQuery {
+    pub(crate) user_id: String,
+    pub(crate) raw: Option<String>,
+}
+
 impl FromRequestParts<AppState> for AnyAuth {
     type Rejection = ApiError;
 
@@ -255,5 +265,20 @@ impl FromRequestParts<AppState> for ServerAuth {
         } else {
             Err(forbidden())
         }
+    }
+}
+
+impl FromRequestParts<AppState> for ServerUserQuery {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        ServerAuth::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(user_id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Ok(RawQuery(raw)) = RawQuery::from_request_parts(parts, state).await;
+        Ok(Self { user_id, raw })
     }
 }

@@ -10,7 +10,7 @@
 //! - OpenBanking: more than 20 refresh jobs in one (virtual) UTC day → **429 `too-many-requests`**;
 //! - else 202 with a new job.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::auth::ServerAuth;
+use crate::auth::{ServerAuth, ServerUserQuery};
 use crate::clock::rfc3339;
 use crate::error::{no_content, ApiError};
 use crate::jobs::{create_job, job_ref};
@@ -27,7 +27,7 @@ use crate::query;
 use crate::state::{
     AppState, Connection, ConnectionInfo, ConnectionStatus, Db, Job, JobKind, Method,
 };
-use crate::users::user_not_found;
+use crate::users::require_user;
 
 /// OpenBanking refreshes allowed per connection per UTC day (facts §8).
 pub(crate) const OPEN_BANKING_DAILY_REFRESHES: usize = 20;
@@ -150,21 +150,27 @@ fn connection_not_found(cid: &str) -> ApiError {
 
 /// Looks up a connection owned by the user, with 404s for either missing.
 fn owned<'a>(db: &'a Db, user_id: &str, cid: &str) -> Result<&'a Connection, ApiError> {
-    if !db.users.contains_key(user_id) {
-        return Err(user_not_found(user_id));
-    }
+    require_user(db, user_id)?;
     db.connections
         .get(cid)
         .filter(|c| c.user_id == user_id)
         .ok_or_else(|| connection_not_found(cid))
 }
 
+/// The point-in-time view of a connection owned by the user (404s as [`owned`]).
+fn owned_info(
+    db: &Db,
+    user_id: &str,
+    cid: &str,
+    now: OffsetDateTime,
+) -> Result<ConnectionInfo, ApiError> {
+    Ok(db.connection_info(owned(db, user_id, cid)?, now))
+}
+
 /// `GET /users/{id}/connections` with `filter` on id, status, institution.id.
 async fn list(
-    _auth: ServerAuth,
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
-    RawQuery(raw): RawQuery,
+    ServerUserQuery { user_id, raw }: ServerUserQuery,
 ) -> Result<Json<Value>, ApiError> {
     let conds = query::filter(
         raw.as_deref(),
@@ -179,9 +185,7 @@ async fn list(
     )?;
     let now = state.now();
     let db = state.db();
-    if !db.users.contains_key(&user_id) {
-        return Err(user_not_found(&user_id));
-    }
+    require_user(&db, &user_id)?;
     let base = state.base();
     let data: Vec<Value> = db
         .connections_of(&user_id)
@@ -214,11 +218,8 @@ async fn get_one(
 ) -> Result<Json<Value>, ApiError> {
     let now = state.now();
     let db = state.db();
-    let c = owned(&db, &user_id, &cid)?;
-    Ok(Json(connection_json(
-        state.base(),
-        &db.connection_info(c, now),
-    )))
+    let info = owned_info(&db, &user_id, &cid, now)?;
+    Ok(Json(connection_json(state.base(), &info)))
 }
 
 /// `DELETE` → 204. The connection's jobs stay readable by id (their `source` then 404s).
@@ -229,7 +230,7 @@ async fn delete_one(
 ) -> Result<Response, ApiError> {
     let now = state.now();
     let mut db = state.db();
-    let info = db.connection_info(owned(&db, &user_id, &cid)?, now);
+    let info = owned_info(&db, &user_id, &cid, now)?;
     // The data fetched through it stays on the user (facts §3.2); see `data_routes`.
     db.retained.push(info);
     db.connections.remove(&cid);
@@ -318,9 +319,7 @@ async fn refresh_all(
 ) -> Result<Response, ApiError> {
     let now = state.now();
     let mut db = state.db();
-    if !db.users.contains_key(&user_id) {
-        return Err(user_not_found(&user_id));
-    }
+    require_user(&db, &user_id)?;
     let ids: Vec<String> = db
         .connections_of(&user_id)
         .iter()
@@ -349,8 +348,7 @@ async fn purge(
 ) -> Result<Response, ApiError> {
     let now = state.now();
     let mut db = state.db();
-    let c = owned(&db, &user_id, &cid)?;
-    let info = db.connection_info(c, now);
+    let info = owned_info(&db, &user_id, &cid, now)?;
     if info.status != ConnectionStatus::Active {
         return Err(ApiError::invalid(
             "connectionId",

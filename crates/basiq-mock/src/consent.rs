@@ -22,7 +22,7 @@ use crate::ids::IdKind;
 use crate::jobs::create_job;
 use crate::query;
 use crate::state::{AppState, Connection, Db, JobKind, Method, Scope};
-use crate::users::user_not_found;
+use crate::users::require_user;
 
 /// Basiq's sandbox stops at 500 connections (facts §8).
 const SANDBOX_CONNECTION_LIMIT: usize = 500;
@@ -144,9 +144,7 @@ fn connect(
     user_id: &str,
     form: &ConsentForm,
 ) -> Result<String, ApiError> {
-    if !db.users.contains_key(user_id) {
-        return Err(user_not_found(user_id));
-    }
+    require_user(db, user_id)?;
     if let Some(action) = form
         .action
         .as_deref()

@@ -17,12 +17,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::auth::ServerAuth;
+use crate::auth::{ServerAuth, ServerUserQuery};
 use crate::data::{self, DataContext};
 use crate::error::ApiError;
 use crate::filter::{self, Filter, Op};
@@ -159,10 +159,8 @@ fn merged(lists: &[Arc<Vec<Value>>]) -> Vec<&Value> {
 /// `GET /users/{id}/accounts` with `filter` on account.id, connection.id, institution.id
 /// (eq/ne, facts §7). Not paginated: a user has a handful of accounts.
 async fn list_accounts(
-    _auth: ServerAuth,
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
-    RawQuery(raw): RawQuery,
+    ServerUserQuery { user_id, raw }: ServerUserQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = list_query(raw.as_deref())?;
     let f = parse_filter(
@@ -207,10 +205,8 @@ async fn get_account(
 /// `GET /users/{id}/transactions` with `limit` (1..=500, default 500), `next` (opaque cursor
 /// from `links.next`) and `filter` (fields in [`filter::TRANSACTION_FIELDS`], any operator).
 async fn list_transactions(
-    _auth: ServerAuth,
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
-    RawQuery(raw): RawQuery,
+    ServerUserQuery { user_id, raw }: ServerUserQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = list_query(raw.as_deref())?;
     // Validate the cheap parameters before generating any data.

@@ -6,19 +6,20 @@
 //! success|failed at planned instants, a failed step stops the job (later steps stay pending).
 //! A paused duplicate attempt simply has `start_at = created + 6 min`.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use crate::auth::{AnyAuth, ServerAuth};
+use crate::auth::{AnyAuth, ServerUserQuery};
 use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::ids::IdKind;
 use crate::logins::{self, ACCOUNTS, TRANSACTIONS, VERIFY};
 use crate::query;
 use crate::state::{AppState, Db, Job, JobKind, Scope};
+use crate::users::require_user;
 
 /// How long a duplicate attempt is held back (facts §8).
 pub(crate) const DUPLICATE_PAUSE: time::Duration = time::Duration::minutes(6);
@@ -289,10 +290,8 @@ async fn get_job(
 
 /// `GET /users/{id}/jobs`: jobs younger than 7 days, newest first; `filter=connection.id.eq(..)`.
 async fn list_jobs(
-    _auth: ServerAuth,
     State(state): State<AppState>,
-    Path(user_id): Path<String>,
-    RawQuery(raw): RawQuery,
+    ServerUserQuery { user_id, raw }: ServerUserQuery,
 ) -> Result<Json<Value>, ApiError> {
     let conds = query::filter(
         raw.as_deref(),
@@ -300,11 +299,7 @@ async fn list_jobs(
     )?;
     let now = state.now();
     let db = state.db();
-    if !db.users.contains_key(&user_id) {
-        return Err(ApiError::not_found(format!(
-            "User with id '{user_id}' not found."
-        )));
-    }
+    require_user(&db, &user_id)?;
     let mut jobs: Vec<&Job> = db
         .jobs
         .values()

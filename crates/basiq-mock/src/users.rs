@@ -188,6 +188,15 @@ pub(crate) fn user_not_found(user_id: &str) -> ApiError {
     ApiError::not_found(format!("User with id '{user_id}' not found."))
 }
 
+/// `Ok` when the user exists, else the 404 `user_not_found`.
+pub(crate) fn require_user(db: &Db, user_id: &str) -> Result<(), ApiError> {
+    if db.users.contains_key(user_id) {
+        Ok(())
+    } else {
+        Err(user_not_found(user_id))
+    }
+}
+
 /// `POST /users` → 201.
 async fn create(
     _auth: ServerAuth,

@@ -25,6 +25,9 @@ enum Step {
         args: &'static [&'static str],
         env: &'static [(&'static str, &'static str)],
     },
+    /// `cargo check -p basiq --no-default-features`, plus `--features <these>` when given: the
+    /// facade builds with each combination of its additive client features.
+    BasiqFeatures(Option<&'static str>),
     /// `codegen --check`, called directly rather than through a nested `cargo run`.
     CodegenCheck,
     /// Tests: nextest when installed (then doctests separately, which nextest skips), else
@@ -64,54 +67,15 @@ fn steps() -> Vec<(&'static str, Step)> {
         ),
         ("codegen --check", Step::CodegenCheck),
         ("tests", Step::Tests),
-        (
-            "features: basiq (no transport)",
-            Step::Cargo {
-                args: &["check", "-p", "basiq", "--no-default-features"],
-                env: &[],
-            },
-        ),
-        (
-            "features: basiq async",
-            Step::Cargo {
-                args: &[
-                    "check",
-                    "-p",
-                    "basiq",
-                    "--no-default-features",
-                    "--features",
-                    "async",
-                ],
-                env: &[],
-            },
-        ),
+        ("features: basiq (no transport)", Step::BasiqFeatures(None)),
+        ("features: basiq async", Step::BasiqFeatures(Some("async"))),
         (
             "features: basiq blocking",
-            Step::Cargo {
-                args: &[
-                    "check",
-                    "-p",
-                    "basiq",
-                    "--no-default-features",
-                    "--features",
-                    "blocking",
-                ],
-                env: &[],
-            },
+            Step::BasiqFeatures(Some("blocking")),
         ),
         (
             "features: basiq async,blocking",
-            Step::Cargo {
-                args: &[
-                    "check",
-                    "-p",
-                    "basiq",
-                    "--no-default-features",
-                    "--features",
-                    "async,blocking",
-                ],
-                env: &[],
-            },
+            Step::BasiqFeatures(Some("async,blocking")),
         ),
         (
             "deps: basiq-core has no IO crates",
@@ -165,6 +129,13 @@ pub fn run(root: &Path) -> Result<(), String> {
 fn run_step(root: &Path, step: &Step) -> Result<(), String> {
     match step {
         Step::Cargo { args, env } => cargo(root, args, env),
+        Step::BasiqFeatures(features) => {
+            let mut args = vec!["check", "-p", "basiq", "--no-default-features"];
+            if let Some(features) = features {
+                args.extend(["--features", features]);
+            }
+            cargo(root, &args, &[])
+        }
         Step::CodegenCheck => codegen::check(root).map_err(|e| e.to_string()),
         Step::Tests => {
             if nextest_available(root) {

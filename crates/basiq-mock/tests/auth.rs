@@ -55,8 +55,7 @@ async fn token_errors_follow_basiq() {
     let key = format!("Basic {}", server.api_key());
 
     let (s, b) = raw_token(&server, None, Some("3.0"), "scope=SERVER_ACCESS").await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(basiq_error(&b)["code"], "parameter-not-supplied");
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "parameter-not-supplied");
     assert_eq!(
         basiq_error(&b)["detail"],
         "Authorization header parameter is required"
@@ -74,8 +73,7 @@ async fn token_errors_follow_basiq() {
     );
 
     let (s, b) = raw_token(&server, Some(&key), Some("2.0"), "scope=SERVER_ACCESS").await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(basiq_error(&b)["code"], "parameter-not-valid");
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "parameter-not-valid");
 
     let (s, b) = raw_token(
         &server,
@@ -92,8 +90,7 @@ async fn token_errors_follow_basiq() {
     );
 
     let (s, b) = raw_token(&server, Some(&key), Some("3.0"), "").await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(basiq_error(&b)["code"], "parameter-not-supplied");
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "parameter-not-supplied");
 
     let (s, b) = raw_token(&server, Some(&key), Some("3.0"), "scope=CLIENT_ACCESS").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "client scope needs a userId");
@@ -145,8 +142,7 @@ fn base64_of(s: &str) -> String {
 
 #[tokio::test]
 async fn bearer_errors_missing_unknown_expired_and_wrong_scope() {
-    let (server, clock) = server();
-    let token = server_token(&server).await;
+    let (server, clock, token) = with_token().await;
 
     let resp = http()
         .get(format!("{}/connectors", server.url()))
@@ -159,8 +155,12 @@ async fn bearer_errors_missing_unknown_expired_and_wrong_scope() {
     assert_eq!(basiq_error(&body)["detail"], "Invalid authorization token.");
 
     let (s, b) = get(&server, "/connectors", "not-a-token").await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    assert_eq!(basiq_error(&b)["code"], "invalid-authorization-token");
+    assert_error(
+        s,
+        &b,
+        StatusCode::UNAUTHORIZED,
+        "invalid-authorization-token",
+    );
 
     let (s, _) = get(&server, "/connectors", &token).await;
     assert_eq!(s, StatusCode::OK);
@@ -181,8 +181,7 @@ async fn bearer_errors_missing_unknown_expired_and_wrong_scope() {
     let user = create_user(&server, &fresh).await;
     let client = client_token(&server, &user).await;
     let (s, b) = get(&server, &format!("/users/{user}"), &client).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_eq!(basiq_error(&b)["code"], "forbidden-access");
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden-access");
     assert_eq!(
         basiq_error(&b)["detail"],
         "Access to this resource is forbidden"

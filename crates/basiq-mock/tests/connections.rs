@@ -97,7 +97,7 @@ async fn failed_job_makes_the_connection_invalid_and_update_fixes_it() {
     );
 
     // Update credentials through the consent stand-in (connectionId).
-    let (s, b) = post(&server, "/consent/connect.json", &t, json!({"userId": user, "connectionId": cid, "loginId": "gavinBelson", "password": "hooli2016"})).await;
+    let (s, b) = consent_json(&server, &t, json!({"userId": user, "connectionId": cid, "loginId": "gavinBelson", "password": "hooli2016"})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let job_id = b["jobIds"][0].as_str().expect("job").to_owned();
     assert_eq!(connection_of(&job(&server, &t, &job_id).await), cid);
@@ -211,9 +211,8 @@ async fn a_failed_refresh_invalidates_the_connection() {
 #[tokio::test]
 async fn open_banking_allows_twenty_refreshes_per_utc_day() {
     let (server, clock, t, user) = setup().await;
-    let (s, b) = post(
+    let (s, b) = consent_json(
         &server,
-        "/consent/connect.json",
         &t,
         json!({"userId": user, "institutionId": "AU00001"}),
     )
@@ -230,8 +229,7 @@ async fn open_banking_allows_twenty_refreshes_per_utc_day() {
         clock.advance(SECS(13));
     }
     let (s, b) = refresh(&server, &t, &user, &cid).await;
-    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(basiq_error(&b)["code"], "too-many-requests");
+    assert_error(s, &b, StatusCode::TOO_MANY_REQUESTS, "too-many-requests");
     assert_eq!(server.stats().refreshes.get(&cid), Some(&20));
 
     // The quota resets at the next UTC midnight.

@@ -4,12 +4,11 @@ mod common;
 
 use common::*;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test]
 async fn list_connectors() {
-    let (server, _clock) = server();
-    let t = server_token(&server).await;
+    let (server, _clock, t) = with_token().await;
     let (s, list) = get(&server, "/connectors", &t).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(list["type"], "list");
@@ -34,23 +33,18 @@ async fn list_connectors() {
     let (s, _) = get(&server, "/connectors/AU00001/open-banking", &t).await;
     assert_eq!(s, StatusCode::OK, "both spellings of the method");
     let (s, b) = get(&server, "/connectors/AU00000/openbanking", &t).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(basiq_error(&b)["code"], "resource-not-found");
+    assert_error(s, &b, StatusCode::NOT_FOUND, "resource-not-found");
 }
 
 #[tokio::test]
 async fn filters_and_admin_status() {
-    let (server, _clock) = server();
-    let t = server_token(&server).await;
-    let resp: Value = http()
-        .post(format!("{}/__admin/connectors/AU00002", server.url()))
-        .json(&json!({"status": "major-outage"}))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (server, _clock, t) = with_token().await;
+    let (_, resp) = admin_post(
+        &server,
+        "/__admin/connectors/AU00002",
+        json!({"status": "major-outage"}),
+    )
+    .await;
     assert_eq!(resp["data"][0]["status"], "major-outage");
 
     let (_, l) = get(
@@ -79,19 +73,19 @@ async fn filters_and_admin_status() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     basiq_error(&b);
 
-    let resp = http()
-        .post(format!("{}/__admin/connectors/AU00000", server.url()))
-        .json(&json!({"status": "on-fire"}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let resp = http()
-        .post(format!("{}/__admin/connectors/AU12345", server.url()))
-        .json(&json!({"status": "operational"}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let (s, _) = admin_post(
+        &server,
+        "/__admin/connectors/AU00000",
+        json!({"status": "on-fire"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = admin_post(
+        &server,
+        "/__admin/connectors/AU12345",
+        json!({"status": "operational"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(server.set_connector_status("AU00000", "nonsense").is_err());
 }

@@ -11,6 +11,16 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use time::macros::datetime;
 
+/// The Consent UI form for Hooli with the `jared` / `django` login, as the browser posts it.
+fn jared_form(client_token: &str) -> [(&str, &str); 4] {
+    [
+        ("token", client_token),
+        ("institutionId", "AU00000"),
+        ("loginId", "jared"),
+        ("password", "django"),
+    ]
+}
+
 #[tokio::test]
 async fn home_page_needs_a_client_token() {
     let (server, _clock, t, user) = setup().await;
@@ -55,9 +65,7 @@ async fn home_page_needs_a_client_token() {
         .send()
         .await
         .expect("send");
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let b: Value = resp.json().await.expect("json");
-    assert_eq!(basiq_error(&b)["code"], "parameter-not-supplied");
+    assert_error_response(resp, StatusCode::BAD_REQUEST, "parameter-not-supplied").await;
 }
 
 #[tokio::test]
@@ -70,18 +78,18 @@ async fn form_post_redirects_with_job_ids_and_state() {
     let t = server_token(&server).await;
     let user = create_user(&server, &t).await;
     let client = client_token(&server, &user).await;
-    let resp = http_no_redirect()
-        .post(format!("{}/consent/connect", server.url()))
-        .form(&[
+    let resp = consent_form(
+        &http_no_redirect(),
+        &server,
+        &[
             ("token", client.as_str()),
             ("state", "a b&c"),
             ("institutionId", "AU00000"),
             ("loginId", "gavinBelson"),
             ("password", "hooli2016"),
-        ])
-        .send()
-        .await
-        .expect("send");
+        ],
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FOUND);
     let location = resp.headers()["location"]
         .to_str()
@@ -106,17 +114,7 @@ async fn form_post_redirects_with_job_ids_and_state() {
 async fn default_redirect_lands_on_the_done_page() {
     let (server, _clock, t, user) = setup().await;
     let client = client_token(&server, &user).await;
-    let resp = http()
-        .post(format!("{}/consent/connect", server.url()))
-        .form(&[
-            ("token", client.as_str()),
-            ("institutionId", "AU00000"),
-            ("loginId", "jared"),
-            ("password", "django"),
-        ])
-        .send()
-        .await
-        .expect("send");
+    let resp = consent_form(&http(), &server, &jared_form(&client)).await;
     assert_eq!(resp.status(), StatusCode::OK, "followed to /consent/done");
     assert!(resp.url().path().ends_with("/consent/done"));
     let job_id = resp
@@ -137,7 +135,7 @@ async fn json_variant_accepts_client_bearer_token_field_or_server_token() {
     let client = client_token(&server, &user).await;
     let body = json!({"institutionId": "AU00000", "loginId": "richard", "password": "tabsnotspaces", "state": "s1"});
 
-    let (s, b) = post(&server, "/consent/connect.json", &client, body.clone()).await;
+    let (s, b) = consent_json(&server, &client, body.clone()).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["jobIds"].as_array().expect("ids").len(), 1);
     assert!(b["redirect"]
@@ -155,7 +153,7 @@ async fn json_variant_accepts_client_bearer_token_field_or_server_token() {
         .expect("send");
     assert_eq!(resp.status(), StatusCode::OK);
 
-    let (s, b) = post(&server, "/consent/connect.json", &t, body.clone()).await;
+    let (s, b) = consent_json(&server, &t, body.clone()).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "a server token needs userId");
     assert_eq!(basiq_error(&b)["source"]["parameter"], "userId");
 }
@@ -206,16 +204,11 @@ async fn consent_validates_its_input() {
         ),
     ];
     for (body, status, code) in cases {
-        let (s, b) = post(&server, "/consent/connect.json", &t, body.clone()).await;
+        let (s, b) = consent_json(&server, &t, body.clone()).await;
         assert_eq!(s, *status, "{body} → {b}");
         assert_eq!(basiq_error(&b)["code"], *code, "{body}");
     }
-    let resp = http()
-        .post(format!("{}/consent/connect", server.url()))
-        .form(&[("institutionId", "AU00000")])
-        .send()
-        .await
-        .expect("send");
+    let resp = consent_form(&http(), &server, &[("institutionId", "AU00000")]).await;
     assert_eq!(
         resp.status(),
         StatusCode::BAD_REQUEST,
@@ -228,48 +221,28 @@ async fn expired_client_token_is_refused() {
     let (server, clock, _t, user) = setup().await;
     let client = client_token(&server, &user).await;
     clock.advance(Duration::from_secs(3600));
-    let resp = http_no_redirect()
-        .post(format!("{}/consent/connect", server.url()))
-        .form(&[
-            ("token", client.as_str()),
-            ("institutionId", "AU00000"),
-            ("loginId", "jared"),
-            ("password", "django"),
-        ])
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let b: Value = resp.json().await.expect("json");
-    assert_eq!(basiq_error(&b)["code"], "access-denied");
+    let resp = consent_form(&http_no_redirect(), &server, &jared_form(&client)).await;
+    assert_error_response(resp, StatusCode::FORBIDDEN, "access-denied").await;
 }
 
 #[tokio::test]
 async fn sandbox_stops_at_500_connections() {
     let (server, _clock, t, user) = setup().await;
     for i in 0..500 {
-        let (s, b) = post(
-            &server,
-            "/consent/connect.json",
-            &t,
+        let (s, b) = consent_json(&server, &t,
             json!({"userId": user, "institutionId": "AU00000", "loginId": format!("user{i}"), "password": "x"}),
         )
         .await;
         assert_eq!(s, StatusCode::OK, "{i}: {b}");
     }
-    let (s, b) = post(
-        &server,
-        "/consent/connect.json",
-        &t,
+    let (s, b) = consent_json(&server, &t,
         json!({"userId": user, "institutionId": "AU00000", "loginId": "one-too-many", "password": "x"}),
     )
     .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_eq!(basiq_error(&b)["code"], "too-many-sandbox-connections");
+    assert_error(s, &b, StatusCode::FORBIDDEN, "too-many-sandbox-connections");
     // Reconnecting an existing login is not a new connection.
-    let (s, _) = post(
+    let (s, _) = consent_json(
         &server,
-        "/consent/connect.json",
         &t,
         json!({"userId": user, "institutionId": "AU00000", "loginId": "user7", "password": "x"}),
     )

@@ -49,8 +49,7 @@ async fn run<O: Operation>(server: &MockServer, token: &str, op: &O) -> O::Outpu
 
 #[tokio::test]
 async fn generated_operations_read_the_emulator() {
-    let (server, _clock) = server();
-    let token = server_token(&server).await;
+    let (server, _clock, token) = with_token().await;
     let user_raw = create_user(&server, &token).await;
     let job = connect(
         &server,

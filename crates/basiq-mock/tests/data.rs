@@ -19,8 +19,7 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let (server, _clock) = server();
-    let token = server_token(&server).await;
+    let (server, _clock, token) = with_token().await;
     let user = create_user(&server, &token).await;
     let job = connect(&server, &token, &user, "AU00000", "Gilfoyle", "PiedPiper").await;
     server.advance(Duration::from_secs(60));
@@ -134,14 +133,17 @@ async fn accounts_list_and_get() {
     // Accounts accept only eq/ne and their three fields.
     let q = serde_urlencoded::to_string([("filter", "account.id.gt('a')")]).unwrap_or_default();
     let (status, body) = f.get(&format!("/users/{}/accounts?{q}", f.user)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(basiq_error(&body)["code"], "parameter-not-valid");
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "parameter-not-valid",
+    );
 
     let (status, body) = f
         .get(&format!("/users/{}/accounts/no-such-account", f.user))
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(basiq_error(&body)["code"], "resource-not-found");
+    assert_error(status, &body, StatusCode::NOT_FOUND, "resource-not-found");
     let (status, _) = f.get("/users/no-such-user/accounts").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -204,8 +206,7 @@ async fn pagination_walks_every_transaction_once() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(&got, one);
     let (status, body) = f.get(&format!("/users/{}/transactions/nope", f.user)).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(basiq_error(&body)["code"], "resource-not-found");
+    assert_error(status, &body, StatusCode::NOT_FOUND, "resource-not-found");
 }
 
 #[tokio::test]
@@ -411,8 +412,7 @@ async fn deleting_a_connection_keeps_its_data_purging_first_does_not() {
 
 #[tokio::test]
 async fn no_data_before_the_job_retrieves_it() {
-    let (server, _clock) = server();
-    let token = server_token(&server).await;
+    let (server, _clock, token) = with_token().await;
     let user = create_user(&server, &token).await;
     let (_, body) = get(&server, &format!("/users/{user}/transactions"), &token).await;
     assert_eq!(body["data"], json!([]));

@@ -9,23 +9,6 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-async fn admin(
-    server: &MockServer,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = http().request(method, format!("{}{path}", server.url()));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("admin request");
-    let status = resp.status();
-    let bytes = resp.bytes().await.expect("admin body");
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value)
-}
-
 async fn add_fault(server: &MockServer, rule: Value) {
     let (status, body) = admin(server, reqwest::Method::POST, "/__admin/faults", Some(rule)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -33,8 +16,7 @@ async fn add_fault(server: &MockServer, rule: Value) {
 
 /// A server, a token and a user whose `GET /users/{id}` is the faulted request.
 async fn setup() -> (MockServer, String, String) {
-    let (server, _clock) = server();
-    let token = server_token(&server).await;
+    let (server, _clock, token) = with_token().await;
     let user = create_user(&server, &token).await;
     (server, token, user)
 }

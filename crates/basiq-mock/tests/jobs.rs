@@ -36,13 +36,13 @@ async fn steps_progress_over_virtual_time() {
 
     clock.advance(SECS(4));
     assert_eq!(
-        step_statuses(&job(&server, &t, &id).await),
+        job_steps(&server, &t, &id).await,
         ["success", "success", "in-progress"]
     );
 
     clock.advance(SECS(5));
     assert_eq!(
-        step_statuses(&job(&server, &t, &id).await),
+        job_steps(&server, &t, &id).await,
         ["success", "success", "in-progress"]
     );
 
@@ -171,12 +171,12 @@ async fn slow_login_takes_a_minute_per_step() {
     let id = connect(&server, &t, &user, "AU00000", "slow", "slow").await;
     clock.advance(SECS(119));
     assert_eq!(
-        step_statuses(&job(&server, &t, &id).await),
+        job_steps(&server, &t, &id).await,
         ["success", "in-progress", "pending"]
     );
     clock.advance(SECS(61));
     assert_eq!(
-        step_statuses(&job(&server, &t, &id).await),
+        job_steps(&server, &t, &id).await,
         ["success", "success", "success"]
     );
 }
@@ -196,7 +196,7 @@ async fn flaky_login_fails_once_then_succeeds() {
     );
     clock.advance(SECS(60));
     assert_eq!(
-        step_statuses(&job(&server, &t, &again).await),
+        job_steps(&server, &t, &again).await,
         ["success", "success", "success"]
     );
 }
@@ -218,7 +218,7 @@ async fn major_outage_fails_new_jobs_with_service_unavailable() {
     let id = connect(&server, &t, &user, "AU00000", "gavinBelson", "hooli2016").await;
     clock.advance(SECS(60));
     assert_eq!(
-        step_statuses(&job(&server, &t, &id).await),
+        job_steps(&server, &t, &id).await,
         ["success", "success", "success"]
     );
 }
@@ -268,8 +268,7 @@ async fn list_user_jobs_filters_and_keeps_seven_days() {
         &t,
     )
     .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(basiq_error(&b)["code"], "parameter-not-valid");
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "parameter-not-valid");
 }
 
 #[tokio::test]
@@ -284,8 +283,7 @@ async fn client_tokens_read_only_their_users_jobs() {
     let (s, _) = get(&server, &format!("/jobs/{theirs}"), &client).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, b) = get(&server, "/jobs/nope", &t).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(basiq_error(&b)["code"], "resource-not-found");
+    assert_error(s, &b, StatusCode::NOT_FOUND, "resource-not-found");
 }
 
 #[tokio::test]
@@ -298,23 +296,23 @@ async fn duplicate_attempt_is_paused_six_minutes() {
     assert_eq!(server.stats().paused_attempts, 1);
 
     assert_eq!(
-        step_statuses(&job(&server, &t, &second).await),
+        job_steps(&server, &t, &second).await,
         ["pending", "pending", "pending"]
     );
     clock.advance(SECS(60));
     assert_eq!(
-        step_statuses(&job(&server, &t, &first).await),
+        job_steps(&server, &t, &first).await,
         ["success", "success", "success"]
     );
     assert_eq!(
-        step_statuses(&job(&server, &t, &second).await),
+        job_steps(&server, &t, &second).await,
         ["pending", "pending", "pending"],
         "still paused after the first finished"
     );
 
     clock.advance(SECS(360 - 60 - 1));
     assert_eq!(
-        step_statuses(&job(&server, &t, &second).await),
+        job_steps(&server, &t, &second).await,
         ["pending", "pending", "pending"]
     );
     clock.advance(SECS(1));
@@ -327,22 +325,16 @@ async fn duplicate_attempt_is_paused_six_minutes() {
     assert_eq!(j["updated"], "2024-05-01T00:06:02Z");
     clock.advance(SECS(13));
     assert_eq!(
-        step_statuses(&job(&server, &t, &second).await),
+        job_steps(&server, &t, &second).await,
         ["success", "success", "success"]
     );
 
     // Once nothing is in progress, a new attempt is not paused.
     let third = connect(&server, &t, &user, "AU00000", "gavinBelson", "hooli2016").await;
-    assert_eq!(
-        step_statuses(&job(&server, &t, &third).await)[0],
-        "in-progress"
-    );
+    assert_eq!(job_steps(&server, &t, &third).await[0], "in-progress");
     assert_eq!(server.stats().paused_attempts, 1);
 
     // A different login at the same institution is not a duplicate.
     let other = connect(&server, &t, &user, "AU00000", "jared", "django").await;
-    assert_eq!(
-        step_statuses(&job(&server, &t, &other).await)[0],
-        "in-progress"
-    );
+    assert_eq!(job_steps(&server, &t, &other).await[0], "in-progress");
 }

@@ -40,13 +40,7 @@ async fn token_challenge_answered_correctly() {
         240000
     );
 
-    let (s, b) = post(
-        &server,
-        &format!("/jobs/{id}/mfa"),
-        &client,
-        json!({"mfa-response": ["1234"]}),
-    )
-    .await;
+    let (s, b) = answer_mfa(&server, &client, &id, &["1234"]).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     assert_eq!(b["id"], id.as_str());
     let j = job(&server, &t, &id).await;
@@ -79,16 +73,10 @@ async fn two_security_questions() {
         j["steps"][1]["result"]["input"].as_array().map(Vec::len),
         Some(2)
     );
-    let (s, _) = post(
-        &server,
-        &format!("/jobs/{id}/mfa"),
-        &client,
-        json!({"mfa-response": ["Basiq", "AU00000"]}),
-    )
-    .await;
+    let (s, _) = answer_mfa(&server, &client, &id, &["Basiq", "AU00000"]).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     clock.advance(SECS(10));
-    assert_eq!(step_statuses(&job(&server, &t, &id).await), ["success"; 4]);
+    assert_eq!(job_steps(&server, &t, &id).await, ["success"; 4]);
 }
 
 #[tokio::test]
@@ -97,13 +85,7 @@ async fn wrong_answer_fails_the_job() {
     let client = client_token(&server, &user).await;
     let id = connect(&server, &t, &user, "AU00002", "gavinBelson", "hooli2016").await;
     clock.advance(SECS(3));
-    let (s, _) = post(
-        &server,
-        &format!("/jobs/{id}/mfa"),
-        &client,
-        json!({"mfa-response": ["Pied Piper"]}),
-    )
-    .await;
+    let (s, _) = answer_mfa(&server, &client, &id, &["Pied Piper"]).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let j = job(&server, &t, &id).await;
     assert_eq!(
@@ -111,13 +93,7 @@ async fn wrong_answer_fails_the_job() {
         ["success", "failed", "pending", "pending"]
     );
     assert_eq!(j["steps"][1]["result"]["code"], "invalid-credentials");
-    let (s, b) = post(
-        &server,
-        &format!("/jobs/{id}/mfa"),
-        &client,
-        json!({"mfa-response": ["Hooli"]}),
-    )
-    .await;
+    let (s, b) = answer_mfa(&server, &client, &id, &["Hooli"]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "nothing to answer any more");
     assert_eq!(basiq_error(&b)["code"], "parameter-not-valid");
     assert_eq!(
@@ -131,10 +107,7 @@ async fn unanswered_challenge_expires_after_five_minutes() {
     let (server, clock, t, user) = setup().await;
     let id = connect(&server, &t, &user, "AU00002", "richard", "tabsnotspaces").await;
     clock.advance(SECS(3 + 299));
-    assert_eq!(
-        step_statuses(&job(&server, &t, &id).await)[1],
-        "in-progress"
-    );
+    assert_eq!(job_steps(&server, &t, &id).await[1], "in-progress");
     clock.advance(SECS(1));
     let j = job(&server, &t, &id).await;
     assert_eq!(
@@ -163,8 +136,7 @@ async fn mfa_response_rules() {
     assert_eq!(s, StatusCode::FORBIDDEN, "needs a CLIENT token");
     assert_eq!(basiq_error(&b)["code"], "forbidden-access");
     let (s, b) = post(&server, &path, &client, json!({})).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(basiq_error(&b)["code"], "parameter-not-supplied");
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "parameter-not-supplied");
     let other = create_user(&server, &t).await;
     let other_client = client_token(&server, &other).await;
     let (s, _) = post(
@@ -179,7 +151,7 @@ async fn mfa_response_rules() {
     // Hooli (AU00000) never challenges.
     let id = connect(&server, &t, &user, "AU00000", "jared", "django").await;
     clock.advance(SECS(13));
-    assert_eq!(step_statuses(&job(&server, &t, &id).await).len(), 3);
+    assert_eq!(job_steps(&server, &t, &id).await.len(), 3);
 }
 
 #[tokio::test]
@@ -193,13 +165,7 @@ async fn nucleus_bank_challenges_every_other_job() {
         job(&server, &t, &id).await["steps"][1]["title"],
         "mfa-challenge"
     );
-    let (s, _) = post(
-        &server,
-        &format!("/jobs/{id}/mfa"),
-        &client,
-        json!({"mfa-response": ["1234"]}),
-    )
-    .await;
+    let (s, _) = answer_mfa(&server, &client, &id, &["1234"]).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     clock.advance(SECS(10));
 

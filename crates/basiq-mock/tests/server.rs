@@ -62,11 +62,9 @@ async fn fixed_port_and_virtual_time_without_a_manual_clock() {
 
 #[tokio::test]
 async fn unknown_route_and_wrong_method_are_basiq_errors() {
-    let (server, _clock) = server();
-    let token = server_token(&server).await;
+    let (server, _clock, token) = with_token().await;
     let (s, b) = get(&server, "/no/such/thing", &token).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(basiq_error(&b)["code"], "resource-not-found");
+    assert_error(s, &b, StatusCode::NOT_FOUND, "resource-not-found");
 
     let resp = http()
         .put(format!("{}/users", server.url()))
@@ -74,15 +72,12 @@ async fn unknown_route_and_wrong_method_are_basiq_errors() {
         .send()
         .await
         .expect("send");
-    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let b: Value = resp.json().await.expect("json");
-    assert_eq!(basiq_error(&b)["code"], "method-not-allowed");
+    assert_error_response(resp, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed").await;
 }
 
 #[tokio::test]
 async fn malformed_bodies_are_400_basiq_errors() {
-    let (server, _clock) = server();
-    let token = server_token(&server).await;
+    let (server, _clock, token) = with_token().await;
     for body in ["{", "[1,2", "\"just a string\"", "{\"email\": 42}", ""] {
         let resp = http()
             .post(format!("{}/users", server.url()))
@@ -112,13 +107,8 @@ async fn malformed_bodies_are_400_basiq_errors() {
         serde_json::json!({"secs": 1}),
         serde_json::json!({"seconds": "ten"}),
     ] {
-        let resp = http()
-            .post(format!("{}/__admin/clock/advance", server.url()))
-            .json(&body)
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+        let (s, _) = admin_post(&server, "/__admin/clock/advance", body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     }
     let (s, _) = token_request(&server, "scope=SERVER_ACCESS").await;
     assert_eq!(s, StatusCode::OK, "still serving");
@@ -135,19 +125,11 @@ async fn error_bodies_carry_fresh_correlation_ids() {
 
 #[tokio::test]
 async fn admin_stats_count_requests_per_route() {
-    let (server, _clock) = server();
-    let token = server_token(&server).await;
+    let (server, _clock, token) = with_token().await;
     let user = create_user(&server, &token).await;
     let _ = get(&server, &format!("/users/{user}"), &token).await;
     let _ = get(&server, &format!("/users/{user}"), &token).await;
-    let stats: Value = http()
-        .get(format!("{}/__admin/stats", server.url()))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (_, stats) = admin(&server, reqwest::Method::GET, "/__admin/stats", None).await;
     assert_eq!(stats["token_requests"], 1);
     assert_eq!(stats["requests"]["GET /users/{user_id}"], 2);
     assert_eq!(stats["requests"]["POST /users"], 1);
@@ -164,15 +146,10 @@ async fn admin_stats_count_requests_per_route() {
 
 #[tokio::test]
 async fn admin_reset_forgets_users_but_keeps_tokens() {
-    let (server, _clock) = server();
-    let token = server_token(&server).await;
+    let (server, _clock, token) = with_token().await;
     let user = create_user(&server, &token).await;
-    let resp = http()
-        .post(format!("{}/__admin/reset", server.url()))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (s, _) = admin(&server, reqwest::Method::POST, "/__admin/reset", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = get(&server, &format!("/users/{user}"), &token).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(server.stats().token_requests, 0, "counters reset");
@@ -183,36 +160,29 @@ async fn admin_reset_forgets_users_but_keeps_tokens() {
 async fn admin_clock_advance_moves_virtual_time() {
     let (server, _clock) = server();
     let before = server.now();
-    let resp: Value = http()
-        .post(format!("{}/__admin/clock/advance", server.url()))
-        .json(&serde_json::json!({"seconds": 90}))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (_, resp) = admin_post(
+        &server,
+        "/__admin/clock/advance",
+        serde_json::json!({"seconds": 90}),
+    )
+    .await;
     assert_eq!(resp["now"], "2024-05-01T00:01:30Z");
     assert_eq!(server.now() - before, time::Duration::seconds(90));
-    let resp = http()
-        .post(format!("{}/__admin/clock/advance", server.url()))
-        .json(&serde_json::json!({"seconds": -1}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let (s, _) = admin_post(
+        &server,
+        "/__admin/clock/advance",
+        serde_json::json!({"seconds": -1}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
 async fn reset_also_disarms_fault_rules() {
     let (server, _clock) = server();
-    let resp = http()
-        .post(format!("{}/__admin/faults", server.url()))
-        .json(&serde_json::json!({"path": "/connectors", "fault": {"kind": "status", "code": 503}}))
-        .send()
-        .await
-        .expect("send");
-    assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    let rule = serde_json::json!({"path": "/connectors", "fault": {"kind": "status", "code": 503}});
+    let (s, b) = admin_post(&server, "/__admin/faults", rule).await;
+    assert!(s.is_success(), "{s}: {b}");
     assert_eq!(server.faults().rules().len(), 1);
     server.reset();
     assert!(server.faults().rules().is_empty());

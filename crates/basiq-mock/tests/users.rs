@@ -3,13 +3,12 @@
 mod common;
 
 use common::*;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 #[tokio::test]
 async fn create_get_update_delete() {
-    let (server, _clock) = server();
-    let t = server_token(&server).await;
+    let (server, _clock, t) = with_token().await;
     let (s, user) = post(
         &server,
         "/users",
@@ -52,43 +51,27 @@ async fn create_get_update_delete() {
         "partial update keeps other fields"
     );
 
-    let (s, body) = call(
-        Method::DELETE,
-        &format!("{}/users/{id}", server.url()),
-        &t,
-        None,
-    )
-    .await;
+    let (s, body) = delete(&server, &format!("/users/{id}"), &t).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert!(body.is_null());
     let (s, body) = get(&server, &format!("/users/{id}"), &t).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(basiq_error(&body)["code"], "resource-not-found");
-    let (s, _) = call(
-        Method::DELETE,
-        &format!("{}/users/{id}", server.url()),
-        &t,
-        None,
-    )
-    .await;
+    assert_error(s, &body, StatusCode::NOT_FOUND, "resource-not-found");
+    let (s, _) = delete(&server, &format!("/users/{id}"), &t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn create_validates_contact_details() {
-    let (server, _clock) = server();
-    let t = server_token(&server).await;
+    let (server, _clock, t) = with_token().await;
     let (s, b) = post(&server, "/users", &t, json!({"firstName": "Nobody"})).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(basiq_error(&b)["code"], "parameter-not-supplied");
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "parameter-not-supplied");
     assert_eq!(
         basiq_error(&b)["detail"],
         "One of 'email' or 'mobile' is required."
     );
 
     let (s, b) = post(&server, "/users", &t, json!({"email": "not-an-email"})).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(basiq_error(&b)["code"], "parameter-not-valid");
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "parameter-not-valid");
 
     let (s, b) = post(&server, "/users", &t, json!({"mobile": "0410 888 999"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "mobile must be international");
@@ -113,8 +96,7 @@ async fn create_validates_contact_details() {
 
 #[tokio::test]
 async fn unknown_user_is_404_on_every_user_route() {
-    let (server, _clock) = server();
-    let t = server_token(&server).await;
+    let (server, _clock, t) = with_token().await;
     for path in ["/users/nope", "/users/nope/connections", "/users/nope/jobs"] {
         let (s, b) = get(&server, path, &t).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
@@ -126,17 +108,10 @@ async fn unknown_user_is_404_on_every_user_route() {
 
 #[tokio::test]
 async fn deleting_a_user_deletes_their_jobs() {
-    let (server, _clock) = server();
-    let t = server_token(&server).await;
+    let (server, _clock, t) = with_token().await;
     let user = create_user(&server, &t).await;
     let job = connect(&server, &t, &user, "AU00000", "gavinBelson", "hooli2016").await;
-    let (s, _) = call(
-        Method::DELETE,
-        &format!("{}/users/{user}", server.url()),
-        &t,
-        None,
-    )
-    .await;
+    let (s, _) = delete(&server, &format!("/users/{user}"), &t).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = get(&server, &format!("/jobs/{job}"), &t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -165,25 +140,13 @@ async fn accounts_of_a_deleted_connection_stay_on_the_user_until_the_user_goes()
     let cid = connection_of(&job(&server, &t, &job_id).await);
     clock.advance(std::time::Duration::from_secs(13));
     let (_, before) = get(&server, &format!("/users/{user}"), &t).await;
-    let (s, _) = call(
-        Method::DELETE,
-        &format!("{}/users/{user}/connections/{cid}", server.url()),
-        &t,
-        None,
-    )
-    .await;
+    let (s, _) = delete(&server, &format!("/users/{user}/connections/{cid}"), &t).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (_, after) = get(&server, &format!("/users/{user}"), &t).await;
     assert_eq!(after["connections"]["count"], 0);
     assert_eq!(after["accounts"], before["accounts"]);
 
-    let (s, _) = call(
-        Method::DELETE,
-        &format!("{}/users/{user}", server.url()),
-        &t,
-        None,
-    )
-    .await;
+    let (s, _) = delete(&server, &format!("/users/{user}"), &t).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = get(&server, &format!("/users/{user}/accounts"), &t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);

@@ -191,3 +191,97 @@ pub async fn setup() -> (MockServer, ManualClock, String, String) {
     let user = create_user(&server, &token).await;
     (server, clock, token, user)
 }
+
+/// A server on the virtual clock and a server token.
+pub async fn with_token() -> (MockServer, ManualClock, String) {
+    let (server, clock) = server();
+    let token = server_token(&server).await;
+    (server, clock, token)
+}
+
+/// `DELETE {path}` with a Bearer token; returns status and JSON (Null when there is no body).
+pub async fn delete(server: &MockServer, path: &str, token: &str) -> (StatusCode, Value) {
+    call(
+        reqwest::Method::DELETE,
+        &format!("{}{path}", server.url()),
+        token,
+        None,
+    )
+    .await
+}
+
+/// `POST /consent/connect.json` (the Consent UI's JSON variant) with `token`.
+pub async fn consent_json(server: &MockServer, token: &str, body: Value) -> (StatusCode, Value) {
+    post(server, "/consent/connect.json", token, body).await
+}
+
+/// `POST /consent/connect` (the Consent UI's HTML form) through `http` (which may or may not
+/// follow the redirect).
+pub async fn consent_form(
+    http: &reqwest::Client,
+    server: &MockServer,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    http.post(format!("{}/consent/connect", server.url()))
+        .form(form)
+        .send()
+        .await
+        .expect("send")
+}
+
+/// `POST /jobs/{id}/mfa` with the answers, as the user's browser does (client token).
+pub async fn answer_mfa(
+    server: &MockServer,
+    client_token: &str,
+    job_id: &str,
+    answers: &[&str],
+) -> (StatusCode, Value) {
+    post(
+        server,
+        &format!("/jobs/{job_id}/mfa"),
+        client_token,
+        json!({ "mfa-response": answers }),
+    )
+    .await
+}
+
+/// The step statuses of a job, fetched now.
+pub async fn job_steps(server: &MockServer, token: &str, id: &str) -> Vec<String> {
+    step_statuses(&job(server, token, id).await)
+}
+
+/// Asserts `status` and a Basiq error body with `code`.
+pub fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(basiq_error(body)["code"], code, "{body}");
+}
+
+/// An `/__admin` call (no token); returns status and JSON (Null when the body is not JSON).
+pub async fn admin(
+    server: &MockServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = http().request(method, format!("{}{path}", server.url()));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("admin request");
+    let status = resp.status();
+    let bytes = resp.bytes().await.expect("admin body");
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value)
+}
+
+/// `POST /__admin/{path}` with a JSON body.
+pub async fn admin_post(server: &MockServer, path: &str, body: Value) -> (StatusCode, Value) {
+    admin(server, reqwest::Method::POST, path, Some(body)).await
+}
+
+/// Asserts a raw response's status and that its body is a Basiq error with `code`.
+pub async fn assert_error_response(resp: reqwest::Response, expected: StatusCode, code: &str) {
+    assert_eq!(resp.status(), expected);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(basiq_error(&body)["code"], code, "{body}");
+}

@@ -69,6 +69,14 @@ macro_rules! flow_scenarios {
             client_with(server, clock, |b| b)
         }
 
+        /// The emulator, its clock, a client of it and a new user with `email`.
+        $($async)* fn with_user(email: &str) -> (MockServer, ManualClock, Client, UserId) {
+            let (server, clock) = server();
+            let client = client(&server, &clock);
+            let user = user(&client, email)$($await)*;
+            (server, clock, client, user)
+        }
+
         $($async)* fn user(client: &Client, email: &str) -> UserId {
             client.users().create(new_user(email))$($await)*.unwrap().id
         }
@@ -106,9 +114,7 @@ macro_rules! flow_scenarios {
         /// token.
         #[$test]
         $($async)* fn consent_connect_then_wait_succeeds_on_virtual_time() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "wait@example.com")$($await)*;
+            let (server, clock, client, user) = with_user("wait@example.com")$($await)*;
 
             let request = ConsentRequest::new(hooli()).state("s t&ate");
             let ConsentOutcome::Link(link) =
@@ -175,9 +181,7 @@ macro_rules! flow_scenarios {
         /// add up past the deadline.
         #[$test]
         $($async)* fn wait_times_out_without_an_error() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "slow@example.com")$($await)*;
+            let (_server, _clock, client, user) = with_user("slow@example.com")$($await)*;
             let job = connect(&client, &user, hooli(), Some(("slow", "slow")))$($await)*;
             let config = PollConfig {
                 deadline: Duration::from_secs(30),
@@ -191,9 +195,7 @@ macro_rules! flow_scenarios {
         /// Basiq's failure users come back as typed outcomes with the action to take and the ids.
         #[$test]
         $($async)* fn failure_logins_become_actions() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "fail@example.com")$($await)*;
+            let (_server, _clock, client, user) = with_user("fail@example.com")$($await)*;
 
             let report = connect_and_wait(&client, &user, ("bighead", "password"))$($await)*;
             let d = report.diagnosis().expect("failed");
@@ -249,9 +251,7 @@ macro_rules! flow_scenarios {
         /// active, and the triage has nothing left to report.
         #[$test]
         $($async)* fn failure_action_update_via_consent_fixes_the_connection() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "fix@example.com")$($await)*;
+            let (_server, _clock, client, user) = with_user("fix@example.com")$($await)*;
             let report = connect_and_wait(&client, &user, ("richard", "wrong-password"))$($await)*;
             let RecommendedAction::ReenterCredentials {
                 connection_id: Some(conn),
@@ -298,9 +298,7 @@ macro_rules! flow_scenarios {
         /// `RecentlyRefreshed`; the emulator counted exactly the refreshes that were sent.
         #[$test]
         $($async)* fn refresh_guard_skips_running_and_recent_refreshes() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "refresh@example.com")$($await)*;
+            let (server, clock, client, user) = with_user("refresh@example.com")$($await)*;
             let conn = connection_of(
                 &connect_and_wait(&client, &user, ("jared", "django"))$($await)*,
             );
@@ -354,9 +352,7 @@ macro_rules! flow_scenarios {
         /// POSTs.
         #[$test]
         $($async)* fn invalid_connection_is_skipped_without_a_post() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "invalid@example.com")$($await)*;
+            let (server, clock, client, user) = with_user("invalid@example.com")$($await)*;
             let conn = connection_of(
                 &connect_and_wait(&client, &user, ("bighead", "password"))$($await)*,
             );
@@ -434,9 +430,7 @@ macro_rules! flow_scenarios {
         /// so.
         #[$test]
         $($async)* fn duplicate_consent_attempt_is_followed_or_paused() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "dup@example.com")$($await)*;
+            let (server, _clock, client, user) = with_user("dup@example.com")$($await)*;
             let ConsentOutcome::Link(link) =
                 client.consent_url(&user, hooli())$($await)*.unwrap()
             else {
@@ -491,9 +485,7 @@ macro_rules! flow_scenarios {
         /// Purge removes the data (the user asked), a refresh brings it back.
         #[$test]
         $($async)* fn purge_then_refresh_brings_the_data_back() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "purge@example.com")$($await)*;
+            let (_server, clock, client, user) = with_user("purge@example.com")$($await)*;
             let conn = connection_of(
                 &connect_and_wait(&client, &user, ("jared", "django"))$($await)*,
             );
@@ -535,9 +527,7 @@ macro_rules! flow_scenarios {
         /// the emulator's total, the same with a smaller page size.
         #[$test]
         $($async)* fn transactions_walk_every_page_once() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "pages@example.com")$($await)*;
+            let (_server, _clock, client, user) = with_user("pages@example.com")$($await)*;
             connect_and_wait(&client, &user, ("jared", "django"))$($await)*;
 
             let first = client
@@ -597,9 +587,7 @@ macro_rules! flow_scenarios {
         /// `InstitutionOutage`, wait for the connector — instead of bothering the user.
         #[$test]
         $($async)* fn connector_outage_triage_says_institution_outage() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "outage@example.com")$($await)*;
+            let (server, _clock, client, user) = with_user("outage@example.com")$($await)*;
             assert!(client.users().triage(&user)$($await)*.unwrap().is_empty());
             assert_eq!(
                 route_count(&server, "GET /connectors"),
@@ -642,9 +630,7 @@ macro_rules! flow_scenarios {
         /// Connections, accounts and connectors read through the resources; unsafe ids never leave.
         #[$test]
         $($async)* fn resources_read_and_refuse_unsafe_ids() {
-            let (server, clock) = server();
-            let client = client(&server, &clock);
-            let user = user(&client, "res@example.com")$($await)*;
+            let (server, _clock, client, user) = with_user("res@example.com")$($await)*;
             let conn = connection_of(
                 &connect_and_wait(&client, &user, ("jared", "django"))$($await)*,
             );
@@ -775,9 +761,7 @@ mod blocking_client {
     /// The blocking pager is an `Iterator` (and fused): `collect` walks every page.
     #[test]
     fn pager_is_an_iterator() {
-        let (server, clock) = server();
-        let client = client(&server, &clock);
-        let user = user(&client, "iter@example.com");
+        let (_server, _clock, client, user) = with_user("iter@example.com");
         connect_and_wait(&client, &user, ("jared", "django"));
         let total = client
             .transactions()

@@ -38,14 +38,15 @@ impl UreqTransport {
     ///
     /// `connect` bounds connection setup (TCP and TLS). `request` bounds each of three phases
     /// separately — sending the request line and headers, waiting for the response head, reading
-    /// the response body — so one call can take up to `connect + 3 × request` before it fails
-    /// with a timeout. DNS resolution and sending the request body keep ureq's defaults (no
-    /// separate limit; Basiq's request bodies are small).
+    /// the response body — so connecting and those phases together may take up to
+    /// `connect + 3 × request` before the call fails with a timeout. DNS resolution and sending
+    /// the request body have no limit of their own (ureq's defaults; Basiq's request bodies are
+    /// small).
     ///
-    /// Per-phase timeouts are used rather than ureq's `timeout_global`/`timeout_per_call`: measured with
-    /// `cargo bench -p basiq --bench overhead`, those made every call on a pooled connection
-    /// several times slower (hundreds of µs on loopback), while per-phase timeouts cost nothing
-    /// and still stop a stalled server.
+    /// Per-phase timeouts are used rather than ureq's `timeout_global`/`timeout_per_call`:
+    /// measured with `cargo bench -p basiq --bench overhead`, those made every call on a pooled
+    /// connection several times slower (hundreds of µs on loopback), while per-phase timeouts
+    /// cost nothing and still stop a stalled server.
     pub fn with_timeouts(connect: Duration, request: Duration) -> Self {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -21,8 +21,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default request timeout of the built-in transports (see the builders' `timeout`). The async
 /// client's `ReqwestTransport` applies it to the whole request, from connecting until the response
 /// body has been read; the blocking client's `UreqTransport` applies it to each phase separately —
-/// sending the request head, waiting for the response head, reading the response body — so a
-/// blocking call may take up to the connect timeout plus three times this.
+/// sending the request head, waiting for the response head, reading the response body — so connecting
+/// and those phases of a blocking call may take up to the connect timeout plus three times this
+/// (DNS resolution and sending the request body have no limit of their own there).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]

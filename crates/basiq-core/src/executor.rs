@@ -272,12 +272,23 @@ impl ExecutorCore {
         name: &str,
         transport: &dyn fmt::Debug,
     ) -> fmt::Result {
-        f.debug_struct(name)
-            .field("base_url", &self.base_url.as_str())
+        self.fmt_fields(f, name, Some(transport))
+    }
+
+    fn fmt_fields(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        name: &str,
+        transport: Option<&dyn fmt::Debug>,
+    ) -> fmt::Result {
+        let mut out = f.debug_struct(name);
+        out.field("base_url", &self.base_url.as_str())
             .field("api_key", &self.api_key)
-            .field("tokens", &self.tokens)
-            .field("transport", transport)
-            .field("clock", &self.clock)
+            .field("tokens", &self.tokens);
+        if let Some(transport) = transport {
+            out.field("transport", transport);
+        }
+        out.field("clock", &self.clock)
             .field("retry", &self.retry)
             .finish()
     }
@@ -285,13 +296,7 @@ impl ExecutorCore {
 
 impl fmt::Debug for ExecutorCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExecutorCore")
-            .field("base_url", &self.base_url.as_str())
-            .field("api_key", &self.api_key)
-            .field("tokens", &self.tokens)
-            .field("clock", &self.clock)
-            .field("retry", &self.retry)
-            .finish()
+        self.fmt_fields(f, "ExecutorCore", None)
     }
 }
 

@@ -252,3 +252,8 @@ pub mod blocking;
 
 /// Basiq's production API root.
 pub use basiq_core::auth::DEFAULT_BASE_URL;
+
+/// The README's examples, compiled as doctests so the front page cannot drift from the API.
+#[cfg(all(doctest, feature = "async"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

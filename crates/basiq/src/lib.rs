@@ -28,6 +28,9 @@
 //!   unresolved failures with their actions, consulting `/connectors` for outages;
 //! - **every page, once**: [`transactions().all`](Transactions::all) /
 //!   [`iter`](Transactions::iter) follow `links.next` on Basiq's origin only.
+//! - **webhooks you can trust**: [`webhooks::verify`] checks Basiq's signature (`whsec_`
+//!   secret, HMAC-SHA256 over `id.timestamp.body`) and the 5-minute tolerance before it parses a
+//!   [`webhooks::WebhookMessage`] (pure, no client needed; example in [`webhooks`]).
 //!
 //! ## Features (additive)
 //!

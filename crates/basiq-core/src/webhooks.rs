@@ -447,7 +447,8 @@ pub fn verify(
 
 /// The `webhook-signature` value Basiq would send for this message: `v1,<base64>` of
 /// HMAC-SHA256 over `{id}.{timestamp}.{body}`. For tests, and for an emulator sending webhooks.
-/// `timestamp` is Unix seconds, as in the `webhook-timestamp` header.
+/// `timestamp` is Unix seconds, as in the `webhook-timestamp` header ([`verify`] accepts only
+/// non-negative ones, as Basiq sends).
 pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> String {
     let tag = secret
         .mac_for(id.as_bytes(), timestamp.to_string().as_bytes(), body)

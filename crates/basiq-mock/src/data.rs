@@ -403,7 +403,7 @@ const CARD_FEE: Template = Template {
 /// about half the connections (so tests see both 2 and 3 accounts).
 fn kinds(ctx: &DataContext) -> Vec<Kind> {
     let seed = hash_parts(&[b"kinds", ctx.connection_id.as_bytes()]);
-    if seed % 2 == 0 {
+    if seed.is_multiple_of(2) {
         vec![Kind::Transaction, Kind::Savings, Kind::CreditCard]
     } else {
         vec![Kind::Transaction, Kind::Savings]
@@ -416,7 +416,7 @@ fn day_templates(kind: Kind, rng: &mut SplitMix64, day: Date) -> Vec<Template> {
     match kind {
         Kind::Transaction => {
             // Fortnightly salary on Thursdays of even ISO weeks.
-            if day.weekday() == time::Weekday::Thursday && day.iso_week() % 2 == 0 {
+            if day.weekday() == time::Weekday::Thursday && day.iso_week().is_multiple_of(2) {
                 out.push(SALARY);
             }
             for _ in 0..rng.below(4) {

@@ -30,9 +30,11 @@ use crate::auth::{ExecutorConfig, RetryState, TokenState};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::id::UserId;
-use crate::operation::Operation;
-use crate::secret::ApiKey;
-use crate::token::{FetchReason, PostToken, TokenDecision, TokenLease, TokenResponse, TokenScope};
+use crate::operation::{Authentication, Operation};
+use crate::secret::{AccessToken, ApiKey};
+use crate::token::{
+    authorize_bearer, FetchReason, PostToken, TokenDecision, TokenLease, TokenResponse, TokenScope,
+};
 use crate::transport::HttpRequest;
 
 /// How one attempt failed, as an executor reports it to [`Retrying::step`].
@@ -63,6 +65,20 @@ pub enum AuthStep<T> {
     /// Basiq rejected the token as expired: get a lease again, rebuild the request and send it
     /// once more; that second answer is final for this attempt ([`Failure::Retryable`] on error).
     Reauthenticate,
+}
+
+/// How an executor authenticates one attempt at an operation (see [`ExecutorCore::auth_plan`]).
+#[derive(Debug)]
+pub enum AuthPlan {
+    /// Send as built: the request carries its own credentials (`POST /token`).
+    Unauthenticated,
+    /// Lease the cached server token ([`ExecutorCore::lease`]), send, and re-authenticate once
+    /// if Basiq says it expired ([`ExecutorCore::answered`]).
+    ServerToken,
+    /// Fetch a fresh `CLIENT_ACCESS` token with this `POST /token` (retried like any idempotent
+    /// request), authorize with it ([`ExecutorCore::client_authorized`]) and send once per
+    /// attempt. The server token is never sent, and the client token is never cached.
+    ClientToken(PostToken),
 }
 
 /// The server token is not usable as cached: someone has to fetch one (see
@@ -181,6 +197,30 @@ impl ExecutorCore {
     /// The `POST /token` operation for a `CLIENT_ACCESS` token bound to `user_id` (never cached).
     pub fn client_token_request(&self, user_id: UserId) -> PostToken {
         PostToken::new(self.api_key.clone(), TokenScope::ClientAccess { user_id })
+    }
+
+    /// How an attempt at `op` is authenticated (see [`AuthPlan`]).
+    pub fn auth_plan<O: Operation>(&self, op: &O) -> AuthPlan {
+        match op.authentication() {
+            Authentication::None => AuthPlan::Unauthenticated,
+            Authentication::ClientToken(user_id) => {
+                AuthPlan::ClientToken(self.client_token_request(user_id))
+            }
+            // `Authentication` is non-exhaustive; anything new defaults to the server token.
+            _ => AuthPlan::ServerToken,
+        }
+    }
+
+    /// `request` with `Authorization: Bearer <client token>` (marked sensitive), for an
+    /// operation whose plan is [`AuthPlan::ClientToken`]. The token was fetched for this attempt
+    /// and is dropped with it: client tokens never enter the server-token cache.
+    pub fn client_authorized(
+        &self,
+        mut request: HttpRequest,
+        token: &AccessToken,
+    ) -> Result<HttpRequest, Error> {
+        authorize_bearer(&mut request, token)?;
+        Ok(request)
     }
 
     /// A retry loop for an operation; a non-idempotent one is never repeated.
@@ -352,6 +392,54 @@ mod tests {
             RetryStep::Sleep(_)
         ));
         assert!(core.token_fetched(Err(connect_error())).is_err());
+    }
+
+    struct NeedsClient(UserId);
+
+    impl Operation for NeedsClient {
+        type Output = ();
+        fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+            crate::operation::empty_request(http::Method::POST, base)
+        }
+        fn parse(&self, _: crate::transport::HttpResponse) -> Result<(), Error> {
+            Ok(())
+        }
+        fn is_idempotent(&self) -> bool {
+            false
+        }
+        fn authentication(&self) -> Authentication {
+            Authentication::ClientToken(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn client_token_operations_fetch_a_token_bound_to_their_user() {
+        let core = core(RetryPolicy::default());
+        let user = UserId::new("ea3a81").unwrap();
+        let AuthPlan::ClientToken(fetch) = core.auth_plan(&NeedsClient(user.clone())) else {
+            panic!("expected a client-token plan");
+        };
+        let body = fetch.request(core.base_url()).unwrap().into_body();
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "scope=CLIENT_ACCESS&userId=ea3a81"
+        );
+        assert_eq!(fetch.context().user_id, Some(user));
+        let request = core
+            .request(&NeedsClient(UserId::new("u1").unwrap()))
+            .unwrap();
+        let request = core
+            .client_authorized(request, &AccessToken::new("client-tok"))
+            .unwrap();
+        let auth = request.headers().get(http::header::AUTHORIZATION).unwrap();
+        assert_eq!(auth.to_str().unwrap(), "Bearer client-tok");
+        assert!(auth.is_sensitive());
+        // Nothing was cached: the server token is still missing.
+        assert_eq!(core.lease().unwrap_err().reason(), FetchReason::Missing);
+        assert!(matches!(
+            core.auth_plan(&core.server_token_request()),
+            AuthPlan::Unauthenticated
+        ));
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!   [`Job::connection_id`], [`Job::user_id`];
 //! * the failure taxonomy: [`JobFailureCode`], [`classify`] → [`FailureClass`],
 //!   [`recommend`] → [`RecommendedAction`];
-//! * [`JobPoller`], a state machine that says how long to wait before the next `GET /jobs/{id}`;
+//! * [`JobPoller`], a state machine that says how long to wait before the next `GET /jobs/{id}`,
+//!   and stops with [`PollStep::MfaRequired`] when the job waits for the user's answer to a
+//!   multi-factor challenge ([`Job::mfa_challenge`] → [`MfaChallenge`]);
 //! * [`triage_user`], the daily / at-login check that lists failures not fixed since.
 //!
 //! ```
@@ -185,6 +187,40 @@ impl Job {
         self.updated.or(self.created)
     }
 
+    /// The multi-factor challenge the job is waiting on: its `mfa-challenge` step is
+    /// `in-progress` and carries a challenge result (`{type:"mfa", method, description,
+    /// input, expiryMs}`, facts §4.2). `None` otherwise — no such step, not yet started,
+    /// already answered, failed, or no challenge attached yet. Answer it with
+    /// [`AnswerJobMfa`](crate::mfa::AnswerJobMfa) (`client.jobs().answer_mfa(..)`).
+    pub fn mfa_challenge(&self) -> Option<MfaChallenge> {
+        let step = self.step(StepTitle::MfaChallenge)?;
+        if step.status != StepStatus::InProgress {
+            return None;
+        }
+        let result = step.result.as_ref()?;
+        let is_challenge = match result.kind.as_deref() {
+            Some(kind) => kind == "mfa",
+            None => result.method.is_some() || !result.input.is_empty(),
+        };
+        if !is_challenge || result.code.is_some() {
+            return None;
+        }
+        let expires_at = match (result.expiry_ms, self.updated) {
+            (Some(ms), Some(updated)) => Some(time_util::add(updated, Duration::from_millis(ms))),
+            _ => None,
+        };
+        Some(MfaChallenge {
+            job_id: self.id.clone(),
+            method: result
+                .method
+                .as_deref()
+                .map_or_else(|| MfaMethod::Other(String::new()), MfaMethod::from),
+            description: result.description.clone().filter(|d| !d.is_empty()),
+            prompts: result.input.clone(),
+            expires_at,
+        })
+    }
+
     /// The failure, classified, with the action to take — `None` unless the job failed.
     pub fn diagnose(&self, kind: JobKind) -> Option<Diagnosis> {
         let JobState::Failed { step, failure } = self.state() else {
@@ -199,6 +235,46 @@ impl Job {
             class,
             action,
         })
+    }
+}
+
+open_enum!(
+    /// How the bank challenges the user (`result.method` of an `mfa-challenge` step).
+    MfaMethod {
+        /// A one-time code sent to the user's device (one prompt, e.g. `OTP Password`).
+        Token => "token",
+        /// One or more security questions (one prompt per question).
+        SecurityQuestions => "security-questions",
+    }
+);
+
+/// A multi-factor challenge a job is waiting on ([`Job::mfa_challenge`]): show the prompts to
+/// the user, then send one answer per prompt, in order, with
+/// [`AnswerJobMfa`](crate::mfa::AnswerJobMfa). Answer each challenge **once**: a wrong answer
+/// fails the job (`invalid-credentials`) and repeated attempts can lock the user's bank account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MfaChallenge {
+    /// The job waiting for the answer.
+    pub job_id: JobId,
+    /// One-time code or security questions; `Other("")` when Basiq sent none.
+    pub method: MfaMethod,
+    /// What the bank asks, to show to the user (e.g. "Please enter the one-time password sent
+    /// to your device").
+    pub description: Option<String>,
+    /// The prompts (`input`), one answer expected per prompt, in this order.
+    pub prompts: Vec<String>,
+    /// When the challenge stops accepting an answer: the job's `updated` time plus `expiryMs`.
+    /// Basiq's `expiryMs` counts down (as the emulator's does) while `updated` is when the
+    /// challenge was raised, so this is never later than the real expiry. `None` when either is
+    /// missing. An unanswered challenge fails the job (the emulator says `user-action-required`).
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl MfaChallenge {
+    /// Time left at `now` to answer, `None` when unknown; zero once expired.
+    pub fn time_left(&self, now: OffsetDateTime) -> Option<Duration> {
+        self.expires_at.map(|at| time_util::since(at, now))
     }
 }
 
@@ -592,11 +668,11 @@ pub fn recommend(
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 86_400 && s % 86_400 == 0 {
+    if s >= 86_400 && s.is_multiple_of(86_400) {
         format!("{} d", s / 86_400)
-    } else if s >= 3_600 && s % 3_600 == 0 {
+    } else if s >= 3_600 && s.is_multiple_of(3_600) {
         format!("{} h", s / 3_600)
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{} s", s)
@@ -770,6 +846,9 @@ pub enum PollStep {
     Wait(Duration),
     /// The job is finished.
     Done(JobOutcome),
+    /// The job waits for the user to answer a multi-factor challenge: stop polling (the job
+    /// cannot progress without the answer), show the prompts, answer once, then follow it again.
+    MfaRequired(MfaChallenge),
     /// The deadline passed and the job is still running; it may still finish at Basiq.
     TimedOut,
 }
@@ -854,6 +933,9 @@ impl JobPoller {
                 return PollStep::Done(JobOutcome::Failed { step, failure })
             }
             JobState::Pending | JobState::Running => {}
+        }
+        if let Some(challenge) = job.mfa_challenge() {
+            return PollStep::MfaRequired(challenge);
         }
         if now >= self.deadline_at {
             return PollStep::TimedOut;

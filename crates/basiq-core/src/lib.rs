@@ -12,6 +12,7 @@
 //! | [`auth`] | what both executors share: [`ExecutorConfig`](auth::ExecutorConfig), [`TokenState`](auth::TokenState) |
 //! | [`executor`] | the executors' sans-IO run loop: [`ExecutorCore`](executor::ExecutorCore), [`Retrying`](executor::Retrying) (sleep or done), re-authenticate once |
 //! | [`jobs`] | steps by title, [`JobPoller`](jobs::JobPoller), failure [`classify`](jobs::classify) → action, [`triage_user`](jobs::triage_user) |
+//! | [`mfa`] | [`AnswerJobMfa`](mfa::AnswerJobMfa): `POST /jobs/{id}/mfa` with a fresh client token, answers redacted, never retried |
 //! | [`refresh`] | [`RefreshPolicy`](refresh::RefreshPolicy) (active only, rarely, 20/day open banking), [`RefreshScheduler`](refresh::RefreshScheduler) |
 //! | [`pause`] | [`DuplicatePauseGuard`](pause::DuplicatePauseGuard): never trigger Basiq's 6-minute duplicate pause |
 //! | [`retry`] | [`RetryPolicy`](retry::RetryPolicy): backoff, `Retry-After`, no blind repeat of non-idempotent calls |
@@ -43,6 +44,7 @@ pub mod error;
 pub mod executor;
 pub mod id;
 pub mod jobs;
+pub mod mfa;
 mod open_enum;
 pub mod operation;
 pub mod pagination;

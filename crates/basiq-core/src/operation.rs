@@ -12,16 +12,21 @@ use serde::Serialize;
 use url::Url;
 
 use crate::error::{Error, ErrorContext};
+use crate::id::UserId;
 use crate::transport::{HttpRequest, HttpResponse};
 
 /// How an operation authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Authentication {
     /// The request carries its own credentials (`POST /token`).
     None,
-    /// The executor adds `Authorization: Bearer <server token>`.
+    /// The executor adds `Authorization: Bearer <server token>` (the globally cached one).
     ServerToken,
+    /// The executor fetches a fresh `CLIENT_ACCESS` token bound to this user and sends
+    /// `Authorization: Bearer <client token>` — never the server token, and the client token is
+    /// never cached (`POST /jobs/{jobId}/mfa` needs one: facts §1, §4.1).
+    ClientToken(UserId),
 }
 
 /// One API call, described without doing any IO.

@@ -219,17 +219,23 @@ impl TokenLease {
 
     /// Adds `Authorization: Bearer <token>` to a request, marked sensitive so `http`'s Debug hides it.
     pub fn authorize(&self, request: &mut HttpRequest) -> Result<(), Error> {
-        let mut value = HeaderValue::try_from(format!("Bearer {}", self.token.expose_secret()))
-            .map_err(|_| {
-                Error::decode(
-                    http::StatusCode::OK,
-                    "access_token is not a valid header value",
-                )
-            })?;
-        value.set_sensitive(true);
-        request.headers_mut().insert(header::AUTHORIZATION, value);
-        Ok(())
+        authorize_bearer(request, &self.token)
     }
+}
+
+/// Sets `Authorization: Bearer <token>` on `request`, the header value marked sensitive (so
+/// `http`'s `Debug` hides it).
+pub fn authorize_bearer(request: &mut HttpRequest, token: &AccessToken) -> Result<(), Error> {
+    let mut value =
+        HeaderValue::try_from(format!("Bearer {}", token.expose_secret())).map_err(|_| {
+            Error::decode(
+                http::StatusCode::OK,
+                "access_token is not a valid header value",
+            )
+        })?;
+    value.set_sensitive(true);
+    request.headers_mut().insert(header::AUTHORIZATION, value);
+    Ok(())
 }
 
 /// Why the cache wants a new token.

@@ -10,8 +10,9 @@ use basiq_core::connectors::ConnectionMethod;
 use basiq_core::error::{Error, ErrorContext, TransportError, TransportErrorKind};
 use basiq_core::id::{AccountId, ConnectionId, InstitutionId, JobId, TransactionId, UserId};
 use basiq_core::jobs::{JobKind, JobState};
+use basiq_core::mfa::{AnswerJobMfa, MfaAnswers};
 use basiq_core::models::{Address, BusinessIdNoType, Job, NewUser, UserUpdate};
-use basiq_core::operation::Operation;
+use basiq_core::operation::{Authentication, Operation};
 use basiq_core::operations::{
     CreateUser, DeleteConnection, DeleteUser, GetAccount, GetConnection, GetConnector, GetJob,
     GetTransaction, GetUser, ListAccounts, ListConnections, ListConnectors, ListTransactions,
@@ -142,6 +143,21 @@ fn delete_user() {
 #[test]
 fn get_job() {
     insta::assert_snapshot!(request(&GetJob::new(JobId::new("e9132638").unwrap())));
+}
+
+#[test]
+fn answer_job_mfa() {
+    // Basiq's public sandbox answers (facts §4.4), shown so the body's shape is reviewable; real
+    // answers never appear in Debug.
+    let op = AnswerJobMfa::new(
+        JobId::new("61723").unwrap(),
+        user(),
+        MfaAnswers::new(vec!["Basiq".into(), "AU00000".into()]),
+    );
+    assert!(!format!("{op:?}").contains("AU00000"));
+    assert!(!op.is_idempotent());
+    assert_eq!(op.authentication(), Authentication::ClientToken(user()));
+    insta::assert_snapshot!(request(&op));
 }
 
 #[test]

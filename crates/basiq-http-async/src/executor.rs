@@ -8,9 +8,9 @@ use std::time::Duration;
 use basiq_core::auth::ExecutorConfig;
 use basiq_core::clock::Clock;
 use basiq_core::error::Error;
-use basiq_core::executor::{AuthStep, ExecutorCore, Failure, RetryStep, Retrying};
+use basiq_core::executor::{AuthPlan, AuthStep, ExecutorCore, Failure, RetryStep, Retrying};
 use basiq_core::id::UserId;
-use basiq_core::operation::{Authentication, Operation};
+use basiq_core::operation::Operation;
 use basiq_core::secret::AccessToken;
 use basiq_core::token::TokenLease;
 use basiq_core::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
@@ -123,15 +123,45 @@ impl AsyncExecutor {
     async fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
         let retrying = self.inner.core.retrying(op.is_idempotent());
         self.retrying(retrying, || async {
-            if op.authentication() == Authentication::None {
-                self.run_unauthenticated(op)
+            match self.inner.core.auth_plan(op) {
+                AuthPlan::Unauthenticated => self
+                    .run_unauthenticated(op)
                     .await
-                    .map_err(Failure::Retryable)
-            } else {
-                self.attempt(op).await
+                    .map_err(Failure::Retryable),
+                AuthPlan::ServerToken => self.attempt(op).await,
+                AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch).await,
             }
         })
         .await
+    }
+
+    /// One attempt with a fresh `CLIENT_ACCESS` token (`POST /jobs/{id}/mfa`): the token is
+    /// fetched for this attempt (its own retries apply to the fetch), used once, and dropped.
+    async fn attempt_as_client<O: Operation>(
+        &self,
+        op: &O,
+        fetch: basiq_core::token::PostToken,
+    ) -> Result<O::Output, Failure> {
+        let core = &self.inner.core;
+        // Build first: invalid input fails before any token is fetched.
+        let request = core.request(op).map_err(Failure::Final)?;
+        // Not through `execute`: that would make this async fn (indirectly) recursive.
+        let token = self
+            .retrying(core.retrying(fetch.is_idempotent()), || async {
+                self.run_unauthenticated(&fetch)
+                    .await
+                    .map_err(Failure::Retryable)
+            })
+            .await
+            .map_err(|e| Failure::Final(e.with_context(&fetch.context())))?;
+        let request = core
+            .client_authorized(request, &token.access_token)
+            .map_err(Failure::Final)?;
+        let answer = match self.send(request).await {
+            Ok(response) => op.parse(response),
+            Err(e) => Err(e),
+        };
+        answer.map_err(Failure::Retryable)
     }
 
     /// Repeats `attempt`, sleeping in between, for as long as `retrying` says so.

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use basiq_core::error::ErrorContext;
 use basiq_core::id::{ConnectionId, InstitutionId, JobId, UserId};
-use basiq_core::jobs::{Diagnosis, JobKind, JobOutcome, JobPoller, JobState, StepEvent};
+use basiq_core::jobs::{
+    Diagnosis, JobKind, JobOutcome, JobPoller, JobState, MfaChallenge, PollStep, StepEvent,
+};
 use basiq_core::models::Job;
 use basiq_core::pause::{DuplicatePauseGuard, PauseDecision};
 use basiq_core::refresh::{
@@ -151,6 +153,12 @@ pub enum WaitOutcome {
     /// at it again later (e.g. in the daily [`triage`](crate::Users::triage)), never start a
     /// second attempt with the same credentials now.
     TimedOut,
+    /// The job waits for the user to answer a multi-factor challenge (its `mfa-challenge` step
+    /// is in progress): it cannot go on without them, so following stops here rather than at the
+    /// deadline. Show [`MfaChallenge::prompts`] (and `description`) to the user, send their
+    /// answers **once** with [`jobs().answer_mfa`](crate::Jobs::answer_mfa) before
+    /// [`MfaChallenge::expires_at`], then [`wait`](crate::Jobs::wait) again.
+    MfaRequired(MfaChallenge),
 }
 
 /// The result of [`jobs().wait`](crate::Jobs::wait): how the job ended, its last snapshot, the
@@ -174,18 +182,20 @@ pub struct JobReport {
 }
 
 impl JobReport {
+    /// `stopped`: the poller's last step ([`PollStep::Wait`] means "stopped at the deadline").
     pub(crate) fn new(
         job: Job,
-        finished: Option<JobOutcome>,
+        stopped: PollStep,
         kind: JobKind,
         events: Vec<StepEvent>,
         polls: u64,
         waited: Duration,
     ) -> Self {
-        let outcome = match finished {
-            None => WaitOutcome::TimedOut,
-            Some(JobOutcome::Succeeded) => WaitOutcome::Succeeded,
-            Some(JobOutcome::Failed { .. }) => match job.diagnose(kind) {
+        let outcome = match stopped {
+            PollStep::TimedOut | PollStep::Wait(_) => WaitOutcome::TimedOut,
+            PollStep::MfaRequired(challenge) => WaitOutcome::MfaRequired(challenge),
+            PollStep::Done(JobOutcome::Succeeded) => WaitOutcome::Succeeded,
+            PollStep::Done(JobOutcome::Failed { .. }) => match job.diagnose(kind) {
                 Some(diagnosis) => WaitOutcome::Failed(Box::new(diagnosis)),
                 // `observe` and `diagnose` read the same steps; this cannot disagree, but a
                 // timed-out answer is the safe one if it ever did.
@@ -212,6 +222,15 @@ impl JobReport {
     pub fn diagnosis(&self) -> Option<&Diagnosis> {
         match &self.outcome {
             WaitOutcome::Failed(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The challenge the job waits on, when following stopped for one
+    /// ([`WaitOutcome::MfaRequired`]).
+    pub fn mfa_challenge(&self) -> Option<&MfaChallenge> {
+        match &self.outcome {
+            WaitOutcome::MfaRequired(challenge) => Some(challenge),
             _ => None,
         }
     }
@@ -243,6 +262,15 @@ impl fmt::Display for JobReport {
                 "job {} still running after {} polls; check it again later",
                 self.job.id, self.polls
             )?,
+            WaitOutcome::MfaRequired(c) => write!(
+                f,
+                "job {} waits for the user to answer a {} challenge ({} prompt{}); answer it once, \
+                 then follow the job again",
+                self.job.id,
+                c.method,
+                c.prompts.len(),
+                if c.prompts.len() == 1 { "" } else { "s" }
+            )?,
         }
         write!(f, " [{}]", self.context)
     }
@@ -261,7 +289,8 @@ pub(crate) fn job_context(job: &Job) -> ErrorContext {
 }
 
 /// One step of following a job, shared by both clients: observe the snapshot, log step changes,
-/// and say whether to stop (`Break(finished)`; `None` = timed out) or wait.
+/// and say whether to stop (`Break` with the poller's step: done, MFA required, timed out — a
+/// `Wait` there means the time actually waited reached the deadline) or wait.
 pub(crate) fn observe_job(
     poller: &mut JobPoller,
     job: &Job,
@@ -269,8 +298,7 @@ pub(crate) fn observe_job(
     waited: Duration,
     deadline: Duration,
     events: &mut Vec<StepEvent>,
-) -> std::ops::ControlFlow<Option<JobOutcome>, Duration> {
-    use basiq_core::jobs::PollStep;
+) -> std::ops::ControlFlow<PollStep, Duration> {
     use std::ops::ControlFlow;
     let step = poller.observe(job, now);
     for event in poller.events() {
@@ -284,12 +312,10 @@ pub(crate) fn observe_job(
         events.push(event.clone());
     }
     match step {
-        PollStep::Done(outcome) => ControlFlow::Break(Some(outcome)),
-        PollStep::TimedOut => ControlFlow::Break(None),
         // Also bounded by the time actually waited, so a clock that does not move (a manual
         // clock nobody advances) cannot keep the loop going forever.
-        PollStep::Wait(_) if waited >= deadline => ControlFlow::Break(None),
-        PollStep::Wait(d) => ControlFlow::Continue(d),
+        PollStep::Wait(d) if waited < deadline => ControlFlow::Continue(d),
+        stop => ControlFlow::Break(stop),
     }
 }
 
@@ -311,6 +337,12 @@ pub(crate) fn log_report(report: &JobReport) {
         WaitOutcome::TimedOut => tracing::warn!(
             job_id = %report.job.id, user_id, connection_id, polls = report.polls,
             "stopped following a job that is still running"
+        ),
+        // The prompts are the bank's questions, not secrets, but only their number is logged.
+        WaitOutcome::MfaRequired(c) => tracing::info!(
+            job_id = %report.job.id, user_id, connection_id, method = c.method.as_str(),
+            prompts = c.prompts.len(), expires_at = c.expires_at.map(tracing::field::display),
+            "job waits for the user's answer to a multi-factor challenge"
         ),
     }
 }

@@ -144,6 +144,12 @@ macro_rules! resources {
             /// the waits back off (1 s ×1.5, capped at 10 s by default) so following a job never
             /// becomes a tight loop of `GET /jobs/{id}`.
             ///
+            /// A job waiting for the user's answer to a multi-factor challenge (its
+            /// `mfa-challenge` step in progress) stops the wait at once with
+            /// [`WaitOutcome::MfaRequired`]($crate::WaitOutcome) and the challenge (method,
+            /// prompts, expiry) — it cannot progress on its own, so polling on would only run to
+            /// the deadline. Answer with [`answer_mfa`](Self::answer_mfa), then `wait` again.
+            ///
             /// A failed job is not an `Err`: it is [`WaitOutcome::Failed`]($crate::WaitOutcome)
             /// with Basiq's code classified and the action to take (re-enter credentials, wait
             /// for the institution, …) — failures are turned into actions. `Err` is kept for
@@ -215,10 +221,10 @@ macro_rules! resources {
                         &mut events,
                     );
                     match step {
-                        std::ops::ControlFlow::Break(finished) => {
+                        std::ops::ControlFlow::Break(stopped) => {
                             let report = $crate::JobReport::new(
                                 job,
-                                finished,
+                                stopped,
                                 kind,
                                 events,
                                 poller.observations(),
@@ -233,6 +239,70 @@ macro_rules! resources {
                         }
                     }
                 }
+            }
+
+            /// `POST /jobs/{jobId}/mfa`: sends the user's answers to the multi-factor challenge
+            /// job `job_id` waits on ([`WaitOutcome::MfaRequired`]($crate::WaitOutcome)), one
+            /// per prompt in the prompts' order, then reads the job again and returns it. Follow
+            /// it on with [`wait`](Self::wait): a right answer lets it continue to success, a
+            /// wrong one fails it (`invalid-credentials`: the user has to try again through the
+            /// Consent UI).
+            ///
+            /// Basiq requires a `CLIENT_ACCESS` token bound to the job's user `user_id`: a fresh
+            /// one is fetched for this call and dropped after it — never cached, and the server
+            /// token is never sent here. The answers are secrets: they are wrapped at once in
+            /// [`MfaAnswers`]($crate::mfa::MfaAnswers) (zeroized on drop, `[REDACTED]` in
+            /// `Debug`) and never logged; the span `basiq.jobs.answer_mfa` carries `job_id`,
+            /// `user_id` and the number of answers, and errors carry both ids.
+            ///
+            /// **Answer once.** The call is never retried: a second answer could count as
+            /// another wrong attempt and lock the user's bank account. After an `Err` that may
+            /// have reached Basiq (a timeout, a 5xx), [`get`](Self::get) the job and answer
+            /// again only if [`Job::mfa_challenge`]($crate::models::Job::mfa_challenge) still
+            /// shows the challenge. No answers, or a blank one, is
+            /// [`Error::InvalidInput`]($crate::Error::InvalidInput) before any request.
+            pub $($async)* fn answer_mfa(
+                self,
+                job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                answers: Vec<String>,
+            ) -> Result<$crate::models::Job, $crate::Error> {
+                let answers = $crate::mfa::MfaAnswers::new(answers);
+                let job_id = job_id.try_into()?;
+                let user_id = user_id.try_into()?;
+                let span = ::tracing::info_span!(
+                    "basiq.jobs.answer_mfa",
+                    job_id = %job_id,
+                    user_id = %user_id,
+                    answers = answers.len(),
+                );
+                $traced!(span, self.answer_then_read(job_id, user_id, answers))
+            }
+
+            $($async)* fn answer_then_read(
+                self,
+                job_id: $crate::id::JobId,
+                user_id: $crate::id::UserId,
+                answers: $crate::mfa::MfaAnswers,
+            ) -> Result<$crate::models::Job, $crate::Error> {
+                let context = $crate::ErrorContext::new()
+                    .with_user(&user_id)
+                    .with_job(&job_id);
+                let op = $crate::mfa::AnswerJobMfa::new(job_id.clone(), user_id, answers);
+                if let Err(e) = self.client.execute(op)$($await)* {
+                    ::tracing::warn!(
+                        error.kind = ?e.kind(),
+                        error.status = ?e.status(),
+                        "answering the MFA challenge failed; not retried (read the job before \
+                         answering again)"
+                    );
+                    return Err(e);
+                }
+                ::tracing::info!("MFA answer sent");
+                self.client
+                    .execute($crate::operations::GetJob::new(job_id))
+                    $($await)*
+                    .map_err(|e| e.with_context(&context))
             }
         }
 

@@ -276,7 +276,7 @@ fn poller_caps_waits_and_stops_at_the_deadline() {
                 now += d;
             }
             PollStep::TimedOut => break,
-            PollStep::Done(_) => panic!("never done"),
+            PollStep::Done(_) | PollStep::MfaRequired(_) => panic!("never done"),
         }
     }
     assert_eq!(now, at(60), "the last wait ends exactly at the deadline");
@@ -292,6 +292,95 @@ fn poller_reports_success_even_late() {
         p.observe(&done, at(3600)),
         PollStep::Done(JobOutcome::Succeeded)
     );
+}
+
+// --- MFA -------------------------------------------------------------------------------------
+
+/// `mfa_job` with the challenge Basiq attaches to the in-progress `mfa-challenge` step.
+fn challenged(result: serde_json::Value) -> Job {
+    let mut value = serde_json::to_value(mfa_job()).unwrap();
+    value["steps"][1]["result"] = result;
+    serde_json::from_value(value).unwrap()
+}
+
+fn two_questions() -> serde_json::Value {
+    serde_json::json!({
+        "type": "mfa", "method": "security-questions",
+        "description": "Answer your security questions",
+        "input": ["Company?", "Institution id?"], "expiryMs": 300000,
+        "links": {"response": "https://au-api.basiq.io/jobs/j1/mfa"}
+    })
+}
+
+#[test]
+fn mfa_challenge_is_read_from_the_in_progress_step() {
+    let job = challenged(two_questions());
+    let challenge = job.mfa_challenge().expect("a challenge is waiting");
+    assert_eq!(challenge.job_id.as_str(), "j1");
+    assert_eq!(challenge.method, MfaMethod::SecurityQuestions);
+    assert_eq!(
+        challenge.description.as_deref(),
+        Some("Answer your security questions")
+    );
+    assert_eq!(challenge.prompts, ["Company?", "Institution id?"]);
+    // `updated` (t0 + 5 s) + expiryMs (300 s).
+    assert_eq!(challenge.expires_at, Some(at(305)));
+    assert_eq!(challenge.time_left(at(5)), Some(Duration::from_secs(300)));
+    assert_eq!(challenge.time_left(at(400)), Some(Duration::ZERO));
+    // An unknown method is kept, not an error.
+    let mut odd = two_questions();
+    odd["method"] = serde_json::json!("push-notification");
+    odd.as_object_mut().unwrap().remove("expiryMs");
+    let challenge = challenged(odd).mfa_challenge().unwrap();
+    assert_eq!(
+        challenge.method,
+        MfaMethod::Other("push-notification".into())
+    );
+    assert_eq!(challenge.expires_at, None);
+}
+
+#[test]
+fn no_challenge_unless_the_step_waits_with_one() {
+    // In progress but nothing attached yet.
+    assert_eq!(mfa_job().mfa_challenge(), None);
+    // Answered (success) or failed (wrong answer): nothing to answer any more.
+    for status in ["success", "failed", "pending"] {
+        let mut value = serde_json::to_value(challenged(two_questions())).unwrap();
+        value["steps"][1]["status"] = serde_json::json!(status);
+        let job: Job = serde_json::from_value(value).unwrap();
+        assert_eq!(job.mfa_challenge(), None, "{status}");
+    }
+    // A failure result on the step is not a challenge.
+    let failure = serde_json::json!({"code": "invalid-credentials", "title": "wrong"});
+    assert_eq!(challenged(failure).mfa_challenge(), None);
+    // No MFA step at all.
+    assert_eq!(
+        job("j", None, None, 0, 0, &three("in-progress", None)).mfa_challenge(),
+        None
+    );
+}
+
+#[test]
+fn poller_stops_at_a_waiting_challenge_instead_of_polling_to_the_deadline() {
+    let mut p = JobPoller::new(t0(), PollConfig::default());
+    // Verification still running: keep waiting.
+    let verifying = job("j1", None, None, 0, 0, &three("in-progress", None));
+    assert!(matches!(p.observe(&verifying, at(0)), PollStep::Wait(_)));
+    // The challenge is up: stop at once, long before the deadline.
+    let PollStep::MfaRequired(challenge) = p.observe(&challenged(two_questions()), at(1)) else {
+        panic!("expected MfaRequired")
+    };
+    assert_eq!(challenge.prompts.len(), 2);
+    assert!(p
+        .events()
+        .iter()
+        .any(|e| e.title == StepTitle::MfaChallenge && e.to == StepStatus::InProgress));
+    // The same poller (or a new one, after answering) goes on once the step moved on.
+    let mut answered = serde_json::to_value(challenged(two_questions())).unwrap();
+    answered["steps"][1] = serde_json::json!({"title": "mfa-challenge", "status": "success"});
+    answered["steps"][2]["status"] = serde_json::json!("in-progress");
+    let answered: Job = serde_json::from_value(answered).unwrap();
+    assert!(matches!(p.observe(&answered, at(2)), PollStep::Wait(_)));
 }
 
 // --- triage ----------------------------------------------------------------------------------
@@ -563,7 +652,7 @@ proptest! {
                     prop_assert!(now >= p.deadline());
                     break;
                 }
-                PollStep::Done(_) => prop_assert!(false, "never done"),
+                PollStep::Done(_) | PollStep::MfaRequired(_) => prop_assert!(false, "never done"),
             }
         }
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use basiq::clock::{Clock, ManualClock};
 use basiq::connectors::ConnectionMethod;
 use basiq::id::{ConnectionId, InstitutionId, JobId, UserId};
-use basiq::jobs::{FailureClass, JobKind, PollConfig, RecommendedAction, UserAction};
+use basiq::jobs::{FailureClass, JobKind, MfaMethod, PollConfig, RecommendedAction, UserAction};
 use basiq::models::{StepStatus, StepTitle, TransactionList};
 use basiq::refresh::{ConnectionStatus, MemoryLedger, RefreshLedger, RefreshPolicy, SkipReason};
 use basiq::{
@@ -26,15 +26,22 @@ use basiq::{
     WaitOutcome,
 };
 use basiq_mock::MockServer;
-use common::{new_user, route_count, SubmitConsent, REFRESH_ROUTE, UNSAFE_IDS};
+use common::{new_user, route_count, token_requests, SubmitConsent, REFRESH_ROUTE, UNSAFE_IDS};
 
 const HOOLI: &str = "AU00000";
 const HOOLI_OPEN_BANKING: &str = "AU00001";
+/// Always raises an `mfa-challenge` step (facts §4.4).
+const PIED_PIPER: &str = "AU00002";
+const MFA_ROUTE: &str = "POST /jobs/{job_id}/mfa";
 
 use common::virtual_time_server as server;
 
 fn hooli() -> ConsentAction {
     ConsentAction::connect_to(InstitutionId::new(HOOLI).unwrap())
+}
+
+fn pied_piper() -> ConsentAction {
+    ConsentAction::connect_to(InstitutionId::new(PIED_PIPER).unwrap())
 }
 
 fn connection_of(report: &basiq::JobReport) -> ConnectionId {
@@ -175,6 +182,127 @@ macro_rules! flow_scenarios {
                 .iter()
                 .any(|e| e.title == StepTitle::RetrieveTransactions
                     && e.to == StepStatus::Success));
+        }
+
+        /// Pied Piper Bank challenges every login: `wait` stops at once with `MfaRequired` (the
+        /// method, both security questions, the expiry) instead of polling to the deadline;
+        /// `answer_mfa` sends the right answers with a fresh client token (the server token
+        /// would be refused with 403) and returns the job; `wait` again ends in success.
+        #[$test]
+        $($async)* fn mfa_challenge_stops_the_wait_then_answering_lets_the_job_succeed() {
+            let (server, clock, client, user) = with_user("mfa@example.com")$($await)*;
+            let job = connect(&client, &user, pied_piper(), Some(("Whistler", "ShowBox")))$($await)*;
+
+            let before = clock.now();
+            let report = client.jobs().wait(&job, PollConfig::default())$($await)*.unwrap();
+            let WaitOutcome::MfaRequired(challenge) = &report.outcome else {
+                panic!("expected MfaRequired, got {report}");
+            };
+            assert!(
+                clock.now() - before < time::Duration::seconds(30),
+                "stopped as soon as the challenge was up, not at the 5-minute deadline"
+            );
+            assert_eq!(report.mfa_challenge(), Some(challenge));
+            assert_eq!(&challenge.job_id, &job);
+            assert_eq!(challenge.method, MfaMethod::SecurityQuestions);
+            assert_eq!(challenge.prompts.len(), 2, "{challenge:?}");
+            assert!(challenge.description.is_some());
+            let expires_at = challenge.expires_at.expect("expiryMs and updated are sent");
+            assert!(expires_at > clock.now());
+            assert!(expires_at <= clock.now() + time::Duration::minutes(5));
+            assert_eq!(report.context.user_id.as_ref(), Some(&user));
+            assert!(report
+                .events
+                .iter()
+                .any(|e| e.title == StepTitle::MfaChallenge && e.to == StepStatus::InProgress));
+            let line = report.to_string();
+            assert!(line.contains("security-questions challenge (2 prompts)"), "{line}");
+            assert!(line.contains(&format!("jobId={job}")), "{line}");
+
+            let tokens = server.stats().tokens_issued;
+            let answered = client
+                .jobs()
+                .answer_mfa(&job, &user, vec!["Basiq".into(), "AU00000".into()])$($await)*
+                .unwrap();
+            assert_eq!(answered.id, job);
+            assert_eq!(answered.mfa_challenge(), None, "nothing left to answer");
+            assert_eq!(
+                answered.step(StepTitle::MfaChallenge).map(|s| s.status.clone()),
+                Some(StepStatus::Success)
+            );
+            assert_eq!(route_count(&server, MFA_ROUTE), 1);
+            assert_eq!(
+                server.stats().tokens_issued,
+                tokens + 1,
+                "one fresh client token for the answer; the cached server token kept"
+            );
+
+            let report = client.jobs().wait(&job, PollConfig::default())$($await)*.unwrap();
+            assert_eq!(report.outcome, WaitOutcome::Succeeded, "{report}");
+            let conn = client
+                .connections()
+                .get(&user, &connection_of(&report))$($await)*
+                .unwrap();
+            assert_eq!(conn.status, ConnectionStatus::Active);
+        }
+
+        /// A wrong one-time code fails the job `invalid-credentials` at the MFA step, explained
+        /// as a user action (log in again through the Consent UI). Answering again is Basiq's
+        /// 400 with both ids, sent once (never retried); no or blank answers and bad ids are
+        /// refused before any request.
+        #[$test]
+        $($async)* fn wrong_mfa_answer_fails_the_job_with_a_user_action() {
+            let (server, _clock, client, user) = with_user("mfa-wrong@example.com")$($await)*;
+            let job = connect(&client, &user, pied_piper(), Some(("jared", "django")))$($await)*;
+            let report = client.jobs().wait(&job, PollConfig::default())$($await)*.unwrap();
+            let challenge = report.mfa_challenge().expect("challenged").clone();
+            assert_eq!(challenge.method, MfaMethod::Token);
+            assert_eq!(challenge.prompts, ["OTP Password"]);
+
+            let tokens = token_requests(&server);
+            for answers in [vec![], vec![" ".to_owned()]] {
+                let err = client.jobs().answer_mfa(&job, &user, answers)$($await)*.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+            }
+            for bad in UNSAFE_IDS {
+                let err = client
+                    .jobs()
+                    .answer_mfa(bad, &user, vec!["1234".into()])$($await)*
+                    .unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidId, "{err}");
+                let err = client
+                    .jobs()
+                    .answer_mfa(&job, bad, vec!["1234".into()])$($await)*
+                    .unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::InvalidId, "{err}");
+            }
+            assert_eq!(route_count(&server, MFA_ROUTE), 0, "refused locally");
+            assert_eq!(token_requests(&server), tokens, "not even a token fetched");
+
+            let answered = client
+                .jobs()
+                .answer_mfa(&job, &user, vec!["0000".into()])$($await)*
+                .unwrap();
+            assert_eq!(answered.mfa_challenge(), None);
+            let report = client.jobs().wait_as(&job, JobKind::Create, PollConfig::default())$($await)*.unwrap();
+            let d = report.diagnosis().expect("failed");
+            assert_eq!(d.step, StepTitle::MfaChallenge);
+            assert_eq!(d.failure.code.as_str(), "invalid-credentials");
+            assert!(matches!(
+                d.class,
+                FailureClass::UserActionRequired(UserAction::ReenterCredentials { .. })
+            ));
+            assert!(matches!(d.action, RecommendedAction::ReenterCredentials { .. }));
+
+            let err = client
+                .jobs()
+                .answer_mfa(&job, &user, vec!["1234".into()])$($await)*
+                .unwrap_err();
+            assert_eq!(err.status().map(|s| s.as_u16()), Some(400), "{err}");
+            let ctx = err.context().unwrap();
+            assert_eq!(ctx.user_id.as_ref(), Some(&user));
+            assert_eq!(ctx.job_id.as_ref(), Some(&job));
+            assert_eq!(route_count(&server, MFA_ROUTE), 2, "each answer sent exactly once");
         }
 
         /// A job still running at the deadline is `TimedOut` (not an error), and the waits never
@@ -738,6 +866,7 @@ mod async_client {
             .build()
             .unwrap();
         assert_send(client.jobs().wait("j", PollConfig::default()));
+        assert_send(client.jobs().answer_mfa("j", "u", vec!["1234".into()]));
         assert_send(client.connections().refresh("u", "c"));
         assert_send(client.connections().refresh_unchecked("u", "c"));
         assert_send(client.consent_url("u", ConsentAction::connect()));

@@ -25,7 +25,7 @@ use basiq::{
     ConsentAction, ConsentOutcome, ConsentRequest, ErrorKind, RefreshOutcome, TransactionQuery,
     WaitOutcome,
 };
-use basiq_mock::MockServer;
+use basiq_mock::{Fault, FaultRule, MockServer};
 use common::{new_user, route_count, token_requests, SubmitConsent, REFRESH_ROUTE, UNSAFE_IDS};
 
 const HOOLI: &str = "AU00000";
@@ -303,6 +303,36 @@ macro_rules! flow_scenarios {
             assert_eq!(ctx.user_id.as_ref(), Some(&user));
             assert_eq!(ctx.job_id.as_ref(), Some(&job));
             assert_eq!(route_count(&server, MFA_ROUTE), 2, "each answer sent exactly once");
+        }
+
+        /// The connection drops after Basiq took the answer: the error carries both ids and the
+        /// answer is **not** sent again (a second one could lock the account). Reading the job
+        /// shows the challenge is gone, so the caller does not answer again and just follows it.
+        #[$test]
+        $($async)* fn mfa_answer_is_never_repeated_after_an_ambiguous_failure() {
+            let (server, _clock, client, user) = with_user("mfa-reset@example.com")$($await)*;
+            let job = connect(&client, &user, pied_piper(), Some(("gavinBelson", "hooli2016")))$($await)*;
+            let report = client.jobs().wait(&job, PollConfig::default())$($await)*.unwrap();
+            assert_eq!(report.mfa_challenge().map(|c| c.prompts.len()), Some(1));
+            server
+                .faults()
+                .add(
+                    FaultRule::new("/jobs/*/mfa", Fault::Reset { after_handler: true })
+                        .method("POST"),
+                )
+                .unwrap();
+            let err = client
+                .jobs()
+                .answer_mfa(&job, &user, vec!["Hooli".into()])$($await)*
+                .unwrap_err();
+            let ctx = err.context().unwrap();
+            assert_eq!(ctx.user_id.as_ref(), Some(&user));
+            assert_eq!(ctx.job_id.as_ref(), Some(&job));
+            assert_eq!(route_count(&server, MFA_ROUTE), 1, "never retried");
+            let now = client.jobs().get(&job)$($await)*.unwrap();
+            assert_eq!(now.mfa_challenge(), None, "the answer arrived: do not answer again");
+            let report = client.jobs().wait(&job, PollConfig::default())$($await)*.unwrap();
+            assert_eq!(report.outcome, WaitOutcome::Succeeded, "{report}");
         }
 
         /// A job still running at the deadline is `TimedOut` (not an error), and the waits never

@@ -116,3 +116,60 @@ fn helpers_log_the_ids_and_never_a_token() {
     has("code=invalid-credentials");
     has("job failed");
 }
+
+/// MFA answers are secrets: the `basiq.jobs.answer_mfa` span carries the job, the user and the
+/// number of answers, never an answer — neither in the logs nor in the error that a second
+/// answer gets.
+#[test]
+fn mfa_answers_are_never_logged() {
+    let (server, clock) = virtual_time_server();
+    let client = blocking_on_virtual_time(&server, &clock).build().unwrap();
+    let recording = Recording::default();
+    const WRONG: &str = "wrong-otp-5e1f93";
+    const LATE: &str = "late-otp-77ab21";
+
+    let (user, job, err) = tracing::subscriber::with_default(recording.clone(), || {
+        let user = client
+            .users()
+            .create(new_user("mfa@example.com"))
+            .unwrap()
+            .id;
+        let action = ConsentAction::connect_to(InstitutionId::new("AU00002").unwrap());
+        let ConsentOutcome::Link(link) = client.consent_url(&user, action).unwrap() else {
+            panic!("a link");
+        };
+        let job = client
+            .execute(SubmitConsent::new(&link, Some(("jared", "django"))))
+            .unwrap();
+        let job = JobId::new(job).unwrap();
+        let report = client.jobs().wait(&job, PollConfig::default()).unwrap();
+        assert!(report.mfa_challenge().is_some(), "{report}");
+        client
+            .jobs()
+            .answer_mfa(&job, &user, vec![WRONG.to_owned()])
+            .unwrap();
+        // Nothing to answer any more: Basiq's 400, sent once.
+        let err = client
+            .jobs()
+            .answer_mfa(&job, &user, vec![LATE.to_owned()])
+            .unwrap_err();
+        (user, job, err)
+    });
+
+    let log = recording.log.lock().unwrap().clone();
+    for secret in [WRONG, LATE] {
+        assert!(!log.contains(secret), "an MFA answer was logged:{log}");
+        assert!(!format!("{err} {err:?}").contains(secret), "{err:?}");
+    }
+    assert!(!log.contains("Bearer"), "{log}");
+    let has = |needle: &str| {
+        assert!(log.contains(needle), "missing {needle:?} in:{log}");
+    };
+    has(&format!(
+        "span basiq.jobs.answer_mfa job_id={job} user_id={user} answers=1"
+    ));
+    has("job waits for the user's answer to a multi-factor challenge");
+    has("method=token");
+    has("MFA answer sent");
+    has("answering the MFA challenge failed");
+}

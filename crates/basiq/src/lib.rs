@@ -17,6 +17,11 @@
 //! - **jobs followed by their steps** and failures turned into actions:
 //!   [`jobs().wait`](Jobs::wait) → [`JobReport`] (a failed job is [`WaitOutcome::Failed`] with
 //!   Basiq's code classified and the action to take, and the userId/connectionId/jobId to log);
+//! - **multi-factor challenges surfaced, answered once**: a job waiting on the bank's challenge
+//!   stops the wait with [`WaitOutcome::MfaRequired`] (method, prompts, expiry) instead of
+//!   polling to the deadline; [`jobs().answer_mfa`](Jobs::answer_mfa) sends the answers with a
+//!   fresh client token bound to the user (never the server token), never retries them, and
+//!   never logs them;
 //! - **refreshes only when Basiq's rules allow**: [`connections().refresh`](Connections::refresh)
 //!   reads the connection and the user's jobs and sends nothing when the connection is inactive,
 //!   a job runs, it was refreshed recently, its last attempt failed, or the open-banking 20/day
@@ -124,6 +129,17 @@
 //!         }
 //!     }
 //!     _ => {}
+//! }
+//!
+//! // A bank's multi-factor challenge: show the prompts, answer once, follow the job on.
+//! # fn ask_user(prompt: &str) -> String { prompt.to_owned() }
+//! # let job_id = "61723";
+//! let report = client.jobs().wait(job_id, PollConfig::default()).await?;
+//! if let WaitOutcome::MfaRequired(challenge) = &report.outcome {
+//!     let answers: Vec<String> = challenge.prompts.iter().map(|p| ask_user(p)).collect();
+//!     client.jobs().answer_mfa(job_id, user_id, answers).await?;
+//!     let report = client.jobs().wait(job_id, PollConfig::default()).await?;
+//!     println!("{report}");
 //! }
 //!
 //! // Refreshing: the SDK decides whether Basiq's rules allow it, before sending anything.

@@ -239,9 +239,69 @@ pub fn new_user() -> NewUser {
     }
 }
 
+/// `POST /jobs/{job}/mfa` for user `u1`, answering `1234`.
+pub fn answer_mfa(job: &str) -> basiq_core::mfa::AnswerJobMfa {
+    basiq_core::mfa::AnswerJobMfa::new(
+        basiq_core::id::JobId::new(job).unwrap(),
+        UserId::new("u1").unwrap(),
+        basiq_core::mfa::MfaAnswers::new(vec!["1234".into()]),
+    )
+}
+
+/// `/token` issues `client-N` for a `CLIENT_ACCESS` form (bound to `u1`) and `tok-N` otherwise;
+/// `POST /jobs/ok/mfa` is 202 with the job, `/jobs/down/mfa` 503, anything else a user.
+pub fn mfa_api(fake: &Fake, request: &HttpRequest) -> Answer {
+    if is_token(request) {
+        let form = String::from_utf8_lossy(request.body()).into_owned();
+        let n = fake.tokens();
+        if form.contains("scope=CLIENT_ACCESS") {
+            assert!(form.contains("userId=u1"), "{form}");
+            return Ok(json(
+                200,
+                serde_json::json!({"access_token": format!("client-{n}"), "token_type": "Bearer", "expires_in": 3600}),
+            ));
+        }
+        return Ok(token_response(n));
+    }
+    match request.uri().path() {
+        "/jobs/ok/mfa" => Ok(json(
+            202,
+            serde_json::json!({"type": "job", "id": "ok", "links": {"self": "/jobs/ok"}}),
+        )),
+        "/jobs/down/mfa" => Ok(unavailable()),
+        _ => Ok(user("u1")),
+    }
+}
+
 /// The scenarios that read the same on both executors (see the module docs).
 macro_rules! executor_scenarios {
     (#[$test:meta], [$($async:tt)*], [$($await:tt)*]) => {
+        /// An `Authentication::ClientToken` operation (`POST /jobs/{id}/mfa`) is sent with a
+        /// fresh `CLIENT_ACCESS` token bound to its user — never the cached server token, which
+        /// it leaves in place — and, not being idempotent, is never repeated after a 503.
+        #[$test]
+        $($async)* fn client_token_operations_get_a_fresh_client_token_and_no_retry() {
+            let fake = Fake::new(Duration::ZERO, mfa_api);
+            let exec = executor(&fake, &ManualClock::starting_now());
+            exec.execute(get_user())$($await)*.unwrap();
+            let job = exec.execute(answer_mfa("ok"))$($await)*.unwrap();
+            assert_eq!(job.id.as_str(), "ok");
+            exec.execute(get_user())$($await)*.unwrap();
+            assert_eq!(
+                fake.seen(),
+                vec!["Bearer tok-1", "Bearer client-2", "Bearer tok-1"],
+                "the server token is still cached and never sent on the MFA answer"
+            );
+            let err = exec.execute(answer_mfa("down"))$($await)*.unwrap_err();
+            assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
+            let ctx = err.context().unwrap();
+            assert_eq!(ctx.user_id.as_ref().map(|u| u.as_str()), Some("u1"));
+            assert_eq!(ctx.job_id.as_ref().map(|j| j.as_str()), Some("down"));
+            assert_eq!(fake.api(), 4, "the failed answer was sent once");
+            assert_eq!(fake.tokens(), 3, "one fresh client token per answer, none cached");
+            assert_eq!(fake.seen().last().map(String::as_str), Some("Bearer client-3"));
+        }
+
         #[$test]
         $($async)* fn expired_token_reauthenticates_once_and_retries() {
             // `tok-1` is refused as expired; `tok-2` works.

@@ -141,7 +141,8 @@ async fn token(
 
     let ttl = state.config().token_ttl;
     let ttl_t = time::Duration::try_from(ttl).unwrap_or(time::Duration::days(365));
-    let expires_at = now + ttl_t;
+    // Saturating: an absurd configured TTL must not panic the handler at the end of time.
+    let expires_at = now.saturating_add(ttl_t);
     let mut db = state.db();
     let n = db.seq();
     let scope_str = match scope {

@@ -204,6 +204,21 @@ async fn token_ttl_is_configurable() {
 }
 
 #[tokio::test]
+async fn an_absurd_token_ttl_saturates_instead_of_panicking() {
+    // `now + ttl` used to overflow past the end of representable time and panic the handler.
+    for ttl in [i64::MAX as u64, u64::MAX, 400_000 * 365 * 24 * 3600] {
+        let server = MockServer::builder()
+            .token_ttl(Duration::from_secs(ttl))
+            .start();
+        let (s, body) = token_request(&server, "scope=SERVER_ACCESS").await;
+        assert_eq!(s, StatusCode::OK, "ttl {ttl}: {body}");
+        let token = body["access_token"].as_str().expect("token").to_owned();
+        let (s, _) = get(&server, "/connectors", &token).await;
+        assert_eq!(s, StatusCode::OK, "ttl {ttl}");
+    }
+}
+
+#[tokio::test]
 async fn token_flood_is_refused_with_invalid_request() {
     let clock = basiq_core::clock::ManualClock::starting_now();
     let server = MockServer::builder()

@@ -16,9 +16,10 @@ use url::Url;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::retry::{AttemptFailure, RetryBudget, RetryDecision, RetryPolicy};
-use crate::secret::ApiKey;
+use crate::secret::{AccessToken, ApiKey};
 use crate::token::{
-    FetchReason, TokenCache, TokenDecision, TokenLease, TokenPolicy, TokenResponse,
+    FetchReason, MemoryTokenStore, StoredToken, TokenCache, TokenDecision, TokenLease, TokenPolicy,
+    TokenResponse, TokenStore,
 };
 
 /// Basiq's production API.
@@ -44,6 +45,9 @@ pub struct ExecutorConfig {
     /// When to repeat a failed request ([`RetryPolicy::never`] turns retries off). Executors
     /// only ever repeat *idempotent* operations (and `/token`).
     pub retry_policy: RetryPolicy,
+    /// Where the server token is shared with other processes ([`MemoryTokenStore`] by default:
+    /// process-local).
+    pub token_store: Arc<dyn TokenStore>,
 }
 
 impl ExecutorConfig {
@@ -55,7 +59,15 @@ impl ExecutorConfig {
             clock: Arc::new(SystemClock),
             token_policy: TokenPolicy::default(),
             retry_policy: RetryPolicy::default(),
+            token_store: Arc::new(MemoryTokenStore::new()),
         }
+    }
+
+    /// Replaces the token store (share one between processes so a fleet authenticates once per
+    /// token lifetime).
+    pub fn with_token_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.token_store = store;
+        self
     }
 
     /// Replaces the retry policy.
@@ -106,6 +118,7 @@ impl fmt::Debug for ExecutorConfig {
             .field("clock", &self.clock)
             .field("token_policy", &self.token_policy)
             .field("retry_policy", &self.retry_policy)
+            .field("token_store", &self.token_store)
             .finish()
     }
 }
@@ -127,6 +140,8 @@ struct State {
     cache: TokenCache,
     /// Set when a refresh-ahead fetch failed: until then the still-valid token is served.
     refresh_paused_until: Option<OffsetDateTime>,
+    /// The token Basiq rejected last: never taken back from a [`TokenStore`].
+    rejected_token: Option<AccessToken>,
 }
 
 /// The shared server-token state of one client: a [`TokenCache`] behind a mutex, plus the rule
@@ -148,6 +163,7 @@ impl TokenState {
             state: Mutex::new(State {
                 cache: TokenCache::new(policy),
                 refresh_paused_until: None,
+                rejected_token: None,
             }),
         }
     }
@@ -219,11 +235,45 @@ impl TokenState {
         }
     }
 
+    /// Offers a token loaded from a [`TokenStore`] at `now`, when [`decide`](Self::decide) asked
+    /// for a fetch. It is taken (and cached, its refresh point spread by `jitter`) only if it is
+    /// valid beyond [`TokenPolicy::stored_margin`] at `now` and is not the token Basiq rejected
+    /// last; otherwise `None`, and the caller fetches.
+    pub fn adopt_stored(
+        &self,
+        stored: &StoredToken,
+        now: OffsetDateTime,
+        jitter: f64,
+    ) -> Option<TokenLease> {
+        let mut state = self.lock();
+        if state
+            .rejected_token
+            .as_ref()
+            .is_some_and(|rejected| rejected.same_as(&stored.token))
+        {
+            tracing::debug!("the stored Basiq token is the one just rejected; fetching a new one");
+            return None;
+        }
+        let margin = time::Duration::try_from(state.cache.policy().stored_margin())
+            .unwrap_or(time::Duration::MAX);
+        if now >= stored.expires_at.saturating_sub(margin) {
+            tracing::debug!(
+                expires_at = %stored.expires_at,
+                "the stored Basiq token expires within the refresh-ahead margin; fetching a new one"
+            );
+            return None;
+        }
+        state.refresh_paused_until = None;
+        Some(state.cache.adopt(stored, jitter))
+    }
+
     /// Basiq rejected `lease` as expired or invalid. Returns whether it was the cached token (the
     /// next [`decide`](Self::decide) asks for a fetch) or an older one (the next `decide` hands
-    /// out the newer cached token, no fetch needed).
+    /// out the newer cached token, no fetch needed). Either way the token is remembered so it is
+    /// never taken back from a [`TokenStore`].
     pub fn reject(&self, lease: &TokenLease) -> bool {
         let mut state = self.lock();
+        state.rejected_token = Some(lease.token.clone());
         let was_cached = state.cache.reject(lease);
         if was_cached {
             state.refresh_paused_until = None;

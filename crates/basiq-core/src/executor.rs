@@ -3,8 +3,9 @@
 //! An executor sends requests and waits; everything it *decides* lives here: whether to retry
 //! and after how long ([`Retrying`]), whether an answer means "re-authenticate once"
 //! ([`ExecutorCore::answered`]), whether the cached token can be used or who fetches a new one
-//! ([`ExecutorCore::lease`], [`ExecutorCore::while_gate_busy`]), and what to store afterwards
-//! ([`ExecutorCore::token_fetched`]). The async and the blocking executor drive these steps with
+//! ([`ExecutorCore::lease`], [`ExecutorCore::while_gate_busy`], and
+//! [`ExecutorCore::lease_in_gate`] with the fleet's shared [`TokenStore`]), and what to store
+//! afterwards ([`ExecutorCore::token_fetched`]). The async and the blocking executor drive these steps with
 //! their own sleep, fetch gate and transport, so the two cannot drift apart.
 //!
 //! A driver's loop, in outline (the blocking flavour; the async one adds `.await`):
@@ -33,7 +34,8 @@ use crate::id::UserId;
 use crate::operation::{Authentication, Operation};
 use crate::secret::{AccessToken, ApiKey};
 use crate::token::{
-    authorize_bearer, FetchReason, PostToken, TokenDecision, TokenLease, TokenResponse, TokenScope,
+    authorize_bearer, FetchReason, PostToken, StoredToken, TokenDecision, TokenLease,
+    TokenResponse, TokenScope, TokenStore,
 };
 use crate::transport::HttpRequest;
 
@@ -153,6 +155,7 @@ pub struct ExecutorCore {
     api_key: ApiKey,
     clock: Arc<dyn Clock>,
     tokens: TokenState,
+    store: Arc<dyn TokenStore>,
     retry: RetryState,
     jitter: fn() -> f64,
 }
@@ -166,6 +169,7 @@ impl ExecutorCore {
         let now = config.clock.now();
         Ok(Self {
             tokens: TokenState::new(config.token_policy),
+            store: config.token_store,
             retry: RetryState::new(config.retry_policy, now),
             base_url: config.base_url,
             api_key: config.api_key,
@@ -260,6 +264,35 @@ impl ExecutorCore {
         }
     }
 
+    /// What a driver asks once it holds the fetch gate, before fetching: the cached token if
+    /// another caller stored one meanwhile, else a token from the [`TokenStore`] (saved by
+    /// another process) if it is valid beyond the refresh-ahead margin and is not the token Basiq
+    /// rejected last, else a [`PendingFetch`]. A store error is logged (no secrets) and treated
+    /// as an empty store: it never fails a request.
+    pub fn lease_in_gate(&self) -> Result<TokenLease, PendingFetch> {
+        let pending = match self.lease() {
+            Ok(lease) => return Ok(lease),
+            Err(pending) => pending,
+        };
+        match self.store.load() {
+            Ok(Some(stored)) => self
+                .tokens
+                .adopt_stored(&stored, self.clock.now(), (self.jitter)())
+                .inspect(|lease| {
+                    tracing::debug!(
+                        expires_at = %lease.expires_at,
+                        "using the Basiq server token from the token store"
+                    );
+                })
+                .ok_or(pending),
+            Ok(None) => Err(pending),
+            Err(e) => {
+                tracing::warn!(error = %e, "loading the Basiq server token from the token store failed; fetching one");
+                Err(pending)
+            }
+        }
+    }
+
     /// Someone else holds the fetch gate. Ahead of expiry the current token is still good: use
     /// it rather than wait for the refresh, so a refresh never stalls traffic. `None`: wait for
     /// the gate.
@@ -272,6 +305,7 @@ impl ExecutorCore {
     }
 
     /// Reports a `/token` fetch: the response and when its request was sent, or the error. A
+    /// fetched token is cached and saved to the [`TokenStore`] (a store error is logged). A
     /// failed refresh ahead of expiry still yields the valid cached token (see
     /// [`TokenState::fetch_failed`]).
     pub fn token_fetched(
@@ -280,7 +314,12 @@ impl ExecutorCore {
     ) -> Result<TokenLease, Error> {
         match fetched {
             Ok((token, requested_at)) => {
-                Ok(self.tokens.fetched(&token, requested_at, (self.jitter)()))
+                let lease = self.tokens.fetched(&token, requested_at, (self.jitter)());
+                let stored = StoredToken::new(lease.token.clone(), lease.expires_at);
+                if let Err(e) = self.store.save(&stored) {
+                    tracing::warn!(error = %e, "saving the Basiq server token to the token store failed");
+                }
+                Ok(lease)
             }
             Err(e) => self.tokens.fetch_failed(e, self.clock.now()),
         }
@@ -324,7 +363,8 @@ impl ExecutorCore {
         let mut out = f.debug_struct(name);
         out.field("base_url", &self.base_url.as_str())
             .field("api_key", &self.api_key)
-            .field("tokens", &self.tokens);
+            .field("tokens", &self.tokens)
+            .field("token_store", &self.store);
         if let Some(transport) = transport {
             out.field("transport", transport);
         }
@@ -440,6 +480,130 @@ mod tests {
             core.auth_plan(&core.server_token_request()),
             AuthPlan::Unauthenticated
         ));
+    }
+
+    mod store {
+        use super::*;
+        use crate::clock::ManualClock;
+        use crate::token::{MemoryTokenStore, StoreError, StoredToken, TokenPolicy, TokenStore};
+
+        #[derive(Debug)]
+        struct Broken;
+
+        impl TokenStore for Broken {
+            fn load(&self) -> Result<Option<StoredToken>, StoreError> {
+                Err(StoreError::new("connection refused"))
+            }
+            fn save(&self, _: &StoredToken) -> Result<(), StoreError> {
+                Err(StoreError::new("connection refused"))
+            }
+        }
+
+        fn at(secs: i64) -> OffsetDateTime {
+            OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(secs)
+        }
+
+        fn core_with(store: Arc<dyn TokenStore>, clock: &ManualClock) -> ExecutorCore {
+            let config = ExecutorConfig::new(
+                parse_base_url("http://127.0.0.1:1").unwrap(),
+                ApiKey::new("k"),
+            )
+            .with_clock(Arc::new(clock.clone()))
+            .with_token_store(store);
+            ExecutorCore::new(config, || 0.5).unwrap()
+        }
+
+        fn fetched(core: &ExecutorCore, value: &str, at_: OffsetDateTime) -> TokenLease {
+            let token: TokenResponse = serde_json::from_value(serde_json::json!({
+                "access_token": value, "token_type": "Bearer", "expires_in": 3600
+            }))
+            .unwrap();
+            core.token_fetched(Ok((token, at_))).unwrap()
+        }
+
+        fn expired() -> Error {
+            Error::from_response(
+                http::StatusCode::UNAUTHORIZED,
+                br#"{"type":"list","data":[{"type":"error","code":"invalid-authorization-token","title":"expired"}]}"#,
+                None,
+            )
+        }
+
+        #[test]
+        fn a_valid_stored_token_is_used_without_fetching() {
+            let clock = ManualClock::new(at(0));
+            let store = Arc::new(MemoryTokenStore::new());
+            let a = core_with(store.clone(), &clock);
+            let b = core_with(store.clone(), &clock);
+            let pending = a.lease_in_gate().unwrap_err();
+            assert_eq!(pending.reason(), FetchReason::Missing);
+            fetched(&a, "shared", at(0));
+            // Another "process" finds it in the store and caches it.
+            clock.advance(Duration::from_secs(1000));
+            assert!(b.lease().is_err());
+            let lease = b.lease_in_gate().unwrap();
+            assert_eq!(lease.token.expose_secret(), "shared");
+            assert_eq!(lease.expires_at, at(3600));
+            assert_eq!(b.lease().unwrap().token.expose_secret(), "shared");
+        }
+
+        #[test]
+        fn a_stored_token_within_the_margin_or_expired_is_ignored() {
+            let clock = ManualClock::new(at(0));
+            let store = Arc::new(MemoryTokenStore::new());
+            let margin = TokenPolicy::default().stored_margin().as_secs() as i64;
+            store
+                .save(&StoredToken::new(AccessToken::new("old"), at(margin)))
+                .unwrap();
+            let core = core_with(store.clone(), &clock);
+            assert!(core.lease_in_gate().is_err(), "exactly at the margin");
+            store
+                .save(&StoredToken::new(AccessToken::new("old"), at(margin + 1)))
+                .unwrap();
+            assert!(core.lease_in_gate().is_ok(), "just beyond the margin");
+            let clock = ManualClock::new(at(10_000));
+            let core = core_with(store, &clock);
+            assert!(core.lease_in_gate().is_err(), "expired");
+        }
+
+        #[test]
+        fn store_errors_fall_back_to_fetching() {
+            let clock = ManualClock::new(at(0));
+            let core = core_with(Arc::new(Broken), &clock);
+            assert_eq!(
+                core.lease_in_gate().unwrap_err().reason(),
+                FetchReason::Missing
+            );
+            let lease = fetched(&core, "t1", at(0));
+            assert_eq!(lease.token.expose_secret(), "t1");
+            assert_eq!(core.lease().unwrap().token.expose_secret(), "t1");
+        }
+
+        #[test]
+        fn a_rejected_stored_token_is_not_reused() {
+            let clock = ManualClock::new(at(0));
+            let store = Arc::new(MemoryTokenStore::new());
+            store
+                .save(&StoredToken::new(AccessToken::new("revoked"), at(3600)))
+                .unwrap();
+            let core = core_with(store.clone(), &clock);
+            let lease = core.lease_in_gate().unwrap();
+            assert_eq!(lease.token.expose_secret(), "revoked");
+            assert!(matches!(
+                core.answered::<()>(&lease, Err(expired())),
+                AuthStep::Reauthenticate
+            ));
+            // The store still holds the rejected token: it is not taken back.
+            let pending = core.lease_in_gate().unwrap_err();
+            assert_eq!(pending.reason(), FetchReason::Rejected);
+            fetched(&core, "fresh", at(1));
+            assert_eq!(
+                store.load().unwrap().unwrap().token.expose_secret(),
+                "fresh"
+            );
+            // Another process saving a different token later is fine.
+            assert_eq!(core.lease().unwrap().token.expose_secret(), "fresh");
+        }
     }
 
     #[test]

@@ -18,6 +18,14 @@ use crate::operation::{self, Authentication, Operation};
 use crate::secret::{AccessToken, ApiKey};
 use crate::transport::{HttpRequest, HttpResponse};
 
+pub mod store;
+pub use store::{MemoryTokenStore, StoreError, StoredToken, TokenStore};
+
+/// The lifetime of Basiq's server tokens (3600 s). A token loaded from a [`TokenStore`] carries
+/// only its expiry, so its refresh-ahead margin is the one for this lifetime
+/// ([`TokenPolicy::stored_margin`]).
+pub const BASIQ_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// The API version this SDK speaks. Sent on `/token` only: Basiq binds the version to the token.
 pub const BASIQ_VERSION: &str = "3.0";
 
@@ -189,6 +197,13 @@ impl TokenPolicy {
     pub fn margin_for(&self, lifetime: Duration) -> Duration {
         self.refresh_ahead.min(lifetime / 20)
     }
+
+    /// The margin for a token loaded from a [`TokenStore`] (whose lifetime is not known): the
+    /// one for Basiq's [`BASIQ_TOKEN_LIFETIME`]. A stored token with less than this left is
+    /// ignored, exactly as a cached one would be refreshed.
+    pub fn stored_margin(&self) -> Duration {
+        self.margin_for(BASIQ_TOKEN_LIFETIME)
+    }
 }
 
 impl Default for TokenPolicy {
@@ -328,6 +343,31 @@ impl TokenCache {
         let lease = TokenLease {
             token: response.access_token.clone(),
             expires_at,
+            generation: self.generation,
+        };
+        self.cached = Some(Cached {
+            lease: lease.clone(),
+            refresh_at,
+        });
+        self.rejected = false;
+        lease
+    }
+
+    /// Caches a token loaded from a [`TokenStore`] (saved by another process). Its refresh point
+    /// is spread inside [`TokenPolicy::stored_margin`] by `jitter` like a fetched token's. The
+    /// caller has checked it is valid beyond that margin.
+    pub fn adopt(&mut self, stored: &StoredToken, jitter: f64) -> TokenLease {
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let ahead = self.policy.stored_margin().mul_f64(0.5 + 0.5 * jitter);
+        let refresh_at = stored.expires_at.saturating_sub(to_time(ahead));
+        self.generation = self.generation.wrapping_add(1);
+        let lease = TokenLease {
+            token: stored.token.clone(),
+            expires_at: stored.expires_at,
             generation: self.generation,
         };
         self.cached = Some(Cached {

@@ -212,8 +212,9 @@ impl BlockingExecutor {
                     .unwrap_or_else(|poisoned| poisoned.into_inner()),
             },
         };
-        // Re-check: whoever held the gate before us may have stored a token.
-        let pending = match core.lease() {
+        // Re-check: whoever held the gate before us may have stored a token, or another process
+        // may have saved one to the shared token store.
+        let pending = match core.lease_in_gate() {
             Ok(lease) => return Ok(lease),
             Err(pending) => pending,
         };

@@ -276,3 +276,36 @@ pub use basiq_core::auth::DEFAULT_BASE_URL;
 #[cfg(all(doctest, feature = "async"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// Compile-time guards: the public handles can be shared across threads and tasks, cloned and
+/// logged (an app keeps one client in its state; errors cross `tokio::spawn` and `?` into
+/// `anyhow`/`Box<dyn Error + Send + Sync>`).
+#[cfg(test)]
+mod auto_traits {
+    fn shareable<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
+    fn shared<T: Send + Sync + Clone + 'static>() {}
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+
+    #[test]
+    fn public_handles_are_send_sync_clone_debug() {
+        shareable::<crate::ApiKey>();
+        shareable::<crate::AccessToken>();
+        error::<crate::Error>();
+        #[cfg(any(feature = "async", feature = "blocking"))]
+        {
+            shareable::<crate::ConsentAction>();
+            shareable::<crate::ConsentLink>();
+            shareable::<crate::ConsentOutcome>();
+            shareable::<crate::ConsentRequest>();
+            shareable::<crate::RefreshOutcome>();
+            // A type alias over `Arc<Mutex<dyn RefreshLedger + Send>>`: not `Debug`.
+            shared::<crate::SharedRefreshLedger>();
+            shareable::<crate::TransactionQuery>();
+            shareable::<crate::WaitOutcome>();
+        }
+        #[cfg(feature = "async")]
+        shareable::<crate::Client>();
+        #[cfg(feature = "blocking")]
+        shareable::<crate::blocking::Client>();
+    }
+}

@@ -10,7 +10,7 @@ use basiq_core::clock::{Clock, SystemClock};
 use basiq_core::refresh::{MemoryLedger, RefreshPolicy};
 use basiq_core::retry::RetryPolicy;
 use basiq_core::secret::ApiKey;
-use basiq_core::token::TokenPolicy;
+use basiq_core::token::{TokenPolicy, TokenStore};
 use basiq_core::Error;
 use url::Url;
 
@@ -39,6 +39,7 @@ pub(crate) struct Settings {
     pub(crate) refresh_ledger: Option<LedgerHandle>,
     pub(crate) consent_base_url: Option<String>,
     pub(crate) max_refreshes_per_minute: u32,
+    pub(crate) token_store: Option<Arc<dyn TokenStore>>,
 }
 
 /// A [`SharedRefreshLedger`] that prints as a name (the trait has no `Debug`).
@@ -65,6 +66,7 @@ impl Default for Settings {
             refresh_ledger: None,
             consent_base_url: None,
             max_refreshes_per_minute: DEFAULT_MAX_REFRESHES_PER_MINUTE,
+            token_store: None,
         }
     }
 }
@@ -85,10 +87,13 @@ impl Settings {
             .clock
             .clone()
             .unwrap_or_else(|| Arc::new(SystemClock) as Arc<dyn Clock>);
-        let config = ExecutorConfig::new(base_url, api_key)
+        let mut config = ExecutorConfig::new(base_url, api_key)
             .with_clock(clock)
             .with_token_policy(self.token_policy)
             .with_retry_policy(self.retry_policy);
+        if let Some(store) = &self.token_store {
+            config = config.with_token_store(Arc::clone(store));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -186,6 +191,62 @@ macro_rules! builder_methods {
         /// a [`ManualClock`]($crate::clock::ManualClock) to drive virtual time in tests.
         pub fn clock(mut self, clock: impl $crate::clock::Clock + 'static) -> Self {
             self.settings.clock = Some(std::sync::Arc::new(clock));
+            self
+        }
+
+        /// Where the server token is shared with other processes, so a whole fleet
+        /// authenticates once per token lifetime (Basiq: "cache it for global use"). Defaults
+        /// to a process-local [`MemoryTokenStore`]($crate::token::MemoryTokenStore).
+        ///
+        /// Inside its single-flight fetch gate the client first asks the store for a token that
+        /// is valid beyond the refresh-ahead margin (and is not one Basiq just rejected), and
+        /// only otherwise fetches one and saves it. Store errors are logged (never the token)
+        /// and never fail a request: the client fetches a token itself. The store is called
+        /// about once per token lifetime, synchronously — keep it fast (Redis, memcached, a
+        /// file) or bound it with a short timeout.
+        ///
+        /// Two clients sharing one store (standing in for two processes sharing Redis):
+        ///
+        /// ```
+        /// use std::sync::{Arc, Mutex};
+        /// use basiq::token::{StoreError, StoredToken, TokenStore};
+        ///
+        /// #[derive(Debug, Default)]
+        /// struct SharedSlot(Mutex<Option<StoredToken>>);
+        ///
+        /// impl TokenStore for SharedSlot {
+        ///     fn load(&self) -> Result<Option<StoredToken>, StoreError> {
+        ///         let slot = self.0.lock().map_err(|_| StoreError::new("poisoned"))?;
+        ///         Ok(slot.clone())
+        ///     }
+        ///     fn save(&self, token: &StoredToken) -> Result<(), StoreError> {
+        ///         let mut slot = self.0.lock().map_err(|_| StoreError::new("poisoned"))?;
+        ///         *slot = Some(token.clone());
+        ///         Ok(())
+        ///     }
+        /// }
+        ///
+        /// let server = basiq_mock::MockServer::start();
+        /// let store: Arc<dyn TokenStore> = Arc::new(SharedSlot::default());
+        /// let process = || {
+        ///     basiq::blocking::Client::builder()
+        ///         .api_key(server.api_key())
+        ///         .base_url(server.url())
+        ///         .token_store(store.clone())
+        ///         .build()
+        /// };
+        /// let (a, b) = (process()?, process()?);
+        /// let new_user = || basiq::models::NewUser {
+        ///     mobile: Some("+61410888666".into()),
+        ///     ..Default::default()
+        /// };
+        /// a.users().create(new_user())?;
+        /// b.users().create(new_user())?;
+        /// assert_eq!(server.stats().token_requests, 1); // b used a's token
+        /// # Ok::<(), basiq::Error>(())
+        /// ```
+        pub fn token_store(mut self, store: std::sync::Arc<dyn $crate::token::TokenStore>) -> Self {
+            self.settings.token_store = Some(store);
             self
         }
 

@@ -140,8 +140,42 @@ pub fn parse_json<T: DeserializeOwned>(response: &HttpResponse, ok: &[u16]) -> R
 }
 
 /// Decodes a JSON body, naming the status on failure.
+///
+/// The message keeps serde's expectation and position but never a string value taken from the
+/// body (serde quotes one as `string "…"`): an answer of an unexpected shape can carry a token
+/// (a `/token` reply that is a bare string) or personal data, and errors get logged.
 pub fn decode_json<T: DeserializeOwned>(status: StatusCode, body: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(body).map_err(|e| Error::decode(status, e.to_string()))
+    serde_json::from_slice(body).map_err(|e| Error::decode(status, redact_strings(&e.to_string())))
+}
+
+/// Replaces every `string "…"` (Debug-quoted, so inner quotes are escaped) in a serde message
+/// with `string [REDACTED]`.
+fn redact_strings(message: &str) -> String {
+    const MARK: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(MARK) {
+        let (before, quoted) = rest.split_at(at);
+        out.push_str(before);
+        out.push_str("string [REDACTED]");
+        let value = quoted.get(MARK.len()..).unwrap_or_default();
+        let mut escaped = false;
+        let close = value.char_indices().find_map(|(i, c)| match c {
+            _ if escaped => {
+                escaped = false;
+                None
+            }
+            '\\' => {
+                escaped = true;
+                None
+            }
+            '"' => Some(i),
+            _ => None,
+        });
+        rest = close.and_then(|i| value.get(i + 1..)).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -158,6 +192,44 @@ mod tests {
             endpoint(&base, &["token"]).unwrap().as_str(),
             "https://au-api.basiq.io/token"
         );
+    }
+
+    #[test]
+    fn decode_errors_never_quote_a_string_from_the_body() {
+        let err = decode_json::<u64>(StatusCode::OK, br#""eyJ.secret\"quoted\".sig""#).unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(!shown.contains("sig"), "{shown}");
+        assert!(shown.contains("string [REDACTED], expected u64"), "{shown}");
+        // Two values, and one cut short: every one redacted, the rest of the message kept.
+        assert_eq!(
+            redact_strings(r#"invalid type: string "a\"b", expected string "c" at line 1"#),
+            "invalid type: string [REDACTED], expected string [REDACTED] at line 1"
+        );
+        assert_eq!(
+            redact_strings(r#"x string "unterminated"#),
+            "x string [REDACTED]"
+        );
+        assert_eq!(redact_strings("missing field `id`"), "missing field `id`");
+    }
+
+    #[test]
+    fn a_token_answer_of_the_wrong_shape_does_not_leak_the_token() {
+        let op = crate::token::PostToken::server(crate::secret::ApiKey::new("k"));
+        for body in [
+            r#""eyJhbGciOi.payload.sig""#,
+            r#"{"access_token":"eyJhbGciOi.payload.sig","expires_in":"3600"}"#,
+            r#"{"access_token":"eyJhbGciOi.payload.sig","expires_in":0}"#,
+        ] {
+            let response = http::Response::builder()
+                .status(200)
+                .body(body.as_bytes().to_vec())
+                .unwrap();
+            let err = op.parse(response).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(matches!(err, Error::Decode { .. }), "{shown}");
+            assert!(!shown.contains("eyJhbGciOi"), "{body}: {shown}");
+        }
     }
 
     #[test]

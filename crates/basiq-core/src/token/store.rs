@@ -84,7 +84,8 @@ impl std::error::Error for StoreError {}
 /// refresh-ahead margin and is not a token Basiq just rejected; otherwise they fetch and
 /// [`save`](Self::save) the new token. Errors are logged and never fail a request. Both calls
 /// should be quick (see the [module docs](self) for why the trait is synchronous); last writer
-/// wins is fine — any valid token will do.
+/// wins is fine — any valid token will do. The client's `Debug` shows the store's `Debug`, which
+/// must not print the token ([`StoredToken`]'s own `Debug` is redacted, so a derived one is fine).
 pub trait TokenStore: Send + Sync + fmt::Debug {
     /// The token saved last, if any (expired or not: the executor checks).
     fn load(&self) -> Result<Option<StoredToken>, StoreError>;

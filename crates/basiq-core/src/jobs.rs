@@ -407,7 +407,38 @@ pub enum JobKind {
 }
 
 /// Something only the end user can do.
+///
+/// Like [`FailureClass`], [`RecommendedAction`], [`SkipReason`](crate::refresh::SkipReason) and
+/// [`GiveUpReason`](crate::retry::GiveUpReason), this grows as Basiq documents more cases, so it
+/// is `#[non_exhaustive]`: a `match` needs a fallback arm.
+///
+/// ```
+/// use basiq_core::jobs::UserAction;
+/// fn show(action: UserAction) -> &'static str {
+///     match action {
+///         UserAction::ReenterCredentials { .. } | UserAction::Reauthorise => "log in again",
+///         UserAction::CompleteMfa => "answer the bank's challenge",
+///         UserAction::ClearBankPopupOrTerms | UserAction::ResolveAtInstitution => "visit the bank",
+///         UserAction::Reconnect => "connect again",
+///         _ => "see the details",
+///     }
+/// }
+/// assert_eq!(show(UserAction::CompleteMfa), "answer the bank's challenge");
+/// ```
+///
+/// ```compile_fail,E0004
+/// use basiq_core::jobs::UserAction;
+/// fn show(action: UserAction) -> &'static str {
+///     match action {
+///         UserAction::ReenterCredentials { .. } | UserAction::Reauthorise => "log in again",
+///         UserAction::CompleteMfa => "answer the bank's challenge",
+///         UserAction::ClearBankPopupOrTerms | UserAction::ResolveAtInstitution => "visit the bank",
+///         UserAction::Reconnect => "connect again",
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum UserAction {
     /// Log in again through the Consent UI. On refresh, Basiq says the user probably changed
     /// their password.
@@ -429,6 +460,7 @@ pub enum UserAction {
 
 /// What kind of failure a failed step is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FailureClass {
     /// Only the end user can fix it.
     UserActionRequired(UserAction),
@@ -556,6 +588,7 @@ impl ActionContext {
 
 /// What to do about a failed job, concretely enough to act on or show to an operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecommendedAction {
     /// Send the user to the Consent UI for this connection (`action=update` for web,
     /// `reauthorise` for open banking, with `connectionId`) to re-enter credentials.

@@ -101,6 +101,7 @@ impl From<&models::Connection> for ConnectionView {
 
 /// Why a refresh should not be sent now.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SkipReason {
     /// Only `active` connections may be refreshed; an `invalid` web connection needs the user to
     /// re-enter credentials first.

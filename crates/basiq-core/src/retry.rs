@@ -91,6 +91,7 @@ impl AttemptFailure {
 
 /// Why not to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GiveUpReason {
     /// Repeating the same request cannot succeed (4xx, configuration, input).
     NotRetryable,

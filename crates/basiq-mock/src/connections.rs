@@ -115,13 +115,15 @@ pub(crate) fn connection_json(base: &str, info: &ConnectionInfo) -> Value {
             "transactions": format!("{base}/users/{uid}/transactions?filter=institution.id.eq('{inst}')"),
         },
     });
-    if info.method == Method::OpenBanking {
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert(
-                "expiryDate".into(),
-                json!(rfc3339(info.created + time::Duration::days(365))),
-            );
-        }
+    // `expiryDate` is the consent's end on open banking and empty (`""`, not absent) on web
+    // (facts §3.3), which clients must read as "none".
+    let expiry = if info.method == Method::OpenBanking {
+        rfc3339(info.created + time::Duration::days(365))
+    } else {
+        String::new()
+    };
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("expiryDate".into(), json!(expiry));
     }
     v
 }

@@ -60,6 +60,7 @@ async fn status_follows_the_latest_job() {
     assert_eq!(c["status"], "active");
     assert_eq!(c["lastUsed"], "2024-05-01T00:00:13Z");
     assert_eq!(c["method"], "web");
+    assert_eq!(c["expiryDate"], "", "empty on web connections (facts §3.3)");
     assert_eq!(
         c["institution"]["links"]["self"],
         format!("{}/connectors/AU00000/web", server.url())
@@ -223,6 +224,12 @@ async fn open_banking_allows_twenty_refreshes_per_utc_day() {
     let c = connection(&server, &t, &user, &cid).await;
     assert_eq!(c["method"], "open-banking");
     assert_eq!(c["status"], "active");
+    let expiry = c["expiryDate"].as_str().unwrap_or_default();
+    assert!(
+        time::OffsetDateTime::parse(expiry, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "open banking carries the consent's expiry: {c}"
+    );
     for i in 0..20 {
         let (s, _) = refresh(&server, &t, &user, &cid).await;
         assert_eq!(s, StatusCode::ACCEPTED, "refresh {i}");

@@ -226,8 +226,7 @@ async fn open_banking_allows_twenty_refreshes_per_utc_day() {
     assert_eq!(c["status"], "active");
     let expiry = c["expiryDate"].as_str().unwrap_or_default();
     assert!(
-        time::OffsetDateTime::parse(expiry, &time::format_description::well_known::Rfc3339)
-            .is_ok(),
+        time::OffsetDateTime::parse(expiry, &time::format_description::well_known::Rfc3339).is_ok(),
         "open banking carries the consent's expiry: {c}"
     );
     for i in 0..20 {

@@ -65,7 +65,26 @@ fn main() -> ExitCode {
 }
 
 /// The workspace root: xtask lives one level below it.
+///
+/// `cargo run` sets `CARGO_MANIFEST_DIR` at run time too; that one wins over the value baked in
+/// at compile time, so a binary built from another checkout sharing the target directory (a
+/// worktree with the same `CARGO_TARGET_DIR`) still works on this one.
 fn workspace_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.join("Cargo.toml").is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
+        .parent()
+        .map_or_else(|| manifest_dir.clone(), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn workspace_root_is_this_checkouts_workspace() {
+        let manifest = super::workspace_root().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap_or_default();
+        assert!(text.contains("[workspace]"), "{}", manifest.display());
+    }
 }

@@ -134,6 +134,13 @@ pub enum SkipReason {
         /// When the day (UTC) ends.
         resets_at: OffsetDateTime,
     },
+    /// Another instance of this app (fleet mode) is refreshing the connection, or holds its
+    /// planned slot, and Basiq has not shown a job for it yet: follow the user's jobs instead of
+    /// sending a duplicate that Basiq would pause for 6 minutes.
+    InProgressElsewhere {
+        /// When the other instance's claim lapses at the latest.
+        until: Option<OffsetDateTime>,
+    },
 }
 
 /// The policy's answer.

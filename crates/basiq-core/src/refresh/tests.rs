@@ -28,7 +28,10 @@ fn the_job_that_created_the_connection_is_not_a_refresh() {
     let now = at(20 * 120 + 30);
     let ledger = MemoryLedger::new();
     // 19 refreshes so far today: the 20th is allowed.
-    assert_eq!(policy.decide(&view, &jobs, &ledger, now), RefreshDecision::Allowed);
+    assert_eq!(
+        policy.decide(&view, &jobs, &ledger, now),
+        RefreshDecision::Allowed
+    );
     jobs.push(mk("r20", 20 * 120));
     assert!(matches!(
         policy.decide(&view, &jobs, &ledger, at(21 * 120)),

@@ -530,7 +530,7 @@ fn redis_stores_implement_every_fleet_primitive() {
         ttl: Duration::from_secs(60),
     };
     assert_eq!(run(inc()).0.count().unwrap(), Some(1));
-    redis.query::<()>(&redis::cmd("SCRIPT").arg("FLUSH"));
+    redis.query::<()>(redis::cmd("SCRIPT").arg("FLUSH"));
     assert_eq!(
         runtime
             .block_on(asynchronous.execute(&inc()))

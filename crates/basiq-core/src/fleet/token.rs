@@ -508,3 +508,6 @@ pub(crate) fn fmt_sealer(sealer: &Option<Arc<dyn TokenSealer>>) -> &'static str 
         "plain"
     }
 }
+
+#[cfg(test)]
+mod tests;

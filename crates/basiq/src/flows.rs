@@ -228,6 +228,9 @@ impl Policies {
     }
 }
 
+/// How long a planned refresh slot stays claimed: a plan spans at most a day, plus margin.
+pub(crate) const PLANNED_SLOT_HORIZON: Duration = Duration::from_secs(26 * 60 * 60);
+
 /// Time left in the UTC day of `now`.
 pub(crate) fn until_next_midnight(now: OffsetDateTime) -> Duration {
     let day = now.to_offset(time::UtcOffset::UTC).date();

@@ -695,6 +695,39 @@ macro_rules! resources {
             ) -> $crate::refresh::RefreshSchedule {
                 self.client.policies().plan_refreshes(candidates, window, now)
             }
+
+            /// Runs one planned refresh (from [`plan_refreshes`](Self::plan_refreshes)) through
+            /// the guard of [`refresh`](Self::refresh) — in fleet mode only after claiming its
+            /// slot, so instances executing the same plan never refresh a connection twice (the
+            /// losers get [`SkipReason::InProgressElsewhere`]($crate::refresh::SkipReason::InProgressElsewhere)).
+            /// Without a fleet it is `refresh`.
+            pub $($async)* fn refresh_planned(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                planned: &$crate::refresh::ScheduledRefresh,
+            ) -> Result<$crate::RefreshOutcome, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                if let Some(fleet) = self.client.fleet_config() {
+                    let mut claim = $crate::fleet::FleetAttempt::new(
+                        fleet.keys().planned_slot(&planned.connection_id, planned.at),
+                        fleet.instance(),
+                        self.client.now(),
+                        Vec::new(),
+                    )
+                    .exclusive($crate::flows::PLANNED_SLOT_HORIZON);
+                    if let Err(refusal) = self.client.drive_attempt(&mut claim)$($await)* {
+                        let outcome = $crate::flows::refresh_refused(refusal, self.client.now());
+                        ::tracing::info!(
+                            user_id = %user_id,
+                            connection_id = %planned.connection_id,
+                            ?outcome,
+                            "planned refresh taken by another instance"
+                        );
+                        return Ok(outcome);
+                    }
+                }
+                self.refresh(&user_id, &planned.connection_id)$($await)*
+            }
         }
 
         $crate::resources::resource! {

@@ -6,6 +6,7 @@
 //! | `POST /__admin/clock/advance` | `{"seconds": N}` | moves virtual time; returns `{"now"}` |
 //! | `GET /__admin/clock` | | `{"now"}` |
 //! | `GET /__admin/stats` | | counters ([`crate::Stats`]) |
+//! | `GET /__admin/requests` | | `{"requests": [{at, method, route, path}], "dropped"}`: the request log, oldest first |
 //! | `POST /__admin/reset` | | forgets users, connections, jobs, counters, connector statuses, fault rules |
 //! | `POST /__admin/connectors/{id}` | `{"status": "major-outage"}` | sets a connector's status |
 
@@ -30,6 +31,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/__admin/clock", get(clock))
         .route("/__admin/clock/advance", post(advance))
         .route("/__admin/stats", get(stats))
+        .route("/__admin/requests", get(requests))
         .route("/__admin/reset", post(reset))
         .route("/__admin/connectors/{connector_id}", post(set_connector))
 }
@@ -68,6 +70,11 @@ async fn advance(State(state): State<AppState>, body: Bytes) -> Result<Json<Valu
 
 async fn stats(State(state): State<AppState>) -> Json<Stats> {
     Json(state.db().stats.clone())
+}
+
+async fn requests(State(state): State<AppState>) -> Json<Value> {
+    let db = state.db();
+    Json(json!({ "requests": db.request_log.entries, "dropped": db.request_log.dropped }))
 }
 
 async fn reset(State(state): State<AppState>) -> Response {

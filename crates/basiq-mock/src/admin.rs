@@ -3,8 +3,8 @@
 //!
 //! | route | body | effect |
 //! |---|---|---|
-//! | `POST /__admin/clock/advance` | `{"seconds": N}` | moves virtual time; returns `{"now"}` |
-//! | `GET /__admin/clock` | | `{"now"}` |
+//! | `POST /__admin/clock/advance` | `{"seconds": N}` | moves virtual time; returns `{"now", "nowExact"}` |
+//! | `GET /__admin/clock` | | `{"now", "nowExact"}` (whole seconds; with sub-seconds) |
 //! | `GET /__admin/stats` | | counters ([`crate::Stats`]) |
 //! | `GET /__admin/requests` | | `{"requests": [{at, method, route, path}], "dropped"}`: the request log, oldest first |
 //! | `POST /__admin/reset` | | forgets users, connections, jobs, counters, connector statuses, fault rules |
@@ -40,7 +40,16 @@ pub(crate) fn routes() -> Router<AppState> {
 const LATEST: time::OffsetDateTime = time::macros::datetime!(9000-01-01 00:00 UTC);
 
 async fn clock(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "now": rfc3339(state.now()) }))
+    Json(now_json(state.now()))
+}
+
+/// `{"now"}` in whole seconds as Basiq prints times, and `nowExact` with the sub-seconds a client
+/// that follows the virtual clock needs (pacing at "one every 6 s" must not lose a second).
+fn now_json(now: time::OffsetDateTime) -> Value {
+    let exact = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    json!({ "now": rfc3339(now), "nowExact": exact })
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,7 +74,7 @@ async fn advance(State(state): State<AppState>, body: Bytes) -> Result<Json<Valu
         ));
     }
     state.inner.clock.advance(by);
-    Ok(Json(json!({ "now": rfc3339(state.now()) })))
+    Ok(Json(now_json(state.now())))
 }
 
 async fn stats(State(state): State<AppState>) -> Json<Stats> {

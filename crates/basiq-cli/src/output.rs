@@ -204,10 +204,9 @@ pub(crate) fn class_label(class: &FailureClass) -> &'static str {
 /// Whose move it is: the user's, or "their end" (the institution / Basiq).
 pub(crate) fn whose_move(class: &FailureClass) -> &'static str {
     match class {
-        FailureClass::UserActionRequired(_) => "the user",
+        FailureClass::UserActionRequired(_) | FailureClass::FileProblem => "the user",
         FailureClass::InstitutionOutage => "their end",
-        FailureClass::Transient { .. } | FailureClass::ServerManagedRetry { .. } => "wait",
-        FailureClass::FileProblem => "the user",
+        FailureClass::Transient { .. } | FailureClass::ServerManagedRetry { .. } => "nobody: wait",
         _ => "support",
     }
 }

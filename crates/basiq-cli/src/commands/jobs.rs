@@ -154,7 +154,8 @@ impl Verdict {
                 } else {
                     whose.to_owned()
                 };
-                out.line(format!("  next move: {whose}: {action}"));
+                out.line(format!("  who acts: {whose}"));
+                out.line(format!("  what to do: {action}"));
                 out.line(format!("  {}", self.ids()));
             }
             Outcome::TimedOut => out.line(format!(

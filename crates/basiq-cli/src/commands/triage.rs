@@ -248,8 +248,8 @@ fn print_table(s: &Session, findings: &[Value]) {
         "institution",
         "step",
         "code",
-        "next move",
-        "action",
+        "who acts",
+        "what to do",
     ])];
     for f in findings {
         let text = |k: &str| or_dash(f[k].as_str());

@@ -180,7 +180,7 @@ fn an_interrupted_plan_resumes_without_repeating_a_refresh() {
     let child = cmd.spawn().unwrap();
     // Wait until ten refreshes are recorded (header + 10 lines), then press Ctrl-C.
     while std::fs::read_to_string(&state).map_or(0, |s| s.lines().count()) < 11 {
-        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(5));
     }
     let pid = child.id();
     std::process::Command::new("kill")
@@ -195,6 +195,18 @@ fn an_interrupted_plan_resumes_without_repeating_a_refresh() {
     assert!(state.exists(), "the state file stays for the resume");
     let first = emu.server.stats().refreshes.len();
     assert!(first >= 10 && first < pairs.len(), "{first}");
+
+    // Printing the plan now shows the interrupted run's slots and sends nothing.
+    let printed = emu.run(&args[..args.len() - 1]);
+    assert_eq!(printed.code, 0);
+    assert!(
+        printed
+            .stderr
+            .contains(&format!("{first} of {} already ran", pairs.len())),
+        "{}",
+        printed.stderr
+    );
+    assert_eq!(emu.server.stats().refreshes.len(), first);
 
     let resumed = emu.run(&args);
     assert_eq!(resumed.code, 0, "{resumed:?}");

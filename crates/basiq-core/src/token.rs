@@ -89,6 +89,15 @@ fn de_token<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AccessToken, D::Er
     if raw.is_empty() {
         return Err(serde::de::Error::custom("access_token is empty"));
     }
+    // It is sent back as `Authorization: Bearer <token>`. A value with CR/LF, spaces, controls or
+    // non-ASCII cannot be a header value for every transport (ureq refuses non-ASCII, nobody may
+    // send CR/LF), so caching it would fail every request locally for its whole lifetime. Refused
+    // here it is a decode error — never cached, never quoted — and the next call fetches again.
+    if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(serde::de::Error::custom(
+            "access_token is not a valid header value (only visible ASCII is allowed)",
+        ));
+    }
     Ok(AccessToken::new(raw))
 }
 

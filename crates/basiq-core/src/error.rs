@@ -327,6 +327,8 @@ pub enum ErrorKind {
     Transport,
     /// The answer could not be understood.
     Decode,
+    /// A walk over `links.next` reached its [`PageLimits`](crate::pagination::PageLimits).
+    PageLimit,
 }
 
 /// Any failure of the SDK.
@@ -373,6 +375,20 @@ pub enum Error {
         /// The transport's error.
         #[source]
         source: TransportError,
+        /// Ids.
+        context: ErrorContext,
+    },
+    /// A walk over `links.next` reached its [`PageLimits`](crate::pagination::PageLimits):
+    /// the server kept handing out next pages beyond what the list said it holds (or the cap).
+    #[error(
+        "stopped following links.next after {pages} pages and {items} items (the page limit){}",
+        fmt_ctx(context)
+    )]
+    PageLimit {
+        /// Pages fetched.
+        pages: u64,
+        /// Items collected.
+        items: u64,
         /// Ids.
         context: ErrorContext,
     },
@@ -479,6 +495,7 @@ impl Error {
             Self::InvalidApiKey { .. } => ErrorKind::InvalidApiKey,
             Self::Transport { .. } => ErrorKind::Transport,
             Self::Decode { .. } => ErrorKind::Decode,
+            Self::PageLimit { .. } => ErrorKind::PageLimit,
             Self::Api { error, .. } => match error.status.as_u16() {
                 401 => ErrorKind::Unauthorized,
                 403 if error.has_code("access-denied") => ErrorKind::Unauthorized,
@@ -552,7 +569,7 @@ impl Error {
                     source.source = scrubbed.into();
                 }
             }
-            Self::InvalidId(_) => {}
+            Self::InvalidId(_) | Self::PageLimit { .. } => {}
         }
         self
     }
@@ -585,6 +602,7 @@ impl Error {
             Self::Api { context, .. }
             | Self::InvalidApiKey { context, .. }
             | Self::Transport { context, .. }
+            | Self::PageLimit { context, .. }
             | Self::Decode { context, .. } => Some(context),
             _ => None,
         }
@@ -596,6 +614,7 @@ impl Error {
             Self::Api { context, .. }
             | Self::InvalidApiKey { context, .. }
             | Self::Transport { context, .. }
+            | Self::PageLimit { context, .. }
             | Self::Decode { context, .. } => {
                 *context = std::mem::take(context).merge(extra);
             }

@@ -40,6 +40,7 @@ pub(crate) struct Settings {
     pub(crate) max_response_bytes: u64,
     pub(crate) call_deadline: Option<Duration>,
     pub(crate) allow_insecure_http: bool,
+    pub(crate) page_limits: basiq_core::pagination::PageLimits,
 }
 
 /// A [`SharedRefreshLedger`] that prints as a name (the trait has no `Debug`).
@@ -70,6 +71,7 @@ impl Default for Settings {
             max_response_bytes: basiq_core::auth::DEFAULT_MAX_RESPONSE_BYTES,
             call_deadline: Some(basiq_core::auth::DEFAULT_CALL_DEADLINE),
             allow_insecure_http: false,
+            page_limits: basiq_core::pagination::PageLimits::default(),
         }
     }
 }
@@ -147,6 +149,7 @@ impl Settings {
             },
             consent_base,
             max_refreshes_per_minute: self.max_refreshes_per_minute,
+            page_limits: self.page_limits,
         })
     }
 }
@@ -338,6 +341,17 @@ macro_rules! builder_methods {
         /// [`TooLarge`]($crate::error::TransportErrorKind::TooLarge), never retried.
         pub fn max_response_bytes(mut self, max: u64) -> Self {
             self.settings.max_response_bytes = max;
+            self
+        }
+
+        /// How far the pagers (`transactions().all` / `iter`, the user's jobs) follow
+        /// `links.next` before stopping with [`Error::PageLimit`]($crate::Error::PageLimit).
+        /// Default [`PageLimits::new`]($crate::pagination::PageLimits): derived from the first
+        /// page's `size` (what the list says it holds, plus a page of slack), else
+        /// [`DEFAULT_MAX_PAGES`]($crate::pagination::DEFAULT_MAX_PAGES). An empty page always
+        /// ends a walk.
+        pub fn page_limits(mut self, limits: $crate::pagination::PageLimits) -> Self {
+            self.settings.page_limits = limits;
             self
         }
 

@@ -218,6 +218,53 @@ macro_rules! scenarios {
             assert_eq!(api.count("GET /users/drip"), 1, "the deadline left no time to retry");
         }
 
+        /// A same-origin `links.next` with a new cursor on every page never ends by itself: the
+        /// walk stops with a typed `PageLimit` (ids attached) derived from the first page's
+        /// `size`, or at the configured cap; an empty page that still links on ends it cleanly.
+        #[$test]
+        $($async)* fn endless_pagination_is_bounded() {
+            let base = Arc::new(Mutex::new(String::new()));
+            let url = base.clone();
+            let api = server(move |r| {
+                let cursor: u64 = r.path.rsplit('=').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                let empty = r.path.starts_with("/users/empty") && cursor >= 2;
+                let data: Vec<_> = if empty { vec![] } else {
+                    (0..2).map(|i| serde_json::json!({"type": "transaction", "id": format!("t{cursor}-{i}")})).collect()
+                };
+                let user = r.path.split('/').nth(2).unwrap_or_default().to_owned();
+                let next = format!("{}/users/{user}/transactions?next={}", url.lock().unwrap(), cursor + 1);
+                Reply::json(200, serde_json::json!({
+                    "type": "list", "size": 4, "data": data, "links": {"next": next}
+                }))
+            });
+            *base.lock().unwrap() = api.url.clone();
+            let clock = ManualClock::new(common::start_time());
+            let client = client_for(&api.url, &clock, |b| b);
+            let err = client.transactions().all("endless", basiq::TransactionQuery::new())$($await)*.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::PageLimit, "{err}");
+            assert_eq!(err.context().unwrap().user_id.as_ref().unwrap().as_str(), "endless");
+            let fetched = api.received().iter().filter(|r| r.path.starts_with("/users/endless")).count();
+            assert!(fetched <= 4, "size 4 at 2 a page: {fetched} pages fetched");
+
+            let all = client.transactions().all("empty", basiq::TransactionQuery::new())$($await)*.unwrap();
+            assert_eq!(all.len(), 4, "two full pages, then an empty one ends the walk");
+
+            let capped = client_for(&api.url, &clock, |b| {
+                b.page_limits(basiq::pagination::PageLimits::new().max_pages(2))
+            });
+            let mut pager = capped.transactions().iter("capped", basiq::TransactionQuery::new()).unwrap();
+            let mut items = 0;
+            let err = loop {
+                match pager.next()$($await)* {
+                    Some(Ok(_)) => items += 1,
+                    Some(Err(e)) => break e,
+                    None => panic!("the cap must end the walk with an error"),
+                }
+            };
+            assert_eq!(err.kind(), ErrorKind::PageLimit, "{err}");
+            assert_eq!(items, 4, "the items of the pages fetched are yielded first");
+        }
+
         /// `http://` to anything but a loopback address is refused at build time unless opted
         /// in; loopback (emulators) is fine.
         #[$test]

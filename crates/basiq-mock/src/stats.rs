@@ -29,6 +29,9 @@ pub struct Stats {
     pub paused_attempts: u64,
     /// Jobs created (connect, update and refresh).
     pub jobs_created: u64,
+    /// Users created by `POST /users` (a duplicated POST shows here even when its answer was
+    /// lost).
+    pub users_created: u64,
 }
 
 /// Route-layer middleware: counts requests by matched route template.

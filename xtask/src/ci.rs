@@ -68,6 +68,22 @@ fn steps() -> Vec<(&'static str, Step)> {
         ),
         ("codegen --check", Step::CodegenCheck),
         ("tests", Step::Tests),
+        (
+            "fault matrix",
+            Step::Cargo {
+                // Already run among the tests; again here with its table printed.
+                args: &[
+                    "test",
+                    "-p",
+                    "basiq",
+                    "--test",
+                    "fault_matrix",
+                    "--",
+                    "--nocapture",
+                ],
+                env: &[],
+            },
+        ),
         ("features: basiq (no transport)", Step::BasiqFeatures(None)),
         ("features: basiq async", Step::BasiqFeatures(Some("async"))),
         (

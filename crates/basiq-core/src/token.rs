@@ -118,6 +118,22 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
+/// A `/token` answer with an unexpected status may still carry a token (a proxy turning 200 into
+/// 203, a gateway echoing the upstream answer): such a body is not kept in the error, whose text
+/// ends up in logs. Basiq's own error format is kept — it has codes, never tokens.
+fn withhold_token_bodies(error: Error) -> Error {
+    match error {
+        Error::Api { mut error, context } => {
+            if error.raw_body.take().is_some() {
+                error.raw_body =
+                    Some("[a /token answer that is not Basiq's error format is not shown]".into());
+            }
+            Error::Api { error, context }
+        }
+        other => other,
+    }
+}
+
 impl Operation for PostToken {
     type Output = TokenResponse;
 
@@ -166,7 +182,7 @@ impl Operation for PostToken {
             };
             return Err(Error::InvalidApiKey { error, context });
         }
-        operation::parse_json(&response, &[200])
+        operation::parse_json(&response, &[200]).map_err(withhold_token_bodies)
     }
 
     fn is_idempotent(&self) -> bool {

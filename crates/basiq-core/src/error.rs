@@ -405,6 +405,39 @@ pub enum Error {
         /// Ids.
         context: ErrorContext,
     },
+    /// No server token: a `/token` fetch failed moments ago (in this process, or in another
+    /// instance of the fleet) and the SDK does not ask `/token` again before its `retry_at`, so
+    /// an outage or Basiq's throttle costs one caller's requests, not one per caller.
+    #[error("no Basiq server token: {failure}{}", fmt_ctx(context))]
+    TokenUnavailable {
+        /// The shared failure.
+        failure: Box<TokenFailure>,
+        /// Ids.
+        context: ErrorContext,
+    },
+}
+
+/// A failed `/token` fetch that callers share (see [`Error::TokenUnavailable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFailure {
+    /// The kind of the failure the fetch met.
+    pub kind: ErrorKind,
+    /// Its HTTP status, when there was an answer.
+    pub status: Option<StatusCode>,
+    /// What went wrong (the failed fetch's error text; never a secret).
+    pub cause: String,
+    /// When a caller may fetch again.
+    pub retry_at: time::OffsetDateTime,
+}
+
+impl fmt::Display for TokenFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the last /token fetch failed ({}); not asking again before {}",
+            self.cause, self.retry_at
+        )
+    }
 }
 
 /// `text` with each secret (and its JSON-escaped and percent-encoded forms) replaced, and a
@@ -496,6 +529,7 @@ impl Error {
             Self::Transport { .. } => ErrorKind::Transport,
             Self::Decode { .. } => ErrorKind::Decode,
             Self::PageLimit { .. } => ErrorKind::PageLimit,
+            Self::TokenUnavailable { failure, .. } => failure.kind,
             Self::Api { error, .. } => match error.status.as_u16() {
                 401 => ErrorKind::Unauthorized,
                 403 if error.has_code("access-denied") => ErrorKind::Unauthorized,
@@ -520,6 +554,9 @@ impl Error {
                 matches!(error.status.as_u16(), 429 | 500 | 502 | 503 | 504)
             }
             Self::Transport { source, .. } => source.kind != TransportErrorKind::TooLarge,
+            Self::TokenUnavailable { failure, .. } => {
+                !matches!(failure.kind, ErrorKind::InvalidApiKey | ErrorKind::Config)
+            }
             _ => false,
         }
     }
@@ -569,9 +606,31 @@ impl Error {
                     source.source = scrubbed.into();
                 }
             }
+            Self::TokenUnavailable { failure, .. } => scrub(&mut failure.cause),
             Self::InvalidId(_) | Self::PageLimit { .. } => {}
         }
         self
+    }
+
+    /// An [`Error::TokenUnavailable`] that repeats `cause` (kind, status, text) until `retry_at`.
+    pub fn token_unavailable(cause: &Error, retry_at: time::OffsetDateTime) -> Self {
+        let failure = match cause {
+            // Already shared (another instance's failure): keep its cause, not a nested one.
+            Self::TokenUnavailable { failure, .. } => TokenFailure {
+                retry_at,
+                ..(**failure).clone()
+            },
+            other => TokenFailure {
+                kind: other.kind(),
+                status: other.status(),
+                cause: other.to_string(),
+                retry_at,
+            },
+        };
+        Self::TokenUnavailable {
+            failure: Box::new(failure),
+            context: ErrorContext::default(),
+        }
     }
 
     /// Basiq's answer, when there was one.
@@ -592,6 +651,7 @@ impl Error {
         match self {
             Self::Api { error, .. } | Self::InvalidApiKey { error, .. } => Some(error.status),
             Self::Decode { status, .. } => Some(*status),
+            Self::TokenUnavailable { failure, .. } => failure.status,
             _ => None,
         }
     }
@@ -603,7 +663,8 @@ impl Error {
             | Self::InvalidApiKey { context, .. }
             | Self::Transport { context, .. }
             | Self::PageLimit { context, .. }
-            | Self::Decode { context, .. } => Some(context),
+            | Self::Decode { context, .. }
+            | Self::TokenUnavailable { context, .. } => Some(context),
             _ => None,
         }
     }
@@ -615,7 +676,8 @@ impl Error {
             | Self::InvalidApiKey { context, .. }
             | Self::Transport { context, .. }
             | Self::PageLimit { context, .. }
-            | Self::Decode { context, .. } => {
+            | Self::Decode { context, .. }
+            | Self::TokenUnavailable { context, .. } => {
                 *context = std::mem::take(context).merge(extra);
             }
             _ => {}

@@ -14,6 +14,7 @@
 //! | [`jobs`] | steps by title, [`JobPoller`](jobs::JobPoller), failure [`classify`](jobs::classify) → action, [`triage_user`](jobs::triage_user) |
 //! | [`mfa`] | [`AnswerJobMfa`](mfa::AnswerJobMfa): `POST /jobs/{id}/mfa` with a fresh client token, answers redacted, never retried |
 //! | [`refresh`] | [`RefreshPolicy`](refresh::RefreshPolicy) (active only, rarely, 20/day open banking), [`RefreshScheduler`](refresh::RefreshScheduler) |
+//! | [`fleet`] | fleet mode: one token, one quota, one attempt across every instance ([`FleetOp`](fleet::FleetOp) over a shared store) |
 //! | [`pause`] | [`DuplicatePauseGuard`](pause::DuplicatePauseGuard): never trigger Basiq's 6-minute duplicate pause |
 //! | [`retry`] | [`RetryPolicy`](retry::RetryPolicy): backoff, `Retry-After`, no blind repeat of non-idempotent calls |
 //! | [`connectors`] | connector status: outage or not |
@@ -42,6 +43,7 @@ pub mod clock;
 pub mod connectors;
 pub mod error;
 pub mod executor;
+pub mod fleet;
 pub mod id;
 pub mod jobs;
 pub mod mfa;

@@ -86,6 +86,14 @@ pub struct ConnectionView {
         serialize_with = "crate::serde_util::serialize_timestamp"
     )]
     pub last_used: Option<OffsetDateTime>,
+    /// When the connection was created: the job that created it is not a refresh, so it does
+    /// not count against the daily refresh quota.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp"
+    )]
+    pub created_date: Option<OffsetDateTime>,
 }
 
 impl From<&models::Connection> for ConnectionView {
@@ -95,9 +103,14 @@ impl From<&models::Connection> for ConnectionView {
             status: connection.status.clone(),
             method: connection.method.clone(),
             last_used: connection.last_used,
+            created_date: connection.created_date,
         }
     }
 }
+
+/// How close to a connection's `createdDate` the job that created it starts (Basiq creates the
+/// connection while that job verifies the credentials).
+const CONNECT_JOB_SLACK: time::Duration = time::Duration::minutes(1);
 
 /// Why a refresh should not be sent now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +146,13 @@ pub enum SkipReason {
     DailyQuotaExhausted {
         /// When the day (UTC) ends.
         resets_at: OffsetDateTime,
+    },
+    /// Another instance of this app (fleet mode) is refreshing the connection, or holds its
+    /// planned slot, and Basiq has not shown a job for it yet: follow the user's jobs instead of
+    /// sending a duplicate that Basiq would pause for 6 minutes.
+    InProgressElsewhere {
+        /// When the other instance's claim lapses at the latest.
+        until: Option<OffsetDateTime>,
     },
 }
 
@@ -276,9 +296,16 @@ impl RefreshPolicy {
         }
         if conn.method == ConnectionMethod::OpenBanking {
             let today = utc_day(now);
+            // Today's refresh jobs: the job that created the connection is not one (Basiq
+            // allows 20 refreshes a day, whatever else happened to the connection).
+            let connect_job_until = conn.created_date.map(|c| c + CONNECT_JOB_SLACK);
             let jobs_today = mine
                 .iter()
                 .filter(|j| j.created.map(utc_day) == Some(today))
+                .filter(|j| match (j.created, connect_job_until) {
+                    (Some(created), Some(until)) => created > until,
+                    _ => true,
+                })
                 .count();
             let used = ledger
                 .count(&conn.id, today)

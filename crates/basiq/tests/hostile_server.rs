@@ -131,6 +131,9 @@ macro_rules! scenarios {
                 assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
                 assert!(!err.to_string().contains("Injected"), "{err}");
                 assert_eq!(api.count("POST /token"), 1, "a decode error is not retried");
+                // A failed fetch is shared for a short backoff (so an outage costs one caller's
+                // requests); after it the next call fetches again.
+                clock.advance(Duration::from_secs(60));
                 let user = client.users().get("u1")$($await)*.unwrap();
                 assert_eq!(user.id.as_str(), "u1");
                 assert_eq!(api.count("POST /token"), 2, "the bad token was not cached");

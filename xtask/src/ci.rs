@@ -71,11 +71,12 @@ fn steps() -> Vec<(&'static str, Step)> {
         (
             "fault matrix",
             Step::Cargo {
-                // Already run among the tests; again here with its table printed.
+                // Already run among the tests; again here with its table printed. The same
+                // `--workspace --all-features` as the test step, so nothing is rebuilt.
                 args: &[
                     "test",
-                    "-p",
-                    "basiq",
+                    "--workspace",
+                    "--all-features",
                     "--test",
                     "fault_matrix",
                     "--",

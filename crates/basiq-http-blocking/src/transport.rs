@@ -39,6 +39,10 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 ///
 /// Each request's [`RequestLimits`] cap the body read and shorten the request's overall timeout
 /// to what is left of the call's deadline.
+///
+/// **Proxies**: the built-in agent does not read `HTTP(S)_PROXY` from the environment (ureq 2
+/// would not honour `NO_PROXY`, so loopback traffic would go through the proxy). Behind a proxy,
+/// pass an agent: `UreqTransport::with_agent(ureq::AgentBuilder::new().proxy(proxy).redirects(0).build())`.
 #[derive(Clone)]
 pub struct UreqTransport {
     agent: ureq::Agent,

@@ -68,6 +68,23 @@ fn steps() -> Vec<(&'static str, Step)> {
         ),
         ("codegen --check", Step::CodegenCheck),
         ("tests", Step::Tests),
+        (
+            "fault matrix",
+            Step::Cargo {
+                // Already run among the tests; again here with its table printed. The same
+                // `--workspace --all-features` as the test step, so nothing is rebuilt.
+                args: &[
+                    "test",
+                    "--workspace",
+                    "--all-features",
+                    "--test",
+                    "fault_matrix",
+                    "--",
+                    "--nocapture",
+                ],
+                env: &[],
+            },
+        ),
         ("features: basiq (no transport)", Step::BasiqFeatures(None)),
         ("features: basiq async", Step::BasiqFeatures(Some("async"))),
         (

@@ -100,7 +100,12 @@ pub struct MockServerBuilder {
     redirect_url: Option<String>,
     rate_limit: Option<RateLimit>,
     token_limit: RateLimit,
+    body_timeout: Duration,
 }
+
+/// How long the emulator waits for a request body by default (see
+/// [`MockServerBuilder::request_body_timeout`]).
+pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for MockServerBuilder {
     fn default() -> Self {
@@ -112,6 +117,7 @@ impl Default for MockServerBuilder {
             redirect_url: None,
             rate_limit: None,
             token_limit: RateLimit::new(1500, Duration::from_secs(300)),
+            body_timeout: DEFAULT_REQUEST_BODY_TIMEOUT,
         }
     }
 }
@@ -162,6 +168,14 @@ impl MockServerBuilder {
         self
     }
 
+    /// How long a request body may take to arrive (default [`DEFAULT_REQUEST_BODY_TIMEOUT`]).
+    /// A client that declares a `Content-Length` and sends less gets `408` and the connection
+    /// is closed, instead of holding it forever.
+    pub fn request_body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
     /// Starts the server; panics if the port cannot be bound (use [`Self::try_start`] to
     /// handle that).
     #[allow(clippy::expect_used)]
@@ -190,6 +204,7 @@ impl MockServerBuilder {
             rate_limit: self.rate_limit,
             token_limit: self.token_limit,
             base_url: url.clone(),
+            body_timeout: self.body_timeout,
         };
         let state = AppState::new(config, clock);
         let app = server::router(state.clone());

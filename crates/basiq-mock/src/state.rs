@@ -53,6 +53,8 @@ pub(crate) struct Config {
     pub(crate) token_limit: RateLimit,
     /// `http://127.0.0.1:PORT`, used in absolute `links`.
     pub(crate) base_url: String,
+    /// How long a request body may take to arrive.
+    pub(crate) body_timeout: Duration,
 }
 
 /// Shared, cheaply clonable handle on the emulator's state.

@@ -30,6 +30,9 @@ pub struct Stats {
     pub paused_attempts: u64,
     /// Jobs created (connect, update and refresh).
     pub jobs_created: u64,
+    /// Users created by `POST /users` (a duplicated POST shows here even when its answer was
+    /// lost).
+    pub users_created: u64,
 }
 
 /// One request as the emulator received it: *when* (on the emulator's clock, virtual time

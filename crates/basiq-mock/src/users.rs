@@ -221,6 +221,7 @@ async fn create(
     require_business_name(&user)?;
     let json = user_json(state.base(), &db, &user, state.now());
     db.users.insert(id, user);
+    db.stats.users_created += 1;
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
 

@@ -342,11 +342,10 @@ fn connected_user(server: &MockServer, clock: &basiq::clock::ManualClock) -> (St
     for (k, v) in link.expose_url().query_pairs() {
         body.insert(k.into_owned(), Value::String(v.into_owned()));
     }
-    let answer: Value = ureq::post(format!("{}/consent/connect.json", server.url()))
+    let answer: Value = ureq::post(&format!("{}/consent/connect.json", server.url()))
         .send_json(Value::Object(body))
         .unwrap()
-        .body_mut()
-        .read_json()
+        .into_json()
         .unwrap();
     let job = answer["jobIds"][0].as_str().unwrap().to_owned();
     let report = client.jobs().wait(&job, PollConfig::default()).unwrap();

@@ -49,11 +49,9 @@ struct ClockAnswer {
 
 impl Admin {
     fn new(base: &str) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(true)
-            .build()
-            .new_agent();
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .build();
         Self {
             agent,
             base: base.trim_end_matches('/').to_owned(),
@@ -71,11 +69,10 @@ impl Admin {
     fn now(&self) -> Result<OffsetDateTime, String> {
         let answer: ClockAnswer = self
             .agent
-            .get(format!("{}/__admin/clock", self.base))
+            .get(&format!("{}/__admin/clock", self.base))
             .call()
             .map_err(|e| format!("cannot read the emulator's clock: {e}"))?
-            .body_mut()
-            .read_json()
+            .into_json()
             .map_err(|e| format!("cannot read the emulator's clock: {e}"))?;
         Self::parse(answer)
     }
@@ -83,11 +80,10 @@ impl Admin {
     fn advance(&self, by: Duration) -> Result<OffsetDateTime, String> {
         let answer: ClockAnswer = self
             .agent
-            .post(format!("{}/__admin/clock/advance", self.base))
+            .post(&format!("{}/__admin/clock/advance", self.base))
             .send_json(serde_json::json!({ "seconds": by.as_secs_f64() }))
             .map_err(|e| format!("cannot advance the emulator's clock: {e}"))?
-            .body_mut()
-            .read_json()
+            .into_json()
             .map_err(|e| format!("cannot advance the emulator's clock: {e}"))?;
         Self::parse(answer)
     }

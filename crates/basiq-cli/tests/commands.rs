@@ -397,19 +397,18 @@ fn mock_serves_until_interrupted() {
     let key = lines.next().unwrap().unwrap();
     assert_eq!(key, "BASIQ_API_KEY=a2V5OnZhbHVl");
     let url = url.strip_prefix("BASIQ_URL=").unwrap().to_owned();
-    let token = ureq::post(format!("{url}/token"))
-        .header("Authorization", "Basic a2V5OnZhbHVl")
-        .header("basiq-version", "3.0")
-        .send_form([("scope", "SERVER_ACCESS")])
+    let token = ureq::post(&format!("{url}/token"))
+        .set("Authorization", "Basic a2V5OnZhbHVl")
+        .set("basiq-version", "3.0")
+        .send_form(&[("scope", "SERVER_ACCESS")])
         .unwrap();
     assert_eq!(token.status(), 200);
     // The clock is frozen: it moves only when advanced.
     let now = |path: &str| -> serde_json::Value {
-        ureq::get(format!("{url}{path}"))
+        ureq::get(&format!("{url}{path}"))
             .call()
             .unwrap()
-            .body_mut()
-            .read_json()
+            .into_json()
             .unwrap()
     };
     let a = now("/__admin/clock");

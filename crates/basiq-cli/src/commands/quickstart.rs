@@ -172,7 +172,7 @@ fn connect(
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| CliError::other("the consent link carries no token"))?;
-    let answer: Value = ureq::post(format!("{}/consent/connect.json", s.base_url))
+    let answer: Value = ureq::post(&format!("{}/consent/connect.json", s.base_url))
         .send_json(json!({
             "token": token,
             "institutionId": "AU00000",
@@ -180,8 +180,7 @@ fn connect(
             "password": password,
         }))
         .map_err(|e| CliError::other(format!("the consent stand-in refused: {e}")))?
-        .body_mut()
-        .read_json()
+        .into_json()
         .map_err(|e| CliError::other(format!("the consent stand-in's answer: {e}")))?;
     answer["jobIds"][0]
         .as_str()

@@ -60,13 +60,12 @@ impl Emu {
         // a test's hours never cross a UTC day unless it means to.
         let clock = basiq::clock::ManualClock::new(time::macros::datetime!(2026-03-02 09:00 UTC));
         let server = MockServer::builder().clock(clock.clone()).start();
-        let token: Value = ureq::post(format!("{}/token", server.url()))
-            .header("Authorization", format!("Basic {}", server.api_key()))
-            .header("basiq-version", "3.0")
-            .send_form([("scope", "SERVER_ACCESS")])
+        let token: Value = ureq::post(&format!("{}/token", server.url()))
+            .set("Authorization", &format!("Basic {}", server.api_key()))
+            .set("basiq-version", "3.0")
+            .send_form(&[("scope", "SERVER_ACCESS")])
             .expect("token")
-            .body_mut()
-            .read_json()
+            .into_json()
             .expect("token json");
         let token = token["access_token"]
             .as_str()
@@ -83,13 +82,12 @@ impl Emu {
     }
 
     fn post(&self, path: &str, body: Value) -> Value {
-        ureq::post(format!("{}{path}", self.server.url()))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .header("basiq-version", "3.0")
+        ureq::post(&format!("{}{path}", self.server.url()))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .set("basiq-version", "3.0")
             .send_json(body)
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
-            .body_mut()
-            .read_json()
+            .into_json()
             .expect("json")
     }
 
@@ -109,13 +107,12 @@ impl Emu {
 
     /// The connection a job works on.
     pub fn connection_of(&self, job: &str) -> String {
-        let job: Value = ureq::get(format!("{}/jobs/{job}", self.server.url()))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .header("basiq-version", "3.0")
+        let job: Value = ureq::get(&format!("{}/jobs/{job}", self.server.url()))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .set("basiq-version", "3.0")
             .call()
             .expect("job")
-            .body_mut()
-            .read_json()
+            .into_json()
             .expect("json");
         job["links"]["source"]
             .as_str()

@@ -38,6 +38,8 @@ enum Step {
     TreeExcludes {
         package: &'static str,
         forbidden: &'static [&'static str],
+        /// Extra `cargo tree` arguments (feature selection).
+        extra: &'static [&'static str],
     },
 }
 
@@ -100,6 +102,7 @@ fn steps() -> Vec<(&'static str, Step)> {
             Step::TreeExcludes {
                 package: "basiq-core",
                 forbidden: CORE_FORBIDDEN,
+                extra: &[],
             },
         ),
         (
@@ -107,6 +110,15 @@ fn steps() -> Vec<(&'static str, Step)> {
             Step::TreeExcludes {
                 package: "basiq-http-blocking",
                 forbidden: BLOCKING_FORBIDDEN,
+                extra: &[],
+            },
+        ),
+        (
+            "deps: basiq-redis for the blocking client has no tokio",
+            Step::TreeExcludes {
+                package: "basiq-redis",
+                forbidden: BLOCKING_FORBIDDEN,
+                extra: &["--no-default-features", "--features", "blocking"],
             },
         ),
         (
@@ -176,8 +188,14 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
                 cargo(root, &["test", "--workspace", "--all-features"], &[])
             }
         }
-        Step::TreeExcludes { package, forbidden } => {
-            let tree = cargo_output(root, &["tree", "-p", package, "-e", "normal"])?;
+        Step::TreeExcludes {
+            package,
+            forbidden,
+            extra,
+        } => {
+            let mut args = vec!["tree", "-p", package, "-e", "normal"];
+            args.extend_from_slice(extra);
+            let tree = cargo_output(root, &args)?;
             let found = forbidden_in_tree(&tree, forbidden);
             if found.is_empty() {
                 Ok(())

@@ -272,9 +272,10 @@ pub mod blocking;
 /// Basiq's production API root.
 pub use basiq_core::auth::DEFAULT_BASE_URL;
 
-/// The README's examples, compiled as doctests so the front page cannot drift from the API.
+/// The crate README's examples, compiled as doctests so the crates.io page cannot drift from
+/// the API (the repository README's Use example is built and run by `cargo xtask ci`).
 #[cfg(all(doctest, feature = "async"))]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
 /// Compile-time guards: the public handles can be shared across threads and tasks, cloned and

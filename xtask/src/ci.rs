@@ -8,10 +8,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::codegen;
+use crate::{citations, codegen};
 
 /// Crates that must never be normal dependencies of the sans-IO core: it does no IO and picks
-/// no runtime, so hosts can bring their own (DESIGN.md §2).
+/// no runtime, so hosts can bring their own (docs/architecture.md, "Crates").
 const CORE_FORBIDDEN: &[&str] = &["tokio", "reqwest", "ureq", "hyper", "axum", "mio"];
 
 /// The blocking client is built on ureq precisely so that it works without (and inside) any
@@ -31,6 +31,8 @@ enum Step {
     BasiqFeatures(Option<&'static str>),
     /// `codegen --check`, called directly rather than through a nested `cargo run`.
     CodegenCheck,
+    /// No tracked file cites a document that is not in the repository ([`citations`]).
+    Citations,
     /// Tests: nextest when installed (then doctests separately, which nextest skips), else
     /// `cargo test`.
     Tests,
@@ -67,6 +69,10 @@ fn steps() -> Vec<(&'static str, Step)> {
             },
         ),
         ("codegen --check", Step::CodegenCheck),
+        (
+            "docs: every cited document is in the repository",
+            Step::Citations,
+        ),
         ("tests", Step::Tests),
         ("features: basiq (no transport)", Step::BasiqFeatures(None)),
         ("features: basiq async", Step::BasiqFeatures(Some("async"))),
@@ -142,6 +148,7 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
             cargo(root, &args, &[])
         }
         Step::CodegenCheck => codegen::check(root).map_err(|e| e.to_string()),
+        Step::Citations => citations::check(root),
         Step::Tests => {
             if nextest_available(root) {
                 cargo(
@@ -280,7 +287,19 @@ basiq-core v0.1.0 (/work/main/crates/basiq-core)
     #[test]
     fn steps_are_in_the_documented_order() {
         let names: Vec<_> = steps().into_iter().map(|(name, _)| name).collect();
-        assert_eq!(names[..4], ["fmt", "clippy", "codegen --check", "tests"]);
+        assert_eq!(names[..3], ["fmt", "clippy", "codegen --check"]);
+        let tests = names
+            .iter()
+            .position(|n| *n == "tests")
+            .unwrap_or(usize::MAX);
+        let citations = names
+            .iter()
+            .position(|n| n.starts_with("docs: every cited"))
+            .unwrap_or(usize::MAX);
+        assert!(
+            citations < tests,
+            "cheap checks before the tests: {names:?}"
+        );
         assert_eq!(names.last(), Some(&"rustdoc"));
     }
 }

@@ -9,6 +9,7 @@
 )]
 
 mod ci;
+mod citations;
 mod codegen;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ Commands:
   ci                everything CI runs, in order, stopping at the first failing step:
                     fmt, clippy, codegen --check, tests (nextest if installed) and doctests,
                     the basiq feature matrix, the dependency-tree rules, rustdoc
+  citations         fail when a tracked file cites a document that is not in the repository
   -h, --help        this text
 
 See docs/codegen.md for the generator and its OpenAPI extensions.
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
             .map(|()| println!("codegen: generated files are up to date"))
             .map_err(|e| e.to_string()),
         ["ci"] => ci::run(&root),
+        ["citations"] => citations::check(&root),
         other => Err(format!("unknown arguments `{}`\n\n{HELP}", other.join(" "))),
     };
     match result {

@@ -12,8 +12,10 @@ use basiq_core::executor::{AuthPlan, AuthStep, ExecutorCore, Failure, RetryStep,
 use basiq_core::id::UserId;
 use basiq_core::operation::Operation;
 use basiq_core::secret::AccessToken;
+use basiq_core::telemetry::{self, SendCount};
 use basiq_core::token::TokenLease;
 use basiq_core::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
+use tracing::Instrument;
 use url::Url;
 
 /// How the executor waits between retries. The default is `tokio::time::sleep`; a host on
@@ -122,14 +124,15 @@ impl AsyncExecutor {
 
     async fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
         let retrying = self.inner.core.retrying(op.is_idempotent());
+        let sends = SendCount::new();
         self.retrying(retrying, || async {
             match self.inner.core.auth_plan(op) {
                 AuthPlan::Unauthenticated => self
-                    .run_unauthenticated(op)
+                    .run_unauthenticated_counted(op, &sends)
                     .await
                     .map_err(Failure::Retryable),
-                AuthPlan::ServerToken => self.attempt(op).await,
-                AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch).await,
+                AuthPlan::ServerToken => self.attempt(op, &sends).await,
+                AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch, &sends).await,
             }
         })
         .await
@@ -141,14 +144,16 @@ impl AsyncExecutor {
         &self,
         op: &O,
         fetch: basiq_core::token::PostToken,
+        sends: &SendCount,
     ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         // Not through `execute`: that would make this async fn (indirectly) recursive.
+        let fetch_sends = SendCount::new();
         let token = self
             .retrying(core.retrying(fetch.is_idempotent()), || async {
-                self.run_unauthenticated(&fetch)
+                self.run_unauthenticated_counted(&fetch, &fetch_sends)
                     .await
                     .map_err(Failure::Retryable)
             })
@@ -157,7 +162,7 @@ impl AsyncExecutor {
         let request = core
             .client_authorized(request, &token.access_token)
             .map_err(Failure::Final)?;
-        let answer = match self.send(request).await {
+        let answer = match self.send(request, &op.context(), sends).await {
             Ok(response) => op.parse(response),
             Err(e) => Err(e),
         };
@@ -183,18 +188,18 @@ impl AsyncExecutor {
     }
 
     /// One authenticated attempt, including the single re-authentication.
-    async fn attempt<O: Operation>(&self, op: &O) -> Result<O::Output, Failure> {
+    async fn attempt<O: Operation>(&self, op: &O, sends: &SendCount) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         let lease = self.lease().await.map_err(Failure::Final)?;
-        let answer = self.send_with(request, &lease, op).await;
+        let answer = self.send_with(request, &lease, op, sends).await;
         match core.answered(&lease, answer) {
             AuthStep::Done(result) => result,
             AuthStep::Reauthenticate => {
                 let lease = self.lease().await.map_err(Failure::Final)?;
                 let request = core.request(op).map_err(Failure::Final)?;
-                self.send_with(request, &lease, op)
+                self.send_with(request, &lease, op, sends)
                     .await
                     .map_err(Failure::Retryable)
             }
@@ -204,8 +209,17 @@ impl AsyncExecutor {
     /// Operations that carry their own credentials (`POST /token`). Kept apart from `attempt` so
     /// fetching a token never recurses into the token logic.
     async fn run_unauthenticated<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
+        self.run_unauthenticated_counted(op, &SendCount::new())
+            .await
+    }
+
+    async fn run_unauthenticated_counted<O: Operation>(
+        &self,
+        op: &O,
+        sends: &SendCount,
+    ) -> Result<O::Output, Error> {
         let request = self.inner.core.request(op)?;
-        op.parse(self.send(request).await?)
+        op.parse(self.send(request, &op.context(), sends).await?)
     }
 
     async fn send_with<O: Operation>(
@@ -213,17 +227,32 @@ impl AsyncExecutor {
         mut request: HttpRequest,
         lease: &TokenLease,
         op: &O,
+        sends: &SendCount,
     ) -> Result<O::Output, Error> {
         lease.authorize(&mut request)?;
-        op.parse(self.send(request).await?)
+        op.parse(self.send(request, &op.context(), sends).await?)
     }
 
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        self.inner
+    /// Sends one request inside its `basiq.http` span ([`telemetry::request_span`]).
+    async fn send(
+        &self,
+        request: HttpRequest,
+        context: &basiq_core::ErrorContext,
+        sends: &SendCount,
+    ) -> Result<HttpResponse, Error> {
+        let span = telemetry::request_span(&request, self.base_url(), context, sends.next());
+        let answer = self
+            .inner
             .transport
             .send(request)
+            .instrument(span.clone())
             .await
-            .map_err(Error::transport)
+            .map_err(Error::transport);
+        match &answer {
+            Ok(response) => telemetry::record_response(&span, response.status(), response.body()),
+            Err(error) => telemetry::record_failure(&span, error),
+        }
+        answer
     }
 
     /// The server token to use now, fetching it (single flight) when the cache says so.

@@ -11,6 +11,7 @@ use basiq_core::executor::{AuthPlan, AuthStep, ExecutorCore, Failure, RetryStep,
 use basiq_core::id::UserId;
 use basiq_core::operation::Operation;
 use basiq_core::secret::AccessToken;
+use basiq_core::telemetry::{self, SendCount};
 use basiq_core::token::TokenLease;
 use basiq_core::transport::{BlockingTransport, HttpRequest, HttpResponse};
 use url::Url;
@@ -110,10 +111,13 @@ impl BlockingExecutor {
 
     fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
         let retrying = self.inner.core.retrying(op.is_idempotent());
+        let sends = SendCount::new();
         self.retrying(retrying, || match self.inner.core.auth_plan(op) {
-            AuthPlan::Unauthenticated => self.run_unauthenticated(op).map_err(Failure::Retryable),
-            AuthPlan::ServerToken => self.attempt(op),
-            AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch),
+            AuthPlan::Unauthenticated => self
+                .run_unauthenticated_counted(op, &sends)
+                .map_err(Failure::Retryable),
+            AuthPlan::ServerToken => self.attempt(op, &sends),
+            AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch, &sends),
         })
     }
 
@@ -123,19 +127,22 @@ impl BlockingExecutor {
         &self,
         op: &O,
         fetch: basiq_core::token::PostToken,
+        sends: &SendCount,
     ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
+        let fetch_sends = SendCount::new();
         let token = self
             .retrying(core.retrying(fetch.is_idempotent()), || {
-                self.run_unauthenticated(&fetch).map_err(Failure::Retryable)
+                self.run_unauthenticated_counted(&fetch, &fetch_sends)
+                    .map_err(Failure::Retryable)
             })
             .map_err(|e| Failure::Final(e.with_context(&fetch.context())))?;
         let request = core
             .client_authorized(request, &token.access_token)
             .map_err(Failure::Final)?;
-        self.send(request)
+        self.send(request, &op.context(), sends)
             .and_then(|response| op.parse(response))
             .map_err(Failure::Retryable)
     }
@@ -155,18 +162,18 @@ impl BlockingExecutor {
     }
 
     /// One authenticated attempt, including the single re-authentication.
-    fn attempt<O: Operation>(&self, op: &O) -> Result<O::Output, Failure> {
+    fn attempt<O: Operation>(&self, op: &O, sends: &SendCount) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         let lease = self.lease().map_err(Failure::Final)?;
-        let answer = self.send_with(request, &lease, op);
+        let answer = self.send_with(request, &lease, op, sends);
         match core.answered(&lease, answer) {
             AuthStep::Done(result) => result,
             AuthStep::Reauthenticate => {
                 let lease = self.lease().map_err(Failure::Final)?;
                 let request = core.request(op).map_err(Failure::Final)?;
-                self.send_with(request, &lease, op)
+                self.send_with(request, &lease, op, sends)
                     .map_err(Failure::Retryable)
             }
         }
@@ -174,8 +181,16 @@ impl BlockingExecutor {
 
     /// Operations that carry their own credentials (`POST /token`).
     fn run_unauthenticated<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
+        self.run_unauthenticated_counted(op, &SendCount::new())
+    }
+
+    fn run_unauthenticated_counted<O: Operation>(
+        &self,
+        op: &O,
+        sends: &SendCount,
+    ) -> Result<O::Output, Error> {
         let request = self.inner.core.request(op)?;
-        op.parse(self.send(request)?)
+        op.parse(self.send(request, &op.context(), sends)?)
     }
 
     fn send_with<O: Operation>(
@@ -183,13 +198,26 @@ impl BlockingExecutor {
         mut request: HttpRequest,
         lease: &TokenLease,
         op: &O,
+        sends: &SendCount,
     ) -> Result<O::Output, Error> {
         lease.authorize(&mut request)?;
-        op.parse(self.send(request)?)
+        op.parse(self.send(request, &op.context(), sends)?)
     }
 
-    fn send(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        self.inner.transport.send(request).map_err(Error::transport)
+    /// Sends one request inside its `basiq.http` span ([`telemetry::request_span`]).
+    fn send(
+        &self,
+        request: HttpRequest,
+        context: &basiq_core::ErrorContext,
+        sends: &SendCount,
+    ) -> Result<HttpResponse, Error> {
+        let span = telemetry::request_span(&request, self.base_url(), context, sends.next());
+        let answer = span.in_scope(|| self.inner.transport.send(request).map_err(Error::transport));
+        match &answer {
+            Ok(response) => telemetry::record_response(&span, response.status(), response.body()),
+            Err(error) => telemetry::record_failure(&span, error),
+        }
+        answer
     }
 
     /// The server token to use now, fetching it (single flight) when the cache says so.

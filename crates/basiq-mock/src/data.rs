@@ -11,7 +11,7 @@
 //!   while every day still in the window keeps exactly the same transactions and ids;
 //! - transactions in the last [`PENDING_DAYS`] days before `now` are `pending` (`postDate: null`),
 //!   and their ids include [`DataContext::generation`], because Basiq gives pending transactions a
-//!   new id on every refresh (facts §7) — SDK code that keys on pending ids should notice.
+//!   new id on every refresh (basiq-api.md §7) — SDK code that keys on pending ids should notice.
 //!
 //! Shapes follow Basiq's v3 examples: amounts and balances are decimal *strings* with two places
 //! (negative = money out), `transactionDate`/`postDate` are RFC 3339 at midnight UTC like

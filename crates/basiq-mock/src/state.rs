@@ -214,7 +214,7 @@ pub(crate) struct Db {
     pub(crate) connectors: Vec<Connector>,
     pub(crate) stats: Stats,
     /// Snapshots of deleted connections whose data stays on the user: Basiq's DELETE removes
-    /// the connection but "accounts and transactions remain on the user" (facts §3.2).
+    /// the connection but "accounts and transactions remain on the user" (basiq-api.md §3.2).
     pub(crate) retained: Vec<ConnectionInfo>,
     next_seq: u64,
 }
@@ -371,7 +371,7 @@ impl AppState {
             .collect()
     }
 
-    /// Frozen snapshots of the user's deleted connections (their data remains, facts §3.2).
+    /// Frozen snapshots of the user's deleted connections (their data remains, basiq-api.md §3.2).
     pub(crate) fn retained_of_user(&self, user_id: &str) -> Vec<ConnectionInfo> {
         self.db()
             .retained

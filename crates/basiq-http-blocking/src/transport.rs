@@ -54,8 +54,16 @@ impl UreqTransport {
             .timeout_connect(Some(connect))
             .timeout_send_request(Some(request))
             .timeout_recv_response(Some(request))
-            .timeout_recv_body(Some(request))
-            .build();
+            .timeout_recv_body(Some(request));
+        // `native-roots`: the operating system verifies Basiq's certificate (its trust store,
+        // corporate roots included) instead of the bundled Mozilla roots; still rustls.
+        #[cfg(feature = "native-roots")]
+        let config = config.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                .build(),
+        );
+        let config = config.build();
         Self {
             agent: ureq::Agent::new_with_config(config),
         }

@@ -43,8 +43,12 @@
 //! |---|---|---|
 //! | `async` (default) | [`Client`] | reqwest + rustls, tokio |
 //! | `blocking` | [`blocking::Client`] | ureq + rustls, no async runtime |
+//! | `native-roots` | TLS trust from the operating system for whichever clients are on | rustls (no OpenSSL): reqwest adds the platform's store to the bundled Mozilla roots, ureq uses the platform verifier |
 //!
-//! Both can be enabled together; no feature changes a signature.
+//! Both can be enabled together; no feature changes a signature. On docs.rs every item shows the
+//! feature it needs. A host with its own HTTP stack (a newer reqwest, a proxy) implements
+//! [`transport::AsyncTransport`] and passes it to `ClientBuilder::transport` (example
+//! `own_http_client` in the repository).
 //!
 //! ## Example
 //!
@@ -224,6 +228,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // The crate docs link both clients' methods; with only one client feature some targets do not
 // exist. The docs are built with all features (docs.rs metadata), where every link is checked.
 #![cfg_attr(

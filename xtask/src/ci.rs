@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::{citations, codegen};
+use crate::{citations, codegen, unused_deps};
 
 /// Crates that must never be normal dependencies of the sans-IO core: it does no IO and picks
 /// no runtime, so hosts can bring their own (docs/architecture.md, "Crates").
@@ -33,6 +33,8 @@ enum Step {
     CodegenCheck,
     /// No tracked file cites a document that is not in the repository ([`citations`]).
     Citations,
+    /// Every declared dependency is used ([`unused_deps`]).
+    UnusedDeps,
     /// Tests: nextest when installed (then doctests separately, which nextest skips), else
     /// `cargo test`.
     Tests,
@@ -73,6 +75,7 @@ fn steps() -> Vec<(&'static str, Step)> {
             "docs: every cited document is in the repository",
             Step::Citations,
         ),
+        ("deps: no unused dependency", Step::UnusedDeps),
         ("tests", Step::Tests),
         ("features: basiq (no transport)", Step::BasiqFeatures(None)),
         ("features: basiq async", Step::BasiqFeatures(Some("async"))),
@@ -149,6 +152,7 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
         }
         Step::CodegenCheck => codegen::check(root).map_err(|e| e.to_string()),
         Step::Citations => citations::check(root),
+        Step::UnusedDeps => unused_deps::check(root),
         Step::Tests => {
             if nextest_available(root) {
                 cargo(

@@ -11,6 +11,7 @@
 mod ci;
 mod citations;
 mod codegen;
+mod unused_deps;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,6 +27,7 @@ Commands:
                     fmt, clippy, codegen --check, tests (nextest if installed) and doctests,
                     the basiq feature matrix, the dependency-tree rules, rustdoc
   citations         fail when a tracked file cites a document that is not in the repository
+  unused-deps       fail when a member declares a dependency its code never uses
   -h, --help        this text
 
 See docs/codegen.md for the generator and its OpenAPI extensions.
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         ["ci"] => ci::run(&root),
         ["citations"] => citations::check(&root),
+        ["unused-deps"] => unused_deps::check(&root),
         other => Err(format!("unknown arguments `{}`\n\n{HELP}", other.join(" "))),
     };
     match result {

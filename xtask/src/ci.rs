@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::{citations, codegen, unused_deps};
+use crate::{citations, codegen, readme, unused_deps};
 
 /// Crates that must never be normal dependencies of the sans-IO core: it does no IO and picks
 /// no runtime, so hosts can bring their own (docs/architecture.md, "Crates").
@@ -17,6 +17,24 @@ const CORE_FORBIDDEN: &[&str] = &["tokio", "reqwest", "ureq", "hyper", "axum", "
 /// The blocking client is built on ureq precisely so that it works without (and inside) any
 /// async runtime; tokio sneaking in would bring back async-stripe's block_on panics.
 const BLOCKING_FORBIDDEN: &[&str] = &["tokio"];
+
+/// The programs in `crates/basiq/examples`, run by the "examples" step (a test checks that
+/// the list matches the directory).
+const EXAMPLES: &[&str] = &[
+    "quickstart",
+    "connect_bank",
+    "guarded_refresh",
+    "daily_triage",
+    "webhook_receiver",
+    "blocking_app",
+    "own_http_client",
+];
+
+/// Cargo subcommands that resolve dependencies: CI passes them `--locked`, so a stale or
+/// edited `Cargo.lock` fails instead of being silently rewritten.
+const LOCKED: &[&str] = &[
+    "build", "check", "clippy", "test", "doc", "tree", "run", "publish", "package",
+];
 
 /// One CI step.
 enum Step {
@@ -35,6 +53,10 @@ enum Step {
     Citations,
     /// Every declared dependency is used ([`unused_deps`]).
     UnusedDeps,
+    /// Builds the basiq examples, then runs each one (all run offline on the emulator).
+    Examples,
+    /// The README's Use section in a scratch crate outside the workspace ([`readme`]).
+    Readme,
     /// Tests: nextest when installed (then doctests separately, which nextest skips), else
     /// `cargo test`.
     Tests,
@@ -108,6 +130,17 @@ fn steps() -> Vec<(&'static str, Step)> {
                 env: &[("RUSTDOCFLAGS", "-D warnings")],
             },
         ),
+        ("examples: each runs against the emulator", Step::Examples),
+        ("readme: the Use section in a scratch crate", Step::Readme),
+        (
+            "package: cargo publish --dry-run --workspace",
+            Step::Cargo {
+                // `--allow-dirty`: what is verified is the package as it would be uploaded;
+                // whether the tree is committed only matters for a real upload.
+                args: &["publish", "--dry-run", "--workspace", "--allow-dirty"],
+                env: &[],
+            },
+        ),
     ]
 }
 
@@ -153,6 +186,30 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
         Step::CodegenCheck => codegen::check(root).map_err(|e| e.to_string()),
         Step::Citations => citations::check(root),
         Step::UnusedDeps => unused_deps::check(root),
+        Step::Examples => {
+            cargo(
+                root,
+                &["build", "-p", "basiq", "--all-features", "--examples"],
+                &[],
+            )?;
+            for example in EXAMPLES {
+                cargo(
+                    root,
+                    &[
+                        "run",
+                        "--quiet",
+                        "-p",
+                        "basiq",
+                        "--all-features",
+                        "--example",
+                        example,
+                    ],
+                    &[("BASIQ_API_KEY", "")],
+                )?;
+            }
+            Ok(())
+        }
+        Step::Readme => readme::check(root),
         Step::Tests => {
             if nextest_available(root) {
                 cargo(
@@ -200,6 +257,7 @@ fn describe(args: &[&str]) -> String {
 
 /// Runs cargo with inherited output, so its diagnostics appear as they happen.
 fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let args = &locked(args);
     let shown_env: String = env.iter().map(|(k, v)| format!("{k}={v:?} ")).collect();
     println!("    $ {shown_env}{}", describe(args));
     let status = cargo_command(root)
@@ -216,6 +274,7 @@ fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String>
 
 /// Runs cargo and returns its stdout (stderr still shows).
 fn cargo_output(root: &Path, args: &[&str]) -> Result<String, String> {
+    let args = &locked(args);
     println!("    $ {}", describe(args));
     let output = cargo_command(root)
         .args(args)
@@ -231,6 +290,23 @@ fn cargo_output(root: &Path, args: &[&str]) -> Result<String, String> {
     }
     String::from_utf8(output.stdout)
         .map_err(|e| format!("`{}` printed non-UTF-8: {e}", describe(args)))
+}
+
+/// `args` with `--locked` after the subcommand when it resolves dependencies (`nextest run`
+/// included).
+fn locked<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut out = args.to_vec();
+    let at = match args {
+        ["nextest", "run", ..] => Some(2),
+        [sub, ..] if LOCKED.contains(sub) => Some(1),
+        _ => None,
+    };
+    if let Some(at) = at {
+        if !args.contains(&"--locked") {
+            out.insert(at, "--locked");
+        }
+    }
+    out
 }
 
 fn nextest_available(root: &Path) -> bool {
@@ -289,6 +365,45 @@ basiq-core v0.1.0 (/work/main/crates/basiq-core)
     }
 
     #[test]
+    fn resolving_commands_run_locked() {
+        assert_eq!(
+            locked(&["clippy", "--workspace"]),
+            ["clippy", "--locked", "--workspace"]
+        );
+        assert_eq!(
+            locked(&["nextest", "run", "-p", "x"]),
+            ["nextest", "run", "--locked", "-p", "x"]
+        );
+        assert_eq!(locked(&["fmt", "--all"]), ["fmt", "--all"]);
+        assert_eq!(locked(&["test", "--locked"]), ["test", "--locked"]);
+    }
+
+    #[test]
+    fn every_example_is_run() {
+        let dir = crate::workspace_root().join("crates/basiq/examples");
+        let mut found: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().into_string().ok()?;
+                        name.strip_suffix(".rs").map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        let mut listed: Vec<String> = EXAMPLES.iter().map(|e| (*e).to_owned()).collect();
+        listed.sort();
+        assert_eq!(
+            found,
+            listed,
+            "EXAMPLES must list every file in {}",
+            dir.display()
+        );
+    }
+
+    #[test]
     fn steps_are_in_the_documented_order() {
         let names: Vec<_> = steps().into_iter().map(|(name, _)| name).collect();
         assert_eq!(names[..3], ["fmt", "clippy", "codegen --check"]);
@@ -304,6 +419,11 @@ basiq-core v0.1.0 (/work/main/crates/basiq-core)
             citations < tests,
             "cheap checks before the tests: {names:?}"
         );
-        assert_eq!(names.last(), Some(&"rustdoc"));
+        // The slow whole-package steps last: everything cheap has passed by then.
+        assert!(names.contains(&"rustdoc"));
+        assert_eq!(
+            names.last(),
+            Some(&"package: cargo publish --dry-run --workspace")
+        );
     }
 }

@@ -11,6 +11,7 @@
 mod ci;
 mod citations;
 mod codegen;
+mod readme;
 mod unused_deps;
 
 use std::path::{Path, PathBuf};
@@ -24,10 +25,15 @@ Commands:
                     from fixtures/openapi/basiq.yaml
   codegen --check   regenerate in memory; fail, naming the files, if those on disk are stale
   ci                everything CI runs, in order, stopping at the first failing step:
-                    fmt, clippy, codegen --check, tests (nextest if installed) and doctests,
-                    the basiq feature matrix, the dependency-tree rules, rustdoc
+                    fmt, clippy, codegen --check, citations, unused-deps, tests (nextest
+                    if installed) and doctests, the basiq feature matrix, the dependency-tree
+                    rules, rustdoc, the examples, readme, cargo publish --dry-run; every
+                    cargo command that resolves dependencies runs --locked
+  minimal-versions  build the workspace with every direct dependency at its declared floor
+                    (needs a nightly toolchain for the resolution; see docs/releasing.md)
   citations         fail when a tracked file cites a document that is not in the repository
   unused-deps       fail when a member declares a dependency its code never uses
+  readme            build and run the README's Use section in a scratch crate, on the emulator
   -h, --help        this text
 
 See docs/codegen.md for the generator and its OpenAPI extensions.
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
         ["ci"] => ci::run(&root),
         ["citations"] => citations::check(&root),
         ["unused-deps"] => unused_deps::check(&root),
+        ["readme"] => readme::check(&root),
         other => Err(format!("unknown arguments `{}`\n\n{HELP}", other.join(" "))),
     };
     match result {

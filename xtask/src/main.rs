@@ -11,6 +11,7 @@
 mod ci;
 mod citations;
 mod codegen;
+mod minimal_versions;
 mod readme;
 mod unused_deps;
 
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         ["citations"] => citations::check(&root),
         ["unused-deps"] => unused_deps::check(&root),
         ["readme"] => readme::check(&root),
+        ["minimal-versions"] => minimal_versions::run(&root),
         other => Err(format!("unknown arguments `{}`\n\n{HELP}", other.join(" "))),
     };
     match result {

@@ -249,7 +249,9 @@ fn cargo_command(root: &Path) -> Command {
     let mut command = Command::new(cargo);
     // CI never talks to Basiq: the sandbox tests (crates/basiq/tests/sandbox.rs) run against
     // the emulator unless this is set.
-    command.current_dir(root).env_remove("BASIQ_SANDBOX_API_KEY");
+    command
+        .current_dir(root)
+        .env_remove("BASIQ_SANDBOX_API_KEY");
     command
 }
 

@@ -142,6 +142,48 @@ struct State {
     refresh_paused_until: Option<OffsetDateTime>,
     /// The token Basiq rejected last: never taken back from a [`TokenStore`].
     rejected_token: Option<AccessToken>,
+    /// The last `/token` fetch that failed with no valid token left, shared with every caller
+    /// that waited behind it and with callers arriving before its backoff ends.
+    failed_fetch: Option<FailedFetch>,
+    /// Failed fetches in a row (the backoff doubles with each).
+    failures_in_a_row: u32,
+}
+
+/// A failed `/token` fetch as callers other than the fetcher see it.
+#[derive(Debug)]
+struct FailedFetch {
+    at: OffsetDateTime,
+    until: OffsetDateTime,
+    /// The fetch's error, as [`Error::TokenUnavailable`] (its `retry_at` is `until`).
+    error: Error,
+}
+
+impl FailedFetch {
+    fn new(cause: &Error, at: OffsetDateTime, until: OffsetDateTime) -> Self {
+        Self {
+            at,
+            until,
+            error: Error::token_unavailable(cause, until),
+        }
+    }
+
+    fn shared(&self) -> Error {
+        Error::token_unavailable(&self.error, self.until)
+    }
+}
+
+/// The first backoff after a failed `/token` fetch with no valid token left; it doubles with
+/// each failure in a row up to [`MAX_TOKEN_FAILURE_BACKOFF`] and resets on success.
+pub const FIRST_TOKEN_FAILURE_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest backoff between `/token` fetches during an outage or throttle.
+pub const MAX_TOKEN_FAILURE_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The backoff after `failures_in_a_row` failed fetches (1, 2, 4, … seconds, at most 30).
+pub fn token_failure_backoff(failures_in_a_row: u32) -> Duration {
+    let doublings = failures_in_a_row.saturating_sub(1).min(16);
+    FIRST_TOKEN_FAILURE_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_TOKEN_FAILURE_BACKOFF)
 }
 
 /// The shared server-token state of one client: a [`TokenCache`] behind a mutex, plus the rule
@@ -164,6 +206,8 @@ impl TokenState {
                 cache: TokenCache::new(policy),
                 refresh_paused_until: None,
                 rejected_token: None,
+                failed_fetch: None,
+                failures_in_a_row: 0,
             }),
         }
     }
@@ -209,7 +253,41 @@ impl TokenState {
     ) -> TokenLease {
         let mut state = self.lock();
         state.refresh_paused_until = None;
+        state.failed_fetch = None;
+        state.failures_in_a_row = 0;
         state.cache.store(response, requested_at, jitter)
+    }
+
+    /// The failure a caller that decided to fetch at `since` must share instead of fetching: a
+    /// fetch that failed while it waited (at or after `since`), or one whose backoff has not
+    /// ended at `now`. The answer is an [`Error::TokenUnavailable`] repeating the failure.
+    pub fn shared_failure(&self, since: OffsetDateTime, now: OffsetDateTime) -> Option<Error> {
+        let state = self.lock();
+        let failed = state.failed_fetch.as_ref()?;
+        (failed.at >= since || now < failed.until).then(|| failed.shared())
+    }
+
+    /// Whether `token` is the one Basiq rejected last.
+    pub fn is_rejected(&self, token: &AccessToken) -> bool {
+        self.lock()
+            .rejected_token
+            .as_ref()
+            .is_some_and(|rejected| rejected.same_as(token))
+    }
+
+    /// The refresh-ahead margin for a stored token (see [`TokenPolicy::margin_for_stored`]).
+    pub fn margin_for_stored(&self, stored: &StoredToken) -> Duration {
+        self.lock().cache.policy().margin_for_stored(stored)
+    }
+
+    /// When the current failure backoff ends, if one is running at `now`.
+    pub fn failure_backoff_until(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let state = self.lock();
+        state
+            .failed_fetch
+            .as_ref()
+            .map(|f| f.until)
+            .filter(|until| now < *until)
     }
 
     /// A `/token` fetch failed at `now`. If the cached token is still valid (the fetch was a
@@ -231,8 +309,29 @@ impl TokenState {
                 ));
                 Ok(lease)
             }
-            None => Err(error),
+            None => {
+                state.failures_in_a_row = state.failures_in_a_row.saturating_add(1);
+                let backoff = token_failure_backoff(state.failures_in_a_row);
+                let until = now.saturating_add(
+                    time::Duration::try_from(backoff).unwrap_or(time::Duration::ZERO),
+                );
+                tracing::warn!(
+                    error.kind = ?error.kind(),
+                    error.status = ?error.status(),
+                    retry_at = %until,
+                    "fetching the Basiq server token failed; callers share this failure until the backoff ends"
+                );
+                // Keep a copy for the callers that share it (the fetcher gets the original).
+                state.failed_fetch = Some(FailedFetch::new(&error, now, until));
+                Err(error)
+            }
         }
+    }
+
+    /// Records a failure another instance of the fleet reported (its backoff key), so this
+    /// process shares it too until `until`.
+    pub fn fleet_failure(&self, error: &Error, now: OffsetDateTime, until: OffsetDateTime) {
+        self.lock().failed_fetch = Some(FailedFetch::new(error, now, until));
     }
 
     /// Offers a token loaded from a [`TokenStore`] at `now`, when [`decide`](Self::decide) asked
@@ -254,7 +353,7 @@ impl TokenState {
             tracing::debug!("the stored Basiq token is the one just rejected; fetching a new one");
             return None;
         }
-        let margin = time::Duration::try_from(state.cache.policy().stored_margin())
+        let margin = time::Duration::try_from(state.cache.policy().margin_for_stored(stored))
             .unwrap_or(time::Duration::MAX);
         if now >= stored.expires_at.saturating_sub(margin) {
             tracing::debug!(

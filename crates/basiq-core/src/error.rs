@@ -381,6 +381,39 @@ pub enum Error {
         /// Ids.
         context: ErrorContext,
     },
+    /// No server token: a `/token` fetch failed moments ago (in this process, or in another
+    /// instance of the fleet) and the SDK does not ask `/token` again before its `retry_at`, so
+    /// an outage or Basiq's throttle costs one caller's requests, not one per caller.
+    #[error("no Basiq server token: {failure}{}", fmt_ctx(context))]
+    TokenUnavailable {
+        /// The shared failure.
+        failure: Box<TokenFailure>,
+        /// Ids.
+        context: ErrorContext,
+    },
+}
+
+/// A failed `/token` fetch that callers share (see [`Error::TokenUnavailable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFailure {
+    /// The kind of the failure the fetch met.
+    pub kind: ErrorKind,
+    /// Its HTTP status, when there was an answer.
+    pub status: Option<StatusCode>,
+    /// What went wrong (the failed fetch's error text; never a secret).
+    pub cause: String,
+    /// When a caller may fetch again.
+    pub retry_at: time::OffsetDateTime,
+}
+
+impl fmt::Display for TokenFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the last /token fetch failed ({}); not asking again before {}",
+            self.cause, self.retry_at
+        )
+    }
 }
 
 fn fmt_ctx(ctx: &ErrorContext) -> String {
@@ -444,6 +477,7 @@ impl Error {
             Self::InvalidApiKey { .. } => ErrorKind::InvalidApiKey,
             Self::Transport { .. } => ErrorKind::Transport,
             Self::Decode { .. } => ErrorKind::Decode,
+            Self::TokenUnavailable { failure, .. } => failure.kind,
             Self::Api { error, .. } => match error.status.as_u16() {
                 401 => ErrorKind::Unauthorized,
                 403 if error.has_code("access-denied") => ErrorKind::Unauthorized,
@@ -467,7 +501,31 @@ impl Error {
                 matches!(error.status.as_u16(), 429 | 500 | 502 | 503 | 504)
             }
             Self::Transport { .. } => true,
+            Self::TokenUnavailable { failure, .. } => {
+                !matches!(failure.kind, ErrorKind::InvalidApiKey | ErrorKind::Config)
+            }
             _ => false,
+        }
+    }
+
+    /// An [`Error::TokenUnavailable`] that repeats `cause` (kind, status, text) until `retry_at`.
+    pub fn token_unavailable(cause: &Error, retry_at: time::OffsetDateTime) -> Self {
+        let failure = match cause {
+            // Already shared (another instance's failure): keep its cause, not a nested one.
+            Self::TokenUnavailable { failure, .. } => TokenFailure {
+                retry_at,
+                ..(**failure).clone()
+            },
+            other => TokenFailure {
+                kind: other.kind(),
+                status: other.status(),
+                cause: other.to_string(),
+                retry_at,
+            },
+        };
+        Self::TokenUnavailable {
+            failure: Box::new(failure),
+            context: ErrorContext::default(),
         }
     }
 
@@ -489,6 +547,7 @@ impl Error {
         match self {
             Self::Api { error, .. } | Self::InvalidApiKey { error, .. } => Some(error.status),
             Self::Decode { status, .. } => Some(*status),
+            Self::TokenUnavailable { failure, .. } => failure.status,
             _ => None,
         }
     }
@@ -499,7 +558,8 @@ impl Error {
             Self::Api { context, .. }
             | Self::InvalidApiKey { context, .. }
             | Self::Transport { context, .. }
-            | Self::Decode { context, .. } => Some(context),
+            | Self::Decode { context, .. }
+            | Self::TokenUnavailable { context, .. } => Some(context),
             _ => None,
         }
     }
@@ -510,7 +570,8 @@ impl Error {
             Self::Api { context, .. }
             | Self::InvalidApiKey { context, .. }
             | Self::Transport { context, .. }
-            | Self::Decode { context, .. } => {
+            | Self::Decode { context, .. }
+            | Self::TokenUnavailable { context, .. } => {
                 *context = std::mem::take(context).merge(extra);
             }
             _ => {}

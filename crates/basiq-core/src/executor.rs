@@ -21,7 +21,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -30,6 +30,7 @@ use url::Url;
 use crate::auth::{ExecutorConfig, RetryState, TokenState};
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::fleet::{FleetConfig, FleetTokenFetch};
 use crate::id::UserId;
 use crate::operation::{Authentication, Operation};
 use crate::secret::{AccessToken, ApiKey};
@@ -158,6 +159,9 @@ pub struct ExecutorCore {
     store: Arc<dyn TokenStore>,
     retry: RetryState,
     jitter: fn() -> f64,
+    /// The fleet's stored form of the token this process last adopted or stored, so a token
+    /// Basiq rejects is removed from the fleet's store only if it is still the stored one.
+    fleet_value: Mutex<Option<(AccessToken, Vec<u8>)>>,
 }
 
 impl ExecutorCore {
@@ -175,6 +179,7 @@ impl ExecutorCore {
             api_key: config.api_key,
             clock: config.clock,
             jitter,
+            fleet_value: Mutex::new(None),
         })
     }
 
@@ -293,6 +298,60 @@ impl ExecutorCore {
         }
     }
 
+    /// The failure a caller must share instead of fetching (see [`TokenState::shared_failure`]):
+    /// a fetch that failed while it waited for the gate, or whose backoff is still running. An
+    /// outage then costs the process (and, with a fleet, the app) one caller's `/token` requests.
+    pub fn shared_failure(&self, pending: &PendingFetch) -> Option<Error> {
+        self.tokens
+            .shared_failure(pending.decided_at, self.clock.now())
+    }
+
+    /// The cross-process fetch of the server token for a fleet, run inside the executor's own
+    /// fetch gate after [`lease_in_gate`](Self::lease_in_gate) found nothing.
+    pub fn fleet_fetch<'a>(
+        &'a self,
+        config: &'a FleetConfig,
+        pending: PendingFetch,
+    ) -> FleetTokenFetch<'a> {
+        FleetTokenFetch::new(self, config, pending)
+    }
+
+    pub(crate) fn adopt_stored(&self, stored: &StoredToken) -> Option<TokenLease> {
+        self.tokens
+            .adopt_stored(stored, self.clock.now(), (self.jitter)())
+    }
+
+    pub(crate) fn stored_margin(&self, stored: &StoredToken) -> Duration {
+        self.tokens.margin_for_stored(stored)
+    }
+
+    pub(crate) fn remember_fleet_value(&self, token: &AccessToken, raw: Vec<u8>) {
+        *self
+            .fleet_value
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((token.clone(), raw));
+    }
+
+    /// The stored form of the token Basiq rejected, if this process knows it.
+    pub(crate) fn fleet_value_of_rejected(&self) -> Option<Vec<u8>> {
+        let value = self
+            .fleet_value
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        value
+            .as_ref()
+            .filter(|(token, _)| self.tokens.is_rejected(token))
+            .map(|(_, raw)| raw.clone())
+    }
+
+    pub(crate) fn record_fleet_failure(&self, error: &Error, until: OffsetDateTime) {
+        self.tokens.fleet_failure(error, self.clock.now(), until);
+    }
+
+    pub(crate) fn failure_backoff_until(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        self.tokens.failure_backoff_until(now)
+    }
+
     /// Someone else holds the fetch gate. Ahead of expiry the current token is still good: use
     /// it rather than wait for the refresh, so a refresh never stalls traffic. `None`: wait for
     /// the gate.
@@ -315,7 +374,8 @@ impl ExecutorCore {
         match fetched {
             Ok((token, requested_at)) => {
                 let lease = self.tokens.fetched(&token, requested_at, (self.jitter)());
-                let stored = StoredToken::new(lease.token.clone(), lease.expires_at);
+                let stored = StoredToken::new(lease.token.clone(), lease.expires_at)
+                    .with_lifetime(Duration::from_secs(token.expires_in));
                 if let Err(e) = self.store.save(&stored) {
                     tracing::warn!(error = %e, "saving the Basiq server token to the token store failed");
                 }

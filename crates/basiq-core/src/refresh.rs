@@ -86,6 +86,14 @@ pub struct ConnectionView {
         serialize_with = "crate::serde_util::serialize_timestamp"
     )]
     pub last_used: Option<OffsetDateTime>,
+    /// When the connection was created: the job that created it is not a refresh, so it does
+    /// not count against the daily refresh quota.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp"
+    )]
+    pub created_date: Option<OffsetDateTime>,
 }
 
 impl From<&models::Connection> for ConnectionView {
@@ -95,9 +103,14 @@ impl From<&models::Connection> for ConnectionView {
             status: connection.status.clone(),
             method: connection.method.clone(),
             last_used: connection.last_used,
+            created_date: connection.created_date,
         }
     }
 }
+
+/// How close to a connection's `createdDate` the job that created it starts (Basiq creates the
+/// connection while that job verifies the credentials).
+const CONNECT_JOB_SLACK: time::Duration = time::Duration::minutes(1);
 
 /// Why a refresh should not be sent now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +146,13 @@ pub enum SkipReason {
     DailyQuotaExhausted {
         /// When the day (UTC) ends.
         resets_at: OffsetDateTime,
+    },
+    /// Another instance of this app (fleet mode) is refreshing the connection, or holds its
+    /// planned slot, and Basiq has not shown a job for it yet: follow the user's jobs instead of
+    /// sending a duplicate that Basiq would pause for 6 minutes.
+    InProgressElsewhere {
+        /// When the other instance's claim lapses at the latest.
+        until: Option<OffsetDateTime>,
     },
 }
 
@@ -276,9 +296,16 @@ impl RefreshPolicy {
         }
         if conn.method == ConnectionMethod::OpenBanking {
             let today = utc_day(now);
+            // Today's refresh jobs: the job that created the connection is not one (Basiq
+            // allows 20 refreshes a day, whatever else happened to the connection).
+            let connect_job_until = conn.created_date.map(|c| c + CONNECT_JOB_SLACK);
             let jobs_today = mine
                 .iter()
                 .filter(|j| j.created.map(utc_day) == Some(today))
+                .filter(|j| match (j.created, connect_job_until) {
+                    (Some(created), Some(until)) => created > until,
+                    _ => true,
+                })
                 .count();
             let used = ledger
                 .count(&conn.id, today)
@@ -428,7 +455,28 @@ impl RefreshScheduler {
         candidates: &[ConnectionId],
         jitter: f64,
     ) -> RefreshSchedule {
-        let mut plan = RefreshSchedule::default();
+        let (planned, overflow) = self.spread(start, candidates, ConnectionId::as_str, jitter);
+        RefreshSchedule {
+            planned: planned
+                .into_iter()
+                .map(|(connection_id, at)| ScheduledRefresh { connection_id, at })
+                .collect(),
+            overflow,
+        }
+    }
+
+    /// The grid itself, for any kind of id (refreshes here, the daily triage in
+    /// [`crate::plan`]): each distinct candidate at a stable slot, sorted by time, and the
+    /// candidates beyond the window's capacity.
+    pub(crate) fn spread<K: Clone + Eq + std::hash::Hash>(
+        &self,
+        start: OffsetDateTime,
+        candidates: &[K],
+        key: impl Fn(&K) -> &str,
+        jitter: f64,
+    ) -> (Vec<(K, OffsetDateTime)>, Vec<K>) {
+        let mut planned = Vec::new();
+        let mut overflow = Vec::new();
         let capacity = self.capacity();
         let spacing = self.spacing_ns().unwrap_or(0);
         let phase = if spacing == 0 {
@@ -452,10 +500,10 @@ impl RefreshScheduler {
                 continue;
             }
             if taken >= capacity {
-                plan.overflow.push(id.clone());
+                overflow.push(id.clone());
                 continue;
             }
-            let mut slot = fnv1a64(id.as_str().as_bytes()) % capacity;
+            let mut slot = fnv1a64(key(id).as_bytes()) % capacity;
             while let Some(&next) = next_free.get(&slot) {
                 if let Some(&after) = next_free.get(&next) {
                     next_free.insert(slot, after);
@@ -465,15 +513,20 @@ impl RefreshScheduler {
             next_free.insert(slot, (slot + 1) % capacity);
             taken += 1;
             let offset = slot.saturating_mul(spacing).saturating_add(phase);
-            plan.planned.push(ScheduledRefresh {
-                connection_id: id.clone(),
-                at: time_util::add(start, Duration::from_nanos(offset)),
-            });
+            planned.push((
+                id.clone(),
+                time_util::add(start, Duration::from_nanos(offset)),
+            ));
         }
-        plan.planned.sort_by(|a, b| {
-            (a.at, a.connection_id.as_str()).cmp(&(b.at, b.connection_id.as_str()))
-        });
-        plan
+        planned.sort_by(|a, b| (a.1, key(&a.0)).cmp(&(b.1, key(&b.0))));
+        (planned, overflow)
+    }
+
+    /// The shortest time between two sends on this grid (`ceil(60 s / max_per_minute)`);
+    /// `None` when `max_per_minute` is 0. A [`Pacer`](crate::plan::Pacer) keeps real sends at
+    /// least this far apart, so a late send cannot bunch up with the next ones.
+    pub fn spacing(&self) -> Option<Duration> {
+        self.spacing_ns().map(Duration::from_nanos)
     }
 }
 

@@ -204,6 +204,15 @@ impl TokenPolicy {
     pub fn stored_margin(&self) -> Duration {
         self.margin_for(BASIQ_TOKEN_LIFETIME)
     }
+
+    /// The margin for `stored`: for its lifetime when the store kept it, else
+    /// [`stored_margin`](Self::stored_margin).
+    pub fn margin_for_stored(&self, stored: &StoredToken) -> Duration {
+        stored.lifetime.map_or_else(
+            || self.stored_margin(),
+            |lifetime| self.margin_for(lifetime),
+        )
+    }
 }
 
 impl Default for TokenPolicy {
@@ -362,7 +371,10 @@ impl TokenCache {
         } else {
             0.0
         };
-        let ahead = self.policy.stored_margin().mul_f64(0.5 + 0.5 * jitter);
+        let ahead = self
+            .policy
+            .margin_for_stored(stored)
+            .mul_f64(0.5 + 0.5 * jitter);
         let refresh_at = stored.expires_at.saturating_sub(to_time(ahead));
         self.generation = self.generation.wrapping_add(1);
         let lease = TokenLease {

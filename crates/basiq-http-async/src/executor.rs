@@ -8,13 +8,17 @@ use std::time::Duration;
 use basiq_core::auth::ExecutorConfig;
 use basiq_core::clock::Clock;
 use basiq_core::error::Error;
-use basiq_core::executor::{AuthPlan, AuthStep, ExecutorCore, Failure, RetryStep, Retrying};
+use basiq_core::executor::{
+    AuthPlan, AuthStep, ExecutorCore, Failure, PendingFetch, RetryStep, Retrying,
+};
+use basiq_core::fleet::{AsyncFleet, FleetStep};
 use basiq_core::id::UserId;
 use basiq_core::operation::Operation;
 use basiq_core::secret::AccessToken;
 use basiq_core::telemetry::{self, SendCount};
-use basiq_core::token::TokenLease;
+use basiq_core::token::{TokenLease, TokenResponse};
 use basiq_core::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
+use time::OffsetDateTime;
 use tracing::Instrument;
 use url::Url;
 
@@ -56,6 +60,8 @@ struct Inner {
     core: ExecutorCore,
     transport: Arc<dyn AsyncTransport>,
     fetch_gate: tokio::sync::Mutex<()>,
+    /// Shares the server token with the app's other instances (fleet mode), if configured.
+    fleet: Option<AsyncFleet>,
 }
 
 fn tokio_sleep() -> Sleep {
@@ -66,11 +72,24 @@ impl AsyncExecutor {
     /// An executor over `transport`. The configuration is validated (non-empty key, usable base
     /// URL) so mistakes surface as [`Error::Config`] here rather than on the first call.
     pub fn new(config: ExecutorConfig, transport: Arc<dyn AsyncTransport>) -> Result<Self, Error> {
+        Self::in_fleet(config, transport, None)
+    }
+
+    /// An executor that shares its server token with the app's other instances through
+    /// `fleet` (one `/token` per lifetime for the whole fleet; see [`basiq_core::fleet`]). The
+    /// store is consulted only inside the fetch gate, with `.await` (never blocking a runtime
+    /// worker): a request with a cached token costs no round trip to it.
+    pub fn in_fleet(
+        config: ExecutorConfig,
+        transport: Arc<dyn AsyncTransport>,
+        fleet: Option<AsyncFleet>,
+    ) -> Result<Self, Error> {
         Ok(Self {
             inner: Arc::new(Inner {
                 core: ExecutorCore::new(config, fastrand::f64)?,
                 transport,
                 fetch_gate: tokio::sync::Mutex::new(()),
+                fleet,
             }),
             sleep: tokio_sleep(),
         })
@@ -275,17 +294,57 @@ impl AsyncExecutor {
             Ok(lease) => return Ok(lease),
             Err(pending) => pending,
         };
+        // A fetch that failed while we waited (or whose backoff runs) is shared, not repeated.
+        if let Some(failure) = core.shared_failure(&pending) {
+            return Err(failure);
+        }
+        match &self.inner.fleet {
+            Some(fleet) => self.fleet_lease(fleet, pending).await,
+            None => core.token_fetched(self.fetch_token(&pending).await),
+        }
+    }
+
+    /// `POST /token` with the token retry loop.
+    async fn fetch_token(
+        &self,
+        pending: &PendingFetch,
+    ) -> Result<(TokenResponse, OffsetDateTime), Error> {
+        let core = &self.inner.core;
         let op = core.server_token_request();
-        let fetched = self
-            .retrying(core.token_retrying(&pending), || async {
-                let requested_at = core.clock().now();
-                self.run_unauthenticated(&op)
-                    .await
-                    .map(|token| (token, requested_at))
-                    .map_err(Failure::Retryable)
-            })
-            .await;
-        core.token_fetched(fetched)
+        self.retrying(core.token_retrying(pending), || async {
+            let requested_at = core.clock().now();
+            self.run_unauthenticated(&op)
+                .await
+                .map(|token| (token, requested_at))
+                .map_err(Failure::Retryable)
+        })
+        .await
+    }
+
+    /// Runs basiq-core's cross-process fetch flow against the fleet's store.
+    async fn fleet_lease(
+        &self,
+        fleet: &AsyncFleet,
+        pending: PendingFetch,
+    ) -> Result<TokenLease, Error> {
+        let mut flow = self.inner.core.fleet_fetch(&fleet.config, pending);
+        let mut step = flow.start();
+        loop {
+            step = match step {
+                FleetStep::Store(op) => flow.on_store(fleet.store.execute(&op).await),
+                FleetStep::Sleep(pause) => {
+                    (self.sleep)(pause).await;
+                    flow.on_slept()
+                }
+                FleetStep::FetchToken => flow.on_fetched(self.fetch_token(&pending).await),
+                FleetStep::Done(result) => return result,
+            };
+        }
+    }
+
+    /// The fleet this executor shares its token with, if any.
+    pub fn fleet(&self) -> Option<&AsyncFleet> {
+        self.inner.fleet.as_ref()
     }
 }
 

@@ -7,13 +7,17 @@ use std::time::Duration;
 use basiq_core::auth::ExecutorConfig;
 use basiq_core::clock::Clock;
 use basiq_core::error::Error;
-use basiq_core::executor::{AuthPlan, AuthStep, ExecutorCore, Failure, RetryStep, Retrying};
+use basiq_core::executor::{
+    AuthPlan, AuthStep, ExecutorCore, Failure, PendingFetch, RetryStep, Retrying,
+};
+use basiq_core::fleet::{BlockingFleet, FleetStep};
 use basiq_core::id::UserId;
 use basiq_core::operation::Operation;
 use basiq_core::secret::AccessToken;
 use basiq_core::telemetry::{self, SendCount};
-use basiq_core::token::TokenLease;
+use basiq_core::token::{TokenLease, TokenResponse};
 use basiq_core::transport::{BlockingTransport, HttpRequest, HttpResponse};
+use time::OffsetDateTime;
 use url::Url;
 
 /// How the executor waits between retries: `std::thread::sleep` by default; tests can make it
@@ -49,6 +53,8 @@ struct Inner {
     core: ExecutorCore,
     transport: Arc<dyn BlockingTransport>,
     fetch_gate: Mutex<()>,
+    /// Shares the server token with the app's other instances (fleet mode), if configured.
+    fleet: Option<BlockingFleet>,
 }
 
 impl BlockingExecutor {
@@ -58,11 +64,24 @@ impl BlockingExecutor {
         config: ExecutorConfig,
         transport: Arc<dyn BlockingTransport>,
     ) -> Result<Self, Error> {
+        Self::in_fleet(config, transport, None)
+    }
+
+    /// An executor that shares its server token with the app's other instances through
+    /// `fleet` (one `/token` per lifetime for the whole fleet; see
+    /// [`basiq_core::fleet`]). Consulted only inside the fetch gate: a request with a cached
+    /// token costs no round trip to the fleet's store.
+    pub fn in_fleet(
+        config: ExecutorConfig,
+        transport: Arc<dyn BlockingTransport>,
+        fleet: Option<BlockingFleet>,
+    ) -> Result<Self, Error> {
         Ok(Self {
             inner: Arc::new(Inner {
                 core: ExecutorCore::new(config, fastrand::f64)?,
                 transport,
                 fetch_gate: Mutex::new(()),
+                fleet,
             }),
             sleep: Arc::new(std::thread::sleep),
         })
@@ -246,14 +265,55 @@ impl BlockingExecutor {
             Ok(lease) => return Ok(lease),
             Err(pending) => pending,
         };
+        // A fetch that failed while we waited (or whose backoff runs) is shared, not repeated.
+        if let Some(failure) = core.shared_failure(&pending) {
+            return Err(failure);
+        }
+        match &self.inner.fleet {
+            Some(fleet) => self.fleet_lease(fleet, pending),
+            None => core.token_fetched(self.fetch_token(&pending)),
+        }
+    }
+
+    /// `POST /token` with the token retry loop.
+    fn fetch_token(
+        &self,
+        pending: &PendingFetch,
+    ) -> Result<(TokenResponse, OffsetDateTime), Error> {
+        let core = &self.inner.core;
         let op = core.server_token_request();
-        let fetched = self.retrying(core.token_retrying(&pending), || {
+        self.retrying(core.token_retrying(pending), || {
             let requested_at = core.clock().now();
             self.run_unauthenticated(&op)
                 .map(|token| (token, requested_at))
                 .map_err(Failure::Retryable)
-        });
-        core.token_fetched(fetched)
+        })
+    }
+
+    /// Runs basiq-core's cross-process fetch flow against the fleet's store.
+    fn fleet_lease(
+        &self,
+        fleet: &BlockingFleet,
+        pending: PendingFetch,
+    ) -> Result<TokenLease, Error> {
+        let mut flow = self.inner.core.fleet_fetch(&fleet.config, pending);
+        let mut step = flow.start();
+        loop {
+            step = match step {
+                FleetStep::Store(op) => flow.on_store(fleet.store.execute(&op)),
+                FleetStep::Sleep(pause) => {
+                    (self.sleep)(pause);
+                    flow.on_slept()
+                }
+                FleetStep::FetchToken => flow.on_fetched(self.fetch_token(&pending)),
+                FleetStep::Done(result) => return result,
+            };
+        }
+    }
+
+    /// The fleet this executor shares its token with, if any.
+    pub fn fleet(&self) -> Option<&BlockingFleet> {
+        self.inner.fleet.as_ref()
     }
 }
 

@@ -77,6 +77,47 @@ impl Client {
         self.executor.clock().now()
     }
 
+    /// The fleet's configuration when the client shares state with other instances.
+    pub(crate) fn fleet_config(&self) -> Option<&basiq_core::fleet::FleetConfig> {
+        self.executor.fleet().map(|fleet| &fleet.config)
+    }
+
+    /// Runs a fleet attempt to its verdict on the fleet's store (`Ok` without a fleet).
+    pub(crate) async fn drive_attempt(
+        &self,
+        attempt: &mut basiq_core::fleet::FleetAttempt,
+    ) -> Result<(), basiq_core::fleet::AttemptRefusal> {
+        use basiq_core::fleet::AttemptStep;
+        let Some(fleet) = self.executor.fleet() else {
+            return Ok(());
+        };
+        let mut step = attempt.start();
+        loop {
+            step = match step {
+                AttemptStep::Store(op) => attempt.on_store(fleet.store.execute(&op).await),
+                AttemptStep::Proceed => return Ok(()),
+                AttemptStep::Refused(refusal) => return Err(refusal),
+            };
+        }
+    }
+
+    /// Tells the fleet's store how an attempt ended (errors are logged: claims lapse and
+    /// counters expire by themselves).
+    pub(crate) async fn settle_attempt(
+        &self,
+        attempt: &basiq_core::fleet::FleetAttempt,
+        result: &basiq_core::fleet::AttemptResult,
+    ) {
+        let Some(fleet) = self.executor.fleet() else {
+            return;
+        };
+        for op in attempt.settle(result) {
+            if let Err(e) = fleet.store.execute(&op).await {
+                ::tracing::warn!(error = %e, op = op.name(), key = %op.key(), "updating the fleet's attempt state failed");
+            }
+        }
+    }
+
     /// Waits with the executor's sleep (virtual in tests that inject one).
     pub(crate) async fn sleep_for(&self, duration: Duration) {
         self.executor.sleep(duration).await;
@@ -96,10 +137,22 @@ client_builder! {
     /// Builds a [`Client`]. `Debug` never shows the API key.
     transport: dyn AsyncTransport,
     sleep: dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync,
+    fleet: basiq_core::fleet::AsyncFleet,
 }
 
 impl ClientBuilder {
     builder_methods!();
+
+    /// Shares Basiq's per-application state with the app's other instances (fleet mode): one
+    /// server token per lifetime for the whole fleet, one daily refresh quota per connection,
+    /// one running attempt per connection or user and institution. Usually
+    /// `basiq_redis::RedisFleet::connect(..)?.async_fleet().await?`. The
+    /// fleet's store is consulted only when the process's own state cannot answer; its errors
+    /// are logged and never fail a request.
+    pub fn fleet(mut self, fleet: basiq_core::fleet::AsyncFleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
 
     /// Sends requests through the host's own transport (e.g. a
     /// [`ReqwestTransport::with_client`] with its proxy settings, or a fake in tests).
@@ -140,7 +193,7 @@ impl ClientBuilder {
                 Ok(Arc::new(ReqwestTransport::with_timeouts(connect, request)?))
             },
         )?;
-        let mut executor = AsyncExecutor::new(config, transport)?;
+        let mut executor = AsyncExecutor::in_fleet(config, transport, self.fleet)?;
         if let Some(sleep) = self.sleep {
             executor = executor.with_sleep(move |d| sleep(d));
         }

@@ -75,6 +75,47 @@ impl Client {
         &self.policies
     }
 
+    /// The fleet's configuration when the client shares state with other instances.
+    pub(crate) fn fleet_config(&self) -> Option<&basiq_core::fleet::FleetConfig> {
+        self.executor.fleet().map(|fleet| &fleet.config)
+    }
+
+    /// Runs a fleet attempt to its verdict on the fleet's store (`Ok` without a fleet).
+    pub(crate) fn drive_attempt(
+        &self,
+        attempt: &mut basiq_core::fleet::FleetAttempt,
+    ) -> Result<(), basiq_core::fleet::AttemptRefusal> {
+        use basiq_core::fleet::AttemptStep;
+        let Some(fleet) = self.executor.fleet() else {
+            return Ok(());
+        };
+        let mut step = attempt.start();
+        loop {
+            step = match step {
+                AttemptStep::Store(op) => attempt.on_store(fleet.store.execute(&op)),
+                AttemptStep::Proceed => return Ok(()),
+                AttemptStep::Refused(refusal) => return Err(refusal),
+            };
+        }
+    }
+
+    /// Tells the fleet's store how an attempt ended (errors are logged: claims lapse and
+    /// counters expire by themselves).
+    pub(crate) fn settle_attempt(
+        &self,
+        attempt: &basiq_core::fleet::FleetAttempt,
+        result: &basiq_core::fleet::AttemptResult,
+    ) {
+        let Some(fleet) = self.executor.fleet() else {
+            return;
+        };
+        for op in attempt.settle(result) {
+            if let Err(e) = fleet.store.execute(&op) {
+                ::tracing::warn!(error = %e, op = op.name(), key = %op.key(), "updating the fleet's attempt state failed");
+            }
+        }
+    }
+
     /// The client's `now` (the executor's clock).
     pub(crate) fn now(&self) -> time::OffsetDateTime {
         self.executor.clock().now()
@@ -111,10 +152,22 @@ client_builder! {
     /// Builds a blocking [`Client`]. `Debug` never shows the API key.
     transport: dyn BlockingTransport,
     sleep: dyn Fn(Duration) + Send + Sync,
+    fleet: basiq_core::fleet::BlockingFleet,
 }
 
 impl ClientBuilder {
     builder_methods!();
+
+    /// Shares Basiq's per-application state with the app's other instances (fleet mode): one
+    /// server token per lifetime for the whole fleet, one daily refresh quota per connection,
+    /// one running attempt per connection or user and institution. Usually
+    /// `basiq_redis::RedisFleet::connect(..)?.blocking_fleet()?`. The
+    /// fleet's store is consulted only when the process's own state cannot answer; its errors
+    /// are logged and never fail a request.
+    pub fn fleet(mut self, fleet: basiq_core::fleet::BlockingFleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
 
     /// Sends requests through the host's own transport (e.g. [`UreqTransport::with_agent`]).
     pub fn transport(mut self, transport: impl BlockingTransport + 'static) -> Self {
@@ -149,7 +202,7 @@ impl ClientBuilder {
                 Ok(Arc::new(UreqTransport::with_timeouts(connect, request)))
             },
         )?;
-        let mut executor = BlockingExecutor::new(config, transport)?;
+        let mut executor = BlockingExecutor::in_fleet(config, transport, self.fleet)?;
         if let Some(sleep) = self.sleep {
             executor = executor.with_sleep(move |d| sleep(d));
         }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use basiq_core::error::ErrorContext;
+use basiq_core::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
 use basiq_core::id::{ConnectionId, InstitutionId, JobId, UserId};
 use basiq_core::jobs::{
     Diagnosis, FailureClass, JobKind, JobOutcome, JobPoller, JobState, MfaChallenge, PollStep,
@@ -19,8 +20,8 @@ use basiq_core::jobs::{
 use basiq_core::models::Job;
 use basiq_core::pause::{DuplicatePauseGuard, PauseDecision};
 use basiq_core::refresh::{
-    ConnectionView, MemoryLedger, RefreshDecision, RefreshLedger, RefreshPolicy, RefreshResponse,
-    RefreshSchedule, RefreshScheduler, SkipReason,
+    ConnectionMethod, ConnectionView, MemoryLedger, RefreshDecision, RefreshLedger, RefreshPolicy,
+    RefreshResponse, RefreshSchedule, RefreshScheduler, SkipReason,
 };
 use basiq_core::secret::AccessToken;
 use basiq_core::Error;
@@ -91,6 +92,27 @@ impl Policies {
         user_jobs: &[Job],
         now: OffsetDateTime,
     ) -> Option<RefreshOutcome> {
+        self.gate(conn, user_jobs, now, true)
+    }
+
+    /// [`gate_refresh`](Self::gate_refresh) without recording: in fleet mode the refresh is
+    /// recorded only once the fleet's claim and quota reservation let it through.
+    pub(crate) fn check_refresh(
+        &self,
+        conn: &ConnectionView,
+        user_jobs: &[Job],
+        now: OffsetDateTime,
+    ) -> Option<RefreshOutcome> {
+        self.gate(conn, user_jobs, now, false)
+    }
+
+    fn gate(
+        &self,
+        conn: &ConnectionView,
+        user_jobs: &[Job],
+        now: OffsetDateTime,
+        record: bool,
+    ) -> Option<RefreshOutcome> {
         let pause = DuplicatePauseGuard::check(user_jobs, None, Some(&conn.id), now);
         if let PauseDecision::Paused { until, job_id } = pause {
             return Some(RefreshOutcome::Paused { until, job_id });
@@ -103,11 +125,46 @@ impl Policies {
                     Some(RefreshOutcome::Skipped(SkipReason::InProgress(job_id)))
                 }
                 PauseDecision::Proceed | PauseDecision::Paused { .. } => {
-                    ledger.record(&conn.id, now);
+                    if record {
+                        ledger.record(&conn.id, now);
+                    }
                     None
                 }
             },
         }
+    }
+
+    /// The fleet attempt for refreshing `conn`: its claim, judged against the connection's
+    /// jobs, and for open banking one reservation of the day's quota.
+    pub(crate) fn refresh_attempt(
+        &self,
+        fleet: &FleetConfig,
+        conn: &ConnectionView,
+        user_jobs: &[Job],
+        now: OffsetDateTime,
+    ) -> FleetAttempt {
+        let jobs = user_jobs
+            .iter()
+            .filter(|j| j.connection_id().as_ref() == Some(&conn.id))
+            .cloned()
+            .collect();
+        let attempt = FleetAttempt::new(
+            fleet.keys().refresh_attempt(&conn.id),
+            fleet.instance(),
+            now,
+            jobs,
+        );
+        if conn.method != ConnectionMethod::OpenBanking {
+            return attempt;
+        }
+        let day = now.to_offset(time::UtcOffset::UTC).date();
+        // The counter outlives its day by an hour, then expires by itself.
+        let ttl = crate::flows::until_next_midnight(now) + Duration::from_secs(3600);
+        attempt.with_quota(
+            fleet.keys().quota(&conn.id, day),
+            self.refresh_policy.open_banking_daily_limit,
+            ttl,
+        )
     }
 
     /// Where the Consent UI lives.
@@ -120,6 +177,41 @@ impl Policies {
     }
 
     /// Records a refresh sent without the guard (it counts against the daily quota all the same).
+    /// The fleet attempt for sending `user` to the Consent UI with `action`, judged against the
+    /// user's jobs for the same institution (connect) or connection (update, reauthorise).
+    pub(crate) fn consent_attempt(
+        fleet: &FleetConfig,
+        user: &UserId,
+        action: &ConsentAction,
+        user_jobs: &[Job],
+        now: OffsetDateTime,
+    ) -> FleetAttempt {
+        let (key, jobs) = match action.connection_id() {
+            Some(conn) => (
+                fleet.keys().refresh_attempt(conn),
+                user_jobs
+                    .iter()
+                    .filter(|j| j.connection_id().as_ref() == Some(conn))
+                    .cloned()
+                    .collect(),
+            ),
+            None => {
+                let institution = action.institution();
+                (
+                    fleet.keys().consent_attempt(user, institution),
+                    user_jobs
+                        .iter()
+                        .filter(|j| {
+                            institution.is_none_or(|i| j.institution_id() == Some(i.as_str()))
+                        })
+                        .cloned()
+                        .collect(),
+                )
+            }
+        };
+        FleetAttempt::new(key, fleet.instance(), now, jobs)
+    }
+
     pub(crate) fn record_refresh(&self, connection: &ConnectionId, now: OffsetDateTime) {
         lock(&self.ledger).record(connection, now);
     }
@@ -134,6 +226,67 @@ impl Policies {
         let jitter = f64::from(now.nanosecond()) / 1e9;
         RefreshScheduler::new(window, self.max_refreshes_per_minute)
             .schedule(now, candidates, jitter)
+    }
+}
+
+/// How long a planned refresh slot stays claimed: a plan spans at most a day, plus margin.
+pub(crate) const PLANNED_SLOT_HORIZON: Duration = Duration::from_secs(26 * 60 * 60);
+
+/// Time left in the UTC day of `now`.
+pub(crate) fn until_next_midnight(now: OffsetDateTime) -> Duration {
+    let day = now.to_offset(time::UtcOffset::UTC).date();
+    let midnight = day.next_day().map_or(now, |d| d.midnight().assume_utc());
+    (midnight - now).try_into().unwrap_or(Duration::ZERO)
+}
+
+/// What a refresh the fleet refused turns into.
+pub(crate) fn refresh_refused(refusal: AttemptRefusal, now: OffsetDateTime) -> RefreshOutcome {
+    match refusal {
+        AttemptRefusal::HeldElsewhere {
+            job_id: Some(job), ..
+        } => RefreshOutcome::Skipped(SkipReason::InProgress(job)),
+        AttemptRefusal::QuotaExhausted => {
+            RefreshOutcome::Skipped(SkipReason::DailyQuotaExhausted {
+                resets_at: now + until_next_midnight(now),
+            })
+        }
+        other => RefreshOutcome::Skipped(SkipReason::InProgressElsewhere {
+            until: refusal_until(&other),
+        }),
+    }
+}
+
+fn refusal_until(refusal: &AttemptRefusal) -> Option<OffsetDateTime> {
+    match refusal {
+        AttemptRefusal::HeldElsewhere { until, .. } => *until,
+        _ => None,
+    }
+}
+
+/// What a consent link the fleet refused turns into.
+pub(crate) fn consent_refused(refusal: AttemptRefusal) -> ConsentOutcome {
+    match refusal {
+        AttemptRefusal::HeldElsewhere {
+            job_id: Some(job_id),
+            ..
+        } => ConsentOutcome::FollowExisting { job_id },
+        other => ConsentOutcome::InProgressElsewhere {
+            until: refusal_until(&other),
+        },
+    }
+}
+
+/// How a sent refresh ended, for the fleet's claim and quota: Basiq's refusal (a 4xx answer)
+/// means it did not act; a 5xx or a transport failure may have acted, so nothing is given back.
+pub(crate) fn refresh_attempt_result(result: &Result<RefreshOutcome, Error>) -> AttemptResult {
+    match result {
+        Ok(RefreshOutcome::Started(job)) => AttemptResult::Started(job.clone()),
+        Ok(RefreshOutcome::AlreadyRunning(job)) => AttemptResult::Existing(job.clone()),
+        Ok(_) => AttemptResult::NotActed,
+        Err(e) => match e.status() {
+            Some(status) if status.is_client_error() => AttemptResult::NotActed,
+            _ => AttemptResult::Unknown,
+        },
     }
 }
 
@@ -716,6 +869,13 @@ pub enum ConsentOutcome {
         until: OffsetDateTime,
         /// The paused job.
         job_id: JobId,
+    },
+    /// Another instance of this app (fleet mode) has just sent this user to the Consent UI for
+    /// the same institution or connection, and no job shows yet: follow that attempt (its job
+    /// will appear in the user's jobs) rather than start a second one Basiq would pause.
+    InProgressElsewhere {
+        /// When the other instance's claim lapses at the latest.
+        until: Option<OffsetDateTime>,
     },
 }
 

@@ -438,10 +438,29 @@ macro_rules! resources {
                     ::tracing::info!(?outcome, "not sending the user to the Consent UI");
                     return Ok(outcome);
                 }
-                let token = self
-                    .client_token(&user_id)
-                    $($await)*
-                    .map_err(|e| e.with_context(&context))?;
+                let attempt = match self.fleet_config() {
+                    Some(fleet) => {
+                        let mut attempt = $crate::flows::Policies::consent_attempt(
+                            fleet, &user_id, &request.action, &jobs, self.now(),
+                        );
+                        if let Err(refusal) = self.drive_attempt(&mut attempt)$($await)* {
+                            let outcome = $crate::flows::consent_refused(refusal);
+                            ::tracing::info!(?outcome, "another instance is sending the user to the Consent UI");
+                            return Ok(outcome);
+                        }
+                        Some(attempt)
+                    }
+                    None => None,
+                };
+                let token = self.client_token(&user_id)$($await)*;
+                if let Some(attempt) = &attempt {
+                    let settled = match &token {
+                        Ok(_) => $crate::fleet::AttemptResult::HandedOut,
+                        Err(_) => $crate::fleet::AttemptResult::NotActed,
+                    };
+                    self.settle_attempt(attempt, &settled)$($await)*;
+                }
+                let token = token.map_err(|e| e.with_context(&context))?;
                 Ok($crate::ConsentOutcome::Link($crate::ConsentLink::build(
                     &base, &token, user_id, request,
                 )))
@@ -594,14 +613,27 @@ macro_rules! resources {
                     .map_err(|e| e.with_context(&context))?;
                 let view = $crate::refresh::ConnectionView::from(&connection);
                 let now = self.client.now();
-                if let Some(outcome) = self.client.policies().gate_refresh(&view, &jobs, now) {
-                    if let Some(job) = outcome.job_id() {
-                        span.record("job_id", job.as_str());
+                let policies = self.client.policies();
+                let Some(fleet) = self.client.fleet_config() else {
+                    if let Some(outcome) = policies.gate_refresh(&view, &jobs, now) {
+                        return Ok($crate::resources::not_sent(outcome, &span));
                     }
-                    ::tracing::info!(?outcome, "refresh not sent");
-                    return Ok(outcome);
+                    return self.send_refresh(user_id, connection_id, span)$($await)*;
+                };
+                // Fleet mode: the local checks first, then the fleet's claim and quota.
+                if let Some(outcome) = policies.check_refresh(&view, &jobs, now) {
+                    return Ok($crate::resources::not_sent(outcome, &span));
                 }
-                self.send_refresh(user_id, connection_id, span)$($await)*
+                let mut attempt = policies.refresh_attempt(fleet, &view, &jobs, now);
+                if let Err(refusal) = self.client.drive_attempt(&mut attempt)$($await)* {
+                    let outcome = $crate::flows::refresh_refused(refusal, now);
+                    return Ok($crate::resources::not_sent(outcome, &span));
+                }
+                policies.record_refresh(&view.id, now);
+                let result = self.send_refresh(user_id, connection_id, span)$($await)*;
+                let settled = $crate::flows::refresh_attempt_result(&result);
+                self.client.settle_attempt(&attempt, &settled)$($await)*;
+                result
             }
 
             $($async)* fn send_refresh(
@@ -662,6 +694,39 @@ macro_rules! resources {
                 now: ::time::OffsetDateTime,
             ) -> $crate::refresh::RefreshSchedule {
                 self.client.policies().plan_refreshes(candidates, window, now)
+            }
+
+            /// Runs one planned refresh (from [`plan_refreshes`](Self::plan_refreshes)) through
+            /// the guard of [`refresh`](Self::refresh) — in fleet mode only after claiming its
+            /// slot, so instances executing the same plan never refresh a connection twice (the
+            /// losers get [`SkipReason::InProgressElsewhere`]($crate::refresh::SkipReason::InProgressElsewhere)).
+            /// Without a fleet it is `refresh`.
+            pub $($async)* fn refresh_planned(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                planned: &$crate::refresh::ScheduledRefresh,
+            ) -> Result<$crate::RefreshOutcome, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                if let Some(fleet) = self.client.fleet_config() {
+                    let mut claim = $crate::fleet::FleetAttempt::new(
+                        fleet.keys().planned_slot(&planned.connection_id, planned.at),
+                        fleet.instance(),
+                        self.client.now(),
+                        Vec::new(),
+                    )
+                    .exclusive($crate::flows::PLANNED_SLOT_HORIZON);
+                    if let Err(refusal) = self.client.drive_attempt(&mut claim)$($await)* {
+                        let outcome = $crate::flows::refresh_refused(refusal, self.client.now());
+                        ::tracing::info!(
+                            user_id = %user_id,
+                            connection_id = %planned.connection_id,
+                            ?outcome,
+                            "planned refresh taken by another instance"
+                        );
+                        return Ok(outcome);
+                    }
+                }
+                self.refresh(&user_id, &planned.connection_id)$($await)*
             }
         }
 
@@ -892,3 +957,15 @@ macro_rules! resources {
 }
 
 pub(crate) use resources;
+
+/// Logs and returns an outcome for which nothing was sent, recording its job on the span.
+pub(crate) fn not_sent(
+    outcome: crate::RefreshOutcome,
+    span: &::tracing::Span,
+) -> crate::RefreshOutcome {
+    if let Some(job) = outcome.job_id() {
+        span.record("job_id", job.as_str());
+    }
+    ::tracing::info!(?outcome, "refresh not sent");
+    outcome
+}

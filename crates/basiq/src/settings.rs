@@ -148,13 +148,14 @@ impl Settings {
 /// The `ClientBuilder` struct of a client and its `Debug` (never the API key), given the client's
 /// transport trait and sleep function types.
 macro_rules! client_builder {
-    ($(#[$meta:meta])* transport: $transport:ty, sleep: $sleep:ty $(,)?) => {
+    ($(#[$meta:meta])* transport: $transport:ty, sleep: $sleep:ty, fleet: $fleet:ty $(,)?) => {
         $(#[$meta])*
         #[derive(Clone, Default)]
         pub struct ClientBuilder {
             settings: $crate::settings::Settings,
             transport: Option<std::sync::Arc<$transport>>,
             sleep: Option<std::sync::Arc<$sleep>>,
+            fleet: Option<$fleet>,
         }
 
         impl std::fmt::Debug for ClientBuilder {
@@ -163,6 +164,7 @@ macro_rules! client_builder {
                     .field("settings", &self.settings)
                     .field("transport", &self.transport)
                     .field("sleep", &self.sleep.as_ref().map(|_| "custom"))
+                    .field("fleet", &self.fleet)
                     .finish()
             }
         }

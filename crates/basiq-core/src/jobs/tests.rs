@@ -722,6 +722,7 @@ proptest! {
             status: "active".into(),
             method: ConnectionMethod::OpenBanking,
             last_used: Some(now),
+            created_date: None,
         };
         let _ = crate::refresh::RefreshPolicy::default()
             .decide(&view, &jobs, &crate::refresh::MemoryLedger::new(), now);

@@ -8,7 +8,42 @@ fn conn(status: &str, method: &str, last_used: Option<i64>) -> ConnectionView {
         status: ConnectionStatus::from(status),
         method: ConnectionMethod::from(method),
         last_used: last_used.map(at),
+        created_date: None,
     }
+}
+
+#[test]
+fn the_job_that_created_the_connection_is_not_a_refresh() {
+    // Connected today at t0: the connect job must not take one of the day's 20 refreshes.
+    let created = at(0);
+    let mut view = conn("active", "open-banking", None);
+    view.created_date = Some(created);
+    let done = three("success", None);
+    let mk = |id: &str, t: i64| job(id, Some("c1"), None, t, t + 13, &done);
+    let mut jobs = vec![mk("connect", 0)];
+    for i in 1..20 {
+        jobs.push(mk(&format!("r{i}"), i * 120));
+    }
+    let policy = RefreshPolicy::default().with_min_interval(Duration::ZERO);
+    let now = at(20 * 120 + 30);
+    let ledger = MemoryLedger::new();
+    // 19 refreshes so far today: the 20th is allowed.
+    assert_eq!(
+        policy.decide(&view, &jobs, &ledger, now),
+        RefreshDecision::Allowed
+    );
+    jobs.push(mk("r20", 20 * 120));
+    assert!(matches!(
+        policy.decide(&view, &jobs, &ledger, at(21 * 120)),
+        RefreshDecision::Skip(SkipReason::DailyQuotaExhausted { .. })
+    ));
+    // Without a createdDate every job counts (the conservative reading).
+    view.created_date = None;
+    jobs.pop();
+    assert!(matches!(
+        policy.decide(&view, &jobs, &ledger, now),
+        RefreshDecision::Skip(SkipReason::DailyQuotaExhausted { .. })
+    ));
 }
 
 const DAY: i64 = 86_400;

@@ -30,12 +30,25 @@ pub struct StoredToken {
     /// When it expires (the fetching process's view: the `/token` request's send time plus
     /// `expires_in`).
     pub expires_at: OffsetDateTime,
+    /// Its whole lifetime (`expires_in`), when the store kept it: the refresh-ahead margin is
+    /// taken for this lifetime instead of Basiq's usual 3600 s.
+    pub lifetime: Option<std::time::Duration>,
 }
 
 impl StoredToken {
     /// A stored token.
     pub fn new(token: AccessToken, expires_at: OffsetDateTime) -> Self {
-        Self { token, expires_at }
+        Self {
+            token,
+            expires_at,
+            lifetime: None,
+        }
+    }
+
+    /// The same token with its lifetime known.
+    pub fn with_lifetime(mut self, lifetime: std::time::Duration) -> Self {
+        self.lifetime = Some(lifetime);
+        self
     }
 }
 
@@ -44,6 +57,7 @@ impl fmt::Debug for StoredToken {
         f.debug_struct("StoredToken")
             .field("token", &self.token)
             .field("expires_at", &self.expires_at)
+            .field("lifetime", &self.lifetime)
             .finish()
     }
 }

@@ -57,7 +57,7 @@ use time::OffsetDateTime;
 pub use clock::MockClock;
 pub use faults::{Fault, FaultRule, FaultStats, Faults, RateLimitRule};
 pub use state::RateLimit;
-pub use stats::Stats;
+pub use stats::{LoggedRequest, Stats};
 
 use state::{AppState, Config};
 
@@ -318,6 +318,18 @@ impl MockServer {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.state.db().stats.clone()
+    }
+
+    /// Every request counted in [`stats`](Self::stats), oldest first, with the emulator's time
+    /// of arrival (the newest 100,000 are kept), like `GET /__admin/requests`.
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.state
+            .db()
+            .request_log
+            .entries
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Forgets users, connections, jobs, counters, connector statuses and armed fault rules

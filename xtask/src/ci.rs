@@ -8,15 +8,33 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::codegen;
+use crate::{citations, codegen, readme, unused_deps};
 
 /// Crates that must never be normal dependencies of the sans-IO core: it does no IO and picks
-/// no runtime, so hosts can bring their own (DESIGN.md §2).
+/// no runtime, so hosts can bring their own (docs/architecture.md, "Crates").
 const CORE_FORBIDDEN: &[&str] = &["tokio", "reqwest", "ureq", "hyper", "axum", "mio"];
 
 /// The blocking client is built on ureq precisely so that it works without (and inside) any
 /// async runtime; tokio sneaking in would bring back async-stripe's block_on panics.
 const BLOCKING_FORBIDDEN: &[&str] = &["tokio"];
+
+/// The programs in `crates/basiq/examples`, run by the "examples" step (a test checks that
+/// the list matches the directory).
+const EXAMPLES: &[&str] = &[
+    "quickstart",
+    "connect_bank",
+    "guarded_refresh",
+    "daily_triage",
+    "webhook_receiver",
+    "blocking_app",
+    "own_http_client",
+];
+
+/// Cargo subcommands that resolve dependencies: CI passes them `--locked`, so a stale or
+/// edited `Cargo.lock` fails instead of being silently rewritten.
+const LOCKED: &[&str] = &[
+    "build", "check", "clippy", "test", "doc", "tree", "run", "publish", "package",
+];
 
 /// One CI step.
 enum Step {
@@ -31,6 +49,14 @@ enum Step {
     BasiqFeatures(Option<&'static str>),
     /// `codegen --check`, called directly rather than through a nested `cargo run`.
     CodegenCheck,
+    /// No tracked file cites a document that is not in the repository ([`citations`]).
+    Citations,
+    /// Every declared dependency is used ([`unused_deps`]).
+    UnusedDeps,
+    /// Builds the basiq examples, then runs each one (all run offline on the emulator).
+    Examples,
+    /// The README's Use section in a scratch crate outside the workspace ([`readme`]).
+    Readme,
     /// Tests: nextest when installed (then doctests separately, which nextest skips), else
     /// `cargo test`.
     Tests,
@@ -38,6 +64,8 @@ enum Step {
     TreeExcludes {
         package: &'static str,
         forbidden: &'static [&'static str],
+        /// Extra `cargo tree` arguments (feature selection).
+        extra: &'static [&'static str],
     },
 }
 
@@ -67,6 +95,11 @@ fn steps() -> Vec<(&'static str, Step)> {
             },
         ),
         ("codegen --check", Step::CodegenCheck),
+        (
+            "docs: every cited document is in the repository",
+            Step::Citations,
+        ),
+        ("deps: no unused dependency", Step::UnusedDeps),
         ("tests", Step::Tests),
         (
             "fault matrix",
@@ -100,6 +133,7 @@ fn steps() -> Vec<(&'static str, Step)> {
             Step::TreeExcludes {
                 package: "basiq-core",
                 forbidden: CORE_FORBIDDEN,
+                extra: &[],
             },
         ),
         (
@@ -107,6 +141,15 @@ fn steps() -> Vec<(&'static str, Step)> {
             Step::TreeExcludes {
                 package: "basiq-http-blocking",
                 forbidden: BLOCKING_FORBIDDEN,
+                extra: &[],
+            },
+        ),
+        (
+            "deps: basiq-redis for the blocking client has no tokio",
+            Step::TreeExcludes {
+                package: "basiq-redis",
+                forbidden: BLOCKING_FORBIDDEN,
+                extra: &["--no-default-features", "--features", "blocking"],
             },
         ),
         (
@@ -114,6 +157,17 @@ fn steps() -> Vec<(&'static str, Step)> {
             Step::Cargo {
                 args: &["doc", "--workspace", "--no-deps", "--all-features"],
                 env: &[("RUSTDOCFLAGS", "-D warnings")],
+            },
+        ),
+        ("examples: each runs against the emulator", Step::Examples),
+        ("readme: the Use section in a scratch crate", Step::Readme),
+        (
+            "package: cargo publish --dry-run --workspace",
+            Step::Cargo {
+                // `--allow-dirty`: what is verified is the package as it would be uploaded;
+                // whether the tree is committed only matters for a real upload.
+                args: &["publish", "--dry-run", "--workspace", "--allow-dirty"],
+                env: &[],
             },
         ),
     ]
@@ -159,6 +213,32 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
             cargo(root, &args, &[])
         }
         Step::CodegenCheck => codegen::check(root).map_err(|e| e.to_string()),
+        Step::Citations => citations::check(root),
+        Step::UnusedDeps => unused_deps::check(root),
+        Step::Examples => {
+            cargo(
+                root,
+                &["build", "-p", "basiq", "--all-features", "--examples"],
+                &[],
+            )?;
+            for example in EXAMPLES {
+                cargo(
+                    root,
+                    &[
+                        "run",
+                        "--quiet",
+                        "-p",
+                        "basiq",
+                        "--all-features",
+                        "--example",
+                        example,
+                    ],
+                    &[("BASIQ_API_KEY", "")],
+                )?;
+            }
+            Ok(())
+        }
+        Step::Readme => readme::check(root),
         Step::Tests => {
             if nextest_available(root) {
                 cargo(
@@ -176,8 +256,14 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
                 cargo(root, &["test", "--workspace", "--all-features"], &[])
             }
         }
-        Step::TreeExcludes { package, forbidden } => {
-            let tree = cargo_output(root, &["tree", "-p", package, "-e", "normal"])?;
+        Step::TreeExcludes {
+            package,
+            forbidden,
+            extra,
+        } => {
+            let mut args = vec!["tree", "-p", package, "-e", "normal"];
+            args.extend_from_slice(extra);
+            let tree = cargo_output(root, &args)?;
             let found = forbidden_in_tree(&tree, forbidden);
             if found.is_empty() {
                 Ok(())
@@ -196,7 +282,11 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
 fn cargo_command(root: &Path) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command.current_dir(root);
+    // CI never talks to Basiq: the sandbox tests (crates/basiq/tests/sandbox.rs) run against
+    // the emulator unless this is set.
+    command
+        .current_dir(root)
+        .env_remove("BASIQ_SANDBOX_API_KEY");
     command
 }
 
@@ -206,6 +296,7 @@ fn describe(args: &[&str]) -> String {
 
 /// Runs cargo with inherited output, so its diagnostics appear as they happen.
 fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let args = &locked(args);
     let shown_env: String = env.iter().map(|(k, v)| format!("{k}={v:?} ")).collect();
     println!("    $ {shown_env}{}", describe(args));
     let status = cargo_command(root)
@@ -222,6 +313,7 @@ fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String>
 
 /// Runs cargo and returns its stdout (stderr still shows).
 fn cargo_output(root: &Path, args: &[&str]) -> Result<String, String> {
+    let args = &locked(args);
     println!("    $ {}", describe(args));
     let output = cargo_command(root)
         .args(args)
@@ -237,6 +329,23 @@ fn cargo_output(root: &Path, args: &[&str]) -> Result<String, String> {
     }
     String::from_utf8(output.stdout)
         .map_err(|e| format!("`{}` printed non-UTF-8: {e}", describe(args)))
+}
+
+/// `args` with `--locked` after the subcommand when it resolves dependencies (`nextest run`
+/// included).
+fn locked<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut out = args.to_vec();
+    let at = match args {
+        ["nextest", "run", ..] => Some(2),
+        [sub, ..] if LOCKED.contains(sub) => Some(1),
+        _ => None,
+    };
+    if let Some(at) = at {
+        if !args.contains(&"--locked") {
+            out.insert(at, "--locked");
+        }
+    }
+    out
 }
 
 fn nextest_available(root: &Path) -> bool {
@@ -295,9 +404,65 @@ basiq-core v0.1.0 (/work/main/crates/basiq-core)
     }
 
     #[test]
+    fn resolving_commands_run_locked() {
+        assert_eq!(
+            locked(&["clippy", "--workspace"]),
+            ["clippy", "--locked", "--workspace"]
+        );
+        assert_eq!(
+            locked(&["nextest", "run", "-p", "x"]),
+            ["nextest", "run", "--locked", "-p", "x"]
+        );
+        assert_eq!(locked(&["fmt", "--all"]), ["fmt", "--all"]);
+        assert_eq!(locked(&["test", "--locked"]), ["test", "--locked"]);
+    }
+
+    #[test]
+    fn every_example_is_run() {
+        let dir = crate::workspace_root().join("crates/basiq/examples");
+        let mut found: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().into_string().ok()?;
+                        name.strip_suffix(".rs").map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        let mut listed: Vec<String> = EXAMPLES.iter().map(|e| (*e).to_owned()).collect();
+        listed.sort();
+        assert_eq!(
+            found,
+            listed,
+            "EXAMPLES must list every file in {}",
+            dir.display()
+        );
+    }
+
+    #[test]
     fn steps_are_in_the_documented_order() {
         let names: Vec<_> = steps().into_iter().map(|(name, _)| name).collect();
-        assert_eq!(names[..4], ["fmt", "clippy", "codegen --check", "tests"]);
-        assert_eq!(names.last(), Some(&"rustdoc"));
+        assert_eq!(names[..3], ["fmt", "clippy", "codegen --check"]);
+        let tests = names
+            .iter()
+            .position(|n| *n == "tests")
+            .unwrap_or(usize::MAX);
+        let citations = names
+            .iter()
+            .position(|n| n.starts_with("docs: every cited"))
+            .unwrap_or(usize::MAX);
+        assert!(
+            citations < tests,
+            "cheap checks before the tests: {names:?}"
+        );
+        // The slow whole-package steps last: everything cheap has passed by then.
+        assert!(names.contains(&"rustdoc"));
+        assert_eq!(
+            names.last(),
+            Some(&"package: cargo publish --dry-run --workspace")
+        );
     }
 }

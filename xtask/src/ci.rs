@@ -57,6 +57,9 @@ enum Step {
     Examples,
     /// The README's Use section in a scratch crate outside the workspace ([`readme`]).
     Readme,
+    /// `cargo publish --dry-run --workspace`, after dropping stale unpacked copies of our own
+    /// packages (see [`forget_unpacked_packages`]).
+    PublishDryRun,
     /// Tests: nextest when installed (then doctests separately, which nextest skips), else
     /// `cargo test`.
     Tests,
@@ -134,12 +137,7 @@ fn steps() -> Vec<(&'static str, Step)> {
         ("readme: the Use section in a scratch crate", Step::Readme),
         (
             "package: cargo publish --dry-run --workspace",
-            Step::Cargo {
-                // `--allow-dirty`: what is verified is the package as it would be uploaded;
-                // whether the tree is committed only matters for a real upload.
-                args: &["publish", "--dry-run", "--workspace", "--allow-dirty"],
-                env: &[],
-            },
+            Step::PublishDryRun,
         ),
     ]
 }
@@ -210,6 +208,28 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
             Ok(())
         }
         Step::Readme => readme::check(root),
+        Step::PublishDryRun => {
+            forget_unpacked_packages();
+            // Its own build directory, where every `basiq*` artifact comes from the packages
+            // under test: forgetting their fingerprints rebuilds exactly those (cargo trusts a
+            // registry package's version, not its files) and keeps the dependencies built.
+            let target = root.join("target/publish-verify");
+            if let Ok(entries) = std::fs::read_dir(target.join("debug/.fingerprint")) {
+                for entry in entries.flatten() {
+                    if entry.file_name().to_string_lossy().starts_with("basiq") {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+            let target = target.to_string_lossy().into_owned();
+            // `--allow-dirty`: what is verified is the package as it would be uploaded; whether
+            // the tree is committed only matters for a real upload.
+            cargo(
+                root,
+                &["publish", "--dry-run", "--workspace", "--allow-dirty"],
+                &[("CARGO_TARGET_DIR", target.as_str())],
+            )
+        }
         Step::Tests => {
             if nextest_available(root) {
                 cargo(
@@ -238,6 +258,42 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
                      never depend on",
                     found.join(", ")
                 ))
+            }
+        }
+    }
+}
+
+/// The verification of `cargo publish --dry-run --workspace` builds each package against the
+/// others from a temporary local registry (under the build directory), which cargo unpacks under
+/// `$CARGO_HOME/registry/src/-<hash>/<name>-<version>` and never unpacks again while that
+/// directory exists: a second dry run with the same version would verify the *first* run's
+/// sources (it did: a new module "could not be found"). So our own packages' unpacked copies
+/// from such local registries (the `-<hash>` directories; crates.io's are named after its
+/// index) are removed first. On a fresh CI machine there are none.
+fn forget_unpacked_packages() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry/src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(packages) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for package in packages.flatten() {
+            let name = package.file_name().to_string_lossy().into_owned();
+            let ours = name.rsplit_once('-').is_some_and(|(crate_name, _)| {
+                crate_name == "basiq" || crate_name.starts_with("basiq-")
+            });
+            if ours {
+                let _ = std::fs::remove_dir_all(package.path());
             }
         }
     }

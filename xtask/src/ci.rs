@@ -209,7 +209,9 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
         }
         Step::Readme => readme::check(root),
         Step::PublishDryRun => {
-            forget_unpacked_packages();
+            let marker = root.join("target/publish-verify/unpacked-registry.txt");
+            forget_unpacked_packages(&marker);
+            let since = std::time::SystemTime::now();
             // Its own build directory, where every `basiq*` artifact comes from the packages
             // under test: forgetting their fingerprints rebuilds exactly those (cargo trusts a
             // registry package's version, not its files) and keeps the dependencies built.
@@ -224,11 +226,13 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
             let target = target.to_string_lossy().into_owned();
             // `--allow-dirty`: what is verified is the package as it would be uploaded; whether
             // the tree is committed only matters for a real upload.
-            cargo(
+            let result = cargo(
                 root,
                 &["publish", "--dry-run", "--workspace", "--allow-dirty"],
                 &[("CARGO_TARGET_DIR", target.as_str())],
-            )
+            );
+            remember_unpacked_packages(&marker, since);
+            result
         }
         Step::Tests => {
             if nextest_available(root) {
@@ -267,34 +271,37 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
 /// others from a temporary local registry (under the build directory), which cargo unpacks under
 /// `$CARGO_HOME/registry/src/-<hash>/<name>-<version>` and never unpacks again while that
 /// directory exists: a second dry run with the same version would verify the *first* run's
-/// sources (it did: a new module "could not be found"). So our own packages' unpacked copies
-/// from such local registries (the `-<hash>` directories; crates.io's are named after its
-/// index) are removed first. On a fresh CI machine there are none.
-fn forget_unpacked_packages() {
+/// sources. After each run the directory it used is noted in `marker`; before the next, that
+/// directory's copies of our packages are removed (only ours: other checkouts on the machine
+/// have their own). On a fresh CI machine there is nothing to remove.
+fn forget_unpacked_packages(marker: &Path) {
+    if let Ok(dir) = std::fs::read_to_string(marker) {
+        for package in std::fs::read_dir(dir.trim())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if package.file_name().to_string_lossy().starts_with("basiq") {
+                let _ = std::fs::remove_dir_all(package.path());
+            }
+        }
+    }
+}
+
+/// Notes in `marker` the unpacked-registry directory a dry run started at `since` used.
+fn remember_unpacked_packages(marker: &Path, since: std::time::SystemTime) {
     let home = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
     let Some(src) = home.map(|h| h.join("registry/src")) else {
         return;
     };
-    let Ok(registries) = std::fs::read_dir(&src) else {
-        return;
-    };
-    for registry in registries.flatten() {
-        if !registry.file_name().to_string_lossy().starts_with('-') {
-            continue;
-        }
-        let Ok(packages) = std::fs::read_dir(registry.path()) else {
-            continue;
-        };
-        for package in packages.flatten() {
-            let name = package.file_name().to_string_lossy().into_owned();
-            let ours = name.rsplit_once('-').is_some_and(|(crate_name, _)| {
-                crate_name == "basiq" || crate_name.starts_with("basiq-")
-            });
-            if ours {
-                let _ = std::fs::remove_dir_all(package.path());
-            }
+    for registry in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+        let fresh = std::fs::metadata(registry.path().join("basiq-core-0.1.0"))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= since);
+        if registry.file_name().to_string_lossy().starts_with('-') && fresh {
+            let _ = std::fs::write(marker, registry.path().to_string_lossy().as_bytes());
         }
     }
 }

@@ -57,6 +57,9 @@ enum Step {
     Examples,
     /// The README's Use section in a scratch crate outside the workspace ([`readme`]).
     Readme,
+    /// `cargo publish --dry-run --workspace`, after dropping stale unpacked copies of our own
+    /// packages (see [`forget_unpacked_packages`]).
+    PublishDryRun,
     /// Tests: nextest when installed (then doctests separately, which nextest skips), else
     /// `cargo test`.
     Tests,
@@ -163,12 +166,7 @@ fn steps() -> Vec<(&'static str, Step)> {
         ("readme: the Use section in a scratch crate", Step::Readme),
         (
             "package: cargo publish --dry-run --workspace",
-            Step::Cargo {
-                // `--allow-dirty`: what is verified is the package as it would be uploaded;
-                // whether the tree is committed only matters for a real upload.
-                args: &["publish", "--dry-run", "--workspace", "--allow-dirty"],
-                env: &[],
-            },
+            Step::PublishDryRun,
         ),
     ]
 }
@@ -239,6 +237,32 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
             Ok(())
         }
         Step::Readme => readme::check(root),
+        Step::PublishDryRun => {
+            let marker = root.join("target/publish-verify/unpacked-registry.txt");
+            forget_unpacked_packages(&marker);
+            let since = std::time::SystemTime::now();
+            // Its own build directory, where every `basiq*` artifact comes from the packages
+            // under test: forgetting their fingerprints rebuilds exactly those (cargo trusts a
+            // registry package's version, not its files) and keeps the dependencies built.
+            let target = root.join("target/publish-verify");
+            if let Ok(entries) = std::fs::read_dir(target.join("debug/.fingerprint")) {
+                for entry in entries.flatten() {
+                    if entry.file_name().to_string_lossy().starts_with("basiq") {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+            let target = target.to_string_lossy().into_owned();
+            // `--allow-dirty`: what is verified is the package as it would be uploaded; whether
+            // the tree is committed only matters for a real upload.
+            let result = cargo(
+                root,
+                &["publish", "--dry-run", "--workspace", "--allow-dirty"],
+                &[("CARGO_TARGET_DIR", target.as_str())],
+            );
+            remember_unpacked_packages(&marker, since);
+            result
+        }
         Step::Tests => {
             if nextest_available(root) {
                 cargo(
@@ -274,6 +298,45 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
                     found.join(", ")
                 ))
             }
+        }
+    }
+}
+
+/// The verification of `cargo publish --dry-run --workspace` builds each package against the
+/// others from a temporary local registry (under the build directory), which cargo unpacks under
+/// `$CARGO_HOME/registry/src/-<hash>/<name>-<version>` and never unpacks again while that
+/// directory exists: a second dry run with the same version would verify the *first* run's
+/// sources. After each run the directory it used is noted in `marker`; before the next, that
+/// directory's copies of our packages are removed (only ours: other checkouts on the machine
+/// have their own). On a fresh CI machine there is nothing to remove.
+fn forget_unpacked_packages(marker: &Path) {
+    if let Ok(dir) = std::fs::read_to_string(marker) {
+        for package in std::fs::read_dir(dir.trim())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if package.file_name().to_string_lossy().starts_with("basiq") {
+                let _ = std::fs::remove_dir_all(package.path());
+            }
+        }
+    }
+}
+
+/// Notes in `marker` the unpacked-registry directory a dry run started at `since` used.
+fn remember_unpacked_packages(marker: &Path, since: std::time::SystemTime) {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry/src")) else {
+        return;
+    };
+    for registry in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+        let fresh = std::fs::metadata(registry.path().join("basiq-core-0.1.0"))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= since);
+        if registry.file_name().to_string_lossy().starts_with('-') && fresh {
+            let _ = std::fs::write(marker, registry.path().to_string_lossy().as_bytes());
         }
     }
 }

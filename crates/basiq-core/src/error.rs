@@ -309,6 +309,8 @@ pub enum ErrorKind {
     Forbidden,
     /// 404 on anything but `/token`.
     NotFound,
+    /// 413: the request body (an uploaded statement) is too large for Basiq.
+    PayloadTooLarge,
     /// Other 4xx: the request was wrong.
     BadRequest,
     /// 429, or `/token`'s 403 "Invalid request" (too many token requests).
@@ -486,6 +488,7 @@ impl Error {
                 }
                 403 => ErrorKind::Forbidden,
                 404 => ErrorKind::NotFound,
+                413 => ErrorKind::PayloadTooLarge,
                 429 => ErrorKind::RateLimited,
                 500..=599 => ErrorKind::Server,
                 _ => ErrorKind::BadRequest,

@@ -54,6 +54,7 @@ pub mod pause;
 pub mod refresh;
 pub mod retry;
 pub mod secret;
+pub mod statements;
 #[cfg(test)]
 mod test_support;
 mod time_util;

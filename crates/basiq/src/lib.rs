@@ -250,9 +250,14 @@ pub use flows::{
     DEFAULT_MAX_REFRESHES_PER_MINUTE,
 };
 #[cfg(any(feature = "async", feature = "blocking"))]
+#[rustfmt::skip]
+mod endpoints;
+#[cfg(any(feature = "async", feature = "blocking"))]
 mod resources;
 #[cfg(any(feature = "async", feature = "blocking"))]
 mod settings;
+#[cfg(any(feature = "async", feature = "blocking"))]
+mod statement_upload;
 #[cfg(any(feature = "async", feature = "blocking"))]
 pub use settings::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 
@@ -262,6 +267,12 @@ mod async_client;
 pub use async_client::{
     Accounts, Client, ClientBuilder, Connections, Connectors, Jobs, TransactionPager, Transactions,
     Users,
+};
+// The resources generated from the spec (`endpoints.rs`) and the statement upload.
+#[cfg(feature = "async")]
+pub use async_client::{
+    Affordability, AuthLinks, Consents, Enrich, Events, Expenses, Identities, Income, Reports,
+    Statements, Webhooks,
 };
 #[cfg(feature = "async")]
 pub use basiq_http_async::{AsyncExecutor, ReqwestTransport};

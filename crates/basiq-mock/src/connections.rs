@@ -234,6 +234,17 @@ async fn delete_one(
     let mut db = state.db();
     let info = owned_info(&db, &user_id, &cid, now)?;
     // The data fetched through it stays on the user (facts §3.2); see `data_routes`.
+    let url = format!("{}/users/{user_id}/connections/{cid}", state.base());
+    let data = connection_json(state.base(), &info);
+    crate::surface::record(
+        &mut db,
+        now,
+        "connection",
+        "deleted",
+        Some(&user_id),
+        url,
+        data,
+    );
     db.retained.push(info);
     db.connections.remove(&cid);
     Ok(no_content())

@@ -280,6 +280,13 @@ async fn get_job(
 ) -> Result<Json<Value>, ApiError> {
     let now = state.now();
     let db = state.db();
+    // Statement and report jobs live with the rest of the surface.
+    if let Some(job) = db.surface.jobs.get(&job_id).filter(|j| {
+        caller.scope == Scope::Server
+            || (j.user_id.is_some() && caller.user_id.as_deref() == j.user_id.as_deref())
+    }) {
+        return Ok(Json(job.json(state.base(), now)));
+    }
     let job = db
         .jobs
         .get(&job_id)

@@ -18,7 +18,7 @@ use axum::Router;
 use crate::state::AppState;
 use crate::{
     admin, auth, connections, connectors, consent, data_routes, error, faults, jobs, mfa, stats,
-    users,
+    surface, users,
 };
 
 /// Builds the emulator's router over `state`.
@@ -33,6 +33,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(connectors::routes())
         .merge(consent::routes())
         .merge(data_routes::routes())
+        .merge(surface::routes())
         .merge(admin::routes())
         .merge(faults::admin_routes(faults.clone()))
         .route_layer(from_fn_with_state(state.clone(), stats::count))

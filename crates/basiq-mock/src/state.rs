@@ -216,6 +216,8 @@ pub(crate) struct Db {
     /// Snapshots of deleted connections whose data stays on the user: Basiq's DELETE removes
     /// the connection but "accounts and transactions remain on the user" (facts §3.2).
     pub(crate) retained: Vec<ConnectionInfo>,
+    /// Consents, auth links, events, statements, reports, summaries and webhooks.
+    pub(crate) surface: crate::surface::SurfaceDb,
     next_seq: u64,
 }
 
@@ -230,6 +232,7 @@ impl Db {
             connectors: crate::connectors::catalogue(),
             stats: Stats::default(),
             retained: Vec::new(),
+            surface: crate::surface::SurfaceDb::default(),
             next_seq: 1,
         }
     }

@@ -220,7 +220,17 @@ async fn create(
     apply(&mut user, body);
     require_business_name(&user)?;
     let json = user_json(state.base(), &db, &user, state.now());
-    db.users.insert(id, user);
+    db.users.insert(id.clone(), user);
+    let url = format!("{}/users/{id}", state.base());
+    crate::surface::record(
+        &mut db,
+        state.now(),
+        "user",
+        "created",
+        Some(&id),
+        url,
+        json.clone(),
+    );
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
 
@@ -262,7 +272,17 @@ async fn update(
     }
     require_business_name(&user)?;
     let json = user_json(state.base(), &db, &user, state.now());
-    db.users.insert(user_id, user);
+    db.users.insert(user_id.clone(), user);
+    let url = format!("{}/users/{user_id}", state.base());
+    crate::surface::record(
+        &mut db,
+        state.now(),
+        "user",
+        "updated",
+        Some(&user_id),
+        url,
+        json.clone(),
+    );
     Ok(Json(json))
 }
 
@@ -279,6 +299,17 @@ async fn delete_user(
     db.connections.retain(|_, c| c.user_id != user_id);
     db.jobs.retain(|_, j| j.user_id != user_id);
     db.retained.retain(|c| c.user_id != user_id);
+    let url = format!("{}/users/{user_id}", state.base());
+    let data = serde_json::json!({ "id": user_id });
+    crate::surface::record(
+        &mut db,
+        state.now(),
+        "user",
+        "deleted",
+        Some(&user_id),
+        url,
+        data,
+    );
     Ok(no_content())
 }
 

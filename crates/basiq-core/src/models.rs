@@ -467,6 +467,10 @@ pub struct User {
     /// Whether the user was verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_status: Option<bool>,
+    /// When the partner verified the user, as given when it was set (Basiq does not document a
+    /// format, so it is kept as sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_date: Option<String>,
     /// The user's connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<RefList>,
@@ -575,6 +579,19 @@ pub struct Job {
     /// The steps, in Basiq's order (find them by title).
     #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
     pub steps: Vec<JobStep>,
+    /// Report jobs only: the job's overall status (`pending`, `in-progress`, `success`, `failed`);
+    /// connection jobs say it through their steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Statement jobs only: the id of what the job reads from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    /// Report jobs only: the partner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+    /// Report jobs only: the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
     /// Links; `source` is the connection URL (absent on statement jobs; `null` on some reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<ResourceLinks>,
@@ -994,6 +1011,52 @@ pub struct Account {
     /// Whether the user owns the account (rather than being authorised on it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_owned: Option<bool>,
+    /// The account holder's name as the institution returns it (unformatted); Basiq's schema
+    /// requires the key and sends `null` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_holder: Option<String>,
+    /// When the account was opened, if known (a bare date on the wire).
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub creation_date: Option<OffsetDateTime>,
+    /// The current interest rate on deposits, as a decimal string.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deposit_rate: Option<Decimal>,
+    /// The current interest rate on lending, as a decimal string.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lending_rate: Option<Decimal>,
+    /// The available limit amortised by the payment schedule (zero if absent).
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub amortised_limit: Option<Decimal>,
+    /// The bundle the account belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_name: Option<String>,
+    /// The full account number, when the institution provides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmasked_acc_num: Option<String>,
+    /// Balances in other currencies (multi-currency travel cards).
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub purses: Vec<AccountPurse>,
     /// The date ranges Basiq holds transactions for.
     #[serde(
         default,
@@ -1013,6 +1076,22 @@ pub struct Account {
     /// Links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<ResourceLinks>,
+}
+
+/// A balance of a multi-currency account in one currency.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AccountPurse {
+    /// The balance.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub amount: Option<Decimal>,
+    /// Its ISO currency code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
 }
 
 /// A date range of held transactions.
@@ -1258,8 +1337,13 @@ pub struct TransactionSubClass {
     /// Its name, e.g. `Supermarket and Grocery Stores`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    /// The ANZSIC code, e.g. `411`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The ANZSIC code, e.g. `411`. Declared a string, but Basiq sends a number (`"code": 722`) in
+    /// places: read as its text either way.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::string_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub code: Option<String>,
 }
 
@@ -1452,8 +1536,12 @@ pub struct ConnectorInstitution {
     /// Short name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub short_name: Option<String>,
-    /// `1` (largest) to `4`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `1` (largest) to `4`; a number on the wire is read as its text.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::string_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tier: Option<String>,
     /// `Australia` or `New Zealand`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1461,6 +1549,24 @@ pub struct ConnectorInstitution {
     /// Logo links and colours, as Basiq sends them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo: Option<serde_json::Value>,
+    /// The institution's Australian Business Number (CDR data holders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abn: Option<String>,
+    /// Its Australian Company Number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acn: Option<String>,
+    /// Its Consumer Data Right contact email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdr_email: Option<String>,
+    /// Its CDR FAQ page.
+    #[serde(rename = "cdrFAQ", default, skip_serializing_if = "Option::is_none")]
+    pub cdr_faq: Option<String>,
+    /// Its CDR policy page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdr_policy: Option<String>,
+    /// Its CDR accredited data recipient / holder number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdr_provider_number: Option<String>,
 }
 
 /// An institution reached through one method, with its health. Convert it to

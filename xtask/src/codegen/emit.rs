@@ -408,6 +408,11 @@ fn emit_field(f: &Field, camel: bool) -> TokenStream {
             // Basiq sends money as decimal strings; `""` and `null` read as `None`. Never f64.
             args.push(quote!(with = "rust_decimal::serde::str_option"));
         }
+        if f.accept_number {
+            args.push(quote!(
+                deserialize_with = "crate::serde_util::string_or_number"
+            ));
+        }
         if f.ty == Ty::Timestamp {
             args.push(quote!(
                 deserialize_with = "crate::serde_util::timestamp_or_empty"

@@ -98,6 +98,9 @@ pub struct Field {
     pub ty: Ty,
     pub required: bool,
     pub aliases: Vec<String>,
+    /// `x-accept-number: true`: an optional string Basiq sometimes sends as a JSON number
+    /// (`subClass.code: 722`), read as that number's text.
+    pub accept_number: bool,
 }
 
 /// A field or parameter type.
@@ -657,6 +660,7 @@ fn parse_field(
         "x-rust-type",
         "x-rust-name",
         "x-aliases",
+        "x-accept-number",
     ])?;
     let doc = required_doc(&obj, &format!("property `{wire}`"))?;
     let rust = match obj.str("x-rust-name")? {
@@ -687,6 +691,13 @@ fn parse_field(
                 .to_owned(),
         ));
     }
+    let accept_number = obj.bool("x-accept-number")?.unwrap_or(false);
+    if accept_number && (required || ty != Ty::String) {
+        return Err(Error::at(
+            at,
+            "`x-accept-number` is only supported on optional plain strings".to_owned(),
+        ));
+    }
     Ok(Field {
         wire: wire.to_owned(),
         rust,
@@ -694,6 +705,7 @@ fn parse_field(
         ty,
         required,
         aliases,
+        accept_number,
     })
 }
 

@@ -47,6 +47,43 @@ pub fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String
     })
 }
 
+/// A timestamp as [`parse_timestamp`] reads it; `null` and `""` (Basiq sends it for
+/// `expiryDate` on web connections) are `None`; anything else is a clear error, never dropped.
+pub fn timestamp_or_empty<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<OffsetDateTime>, D::Error> {
+    let Some(raw) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    parse_timestamp(&raw).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("{raw:?} is not an RFC 3339 timestamp or a date"))
+    })
+}
+
+/// `null` or a missing list becomes an empty `Vec`.
+pub fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Serializes a timestamp as RFC 3339.
+pub fn serialize_timestamp<S: serde::Serializer>(
+    t: &Option<OffsetDateTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => {
+            let text = t.format(&Rfc3339).map_err(serde::ser::Error::custom)?;
+            s.serialize_some(&text)
+        }
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,42 +120,5 @@ mod tests {
         assert_eq!(read(r#"{"code":null}"#).unwrap(), None);
         assert_eq!(read(r#"{}"#).unwrap(), None);
         assert!(read(r#"{"code":[1]}"#).is_err());
-    }
-}
-
-/// A timestamp as [`parse_timestamp`] reads it; `null` and `""` (Basiq sends it for
-/// `expiryDate` on web connections) are `None`; anything else is a clear error, never dropped.
-pub fn timestamp_or_empty<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<OffsetDateTime>, D::Error> {
-    let Some(raw) = Option::<String>::deserialize(d)? else {
-        return Ok(None);
-    };
-    if raw.trim().is_empty() {
-        return Ok(None);
-    }
-    parse_timestamp(&raw).map(Some).ok_or_else(|| {
-        serde::de::Error::custom(format!("{raw:?} is not an RFC 3339 timestamp or a date"))
-    })
-}
-
-/// `null` or a missing list becomes an empty `Vec`.
-pub fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Vec<T>, D::Error> {
-    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
-}
-
-/// Serializes a timestamp as RFC 3339.
-pub fn serialize_timestamp<S: serde::Serializer>(
-    t: &Option<OffsetDateTime>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => {
-            let text = t.format(&Rfc3339).map_err(serde::ser::Error::custom)?;
-            s.serialize_some(&text)
-        }
-        None => s.serialize_none(),
     }
 }

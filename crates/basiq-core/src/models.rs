@@ -468,7 +468,7 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_status: Option<bool>,
     /// When the partner verified the user, as given when it was set (Basiq does not document a
-    /// format, so it is kept as sent).
+    /// format, so it is kept as sent); `null` when not set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_date: Option<String>,
     /// The user's connections.
@@ -530,7 +530,7 @@ pub struct JobStep {
     pub title: StepTitle,
     /// Where it is.
     pub status: StepStatus,
-    /// Its outcome, once there is one.
+    /// Its outcome, once there is one (`null` while pending or in progress).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<StepResult>,
 }
@@ -1401,7 +1401,7 @@ pub struct Transaction {
     /// Basiq's classification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<TransactionClass>,
-    /// A finer classification, when known.
+    /// A finer classification, when known (`null` when not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_class: Option<TransactionSubClass>,
     /// When it happened (RFC 3339 or a bare date).
@@ -1785,7 +1785,7 @@ pub struct Consent {
     /// Active, revoked or expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ConsentStatus>,
-    /// When it was revoked, if it was.
+    /// When it was revoked (`null` if it was not).
     #[serde(
         default,
         deserialize_with = "crate::serde_util::timestamp_or_empty",

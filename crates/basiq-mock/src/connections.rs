@@ -111,6 +111,7 @@ pub(crate) fn connection_json(base: &str, info: &ConnectionInfo) -> Value {
         "links": {
             "self": format!("{base}/users/{uid}/connections/{cid}"),
             "user": format!("{base}/users/{uid}"),
+            "institution": format!("{base}/institutions/{inst}"),
             "accounts": format!("{base}/users/{uid}/accounts?filter=institution.id.eq('{inst}')"),
             "transactions": format!("{base}/users/{uid}/transactions?filter=institution.id.eq('{inst}')"),
         },

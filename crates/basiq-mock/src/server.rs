@@ -37,6 +37,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(faults::admin_routes(faults.clone()))
         .route_layer(from_fn_with_state(state.clone(), stats::count))
+        .route_layer(from_fn(surface::json_content_type))
         .fallback(error::not_found)
         .layer(from_fn(error::normalize))
         .with_state(state);

@@ -254,9 +254,11 @@ impl Db {
     /// id counter survive: a reset must not hand out an id that a test still holds.
     pub(crate) fn reset(&mut self) {
         let next_seq = self.next_seq;
+        let surface_seq = self.surface.next_seq;
         let tokens = std::mem::take(&mut self.tokens);
         *self = Db::new();
         self.next_seq = next_seq;
+        self.surface.next_seq = surface_seq;
         self.tokens = tokens;
     }
 

@@ -77,6 +77,20 @@ fn validate(body: &UserBody) -> Result<(), ApiError> {
             ));
         }
     }
+    // Basiq's schema: an object of strings (addressLine1, suburb, …); anything else is a 400,
+    // never stored and echoed back.
+    if let Some(address) = &body.business_address {
+        let strings = address
+            .as_object()
+            .is_some_and(|fields| fields.values().all(|v| v.is_string() || v.is_null()));
+        if !address.is_null() && !strings {
+            return Err(ApiError::invalid(
+                "businessAddress",
+                "businessAddress must be an object of strings (addressLine1, suburb, state, \
+                 postcode, countryCode).",
+            ));
+        }
+    }
     if let Some(kind) = body.business_id_no_type.as_deref() {
         if kind != "ABN" && kind != "ACN" {
             return Err(ApiError::invalid(
@@ -180,6 +194,13 @@ pub(crate) fn user_json(base: &str, db: &Db, user: &User, now: OffsetDateTime) -
             "accounts": format!("{base}/users/{uid}/accounts"),
             "connections": format!("{base}/users/{uid}/connections"),
             "transactions": format!("{base}/users/{uid}/transactions"),
+            // Basiq's schema requires the key: the current auth link, `null` when there is none.
+            "auth_link": db
+                .surface
+                .auth_links
+                .get(uid)
+                .filter(|l| !l.deleted && now < l.expires_at)
+                .map(|_| format!("{base}/users/{uid}/auth_link")),
         },
     })
 }

@@ -43,6 +43,8 @@ pub(crate) struct SurfaceDb {
     pub(crate) snapshots: HashMap<String, insights::Snapshot>,
     /// Webhook subscriptions in creation order (deleted ones removed).
     pub(crate) webhooks: Vec<webhooks::WebhookRecord>,
+    /// Feeds [`fresh_id`].
+    pub(crate) next_seq: u64,
 }
 
 /// The routes, to merge into the main router.
@@ -161,10 +163,11 @@ pub(crate) fn stable_id(name: &str) -> String {
     crate::ids::uuid_like(crate::ids::IdKind::Key, mix(hash))
 }
 
-/// A fresh id from the emulator's counter (unique within a run, deterministic across runs).
+/// A fresh id from the surface's own counter (unique within a run, deterministic across
+/// runs). Its own, so recording events never shifts the ids of users, connections and jobs.
 pub(crate) fn fresh_id(db: &mut crate::state::Db, what: &str) -> String {
-    let n = db.seq();
-    stable_id(&format!("{what}:{n}"))
+    db.surface.next_seq += 1;
+    stable_id(&format!("{what}:{}", db.surface.next_seq))
 }
 
 /// Basiq's 415 for a body that is not JSON (`Content-Type` other than `application/json`).
@@ -188,6 +191,52 @@ pub(crate) fn unsupported_content_type(expected: &str) -> ApiError {
         "Unsupported content type",
         format!("The request body must be sent as {expected}."),
     )
+}
+
+/// Route-layer middleware: a request body on a JSON route must be sent as `application/json`
+/// (Basiq answers 415 `unsupported-content-type` otherwise, e.g. for JSON sent as
+/// `text/plain`). Exempt: `/token` (a form), the Consent UI stand-in (forms), the multipart
+/// statement upload (checked by its handler) and the admin API.
+pub(crate) async fn json_content_type(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path();
+    let exempt = path == "/token"
+        || path.starts_with("/consent/")
+        || path.starts_with("/__admin")
+        || path.ends_with("/statements");
+    if exempt
+        || req.headers().contains_key(header::CONTENT_TYPE) && require_json(req.headers()).is_ok()
+    {
+        return next.run(req).await;
+    }
+    // No or another content type: only an actually empty body is fine (a POST without a body,
+    // as refresh and purge are sent; some clients send those chunked, so read it to know).
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, 2 * 1024 * 1024).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                "The request body is too large.",
+            )
+            .into_response()
+        }
+    };
+    if !bytes.is_empty() {
+        if let Err(e) = require_json(&parts.headers) {
+            return e.into_response();
+        }
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// Cents from a Basiq decimal string (`"-12.30"`); `0` when it does not parse.

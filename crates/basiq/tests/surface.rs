@@ -145,6 +145,8 @@ macro_rules! surface_scenarios {
             assert_eq!(report.job.steps.len(), 3);
             assert!(report.job.created.is_some(), "createdDate is read as created");
             assert_eq!(route_count(&server, STATEMENT_ROUTE), 1);
+            let jobs = client.jobs().list_for_user(&user)$($await)*.unwrap();
+            assert!(jobs.data.iter().any(|j| j.id == job.id), "the user's jobs list it");
 
             for file in [
                 StatementFile::new("march.csv", Vec::new()),

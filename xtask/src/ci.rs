@@ -38,6 +38,8 @@ enum Step {
     TreeExcludes {
         package: &'static str,
         forbidden: &'static [&'static str],
+        /// Extra `cargo tree` arguments (feature selection).
+        extra: &'static [&'static str],
     },
 }
 
@@ -68,6 +70,23 @@ fn steps() -> Vec<(&'static str, Step)> {
         ),
         ("codegen --check", Step::CodegenCheck),
         ("tests", Step::Tests),
+        (
+            "fault matrix",
+            Step::Cargo {
+                // Already run among the tests; again here with its table printed. The same
+                // `--workspace --all-features` as the test step, so nothing is rebuilt.
+                args: &[
+                    "test",
+                    "--workspace",
+                    "--all-features",
+                    "--test",
+                    "fault_matrix",
+                    "--",
+                    "--nocapture",
+                ],
+                env: &[],
+            },
+        ),
         ("features: basiq (no transport)", Step::BasiqFeatures(None)),
         ("features: basiq async", Step::BasiqFeatures(Some("async"))),
         (
@@ -83,6 +102,7 @@ fn steps() -> Vec<(&'static str, Step)> {
             Step::TreeExcludes {
                 package: "basiq-core",
                 forbidden: CORE_FORBIDDEN,
+                extra: &[],
             },
         ),
         (
@@ -90,6 +110,15 @@ fn steps() -> Vec<(&'static str, Step)> {
             Step::TreeExcludes {
                 package: "basiq-http-blocking",
                 forbidden: BLOCKING_FORBIDDEN,
+                extra: &[],
+            },
+        ),
+        (
+            "deps: basiq-redis for the blocking client has no tokio",
+            Step::TreeExcludes {
+                package: "basiq-redis",
+                forbidden: BLOCKING_FORBIDDEN,
+                extra: &["--no-default-features", "--features", "blocking"],
             },
         ),
         (
@@ -159,8 +188,14 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
                 cargo(root, &["test", "--workspace", "--all-features"], &[])
             }
         }
-        Step::TreeExcludes { package, forbidden } => {
-            let tree = cargo_output(root, &["tree", "-p", package, "-e", "normal"])?;
+        Step::TreeExcludes {
+            package,
+            forbidden,
+            extra,
+        } => {
+            let mut args = vec!["tree", "-p", package, "-e", "normal"];
+            args.extend_from_slice(extra);
+            let tree = cargo_output(root, &args)?;
             let found = forbidden_in_tree(&tree, forbidden);
             if found.is_empty() {
                 Ok(())

@@ -30,6 +30,15 @@ pub const DEFAULT_BASE_URL: &str = "https://au-api.basiq.io";
 /// the refresh-ahead window would retry `/token` while Basiq is down or throttling us.
 pub const REFRESH_RETRY_PAUSE: Duration = Duration::from_secs(5);
 
+/// The default cap on a response body: Basiq's biggest pages are a few MB; the cap only stops a
+/// broken or hostile server from exhausting memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The default overall deadline of one call: every attempt, backoff and `Retry-After` wait and
+/// the reading of slow bodies together. Room for a few attempts at the default 60 s request
+/// timeout; a call never hangs longer than this however the server behaves.
+pub const DEFAULT_CALL_DEADLINE: Duration = Duration::from_secs(150);
+
 /// What an executor needs to talk to Basiq: where, with which key, on which clock, under which
 /// token policy. Shared by both executors so the facade builds it once.
 #[derive(Clone)]
@@ -48,6 +57,18 @@ pub struct ExecutorConfig {
     /// Where the server token is shared with other processes ([`MemoryTokenStore`] by default:
     /// process-local).
     pub token_store: Arc<dyn TokenStore>,
+    /// The largest response body accepted ([`DEFAULT_MAX_RESPONSE_BYTES`]); a larger one is a
+    /// [`TransportErrorKind::TooLarge`](crate::error::TransportErrorKind::TooLarge) error,
+    /// never retried.
+    pub max_response_bytes: u64,
+    /// How long one call may take in all, retries and waits included ([`DEFAULT_CALL_DEADLINE`];
+    /// `None`: bounded only by the retry policy and the transport's timeouts). A retry whose
+    /// backoff or `Retry-After` would end past it is not made, and each request is given only
+    /// what is left of it (a slowly dripping body is cut off).
+    pub call_deadline: Option<Duration>,
+    /// Whether an `http://` base URL may name a host other than a loopback address. Off by
+    /// default: a typo (`http://au-api.basiq.io`) would send the API key in clear.
+    pub allow_insecure_http: bool,
 }
 
 impl ExecutorConfig {
@@ -60,7 +81,29 @@ impl ExecutorConfig {
             token_policy: TokenPolicy::default(),
             retry_policy: RetryPolicy::default(),
             token_store: Arc::new(MemoryTokenStore::new()),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            call_deadline: Some(DEFAULT_CALL_DEADLINE),
+            allow_insecure_http: false,
         }
+    }
+
+    /// Replaces the response body cap (see [`max_response_bytes`](Self::max_response_bytes)).
+    pub fn with_max_response_bytes(mut self, max: u64) -> Self {
+        self.max_response_bytes = max;
+        self
+    }
+
+    /// Replaces the overall deadline of one call (see [`call_deadline`](Self::call_deadline)).
+    pub fn with_call_deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.call_deadline = deadline;
+        self
+    }
+
+    /// Allows `http://` to a host that is not a loopback address (see
+    /// [`allow_insecure_http`](Self::allow_insecure_http)).
+    pub fn with_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
     }
 
     /// Replaces the token store (share one between processes so a fleet authenticates once per
@@ -106,6 +149,22 @@ impl ExecutorConfig {
                 self.base_url
             )));
         }
+        if self.base_url.scheme() == "http"
+            && !self.allow_insecure_http
+            && !is_loopback(&self.base_url)
+        {
+            return Err(Error::config(format!(
+                "base URL {} uses http:// for a host that is not a loopback address: the API key \
+                 and tokens would travel in clear (use https://, or opt in with allow_insecure_http)",
+                self.base_url
+            )));
+        }
+        if self.max_response_bytes == 0 {
+            return Err(Error::config("max_response_bytes must be at least 1"));
+        }
+        if self.call_deadline.is_some_and(|d| d.is_zero()) {
+            return Err(Error::config("the call deadline must be longer than zero"));
+        }
         Ok(())
     }
 }
@@ -119,7 +178,24 @@ impl fmt::Debug for ExecutorConfig {
             .field("token_policy", &self.token_policy)
             .field("retry_policy", &self.retry_policy)
             .field("token_store", &self.token_store)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("call_deadline", &self.call_deadline)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .finish()
+    }
+}
+
+/// Whether `url` names a loopback host: `localhost` (and `*.localhost`, RFC 6761), `127.0.0.0/8`
+/// or `[::1]` — where plain `http://` never leaves the machine.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
     }
 }
 
@@ -496,6 +572,60 @@ mod tests {
 
     fn at(secs: i64) -> OffsetDateTime {
         OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(secs)
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_unless_opted_in() {
+        let config =
+            |raw: &str| ExecutorConfig::new(parse_base_url(raw).unwrap(), ApiKey::new("k"));
+        for ok in [
+            "https://au-api.basiq.io",
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:9",
+            "http://localhost:1",
+            "http://api.localhost",
+        ] {
+            assert!(config(ok).validate().is_ok(), "{ok}");
+        }
+        for clear in [
+            "http://au-api.basiq.io",
+            "http://10.0.0.1",
+            "http://localhost.evil.com",
+            "http://[::2]",
+        ] {
+            let err = config(clear).validate().unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Config, "{clear}");
+            assert!(err.to_string().contains("allow_insecure_http"), "{err}");
+            assert!(config(clear).with_insecure_http(true).validate().is_ok());
+        }
+    }
+
+    #[test]
+    fn a_token_that_is_not_a_header_value_is_a_decode_error() {
+        for bad in [
+            r"abc\r\nX-Evil: 1",
+            "tok en",
+            r"t\u00f6ken",
+            r"tab\tbed",
+            "café",
+        ] {
+            let body =
+                format!(r#"{{"access_token":"{bad}","token_type":"Bearer","expires_in":3600}}"#);
+            let err = crate::operation::decode_json::<TokenResponse>(
+                http::StatusCode::OK,
+                body.as_bytes(),
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{bad} accepted"));
+            assert_eq!(err.kind(), crate::ErrorKind::Decode);
+            assert!(!err.to_string().contains("Evil"), "{err}");
+        }
+        let state = TokenState::default();
+        assert!(matches!(
+            state.decide(at(0)),
+            TokenDecision::Fetch(FetchReason::Missing)
+        ));
     }
 
     #[test]

@@ -263,6 +263,10 @@ pub enum TransportErrorKind {
     Timeout,
     /// The connection failed mid-exchange (reset, truncated body): outcome unknown.
     Io,
+    /// The response body is larger than the configured cap
+    /// ([`ExecutorConfig::max_response_bytes`](crate::auth::ExecutorConfig::max_response_bytes)).
+    /// Never retried: it would be downloaded again only to be refused again.
+    TooLarge,
     /// Anything else.
     Other,
 }
@@ -317,10 +321,16 @@ pub enum ErrorKind {
     RateLimited,
     /// 5xx from Basiq.
     Server,
+    /// A 3xx: Basiq's API never redirects, so the SDK never follows one (it would send the
+    /// request, its body and the bearer token elsewhere and return another origin's answer as
+    /// Basiq's). Usually a proxy or a wrong base URL.
+    Redirect,
     /// The request could not be sent or the answer not received.
     Transport,
     /// The answer could not be understood.
     Decode,
+    /// A walk over `links.next` reached its [`PageLimits`](crate::pagination::PageLimits).
+    PageLimit,
 }
 
 /// Any failure of the SDK.
@@ -370,6 +380,20 @@ pub enum Error {
         /// Ids.
         context: ErrorContext,
     },
+    /// A walk over `links.next` reached its [`PageLimits`](crate::pagination::PageLimits):
+    /// the server kept handing out next pages beyond what the list said it holds (or the cap).
+    #[error(
+        "stopped following links.next after {pages} pages and {items} items (the page limit){}",
+        fmt_ctx(context)
+    )]
+    PageLimit {
+        /// Pages fetched.
+        pages: u64,
+        /// Items collected.
+        items: u64,
+        /// Ids.
+        context: ErrorContext,
+    },
     /// The answer was not what Basiq documents.
     #[error(
         "could not decode Basiq's answer (HTTP {status}): {message}{}",
@@ -416,6 +440,33 @@ impl fmt::Display for TokenFailure {
             self.cause, self.retry_at
         )
     }
+}
+
+/// `text` with each secret (and its JSON-escaped and percent-encoded forms) replaced, and a
+/// trailing prefix of one (at least 4 characters: a body cut at 256 characters) too.
+fn scrub_text(text: &str, secrets: &[&str]) -> String {
+    const MARK: &str = "[REDACTED]";
+    let mut out = text.to_owned();
+    for secret in secrets {
+        let escaped = secret.replace('/', "\\/");
+        let encoded =
+            percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
+        for form in [*secret, escaped.as_str(), encoded.as_str()] {
+            if out.contains(form) {
+                out = out.replace(form, MARK);
+            }
+        }
+        let cut = (4..secret.len())
+            .rev()
+            .filter(|&k| secret.is_char_boundary(k))
+            .find(|&k| out.ends_with(&secret[..k]));
+        if let Some(k) = cut {
+            out.truncate(out.len() - k);
+            out.push_str(MARK);
+        }
+    }
+    out
 }
 
 fn fmt_ctx(ctx: &ErrorContext) -> String {
@@ -479,6 +530,7 @@ impl Error {
             Self::InvalidApiKey { .. } => ErrorKind::InvalidApiKey,
             Self::Transport { .. } => ErrorKind::Transport,
             Self::Decode { .. } => ErrorKind::Decode,
+            Self::PageLimit { .. } => ErrorKind::PageLimit,
             Self::TokenUnavailable { failure, .. } => failure.kind,
             Self::Api { error, .. } => match error.status.as_u16() {
                 401 => ErrorKind::Unauthorized,
@@ -490,6 +542,7 @@ impl Error {
                 404 => ErrorKind::NotFound,
                 413 => ErrorKind::PayloadTooLarge,
                 429 => ErrorKind::RateLimited,
+                300..=399 => ErrorKind::Redirect,
                 500..=599 => ErrorKind::Server,
                 _ => ErrorKind::BadRequest,
             },
@@ -503,12 +556,63 @@ impl Error {
             Self::Api { error, .. } => {
                 matches!(error.status.as_u16(), 429 | 500 | 502 | 503 | 504)
             }
-            Self::Transport { .. } => true,
+            Self::Transport { source, .. } => source.kind != TransportErrorKind::TooLarge,
             Self::TokenUnavailable { failure, .. } => {
                 !matches!(failure.kind, ErrorKind::InvalidApiKey | ErrorKind::Config)
             }
             _ => false,
         }
+    }
+
+    /// This error with every occurrence of `secrets` (the exact API key and token values a
+    /// request carried) replaced by `[REDACTED]` — in Basiq's code/title/detail, a non-Basiq
+    /// body, a decode message and a transport error's text — so a server that echoes the request
+    /// cannot put them into a log line. Also the JSON-escaped (`\/`) and percent-encoded forms,
+    /// and a secret cut short by the 256-character limit of a raw body.
+    pub fn scrub_secrets(mut self, secrets: &[&str]) -> Self {
+        let secrets: Vec<&str> = secrets.iter().copied().filter(|s| s.len() >= 4).collect();
+        if secrets.is_empty() {
+            return self;
+        }
+        let scrub = |text: &mut String| *text = scrub_text(text, &secrets);
+        let scrub_opt = |text: &mut Option<String>| {
+            if let Some(text) = text {
+                *text = scrub_text(text, &secrets);
+            }
+        };
+        match &mut self {
+            Self::Api { error, .. } | Self::InvalidApiKey { error, .. } => {
+                scrub_opt(&mut error.raw_body);
+                for item in &mut error.errors {
+                    scrub_opt(&mut item.code);
+                    scrub_opt(&mut item.title);
+                    scrub_opt(&mut item.detail);
+                    if let Some(src) = &mut item.source {
+                        scrub_opt(&mut src.pointer);
+                        scrub_opt(&mut src.parameter);
+                    }
+                }
+            }
+            Self::Decode { message, .. }
+            | Self::InvalidInput { message }
+            | Self::Config { message } => scrub(message),
+            Self::Transport { source, .. } => {
+                let mut chain = source.source.to_string();
+                let mut next = source.source.source();
+                while let Some(e) = next {
+                    chain.push_str(": ");
+                    chain.push_str(&e.to_string());
+                    next = e.source();
+                }
+                let scrubbed = scrub_text(&chain, &secrets);
+                if scrubbed != chain {
+                    source.source = scrubbed.into();
+                }
+            }
+            Self::TokenUnavailable { failure, .. } => scrub(&mut failure.cause),
+            Self::InvalidId(_) | Self::PageLimit { .. } => {}
+        }
+        self
     }
 
     /// An [`Error::TokenUnavailable`] that repeats `cause` (kind, status, text) until `retry_at`.
@@ -561,6 +665,7 @@ impl Error {
             Self::Api { context, .. }
             | Self::InvalidApiKey { context, .. }
             | Self::Transport { context, .. }
+            | Self::PageLimit { context, .. }
             | Self::Decode { context, .. }
             | Self::TokenUnavailable { context, .. } => Some(context),
             _ => None,
@@ -573,6 +678,7 @@ impl Error {
             Self::Api { context, .. }
             | Self::InvalidApiKey { context, .. }
             | Self::Transport { context, .. }
+            | Self::PageLimit { context, .. }
             | Self::Decode { context, .. }
             | Self::TokenUnavailable { context, .. } => {
                 *context = std::mem::take(context).merge(extra);
@@ -643,6 +749,54 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Server);
         assert!(err.is_retryable());
         assert!(err.to_string().len() < 400);
+    }
+
+    #[test]
+    fn secrets_echoed_by_a_server_are_scrubbed() {
+        let key = "a2V5OnNlY3JldC9rZXk=";
+        let token = "eyJhbGciOi.payload.sig";
+        let body = format!(
+            r#"{{"type":"list","correlationId":"c1","data":[{{"code":"bad","title":"Basic {key}","detail":"got Bearer {token} and {}"}}]}}"#,
+            key.replace('/', "\\/")
+        );
+        let echoed = api(400, &body);
+        // A non-Basiq body, cut at 256 characters in the middle of the token.
+        let raw = api(502, &format!("{}Bearer {token}", "x".repeat(256 - 7 - 8)));
+        let encoded = Error::decode(StatusCode::OK, "key=a2V5OnNlY3JldC9rZXk%3D");
+        let transport = Error::transport(TransportError::new(
+            TransportErrorKind::Io,
+            format!("proxy said {token}"),
+        ));
+        for err in [echoed, raw, encoded, transport] {
+            let before = format!("{err}");
+            let err = err.scrub_secrets(&[key, token]);
+            let shown = format!("{err} {err:?}");
+            assert!(shown.contains("[REDACTED]"), "{before} -> {shown}");
+            for part in ["a2V5OnNl", "eyJhbGci", "payload"] {
+                assert!(!shown.contains(part), "{part} in {shown}");
+            }
+        }
+        let plain = api(
+            404,
+            r#"{"data":[{"code":"resource-not-found","title":"Not found"}]}"#,
+        );
+        assert_eq!(
+            plain.to_string(),
+            api(
+                404,
+                r#"{"data":[{"code":"resource-not-found","title":"Not found"}]}"#
+            )
+            .scrub_secrets(&[key, token])
+            .to_string()
+        );
+    }
+
+    #[test]
+    fn redirects_are_a_typed_error() {
+        let err = api(302, "");
+        assert_eq!(err.kind(), ErrorKind::Redirect);
+        assert!(!err.is_retryable());
+        assert_eq!(err.status(), Some(StatusCode::FOUND));
     }
 
     #[test]

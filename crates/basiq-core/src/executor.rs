@@ -30,6 +30,7 @@ use url::Url;
 use crate::auth::{ExecutorConfig, RetryState, TokenState};
 use crate::clock::Clock;
 use crate::error::Error;
+use crate::error::{TransportError, TransportErrorKind};
 use crate::fleet::{FleetConfig, FleetTokenFetch};
 use crate::id::UserId;
 use crate::operation::{Authentication, Operation};
@@ -38,7 +39,7 @@ use crate::token::{
     authorize_bearer, FetchReason, PostToken, StoredToken, TokenDecision, TokenLease,
     TokenResponse, TokenScope, TokenStore,
 };
-use crate::transport::HttpRequest;
+use crate::transport::{HttpRequest, HttpResponse, RequestLimits};
 
 /// How one attempt failed, as an executor reports it to [`Retrying::step`].
 #[derive(Debug)]
@@ -112,6 +113,9 @@ pub struct Retrying<'a> {
     /// Tried once, without consulting the policy (a refresh ahead of expiry).
     once: bool,
     number: u32,
+    /// When the call must be over ([`ExecutorConfig::call_deadline`] after it started): no
+    /// retry is made whose wait would end past it.
+    deadline: Option<OffsetDateTime>,
 }
 
 impl Retrying<'_> {
@@ -129,12 +133,32 @@ impl Retrying<'_> {
             .retry
             .next_delay(self.number, &error, self.idempotent, (self.jitter)(), now)
         {
+            Some(delay) if self.ends_past_deadline(now, delay) => {
+                tracing::debug!(
+                    attempt = self.number,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "not retrying the Basiq request: the wait would end past the call's deadline"
+                );
+                RetryStep::Done(Err(error))
+            }
             Some(delay) => {
                 self.number += 1;
                 RetryStep::Sleep(delay)
             }
             None => RetryStep::Done(Err(error)),
         }
+    }
+
+    /// When the call must be over, if it has a deadline.
+    pub fn deadline(&self) -> Option<OffsetDateTime> {
+        self.deadline
+    }
+
+    fn ends_past_deadline(&self, now: OffsetDateTime, delay: Duration) -> bool {
+        self.deadline.is_some_and(|deadline| {
+            let delay = time::Duration::try_from(delay).unwrap_or(time::Duration::MAX);
+            now.saturating_add(delay) >= deadline
+        })
     }
 }
 
@@ -144,6 +168,7 @@ impl fmt::Debug for Retrying<'_> {
             .field("idempotent", &self.idempotent)
             .field("once", &self.once)
             .field("attempt", &self.number)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -159,6 +184,8 @@ pub struct ExecutorCore {
     store: Arc<dyn TokenStore>,
     retry: RetryState,
     jitter: fn() -> f64,
+    max_response_bytes: u64,
+    call_deadline: Option<Duration>,
     /// The fleet's stored form of the token this process last adopted or stored, so a token
     /// Basiq rejects is removed from the fleet's store only if it is still the stored one.
     fleet_value: Mutex<Option<(AccessToken, Vec<u8>)>>,
@@ -179,8 +206,54 @@ impl ExecutorCore {
             api_key: config.api_key,
             clock: config.clock,
             jitter,
+            max_response_bytes: config.max_response_bytes,
+            call_deadline: config.call_deadline,
             fleet_value: Mutex::new(None),
         })
+    }
+
+    /// What a request sent now may use: the response body cap, and what is left of the call's
+    /// `deadline` (see [`Retrying::deadline`]). Executors attach it to every request
+    /// ([`RequestLimits::of`]) for the transport to honour.
+    pub fn limits(&self, deadline: Option<OffsetDateTime>) -> RequestLimits {
+        let timeout = deadline.map(|deadline| {
+            let left = deadline - self.clock.now();
+            // A request always gets a moment: a zero timeout would fail before connecting.
+            Duration::try_from(left)
+                .unwrap_or(Duration::ZERO)
+                .max(Duration::from_millis(1))
+        });
+        RequestLimits::new(self.max_response_bytes, timeout)
+    }
+
+    /// `request` with `limits` attached for the transport.
+    pub fn limited(&self, mut request: HttpRequest, limits: RequestLimits) -> HttpRequest {
+        request.extensions_mut().insert(limits);
+        request
+    }
+
+    /// A transport's answer, checked against what the executor allows whatever the transport
+    /// did: a body over the cap is [`TransportErrorKind::TooLarge`] (a custom transport may not
+    /// honour [`RequestLimits`]).
+    pub fn received(&self, response: HttpResponse) -> Result<HttpResponse, Error> {
+        let len = u64::try_from(response.body().len()).unwrap_or(u64::MAX);
+        if len > self.max_response_bytes {
+            return Err(Error::transport(TransportError::new(
+                TransportErrorKind::TooLarge,
+                format!("response body exceeds {} bytes", self.max_response_bytes),
+            )));
+        }
+        Ok(response)
+    }
+
+    /// `error` without the API key or `token` in any text a server may have echoed (see
+    /// [`Error::scrub_secrets`]).
+    pub fn scrubbed(&self, error: Error, token: Option<&AccessToken>) -> Error {
+        let mut secrets = vec![self.api_key.expose_secret()];
+        if let Some(token) = token {
+            secrets.push(token.expose_secret());
+        }
+        error.scrub_secrets(&secrets)
     }
 
     /// The API root requests are built against.
@@ -232,8 +305,14 @@ impl ExecutorCore {
         Ok(request)
     }
 
-    /// A retry loop for an operation; a non-idempotent one is never repeated.
+    /// A retry loop for an operation starting now; a non-idempotent one is never repeated, and
+    /// no retry is made past the call's deadline ([`ExecutorConfig::call_deadline`]).
     pub fn retrying(&self, idempotent: bool) -> Retrying<'_> {
+        let deadline = self.call_deadline.map(|d| {
+            self.clock
+                .now()
+                .saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+        });
         Retrying {
             retry: &self.retry,
             clock: self.clock.as_ref(),
@@ -241,6 +320,7 @@ impl ExecutorCore {
             idempotent,
             once: false,
             number: 1,
+            deadline,
         }
     }
 
@@ -478,6 +558,76 @@ mod tests {
             not_idempotent.step::<()>(Err(Failure::Retryable(connect_error()))),
             RetryStep::Done(Err(_))
         ));
+    }
+
+    #[test]
+    fn no_retry_waits_past_the_call_deadline() {
+        use crate::clock::ManualClock;
+        let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH);
+        let config = ExecutorConfig::new(
+            parse_base_url("http://127.0.0.1:1").unwrap(),
+            ApiKey::new("k"),
+        )
+        .with_clock(Arc::new(clock.clone()))
+        .with_call_deadline(Some(Duration::from_secs(10)));
+        let core = ExecutorCore::new(config, || 1.0).unwrap();
+        let mut retrying = core.retrying(true);
+        let deadline = retrying.deadline().unwrap();
+        assert_eq!(
+            deadline,
+            OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(10)
+        );
+        assert_eq!(
+            core.limits(Some(deadline)).timeout,
+            Some(Duration::from_secs(10))
+        );
+        // A 429 asking for 30 s: within the policy's Retry-After cap, past the deadline.
+        let throttled = Error::from_response(
+            http::StatusCode::TOO_MANY_REQUESTS,
+            b"",
+            Some(Duration::from_secs(30)),
+        );
+        assert!(matches!(
+            retrying.step::<()>(Err(Failure::Retryable(throttled))),
+            RetryStep::Done(Err(_))
+        ));
+        // Backoffs are taken while they fit, and the request gets what is left.
+        let mut retrying = core.retrying(true);
+        let mut slept = Duration::ZERO;
+        while let RetryStep::Sleep(d) =
+            retrying.step::<()>(Err(Failure::Retryable(connect_error())))
+        {
+            slept += d;
+            clock.advance(d);
+        }
+        assert!(slept < Duration::from_secs(10), "{slept:?}");
+        assert!(core.limits(Some(deadline)).timeout.unwrap() <= Duration::from_secs(10) - slept);
+    }
+
+    #[test]
+    fn oversize_bodies_and_echoed_secrets_are_refused() {
+        let config = ExecutorConfig::new(
+            parse_base_url("http://127.0.0.1:1").unwrap(),
+            ApiKey::new("the-api-key"),
+        )
+        .with_max_response_bytes(4);
+        let core = ExecutorCore::new(config, || 0.5).unwrap();
+        let response = http::Response::new(b"12345".to_vec());
+        let err = core.received(response).unwrap_err();
+        assert!(!err.is_retryable());
+        assert!(core.received(http::Response::new(b"1234".to_vec())).is_ok());
+        let echoed = Error::from_response(
+            http::StatusCode::BAD_REQUEST,
+            b"you sent Basic the-api-key and Bearer the-token",
+            None,
+        );
+        let shown = core
+            .scrubbed(echoed, Some(&AccessToken::new("the-token")))
+            .to_string();
+        assert!(
+            !shown.contains("the-api-key") && !shown.contains("the-token"),
+            "{shown}"
+        );
     }
 
     #[test]

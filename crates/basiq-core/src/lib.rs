@@ -14,6 +14,7 @@
 //! | [`jobs`] | steps by title, [`JobPoller`](jobs::JobPoller), failure [`classify`](jobs::classify) → action, [`triage_user`](jobs::triage_user) |
 //! | [`mfa`] | [`AnswerJobMfa`](mfa::AnswerJobMfa): `POST /jobs/{id}/mfa` with a fresh client token, answers redacted, never retried |
 //! | [`refresh`] | [`RefreshPolicy`](refresh::RefreshPolicy) (active only, rarely, 20/day open banking), [`RefreshScheduler`](refresh::RefreshScheduler) |
+//! | [`plan`] | [`TriageScheduler`](plan::TriageScheduler): the daily check of many users spread over a window at a rate (the refresh grid); [`Pacer`](plan::Pacer): sends never closer than the grid step |
 //! | [`fleet`] | fleet mode: one token, one quota, one attempt across every instance ([`FleetOp`](fleet::FleetOp) over a shared store) |
 //! | [`pause`] | [`DuplicatePauseGuard`](pause::DuplicatePauseGuard): never trigger Basiq's 6-minute duplicate pause |
 //! | [`retry`] | [`RetryPolicy`](retry::RetryPolicy): backoff, `Retry-After`, no blind repeat of non-idempotent calls |
@@ -51,6 +52,7 @@ mod open_enum;
 pub mod operation;
 pub mod pagination;
 pub mod pause;
+pub mod plan;
 pub mod refresh;
 pub mod retry;
 pub mod secret;

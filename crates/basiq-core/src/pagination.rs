@@ -26,6 +26,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -159,6 +160,11 @@ pub trait Page: Sized {
     /// The items of this page, owned.
     fn into_items(self) -> Vec<Self::Item>;
 
+    /// How many items the whole list holds, when Basiq says (`size` on transactions and jobs).
+    fn total(&self) -> Option<u64> {
+        None
+    }
+
     /// The operation fetching the next page, `None` on the last page; refused when the link
     /// leaves `base`'s origin (see [`NextPage::new`]). An empty `next` counts as absent.
     fn next_page(&self, base: &Url) -> Result<Option<NextPage<Self>>, Error> {
@@ -170,7 +176,7 @@ pub trait Page: Sized {
 }
 
 macro_rules! impl_page {
-    ($($list:ty => $item:ty),* $(,)?) => {
+    ($($list:ty => $item:ty $(, total: $total:ident)?);* $(;)?) => {
         $(
             impl Page for $list {
                 type Item = $item;
@@ -186,17 +192,224 @@ macro_rules! impl_page {
                 fn into_items(self) -> Vec<Self::Item> {
                     self.data
                 }
+
+                $(
+                    fn total(&self) -> Option<u64> {
+                        self.$total
+                    }
+                )?
             }
         )*
     };
 }
 
 impl_page!(
-    TransactionList => crate::models::Transaction,
-    AccountList => crate::models::Account,
-    ConnectionList => crate::models::Connection,
-    JobList => crate::models::Job,
+    TransactionList => crate::models::Transaction, total: size;
+    AccountList => crate::models::Account;
+    ConnectionList => crate::models::Connection;
+    JobList => crate::models::Job, total: size;
 );
+
+/// How far a walk over `links.next` may go before it is an [`Error::PageLimit`]. A server that
+/// hands out a new cursor on every page (a bug, or hostile) would otherwise be followed forever,
+/// the items piling up in memory.
+///
+/// Unset caps are derived from the first page: when it says how many items the list holds
+/// (`size`), at most that many items plus one page of slack (items added while walking), and as
+/// many pages as that takes at the first page's length plus two; otherwise
+/// [`DEFAULT_MAX_PAGES`] pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PageLimits {
+    /// The most pages fetched in one walk (`None`: derived, see above).
+    pub max_pages: Option<u64>,
+    /// The most items collected in one walk (`None`: derived, see above).
+    pub max_items: Option<u64>,
+}
+
+/// The page cap when neither the caller nor the first page says more: 10,000 pages is five
+/// million transactions at Basiq's 500 a page.
+pub const DEFAULT_MAX_PAGES: u64 = 10_000;
+
+impl PageLimits {
+    /// Derived caps (see the type's docs).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most `max` pages per walk.
+    pub fn max_pages(mut self, max: u64) -> Self {
+        self.max_pages = Some(max);
+        self
+    }
+
+    /// At most `max` items per walk.
+    pub fn max_items(mut self, max: u64) -> Self {
+        self.max_items = Some(max);
+        self
+    }
+}
+
+/// One walk over a list's pages: decides after each page whether to follow its `links.next`.
+/// It stops on an empty page (a server that keeps sending cursors with no items has nothing more
+/// to give), refuses a link already followed (a loop) and stops with [`Error::PageLimit`] at the
+/// [`PageLimits`]. Pure: the facade's pagers call it; it never fetches.
+#[derive(Debug, Clone, Default)]
+pub struct PageWalk {
+    limits: PageLimits,
+    /// Caps fixed from the first page.
+    max_pages: u64,
+    max_items: Option<u64>,
+    pages: u64,
+    items: u64,
+    visited: BTreeSet<String>,
+}
+
+impl PageWalk {
+    /// A walk under `limits`.
+    pub fn new(limits: PageLimits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Pages seen so far.
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// After `page` arrived: whether to fetch `next` (its `links.next`, already checked to be on
+    /// the API's origin). `Ok(false)` ends the walk normally: no link, or an empty page.
+    pub fn follow<P: Page>(
+        &mut self,
+        page: &P,
+        next: Option<&Url>,
+        context: &ErrorContext,
+    ) -> Result<bool, Error> {
+        let len = u64::try_from(page.items().len()).unwrap_or(u64::MAX);
+        if self.pages == 0 {
+            self.fix_caps(page.total(), len);
+        }
+        self.pages = self.pages.saturating_add(1);
+        self.items = self.items.saturating_add(len);
+        let Some(next) = next else {
+            return Ok(false);
+        };
+        if len == 0 {
+            tracing::debug!(
+                pages = self.pages,
+                "an empty page still links to a next one; stopping there"
+            );
+            return Ok(false);
+        }
+        if self.pages >= self.max_pages || self.max_items.is_some_and(|max| self.items >= max) {
+            return Err(Error::PageLimit {
+                pages: self.pages,
+                items: self.items,
+                context: context.clone(),
+            });
+        }
+        if !self.visited.insert(next.as_str().to_owned()) {
+            return Err(Error::invalid_input(format!(
+                "links.next {next} was already followed; refusing to loop"
+            ))
+            .with_context(context));
+        }
+        Ok(true)
+    }
+
+    fn fix_caps(&mut self, total: Option<u64>, first_len: u64) {
+        let derived_pages = match total {
+            Some(total) if first_len > 0 => total.div_ceil(first_len).saturating_add(2),
+            _ => DEFAULT_MAX_PAGES,
+        };
+        self.max_pages = self.limits.max_pages.unwrap_or(derived_pages).max(1);
+        self.max_items = self
+            .limits
+            .max_items
+            .or_else(|| total.map(|total| total.saturating_add(first_len)));
+    }
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use super::*;
+
+    fn page(items: usize, size: Option<u64>, next: Option<&str>) -> TransactionList {
+        serde_json::from_value(serde_json::json!({
+            "type": "list",
+            "size": size,
+            "data": (0..items).map(|i| serde_json::json!({"type": "transaction", "id": format!("t{i}")})).collect::<Vec<_>>(),
+            "links": {"next": next},
+        }))
+        .unwrap()
+    }
+
+    fn url(n: u64) -> Url {
+        Url::parse(&format!(
+            "https://au-api.basiq.io/users/u/transactions?next={n}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_empty_page_ends_the_walk() {
+        let mut walk = PageWalk::new(PageLimits::new());
+        let ctx = ErrorContext::new();
+        assert!(walk
+            .follow(&page(2, None, Some("x")), Some(&url(1)), &ctx)
+            .unwrap());
+        assert!(!walk
+            .follow(&page(0, None, Some("x")), Some(&url(2)), &ctx)
+            .unwrap());
+        assert!(!walk.follow(&page(2, None, None), None, &ctx).unwrap());
+    }
+
+    #[test]
+    fn endless_cursors_hit_the_cap_derived_from_size() {
+        // The first page says 4 items in all at 2 a page: 2 pages, +2 slack, and 4+2 items.
+        let mut walk = PageWalk::new(PageLimits::new());
+        let ctx = ErrorContext::new();
+        let mut followed = 0;
+        let err = loop {
+            match walk.follow(&page(2, Some(4), Some("x")), Some(&url(followed)), &ctx) {
+                Ok(true) => followed += 1,
+                Ok(false) => panic!("ended"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), crate::ErrorKind::PageLimit, "{err}");
+        assert!(followed <= 3, "{followed}");
+        // Without a size, the configured cap applies.
+        let mut walk = PageWalk::new(PageLimits::new().max_pages(5));
+        let mut followed = 0;
+        while let Ok(true) = walk.follow(&page(1, None, Some("x")), Some(&url(followed)), &ctx) {
+            followed += 1;
+        }
+        assert_eq!(followed, 4, "5 pages fetched, the 5th link refused");
+        let mut walk = PageWalk::new(PageLimits::new().max_items(3));
+        assert!(walk
+            .follow(&page(2, None, Some("x")), Some(&url(1)), &ctx)
+            .unwrap());
+        assert!(walk
+            .follow(&page(2, None, Some("x")), Some(&url(2)), &ctx)
+            .is_err());
+    }
+
+    #[test]
+    fn a_link_followed_before_is_a_loop() {
+        let mut walk = PageWalk::new(PageLimits::new());
+        let ctx = ErrorContext::new();
+        assert!(walk
+            .follow(&page(1, None, Some("x")), Some(&url(1)), &ctx)
+            .unwrap());
+        let err = walk
+            .follow(&page(1, None, Some("x")), Some(&url(1)), &ctx)
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -455,7 +455,28 @@ impl RefreshScheduler {
         candidates: &[ConnectionId],
         jitter: f64,
     ) -> RefreshSchedule {
-        let mut plan = RefreshSchedule::default();
+        let (planned, overflow) = self.spread(start, candidates, ConnectionId::as_str, jitter);
+        RefreshSchedule {
+            planned: planned
+                .into_iter()
+                .map(|(connection_id, at)| ScheduledRefresh { connection_id, at })
+                .collect(),
+            overflow,
+        }
+    }
+
+    /// The grid itself, for any kind of id (refreshes here, the daily triage in
+    /// [`crate::plan`]): each distinct candidate at a stable slot, sorted by time, and the
+    /// candidates beyond the window's capacity.
+    pub(crate) fn spread<K: Clone + Eq + std::hash::Hash>(
+        &self,
+        start: OffsetDateTime,
+        candidates: &[K],
+        key: impl Fn(&K) -> &str,
+        jitter: f64,
+    ) -> (Vec<(K, OffsetDateTime)>, Vec<K>) {
+        let mut planned = Vec::new();
+        let mut overflow = Vec::new();
         let capacity = self.capacity();
         let spacing = self.spacing_ns().unwrap_or(0);
         let phase = if spacing == 0 {
@@ -479,10 +500,10 @@ impl RefreshScheduler {
                 continue;
             }
             if taken >= capacity {
-                plan.overflow.push(id.clone());
+                overflow.push(id.clone());
                 continue;
             }
-            let mut slot = fnv1a64(id.as_str().as_bytes()) % capacity;
+            let mut slot = fnv1a64(key(id).as_bytes()) % capacity;
             while let Some(&next) = next_free.get(&slot) {
                 if let Some(&after) = next_free.get(&next) {
                     next_free.insert(slot, after);
@@ -492,15 +513,20 @@ impl RefreshScheduler {
             next_free.insert(slot, (slot + 1) % capacity);
             taken += 1;
             let offset = slot.saturating_mul(spacing).saturating_add(phase);
-            plan.planned.push(ScheduledRefresh {
-                connection_id: id.clone(),
-                at: time_util::add(start, Duration::from_nanos(offset)),
-            });
+            planned.push((
+                id.clone(),
+                time_util::add(start, Duration::from_nanos(offset)),
+            ));
         }
-        plan.planned.sort_by(|a, b| {
-            (a.at, a.connection_id.as_str()).cmp(&(b.at, b.connection_id.as_str()))
-        });
-        plan
+        planned.sort_by(|a, b| (a.1, key(&a.0)).cmp(&(b.1, key(&b.0))));
+        (planned, overflow)
+    }
+
+    /// The shortest time between two sends on this grid (`ceil(60 s / max_per_minute)`);
+    /// `None` when `max_per_minute` is 0. A [`Pacer`](crate::plan::Pacer) keeps real sends at
+    /// least this far apart, so a late send cannot bunch up with the next ones.
+    pub fn spacing(&self) -> Option<Duration> {
+        self.spacing_ns().map(Duration::from_nanos)
     }
 }
 

@@ -39,7 +39,8 @@ pub enum AttemptFailure {
         /// The `Retry-After` header, if any.
         retry_after: Option<Duration>,
     },
-    /// An answer arrived but could not be read (truncated or malformed body).
+    /// An answer arrived but could not be read (a complete body that does not decode). Not
+    /// retried: the same request gets the same answer, and each repeat downloads it again.
     Malformed,
     /// Not a failure of the exchange (bad input, bad configuration): repeating cannot help.
     Fatal,
@@ -71,7 +72,9 @@ impl AttemptFailure {
 
     fn is_retryable(&self) -> bool {
         match self {
-            Self::Transport(_) | Self::Malformed => true,
+            // An over-size body would be downloaded again just to be refused again.
+            Self::Transport(TransportErrorKind::TooLarge) | Self::Malformed => false,
+            Self::Transport(_) => true,
             Self::Status {
                 status,
                 rate_limited,
@@ -389,6 +392,25 @@ mod tests {
     }
 
     #[test]
+    fn decode_errors_and_oversize_bodies_are_never_retried() {
+        // The same request gets the same answer: repeating only downloads it again.
+        let p = RetryPolicy::default();
+        for f in [
+            AttemptFailure::Malformed,
+            transport(TransportErrorKind::TooLarge),
+            AttemptFailure::from_error(&Error::decode(http::StatusCode::OK, "eof")),
+        ] {
+            for idempotent in [true, false] {
+                assert_eq!(
+                    p.decide(1, &f, idempotent, 0.5),
+                    RetryDecision::GiveUp(GiveUpReason::NotRetryable),
+                    "{f:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn non_idempotent_only_when_it_never_left() {
         let p = RetryPolicy::default();
         assert!(matches!(
@@ -401,7 +423,6 @@ mod tests {
             transport(TransportErrorKind::Other),
             AttemptFailure::status(500),
             AttemptFailure::status(503),
-            AttemptFailure::Malformed,
         ] {
             assert_eq!(
                 p.decide(1, &f, false, 0.5),
@@ -520,6 +541,7 @@ mod tests {
                 Just(TransportErrorKind::Timeout),
                 Just(TransportErrorKind::Io),
                 Just(TransportErrorKind::Other),
+                Just(TransportErrorKind::TooLarge),
             ]
             .prop_map(AttemptFailure::Transport),
             (

@@ -89,6 +89,15 @@ fn de_token<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AccessToken, D::Er
     if raw.is_empty() {
         return Err(serde::de::Error::custom("access_token is empty"));
     }
+    // It is sent back as `Authorization: Bearer <token>`. A value with CR/LF, spaces, controls or
+    // non-ASCII cannot be a header value for every transport (ureq refuses non-ASCII, nobody may
+    // send CR/LF), so caching it would fail every request locally for its whole lifetime. Refused
+    // here it is a decode error — never cached, never quoted — and the next call fetches again.
+    if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(serde::de::Error::custom(
+            "access_token is not a valid header value (only visible ASCII is allowed)",
+        ));
+    }
     Ok(AccessToken::new(raw))
 }
 
@@ -106,6 +115,22 @@ impl std::fmt::Debug for TokenResponse {
             .field("token_type", &self.token_type)
             .field("expires_in", &self.expires_in)
             .finish()
+    }
+}
+
+/// A `/token` answer with an unexpected status may still carry a token (a proxy turning 200 into
+/// 203, a gateway echoing the upstream answer): such a body is not kept in the error, whose text
+/// ends up in logs. Basiq's own error format is kept — it has codes, never tokens.
+fn withhold_token_bodies(error: Error) -> Error {
+    match error {
+        Error::Api { mut error, context } => {
+            if error.raw_body.take().is_some() {
+                error.raw_body =
+                    Some("[a /token answer that is not Basiq's error format is not shown]".into());
+            }
+            Error::Api { error, context }
+        }
+        other => other,
     }
 }
 
@@ -157,7 +182,7 @@ impl Operation for PostToken {
             };
             return Err(Error::InvalidApiKey { error, context });
         }
-        operation::parse_json(&response, &[200])
+        operation::parse_json(&response, &[200]).map_err(withhold_token_bodies)
     }
 
     fn is_idempotent(&self) -> bool {

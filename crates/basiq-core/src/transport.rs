@@ -7,6 +7,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use crate::error::TransportError;
 
@@ -39,6 +40,36 @@ impl<T: AsyncTransport + ?Sized> AsyncTransport for std::sync::Arc<T> {
 impl<T: BlockingTransport + ?Sized> BlockingTransport for std::sync::Arc<T> {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         (**self).send(request)
+    }
+}
+
+/// What the executor allows one request, attached to every request it sends as an
+/// [`http::Extensions`] entry (`request.extensions().get::<RequestLimits>()`). The built-in
+/// transports honour it; a custom transport should too (the executor still refuses an over-size
+/// body it returns, but only after it has been read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestLimits {
+    /// The largest response body to read; beyond it the transport fails with
+    /// [`TransportErrorKind::TooLarge`](crate::error::TransportErrorKind::TooLarge).
+    pub max_response_bytes: u64,
+    /// How long this request may take in all (connect, send, wait, read the whole body), what
+    /// is left of the call's overall deadline. `None`: only the transport's own timeouts apply.
+    pub timeout: Option<Duration>,
+}
+
+impl RequestLimits {
+    /// Limits with a body cap and an optional time budget.
+    pub fn new(max_response_bytes: u64, timeout: Option<Duration>) -> Self {
+        Self {
+            max_response_bytes,
+            timeout,
+        }
+    }
+
+    /// The limits attached to `request`, if any.
+    pub fn of<B>(request: &http::Request<B>) -> Option<Self> {
+        request.extensions().get::<Self>().copied()
     }
 }
 

@@ -123,7 +123,10 @@ impl AsyncExecutor {
     /// Runs one operation. Every error carries the operation's ids ([`Operation::context`]).
     pub async fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
         let context = op.context();
-        self.run(&op).await.map_err(|e| e.with_context(&context))
+        self.run(&op).await.map_err(|e| {
+            // Whatever a server echoed (the key it was sent) never reaches a log line.
+            self.inner.core.scrubbed(e, None).with_context(&context)
+        })
     }
 
     /// A `CLIENT_ACCESS` token bound to `user_id`, for the Consent UI
@@ -141,14 +144,15 @@ impl AsyncExecutor {
 
     async fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
         let retrying = self.inner.core.retrying(op.is_idempotent());
+        let deadline = retrying.deadline();
         self.retrying(retrying, || async {
             match self.inner.core.auth_plan(op) {
                 AuthPlan::Unauthenticated => self
-                    .run_unauthenticated(op)
+                    .run_unauthenticated_within(op, deadline)
                     .await
                     .map_err(Failure::Retryable),
-                AuthPlan::ServerToken => self.attempt(op).await,
-                AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch).await,
+                AuthPlan::ServerToken => self.attempt(op, deadline).await,
+                AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch, deadline).await,
             }
         })
         .await
@@ -160,6 +164,7 @@ impl AsyncExecutor {
         &self,
         op: &O,
         fetch: basiq_core::token::PostToken,
+        deadline: Option<OffsetDateTime>,
     ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
@@ -167,7 +172,7 @@ impl AsyncExecutor {
         // Not through `execute`: that would make this async fn (indirectly) recursive.
         let token = self
             .retrying(core.retrying(fetch.is_idempotent()), || async {
-                self.run_unauthenticated(&fetch)
+                self.run_unauthenticated_within(&fetch, deadline)
                     .await
                     .map_err(Failure::Retryable)
             })
@@ -176,11 +181,11 @@ impl AsyncExecutor {
         let request = core
             .client_authorized(request, &token.access_token)
             .map_err(Failure::Final)?;
-        let answer = match self.send(request).await {
+        let answer = match self.send_within(request, deadline).await {
             Ok(response) => op.parse(response),
             Err(e) => Err(e),
         };
-        answer.map_err(Failure::Retryable)
+        answer.map_err(|e| Failure::Retryable(core.scrubbed(e, Some(&token.access_token))))
     }
 
     /// Repeats `attempt`, sleeping in between, for as long as `retrying` says so.
@@ -202,18 +207,22 @@ impl AsyncExecutor {
     }
 
     /// One authenticated attempt, including the single re-authentication.
-    async fn attempt<O: Operation>(&self, op: &O) -> Result<O::Output, Failure> {
+    async fn attempt<O: Operation>(
+        &self,
+        op: &O,
+        deadline: Option<OffsetDateTime>,
+    ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         let lease = self.lease().await.map_err(Failure::Final)?;
-        let answer = self.send_with(request, &lease, op).await;
+        let answer = self.send_with(request, &lease, op, deadline).await;
         match core.answered(&lease, answer) {
             AuthStep::Done(result) => result,
             AuthStep::Reauthenticate => {
                 let lease = self.lease().await.map_err(Failure::Final)?;
                 let request = core.request(op).map_err(Failure::Final)?;
-                self.send_with(request, &lease, op)
+                self.send_with(request, &lease, op, deadline)
                     .await
                     .map_err(Failure::Retryable)
             }
@@ -223,8 +232,17 @@ impl AsyncExecutor {
     /// Operations that carry their own credentials (`POST /token`). Kept apart from `attempt` so
     /// fetching a token never recurses into the token logic.
     async fn run_unauthenticated<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
+        self.run_unauthenticated_within(op, None).await
+    }
+
+    /// [`run_unauthenticated`](Self::run_unauthenticated) within what is left of `deadline`.
+    async fn run_unauthenticated_within<O: Operation>(
+        &self,
+        op: &O,
+        deadline: Option<OffsetDateTime>,
+    ) -> Result<O::Output, Error> {
         let request = self.inner.core.request(op)?;
-        op.parse(self.send(request).await?)
+        op.parse(self.send_within(request, deadline).await?)
     }
 
     async fn send_with<O: Operation>(
@@ -232,17 +250,34 @@ impl AsyncExecutor {
         mut request: HttpRequest,
         lease: &TokenLease,
         op: &O,
+        deadline: Option<OffsetDateTime>,
     ) -> Result<O::Output, Error> {
         lease.authorize(&mut request)?;
-        op.parse(self.send(request).await?)
+        let answer = match self.send_within(request, deadline).await {
+            Ok(response) => op.parse(response),
+            Err(e) => Err(e),
+        };
+        // Scrubbed here, where the token that was sent is known. The expired-token check after
+        // this only reads the status and code, which scrubbing leaves alone unless they echo it.
+        answer.map_err(|e| self.inner.core.scrubbed(e, Some(&lease.token)))
     }
 
-    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        self.inner
+    /// Sends `request` with the body cap and what is left of `deadline` attached
+    /// ([`RequestLimits`](basiq_core::transport::RequestLimits)), and checks the answer's size.
+    async fn send_within(
+        &self,
+        request: HttpRequest,
+        deadline: Option<OffsetDateTime>,
+    ) -> Result<HttpResponse, Error> {
+        let core = &self.inner.core;
+        let request = core.limited(request, core.limits(deadline));
+        let response = self
+            .inner
             .transport
             .send(request)
             .await
-            .map_err(Error::transport)
+            .map_err(Error::transport)?;
+        core.received(response)
     }
 
     /// The server token to use now, fetching it (single flight) when the cache says so.

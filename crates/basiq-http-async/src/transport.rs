@@ -4,7 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use basiq_core::error::{Error, TransportError, TransportErrorKind};
-use basiq_core::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse, USER_AGENT};
+use basiq_core::transport::{
+    AsyncTransport, BoxFuture, HttpRequest, HttpResponse, RequestLimits, USER_AGENT,
+};
 
 /// How long establishing a connection (TCP + TLS) may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -13,8 +15,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Basiq's slowest documented calls (report creation, large transaction pages) answer well within
 /// this.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// The largest response body read. Basiq's biggest pages (500 transactions) are a few MB; the cap
-/// only stops a broken or hostile server from exhausting memory.
+/// The largest response body read when a request carries no
+/// [`RequestLimits`](basiq_core::transport::RequestLimits) (the executor always attaches them,
+/// from `ExecutorConfig::max_response_bytes`). Basiq's biggest pages (500 transactions) are a few
+/// MB; the cap only stops a broken or hostile server from exhausting memory.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// An [`AsyncTransport`] over one pooled [`reqwest::Client`] (rustls, HTTP/1.1 and HTTP/2).
@@ -23,9 +27,23 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Status codes are never errors here — a 403 is a response the executor classifies — and a
 /// failure below HTTP becomes a [`TransportError`] whose kind says whether the request may have
 /// reached Basiq (`Connect`: certainly not; `Timeout`/`Io`: unknown).
+///
+/// **Redirects are never followed**: Basiq's API does not redirect, and following one would send
+/// the request (a `POST /users` body, the bearer token, `user:pw@` credentials) to another origin
+/// and hand its answer back as Basiq's. A 3xx comes back as a response, which the executor turns
+/// into an [`ErrorKind::Redirect`](basiq_core::ErrorKind::Redirect) error with the call's ids. A
+/// client passed to [`with_client`](Self::with_client) should be built with
+/// `redirect(reqwest::redirect::Policy::none())`; if it follows one anyway, the answer is
+/// refused (a transport error) rather than returned as Basiq's.
+///
+/// Each request's [`RequestLimits`](basiq_core::transport::RequestLimits) cap the body read and
+/// shorten the total timeout to what is left of the call's deadline.
 #[derive(Clone)]
 pub struct ReqwestTransport {
     client: Result<reqwest::Client, std::sync::Arc<str>>,
+    /// The client's own total timeout, when this transport built the client: a request's
+    /// deadline can only shorten it.
+    timeout: Option<Duration>,
 }
 
 impl ReqwestTransport {
@@ -40,6 +58,7 @@ impl ReqwestTransport {
             Ok(transport) => transport,
             Err(e) => Self {
                 client: Err(e.to_string().into()),
+                timeout: None,
             },
         }
     }
@@ -54,15 +73,22 @@ impl ReqwestTransport {
             .user_agent(USER_AGENT)
             .connect_timeout(connect)
             .timeout(request)
+            .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map(Self::with_client)
+            .map(|client| Self {
+                client: Ok(client),
+                timeout: Some(request),
+            })
             .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
     }
 
     /// Uses the host's own client (its proxy, pool, TLS and timeout settings).
     pub fn with_client(client: reqwest::Client) -> Self {
-        Self { client: Ok(client) }
+        Self {
+            client: Ok(client),
+            timeout: None,
+        }
     }
 }
 
@@ -100,7 +126,7 @@ fn transport_error(e: reqwest::Error) -> TransportError {
 }
 
 #[derive(Debug)]
-struct BodyTooLarge(usize);
+struct BodyTooLarge(u64);
 
 impl fmt::Display for BodyTooLarge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -112,28 +138,40 @@ impl std::error::Error for BodyTooLarge {}
 
 async fn send(
     client: &reqwest::Client,
+    own_timeout: Option<Duration>,
     request: HttpRequest,
 ) -> Result<HttpResponse, TransportError> {
-    let request = reqwest::Request::try_from(request)
+    let limits = RequestLimits::of(&request);
+    let max = limits.map_or(MAX_BODY_BYTES as u64, |l| l.max_response_bytes);
+    let too_large = || TransportError::new(TransportErrorKind::TooLarge, BodyTooLarge(max));
+    let mut request = reqwest::Request::try_from(request)
         .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?;
+    if let Some(left) = limits.and_then(|l| l.timeout) {
+        // A request's timeout replaces the client's total timeout in reqwest: keep the shorter.
+        *request.timeout_mut() = Some(own_timeout.map_or(left, |own| own.min(left)));
+    }
+    let sent_to = request.url().clone();
     let mut response = client.execute(request).await.map_err(transport_error)?;
-
-    let declared = response
-        .content_length()
-        .and_then(|n| usize::try_from(n).ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+    if response.url() != &sent_to {
+        // A host-supplied client followed a redirect: this is not Basiq's answer.
         return Err(TransportError::new(
             TransportErrorKind::Other,
-            BodyTooLarge(MAX_BODY_BYTES),
+            format!(
+                "the HTTP client followed a redirect (status {}); Basiq's API never redirects, build the client with redirect::Policy::none()",
+                response.status()
+            ),
         ));
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(1024 * 1024));
+
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let capacity = declared.unwrap_or(0).min(1024 * 1024);
+    let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(TransportError::new(
-                TransportErrorKind::Other,
-                BodyTooLarge(MAX_BODY_BYTES),
-            ));
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
@@ -149,7 +187,7 @@ impl AsyncTransport for ReqwestTransport {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         Box::pin(async move {
             match &self.client {
-                Ok(client) => send(client, request).await,
+                Ok(client) => send(client, self.timeout, request).await,
                 Err(message) => Err(TransportError::new(
                     TransportErrorKind::Other,
                     format!("the HTTP client could not be built: {message}"),

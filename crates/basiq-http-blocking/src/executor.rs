@@ -113,7 +113,10 @@ impl BlockingExecutor {
     /// Runs one operation. Every error carries the operation's ids ([`Operation::context`]).
     pub fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
         let context = op.context();
-        self.run(&op).map_err(|e| e.with_context(&context))
+        self.run(&op).map_err(|e| {
+            // Whatever a server echoed (the key it was sent) never reaches a log line.
+            self.inner.core.scrubbed(e, None).with_context(&context)
+        })
     }
 
     /// A `CLIENT_ACCESS` token bound to `user_id`, for the Consent UI
@@ -129,10 +132,13 @@ impl BlockingExecutor {
 
     fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
         let retrying = self.inner.core.retrying(op.is_idempotent());
+        let deadline = retrying.deadline();
         self.retrying(retrying, || match self.inner.core.auth_plan(op) {
-            AuthPlan::Unauthenticated => self.run_unauthenticated(op).map_err(Failure::Retryable),
-            AuthPlan::ServerToken => self.attempt(op),
-            AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch),
+            AuthPlan::Unauthenticated => self
+                .run_unauthenticated_within(op, deadline)
+                .map_err(Failure::Retryable),
+            AuthPlan::ServerToken => self.attempt(op, deadline),
+            AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch, deadline),
         })
     }
 
@@ -142,21 +148,23 @@ impl BlockingExecutor {
         &self,
         op: &O,
         fetch: basiq_core::token::PostToken,
+        deadline: Option<OffsetDateTime>,
     ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         let token = self
             .retrying(core.retrying(fetch.is_idempotent()), || {
-                self.run_unauthenticated(&fetch).map_err(Failure::Retryable)
+                self.run_unauthenticated_within(&fetch, deadline)
+                    .map_err(Failure::Retryable)
             })
             .map_err(|e| Failure::Final(e.with_context(&fetch.context())))?;
         let request = core
             .client_authorized(request, &token.access_token)
             .map_err(Failure::Final)?;
-        self.send(request)
+        self.send_within(request, deadline)
             .and_then(|response| op.parse(response))
-            .map_err(Failure::Retryable)
+            .map_err(|e| Failure::Retryable(core.scrubbed(e, Some(&token.access_token))))
     }
 
     /// Repeats `attempt`, sleeping in between, for as long as `retrying` says so.
@@ -174,18 +182,22 @@ impl BlockingExecutor {
     }
 
     /// One authenticated attempt, including the single re-authentication.
-    fn attempt<O: Operation>(&self, op: &O) -> Result<O::Output, Failure> {
+    fn attempt<O: Operation>(
+        &self,
+        op: &O,
+        deadline: Option<OffsetDateTime>,
+    ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         let lease = self.lease().map_err(Failure::Final)?;
-        let answer = self.send_with(request, &lease, op);
+        let answer = self.send_with(request, &lease, op, deadline);
         match core.answered(&lease, answer) {
             AuthStep::Done(result) => result,
             AuthStep::Reauthenticate => {
                 let lease = self.lease().map_err(Failure::Final)?;
                 let request = core.request(op).map_err(Failure::Final)?;
-                self.send_with(request, &lease, op)
+                self.send_with(request, &lease, op, deadline)
                     .map_err(Failure::Retryable)
             }
         }
@@ -193,8 +205,17 @@ impl BlockingExecutor {
 
     /// Operations that carry their own credentials (`POST /token`).
     fn run_unauthenticated<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
+        self.run_unauthenticated_within(op, None)
+    }
+
+    /// [`run_unauthenticated`](Self::run_unauthenticated) within what is left of `deadline`.
+    fn run_unauthenticated_within<O: Operation>(
+        &self,
+        op: &O,
+        deadline: Option<OffsetDateTime>,
+    ) -> Result<O::Output, Error> {
         let request = self.inner.core.request(op)?;
-        op.parse(self.send(request)?)
+        op.parse(self.send_within(request, deadline)?)
     }
 
     fn send_with<O: Operation>(
@@ -202,13 +223,30 @@ impl BlockingExecutor {
         mut request: HttpRequest,
         lease: &TokenLease,
         op: &O,
+        deadline: Option<OffsetDateTime>,
     ) -> Result<O::Output, Error> {
         lease.authorize(&mut request)?;
-        op.parse(self.send(request)?)
+        // Scrubbed here, where the token that was sent is known.
+        self.send_within(request, deadline)
+            .and_then(|response| op.parse(response))
+            .map_err(|e| self.inner.core.scrubbed(e, Some(&lease.token)))
     }
 
-    fn send(&self, request: HttpRequest) -> Result<HttpResponse, Error> {
-        self.inner.transport.send(request).map_err(Error::transport)
+    /// Sends `request` with the body cap and what is left of `deadline` attached
+    /// ([`RequestLimits`](basiq_core::transport::RequestLimits)), and checks the answer's size.
+    fn send_within(
+        &self,
+        request: HttpRequest,
+        deadline: Option<OffsetDateTime>,
+    ) -> Result<HttpResponse, Error> {
+        let core = &self.inner.core;
+        let request = core.limited(request, core.limits(deadline));
+        let response = self
+            .inner
+            .transport
+            .send(request)
+            .map_err(Error::transport)?;
+        core.received(response)
     }
 
     /// The server token to use now, fetching it (single flight) when the cache says so.

@@ -1,30 +1,54 @@
 //! [`UreqTransport`]: the default [`BlockingTransport`], one `ureq::Agent`. No tokio anywhere.
+//!
+//! Built on ureq **2.12**, not ureq 3: ureq 3's protocol layer (`ureq-proto`) hex-dumps every
+//! request head, response head and response body at TRACE through the `log` crate, with no option
+//! to turn it off, so any host that bridges `log` at TRACE would log the API key, bearer tokens,
+//! the `/token` answer and MFA answers. ureq 2 logs the request head at DEBUG with
+//! `Authorization` masked and never logs a body (see the workspace `Cargo.toml`, and the test
+//! `crates/basiq/tests/trace_logs.rs` that scans a TRACE log, hex dumps reassembled).
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::time::Duration;
 
 use basiq_core::error::{TransportError, TransportErrorKind};
-use basiq_core::transport::{BlockingTransport, HttpRequest, HttpResponse, USER_AGENT};
+use basiq_core::transport::{
+    BlockingTransport, HttpRequest, HttpResponse, RequestLimits, USER_AGENT,
+};
 
 /// How long establishing a connection (TCP + TLS) may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long each phase of a request may take by default: sending the request line and headers,
-/// waiting for the response head, and reading the response body each get this much on their own
-/// (see [`UreqTransport::with_timeouts`]); it is not a bound on the whole request.
+/// How long a whole request may take by default: from starting to connect until the response
+/// body has been read (see [`UreqTransport::with_timeouts`]).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// The largest response body read. Basiq's biggest pages are a few MB; the cap only stops a broken
-/// or hostile server from exhausting memory.
+/// The largest response body read when a request carries no [`RequestLimits`] (the executor
+/// always attaches them, from `ExecutorConfig::max_response_bytes`). Basiq's biggest pages are a
+/// few MB; the cap only stops a broken or hostile server from exhausting memory.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A [`BlockingTransport`] over one [`ureq::Agent`] (rustls, connection pool shared by clones).
 ///
-/// Every request is sent with `http_status_as_error(false)` — also on an agent supplied with
-/// [`with_agent`](Self::with_agent) — so 4xx/5xx come back as responses for the executor to
-/// classify, with Basiq's error body intact.
+/// 4xx/5xx come back as responses for the executor to classify, with Basiq's error body intact.
+///
+/// **Redirects are never followed**: Basiq's API does not redirect, and following one would send
+/// the request (a `POST /users` body, the bearer token, `user:pw@` credentials) to another origin
+/// and hand its answer back as Basiq's. A 3xx comes back as a response, which the executor turns
+/// into an [`ErrorKind::Redirect`](basiq_core::ErrorKind::Redirect) error with the call's ids. An
+/// agent passed to [`with_agent`](Self::with_agent) should be built with `.redirects(0)`; if it
+/// follows one anyway, the answer is refused (a transport error) rather than returned as Basiq's.
+///
+/// Each request's [`RequestLimits`] cap the body read and shorten the request's overall timeout
+/// to what is left of the call's deadline.
+///
+/// **Proxies**: the built-in agent does not read `HTTP(S)_PROXY` from the environment (ureq 2
+/// would not honour `NO_PROXY`, so loopback traffic would go through the proxy). Behind a proxy,
+/// pass an agent: `UreqTransport::with_agent(ureq::AgentBuilder::new().proxy(proxy).redirects(0).build())`.
 #[derive(Clone)]
 pub struct UreqTransport {
     agent: ureq::Agent,
+    /// The agent's own overall timeout, when this transport built the agent: a request's deadline
+    /// can only shorten it.
+    timeout: Option<Duration>,
 }
 
 impl UreqTransport {
@@ -34,59 +58,75 @@ impl UreqTransport {
         Self::with_timeouts(DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT)
     }
 
-    /// A transport with the given connect timeout and per-phase request timeout.
+    /// A transport with the given connect timeout and whole-request timeout.
     ///
-    /// `connect` bounds connection setup (TCP and TLS). `request` bounds each of three phases
-    /// separately — sending the request line and headers, waiting for the response head, reading
-    /// the response body — so connecting and those phases together may take up to
-    /// `connect + 3 × request` before the call fails with a timeout. DNS resolution and sending
-    /// the request body have no limit of their own (ureq's defaults; Basiq's request bodies are
-    /// small).
-    ///
-    /// Per-phase timeouts are used rather than ureq's `timeout_global`/`timeout_per_call`:
-    /// measured with `cargo bench -p basiq --bench overhead`, those made every call on a pooled
-    /// connection several times slower (hundreds of µs on loopback), while per-phase timeouts
-    /// cost nothing and still stop a stalled server.
+    /// `connect` bounds connection setup (TCP and TLS). `request` bounds the whole exchange, from
+    /// starting to connect until the response body has been read, so a call fails with a timeout
+    /// after at most `request` — a server dripping its body byte by byte included.
     pub fn with_timeouts(connect: Duration, request: Duration) -> Self {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
+        let agent = ureq::AgentBuilder::new()
             .user_agent(USER_AGENT)
-            .timeout_connect(Some(connect))
-            .timeout_send_request(Some(request))
-            .timeout_recv_response(Some(request))
-            .timeout_recv_body(Some(request))
+            .timeout_connect(connect)
+            .timeout(request)
+            .redirects(0)
             .build();
         Self {
-            agent: ureq::Agent::new_with_config(config),
+            agent,
+            timeout: Some(request),
         }
     }
 
-    /// Uses the host's own agent (its proxy, TLS and pool settings).
+    /// Uses the host's own agent (its proxy, TLS and pool settings). Build it with
+    /// `.redirects(0)` (see the type's docs).
     pub fn with_agent(agent: ureq::Agent) -> Self {
-        Self { agent }
-    }
-
-    fn run(&self, request: HttpRequest) -> Result<http::Response<ureq::Body>, ureq::Error> {
-        let (parts, body) = request.into_parts();
-        // An empty body is sent as *no* body, so a GET or DELETE carries no `Content-Length: 0`.
-        if body.is_empty() {
-            self.run_with_body(http::Request::from_parts(parts, ()))
-        } else {
-            self.run_with_body(http::Request::from_parts(parts, body))
+        Self {
+            agent,
+            timeout: None,
         }
     }
 
-    /// Sends `request` with `http_status_as_error(false)`, also on a host-supplied agent.
-    fn run_with_body(
+    fn run(
         &self,
-        request: http::Request<impl ureq::AsSendBody>,
-    ) -> Result<http::Response<ureq::Body>, ureq::Error> {
-        let request = self
-            .agent
-            .configure_request(request)
-            .http_status_as_error(false)
-            .build();
-        self.agent.run(request)
+        request: HttpRequest,
+        limits: Option<RequestLimits>,
+    ) -> Result<ureq::Response, TransportError> {
+        let (parts, body) = request.into_parts();
+        let url = parts.uri.to_string();
+        let mut call = self.agent.request(parts.method.as_str(), &url);
+        for (name, value) in &parts.headers {
+            let value = value.to_str().map_err(|_| {
+                // Never quote the value: it may be a credential.
+                TransportError::new(
+                    TransportErrorKind::Other,
+                    format!("header {name} is not visible ASCII and cannot be sent"),
+                )
+            })?;
+            call = call.set(name.as_str(), value);
+        }
+        if let Some(left) = limits.and_then(|l| l.timeout) {
+            call = call.timeout(self.timeout.map_or(left, |own| own.min(left)));
+        }
+        // An empty body is sent as *no* body, so a GET or DELETE carries no `Content-Length: 0`.
+        let result = if body.is_empty() {
+            call.call()
+        } else {
+            call.send_bytes(&body)
+        };
+        let response = match result {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(ureq::Error::Transport(e)) => return Err(transport_error(e)),
+        };
+        if url::Url::parse(response.get_url()).ok() != url::Url::parse(&url).ok() {
+            // A host-supplied agent followed a redirect: this is not Basiq's answer.
+            return Err(TransportError::new(
+                TransportErrorKind::Other,
+                format!(
+                    "the HTTP agent followed a redirect (status {}); Basiq's API never redirects, build the agent with .redirects(0)",
+                    response.status()
+                ),
+            ));
+        }
+        Ok(response)
     }
 }
 
@@ -98,48 +138,99 @@ impl Default for UreqTransport {
 
 impl fmt::Debug for UreqTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UreqTransport").finish_non_exhaustive()
+        f.debug_struct("UreqTransport")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
 /// Sorts a ureq failure into the kinds the executor reasons about.
-fn kind_of(e: &ureq::Error) -> TransportErrorKind {
+fn kind_of(e: &ureq::Transport) -> TransportErrorKind {
     use TransportErrorKind::{Connect, Io, Other, Timeout};
-    match e {
-        // Nothing was sent: resolving, connecting or the TLS handshake failed.
-        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Rustls(_) => {
-            Connect
-        }
-        ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => Connect,
-        ureq::Error::Timeout(_) => Timeout,
-        ureq::Error::Io(io) => match io.kind() {
-            io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-            | io::ErrorKind::NetworkDown
-            | io::ErrorKind::AddrNotAvailable => Connect,
-            io::ErrorKind::TimedOut => Timeout,
+    let io_kind = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<io::Error>())
+        .map(io::Error::kind);
+    match e.kind() {
+        // Nothing was sent: resolving, connecting, the proxy or the TLS handshake failed.
+        ureq::ErrorKind::Dns
+        | ureq::ErrorKind::ConnectionFailed
+        | ureq::ErrorKind::ProxyConnect
+        | ureq::ErrorKind::ProxyUnauthorized => Connect,
+        ureq::ErrorKind::Io => match io_kind {
+            Some(
+                io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::HostUnreachable
+                | io::ErrorKind::NetworkUnreachable
+                | io::ErrorKind::NetworkDown
+                | io::ErrorKind::AddrNotAvailable,
+            ) => Connect,
+            Some(io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => Timeout,
             _ => Io,
         },
         // A malformed or cut-off answer: the exchange started, its outcome is unknown.
-        ureq::Error::Protocol(_) | ureq::Error::BodyStalled => Io,
+        ureq::ErrorKind::BadStatus | ureq::ErrorKind::BadHeader => Io,
         _ => Other,
     }
 }
 
-fn transport_error(e: ureq::Error) -> TransportError {
+fn transport_error(e: ureq::Transport) -> TransportError {
     TransportError::new(kind_of(&e), e)
+}
+
+fn io_error(e: io::Error) -> TransportError {
+    let kind = match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TransportErrorKind::Timeout,
+        _ => TransportErrorKind::Io,
+    };
+    TransportError::new(kind, e)
+}
+
+#[derive(Debug)]
+struct BodyTooLarge(u64);
+
+impl fmt::Display for BodyTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "response body exceeds {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for BodyTooLarge {}
+
+/// The response as an `http` response, its body read up to `max` bytes.
+fn read_response(response: ureq::Response, max: u64) -> Result<HttpResponse, TransportError> {
+    let too_large = || TransportError::new(TransportErrorKind::TooLarge, BodyTooLarge(max));
+    let declared = response
+        .header("content-length")
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let mut builder = http::Response::builder().status(response.status());
+    for name in response.headers_names() {
+        for value in response.all(&name) {
+            builder = builder.header(name.as_str(), value);
+        }
+    }
+    let capacity = usize::try_from(declared.unwrap_or(0).min(1024 * 1024)).unwrap_or(0);
+    let mut body = Vec::with_capacity(capacity);
+    response
+        .into_reader()
+        .take(max.saturating_add(1))
+        .read_to_end(&mut body)
+        .map_err(io_error)?;
+    if u64::try_from(body.len()).unwrap_or(u64::MAX) > max {
+        return Err(too_large());
+    }
+    builder
+        .body(body)
+        .map_err(|e| TransportError::new(TransportErrorKind::Io, e))
 }
 
 impl BlockingTransport for UreqTransport {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let response = self.run(request).map_err(transport_error)?;
-        let (parts, body) = response.into_parts();
-        let body = body
-            .into_with_config()
-            .limit(MAX_BODY_BYTES)
-            .read_to_vec()
-            .map_err(transport_error)?;
-        Ok(http::Response::from_parts(parts, body))
+        let limits = RequestLimits::of(&request);
+        let max = limits.map_or(MAX_BODY_BYTES, |l| l.max_response_bytes);
+        let response = self.run(request, limits)?;
+        read_response(response, max)
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! | route | body | effect |
 //! |---|---|---|
-//! | `POST /__admin/clock/advance` | `{"seconds": N}` | moves virtual time; returns `{"now"}` |
-//! | `GET /__admin/clock` | | `{"now"}` |
+//! | `POST /__admin/clock/advance` | `{"seconds": N}` | moves virtual time; returns `{"now", "nowExact"}` |
+//! | `GET /__admin/clock` | | `{"now", "nowExact"}` (whole seconds; with sub-seconds) |
 //! | `GET /__admin/stats` | | counters ([`crate::Stats`]) |
+//! | `GET /__admin/requests` | | `{"requests": [{at, method, route, path}], "dropped"}`: the request log, oldest first |
 //! | `POST /__admin/reset` | | forgets users, connections, jobs, counters, connector statuses, fault rules |
 //! | `POST /__admin/connectors/{id}` | `{"status": "major-outage"}` | sets a connector's status |
 
@@ -30,6 +31,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/__admin/clock", get(clock))
         .route("/__admin/clock/advance", post(advance))
         .route("/__admin/stats", get(stats))
+        .route("/__admin/requests", get(requests))
         .route("/__admin/reset", post(reset))
         .route("/__admin/connectors/{connector_id}", post(set_connector))
 }
@@ -38,7 +40,16 @@ pub(crate) fn routes() -> Router<AppState> {
 const LATEST: time::OffsetDateTime = time::macros::datetime!(9000-01-01 00:00 UTC);
 
 async fn clock(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "now": rfc3339(state.now()) }))
+    Json(now_json(state.now()))
+}
+
+/// `{"now"}` in whole seconds as Basiq prints times, and `nowExact` with the sub-seconds a client
+/// that follows the virtual clock needs (pacing at "one every 6 s" must not lose a second).
+fn now_json(now: time::OffsetDateTime) -> Value {
+    let exact = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    json!({ "now": rfc3339(now), "nowExact": exact })
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,11 +74,16 @@ async fn advance(State(state): State<AppState>, body: Bytes) -> Result<Json<Valu
         ));
     }
     state.inner.clock.advance(by);
-    Ok(Json(json!({ "now": rfc3339(state.now()) })))
+    Ok(Json(now_json(state.now())))
 }
 
 async fn stats(State(state): State<AppState>) -> Json<Stats> {
     Json(state.db().stats.clone())
+}
+
+async fn requests(State(state): State<AppState>) -> Json<Value> {
+    let db = state.db();
+    Json(json!({ "requests": db.request_log.entries, "dropped": db.request_log.dropped }))
 }
 
 async fn reset(State(state): State<AppState>) -> Response {

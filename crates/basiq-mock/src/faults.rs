@@ -7,7 +7,12 @@
 //!
 //! Fault kinds and what the client observes:
 //! - `delay {ms}`: the request is held for `ms` real milliseconds (`tokio::time::sleep`), then
-//!   handled normally — for client timeouts.
+//!   handled normally — for client timeouts. A client that gives up first drops the request:
+//!   nothing happened.
+//! - `withhold {ms}`: the request is handled at once (state changes happen, even if the client
+//!   disconnects meanwhile), then the answer is held for `ms` real milliseconds — the client
+//!   times out although the server *acted*: the most dangerous case for a non-idempotent POST,
+//!   which must be reconciled, never repeated.
 //! - `reset`: the connection is closed without any response bytes. With `afterHandler: true` the
 //!   request is handled first (state changes happen) and the response is dropped: the ambiguous
 //!   failure after which a non-idempotent POST must be reconciled, never blindly repeated.
@@ -55,6 +60,12 @@ pub enum Fault {
     /// Sleep `ms` real milliseconds, then handle the request normally.
     Delay {
         /// Milliseconds to wait (capped at 60 000).
+        ms: u64,
+    },
+    /// Handle the request first (side effects happen, even if the client disconnects), then
+    /// hold the answer `ms` real milliseconds: the client times out after the server acted.
+    Withhold {
+        /// Milliseconds to hold the answer (capped at 60 000).
         ms: u64,
     },
     /// Close the connection without a response.
@@ -150,7 +161,12 @@ impl FaultRule {
             Fault::Status { code, .. } if !(400..=599).contains(&code) => {
                 Err(format!("status code must be 400-599, got {code}"))
             }
-            Fault::Delay { ms } if ms > 60_000 => Err("delay is capped at 60000 ms".into()),
+            Fault::Delay { ms } | Fault::Withhold { ms } if ms > 60_000 => {
+                Err("delay is capped at 60000 ms".into())
+            }
+            _ if self.path.len() > MAX_GLOB_LEN => Err(format!(
+                "path glob is longer than {MAX_GLOB_LEN} characters"
+            )),
             _ => Ok(()),
         }
     }
@@ -163,35 +179,47 @@ impl FaultRule {
     }
 }
 
-/// Glob match where `*` matches any (possibly empty) run of characters. Iterative with
-/// backtracking to the last star, so it is linear-ish and cannot blow the stack.
+/// The longest path glob a rule may have: matching runs under the registry lock.
+pub const MAX_GLOB_LEN: usize = 1024;
+
+/// Glob match where `*` matches any (possibly empty) run of characters, in time linear in
+/// `pattern.len() + text.len()` (it runs under the registry lock for every request).
+///
+/// The literal pieces between stars are matched left to right, each at its *leftmost*
+/// occurrence after the previous one (`str::find`, a two-way search: linear); the first piece
+/// must be a prefix and the last a suffix. Leftmost is always right for `*`-only globs: an
+/// earlier match leaves more text for the pieces after it. (The backtracking matcher this
+/// replaces was quadratic on patterns like `*a*a*a*…b`.)
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let p = pattern.as_bytes();
-    let t = text.as_bytes();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ti));
-                pi += 1;
+    glob_work(pattern, text).0
+}
+
+/// [`glob`], and how many bytes of text and pattern it examined (for the linearity test).
+fn glob_work(pattern: &str, text: &str) -> (bool, usize) {
+    let mut pieces = pattern.split('*');
+    let first = pieces.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return (false, first.len());
+    };
+    let mut work = first.len();
+    if !pattern.contains('*') {
+        return (rest.is_empty(), work);
+    }
+    let middle: Vec<&str> = pieces.collect();
+    let (last, middle) = match middle.split_last() {
+        Some((last, middle)) => (*last, middle),
+        None => ("", &[][..]),
+    };
+    for piece in middle.iter().filter(|p| !p.is_empty()) {
+        match rest.find(piece) {
+            Some(at) => {
+                work += at + 2 * piece.len();
+                rest = &rest[at + piece.len()..];
             }
-            Some(&c) if c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
+            None => return (false, work + rest.len() + piece.len()),
         }
     }
-    p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+    (rest.ends_with(last), work + 2 * last.len())
 }
 
 /// Fixed-window rate limit settings.
@@ -245,6 +273,8 @@ struct Inner {
 pub struct FaultStats {
     /// Delays injected.
     pub delay: u64,
+    /// Answers withheld after the request was handled.
+    pub withheld: u64,
     /// Connections reset.
     pub reset: u64,
     /// Error statuses injected.
@@ -452,6 +482,14 @@ pub async fn middleware(faults: Arc<Faults>, req: Request, next: Next) -> Respon
         faults.count(|s| s.delay += 1);
         tokio::time::sleep(Duration::from_millis(*ms)).await;
     }
+    if let Some(Fault::Withhold { ms }) = &fault {
+        faults.count(|s| s.withheld += 1);
+        // On its own task: hyper drops this future when the client hangs up, but the request
+        // must still be handled to the end — the server acted, only the answer is lost.
+        let handled = tokio::spawn(next.run(req));
+        tokio::time::sleep(Duration::from_millis(*ms)).await;
+        return handled.await.unwrap_or_else(|_| reset_response());
+    }
     match fault {
         Some(Fault::Reset {
             after_handler: false,
@@ -608,6 +646,64 @@ mod tests {
         assert!(glob("**", "x"));
         assert!(!glob("", "x"));
         assert!(glob("", ""));
+    }
+
+    /// The reference: the textbook dynamic program (quadratic, obviously right).
+    fn glob_reference(pattern: &[u8], text: &[u8]) -> bool {
+        let mut row = vec![false; text.len() + 1];
+        row[0] = true;
+        for &p in pattern {
+            let mut next = vec![false; text.len() + 1];
+            if p == b'*' {
+                let mut any = false;
+                for (i, cell) in next.iter_mut().enumerate() {
+                    any |= row[i];
+                    *cell = any;
+                }
+            } else {
+                for i in 0..text.len() {
+                    next[i + 1] = row[i] && text[i] == p;
+                }
+            }
+            row = next;
+        }
+        row[text.len()]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn glob_agrees_with_the_reference(
+            pattern in "[ab*/]{0,12}",
+            text in "[ab/]{0,16}",
+        ) {
+            proptest::prop_assert_eq!(
+                glob(&pattern, &text),
+                glob_reference(pattern.as_bytes(), text.as_bytes()),
+                "{:?} vs {:?}", pattern, text
+            );
+        }
+    }
+
+    #[test]
+    fn glob_work_is_linear_on_the_backtracking_worst_case() {
+        // `*a*a*…*a*b` against `aaa…a`: the old matcher retried every star at every position.
+        for n in [100usize, 1_000, 4_000] {
+            let pattern = format!("{}*b", "*a".repeat(n / 4));
+            let text = "a".repeat(n);
+            let (matched, work) = glob_work(&pattern, &text);
+            assert!(!matched);
+            assert!(
+                work <= 3 * (pattern.len() + text.len()),
+                "n={n}: {work} steps for {} + {} bytes",
+                pattern.len(),
+                text.len()
+            );
+        }
+        let too_long = FaultRule::new(
+            format!("/{}", "*a".repeat(MAX_GLOB_LEN)),
+            Fault::MalformedJson,
+        );
+        assert!(Faults::new().add(too_long).is_err());
     }
 
     #[test]

@@ -62,7 +62,7 @@ use time::OffsetDateTime;
 pub use clock::MockClock;
 pub use faults::{Fault, FaultRule, FaultStats, Faults, RateLimitRule};
 pub use state::RateLimit;
-pub use stats::Stats;
+pub use stats::{LoggedRequest, Stats};
 
 use state::{AppState, Config};
 
@@ -105,7 +105,12 @@ pub struct MockServerBuilder {
     redirect_url: Option<String>,
     rate_limit: Option<RateLimit>,
     token_limit: RateLimit,
+    body_timeout: Duration,
 }
+
+/// How long the emulator waits for a request body by default (see
+/// [`MockServerBuilder::request_body_timeout`]).
+pub const DEFAULT_REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for MockServerBuilder {
     fn default() -> Self {
@@ -117,6 +122,7 @@ impl Default for MockServerBuilder {
             redirect_url: None,
             rate_limit: None,
             token_limit: RateLimit::new(1500, Duration::from_secs(300)),
+            body_timeout: DEFAULT_REQUEST_BODY_TIMEOUT,
         }
     }
 }
@@ -167,6 +173,14 @@ impl MockServerBuilder {
         self
     }
 
+    /// How long a request body may take to arrive (default [`DEFAULT_REQUEST_BODY_TIMEOUT`]).
+    /// A client that declares a `Content-Length` and sends less gets `408` and the connection
+    /// is closed, instead of holding it forever.
+    pub fn request_body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
     /// Starts the server; panics if the port cannot be bound (use [`Self::try_start`] to
     /// handle that).
     #[allow(clippy::expect_used)]
@@ -195,6 +209,7 @@ impl MockServerBuilder {
             rate_limit: self.rate_limit,
             token_limit: self.token_limit,
             base_url: url.clone(),
+            body_timeout: self.body_timeout,
         };
         let state = AppState::new(config, clock);
         let app = server::router(state.clone());
@@ -308,6 +323,18 @@ impl MockServer {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.state.db().stats.clone()
+    }
+
+    /// Every request counted in [`stats`](Self::stats), oldest first, with the emulator's time
+    /// of arrival (the newest 100,000 are kept), like `GET /__admin/requests`.
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.state
+            .db()
+            .request_log
+            .entries
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Forgets users, connections, jobs, counters, connector statuses and armed fault rules

@@ -12,7 +12,11 @@
 //! limiting must sit *outside* `normalize` (added after it) so that deliberately malformed or
 //! truncated bodies are not "repaired".
 
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 use crate::state::AppState;
@@ -40,7 +44,43 @@ pub(crate) fn router(state: AppState) -> Router {
         .route_layer(from_fn(surface::json_content_type))
         .fallback(error::not_found)
         .layer(from_fn(error::normalize))
+        .layer(from_fn_with_state(state.clone(), read_body))
         .with_state(state);
     // Outermost, so injected bodies are not "repaired" by `normalize` (admin paths are exempt).
     faults::layer(app, faults)
+}
+
+/// The largest request body the emulator reads (Basiq's requests are small JSON documents).
+const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+/// Reads the whole request body within the configured timeout before any handler runs. A client
+/// that declares a `Content-Length` and then sends less (or nothing) gets `408` and the connection
+/// is closed, rather than holding a connection and a task forever; a body over 1 MiB gets `413`.
+async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let timeout = state.config().body_timeout;
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_REQUEST_BODY)).await;
+    let (status, code, detail) = match read {
+        Ok(Ok(bytes)) => {
+            return next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(_)) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "parameter-not-valid",
+            "The request body is too large or could not be read.",
+        ),
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "The request body did not arrive in time.",
+        ),
+    };
+    let mut response =
+        error::ApiError::new(status, code, "Bad request body", detail).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }

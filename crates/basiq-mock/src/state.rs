@@ -53,6 +53,8 @@ pub(crate) struct Config {
     pub(crate) token_limit: RateLimit,
     /// `http://127.0.0.1:PORT`, used in absolute `links`.
     pub(crate) base_url: String,
+    /// How long a request body may take to arrive.
+    pub(crate) body_timeout: Duration,
 }
 
 /// Shared, cheaply clonable handle on the emulator's state.
@@ -213,6 +215,8 @@ pub(crate) struct Db {
     pub(crate) token_log: VecDeque<OffsetDateTime>,
     pub(crate) connectors: Vec<Connector>,
     pub(crate) stats: Stats,
+    /// Every counted request with its time (`GET /__admin/requests`).
+    pub(crate) request_log: crate::stats::RequestLog,
     /// Snapshots of deleted connections whose data stays on the user: Basiq's DELETE removes
     /// the connection but "accounts and transactions remain on the user" (facts §3.2).
     pub(crate) retained: Vec<ConnectionInfo>,
@@ -231,6 +235,7 @@ impl Db {
             token_log: VecDeque::new(),
             connectors: crate::connectors::catalogue(),
             stats: Stats::default(),
+            request_log: crate::stats::RequestLog::default(),
             retained: Vec::new(),
             surface: crate::surface::SurfaceDb::default(),
             next_seq: 1,

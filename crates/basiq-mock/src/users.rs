@@ -242,6 +242,7 @@ async fn create(
     require_business_name(&user)?;
     let json = user_json(state.base(), &db, &user, state.now());
     db.users.insert(id.clone(), user);
+    db.stats.users_created += 1;
     let url = format!("{}/users/{id}", state.base());
     crate::surface::record(
         &mut db,

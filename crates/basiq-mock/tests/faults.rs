@@ -356,3 +356,59 @@ async fn rate_limit_from_the_builder() {
     assert!(resp.headers().get("retry-after").is_some());
     assert_eq!(server.faults().stats().rate_limited, 1);
 }
+
+/// `withhold`: the server acts (the user exists afterwards) although the client gave up waiting
+/// for the answer — the case a `delay` cannot stage, because a client that hangs up during a
+/// delay drops the request before it is handled.
+#[tokio::test]
+async fn withhold_acts_then_keeps_the_answer_past_the_client_timeout() {
+    let (server, _clock, token) = with_token().await;
+    add_fault(
+        &server,
+        json!({"method": "POST", "path": "/users", "fault": {"kind": "withhold", "ms": 2000}}),
+    )
+    .await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let err = impatient
+        .post(format!("{}/users", server.url()))
+        .bearer_auth(&token)
+        .json(&json!({"email": "withheld@example.com"}))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(server.faults().stats().withheld, 1);
+    assert_eq!(
+        server.stats().requests.get("POST /users").copied(),
+        Some(1),
+        "the POST was handled once"
+    );
+    // The state changed although the client saw only a timeout.
+    assert_eq!(server.stats().users_created, 1);
+}
+
+/// A request that declares a `Content-Length` and sends nothing gets `408` after the body
+/// timeout and its connection closed, instead of holding it forever.
+#[test]
+fn a_request_body_that_never_arrives_times_out() {
+    use std::io::{Read, Write};
+    let server = MockServer::builder()
+        .request_body_timeout(Duration::from_millis(200))
+        .start();
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(
+        b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    // The server closes the connection after answering: read_to_string ends.
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request-timeout"), "{answer}");
+}

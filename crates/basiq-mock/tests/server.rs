@@ -188,43 +188,46 @@ async fn reset_also_disarms_fault_rules() {
     assert!(server.faults().rules().is_empty());
 }
 
-/// The binary prints its URL and key, then serves until killed.
-#[test]
-fn binary_prints_url_and_key_and_serves() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_basiq-mock"))
-        .args(["--port", "0", "--api-key", "a2V5OnZhbHVl"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let url = lines.next().expect("line").expect("utf8");
-    let key = lines.next().expect("line").expect("utf8");
-    assert_eq!(key, "BASIQ_API_KEY=a2V5OnZhbHVl");
-    let addr = url
-        .strip_prefix("BASIQ_URL=http://")
-        .expect("url line")
-        .to_owned();
-    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-    let body = "scope=SERVER_ACCESS";
-    write!(
-        stream,
-        "POST /token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic a2V5OnZhbHVl\r\nbasiq-version: 3.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-}
-
 #[test]
 fn server_handles_are_thread_safe() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<MockServer>();
     assert_send_sync::<basiq_mock::MockClock>();
     assert_send_sync::<basiq_mock::Stats>();
+}
+
+/// The request log records what the client sent and when, on the emulator's (virtual) clock,
+/// without `/__admin` calls, the query string or tokens; `reset` clears it.
+#[tokio::test]
+async fn request_log_has_each_request_with_its_virtual_time() {
+    let (server, clock) = server();
+    let token = server_token(&server).await;
+    let t0 = server.now();
+    let user = create_user(&server, &token).await;
+    clock.advance(Duration::from_secs(90));
+    let (s, _) = get(&server, &format!("/users/{user}/jobs?filter=x"), &token).await;
+    assert!(s.is_client_error() || s.is_success(), "{s}");
+    let (s, body) = admin(&server, reqwest::Method::GET, "/__admin/requests", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let routes: Vec<(&str, &str)> = body["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .map(|r| (r["method"].as_str().unwrap(), r["route"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("POST", "/token"),
+            ("POST", "/users"),
+            ("GET", "/users/{user_id}/jobs")
+        ]
+    );
+    let log = server.request_log();
+    assert_eq!(log[1].at, t0);
+    assert_eq!(log[2].at, t0 + time::Duration::seconds(90));
+    assert_eq!(log[2].path, format!("/users/{user}/jobs"));
+    assert!(!body.to_string().contains(&token));
+    server.reset();
+    assert!(server.request_log().is_empty());
 }

@@ -342,11 +342,10 @@ fn connected_user(server: &MockServer, clock: &basiq::clock::ManualClock) -> (St
     for (k, v) in link.expose_url().query_pairs() {
         body.insert(k.into_owned(), Value::String(v.into_owned()));
     }
-    let answer: Value = ureq::post(format!("{}/consent/connect.json", server.url()))
+    let answer: Value = ureq::post(&format!("{}/consent/connect.json", server.url()))
         .send_json(Value::Object(body))
         .unwrap()
-        .body_mut()
-        .read_json()
+        .into_json()
         .unwrap();
     let job = answer["jobIds"][0].as_str().unwrap().to_owned();
     let report = client.jobs().wait(&job, PollConfig::default()).unwrap();
@@ -456,6 +455,8 @@ fn redis_killed_and_restarted_mid_run_fails_no_request_with_either_client() {
     round("redis up");
     let before_kill = fleet.round_trips();
     assert!(before_kill > 0);
+    redis.query::<()>(&redis::cmd("FLUSHALL"));
+    round("redis flushed");
     redis.kill();
     round("redis down");
     let redis = RedisServer::start_on(port).expect("restart redis");
@@ -554,4 +555,61 @@ fn redis_stores_implement_every_fleet_primitive() {
     );
     let _: Arc<dyn FleetStore> = blocking;
     let _: Arc<dyn AsyncFleetStore> = asynchronous;
+}
+
+/// A Redis that hangs (`DEBUG SLEEP`) costs a request at most the store's timeout per operation,
+/// never a failure.
+#[test]
+fn a_slow_redis_is_bounded_by_the_timeout_and_fails_no_request() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let server = MockServer::start();
+    let fleet = RedisFleet::new(&redis.url())
+        .unwrap()
+        .prefix("test:slow")
+        .unwrap()
+        .timeout(Duration::from_millis(100));
+    let url = redis.url();
+    let sleeper = std::thread::spawn(move || {
+        let client = redis::Client::open(url).unwrap();
+        let mut connection = client.get_connection().unwrap();
+        let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg("3")
+            .query(&mut connection);
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let blocking = basiq::blocking::Client::builder()
+        .api_key(server.api_key())
+        .base_url(server.url())
+        .fleet(fleet.blocking_fleet())
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    blocking
+        .users()
+        .create(new_user("slow@example.com"))
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = basiq::Client::builder()
+            .api_key(server.api_key())
+            .base_url(server.url())
+            .fleet(fleet.async_fleet())
+            .build()
+            .unwrap();
+        client
+            .users()
+            .create(new_user("slow2@example.com"))
+            .await
+            .unwrap();
+    });
+    // Both went on without Redis (each fell back after its timeout): Redis is still asleep.
+    assert!(
+        !sleeper.is_finished(),
+        "the requests waited for Redis ({:?})",
+        started.elapsed()
+    );
+    sleeper.join().unwrap();
 }

@@ -22,15 +22,15 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 fn fetch_token(base: &str, key: &str) -> String {
-    let agent = ureq::Agent::new_with_defaults();
-    let mut response = agent
+    let agent = ureq::Agent::new();
+    let response = agent
         .post(&format!("{base}/token"))
-        .header("Authorization", &format!("Basic {key}"))
-        .header("basiq-version", "3.0")
-        .content_type("application/x-www-form-urlencoded")
-        .send("scope=SERVER_ACCESS")
+        .set("Authorization", &format!("Basic {key}"))
+        .set("basiq-version", "3.0")
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string("scope=SERVER_ACCESS")
         .expect("token request");
-    let body: serde_json::Value = response.body_mut().read_json().expect("token json");
+    let body: serde_json::Value = response.into_json().expect("token json");
     body["access_token"]
         .as_str()
         .expect("access_token")
@@ -107,7 +107,7 @@ fn bench_blocking(server: &MockServer, user_id: &str, token: &str) {
         .base_url(server.url())
         .build()
         .expect("client");
-    let agent = ureq::Agent::new_with_defaults();
+    let agent = ureq::Agent::new();
     let url = format!("{}/users/{user_id}", server.url());
     let auth = format!("Bearer {token}");
     client.users().get(user_id).expect("warm sdk");
@@ -116,12 +116,12 @@ fn bench_blocking(server: &MockServer, user_id: &str, token: &str) {
     for _ in 0..ROUNDS {
         let start = Instant::now();
         for _ in 0..CALLS_PER_ROUND {
-            let mut response = agent
+            let response = agent
                 .get(&url)
-                .header("Authorization", &auth)
+                .set("Authorization", &auth)
                 .call()
                 .expect("raw get");
-            let user: User = response.body_mut().read_json().expect("raw decode");
+            let user: User = response.into_json().expect("raw decode");
             std::hint::black_box(user);
         }
         raw_samples.push(start.elapsed());

@@ -47,6 +47,8 @@ pub(crate) struct Policies {
     /// `None` = [`DEFAULT_CONSENT_URL`].
     pub(crate) consent_base: Option<Url>,
     pub(crate) max_refreshes_per_minute: u32,
+    /// How far the pagers follow `links.next`.
+    pub(crate) page_limits: basiq_core::pagination::PageLimits,
 }
 
 impl Default for Policies {
@@ -56,6 +58,7 @@ impl Default for Policies {
             ledger: Arc::new(Mutex::new(MemoryLedger::new())),
             consent_base: None,
             max_refreshes_per_minute: DEFAULT_MAX_REFRESHES_PER_MINUTE,
+            page_limits: basiq_core::pagination::PageLimits::default(),
         }
     }
 }
@@ -66,6 +69,7 @@ impl fmt::Debug for Policies {
             .field("refresh_policy", &self.refresh_policy)
             .field("consent_base", &self.consent_base.as_ref().map(Url::as_str))
             .field("max_refreshes_per_minute", &self.max_refreshes_per_minute)
+            .field("page_limits", &self.page_limits)
             .finish_non_exhaustive()
     }
 }
@@ -227,6 +231,9 @@ impl Policies {
             .schedule(now, candidates, jitter)
     }
 }
+
+/// How long a planned refresh slot stays claimed: a plan spans at most a day, plus margin.
+pub(crate) const PLANNED_SLOT_HORIZON: Duration = Duration::from_secs(26 * 60 * 60);
 
 /// Time left in the UTC day of `now`.
 pub(crate) fn until_next_midnight(now: OffsetDateTime) -> Duration {
@@ -631,24 +638,8 @@ pub(crate) enum PagerState<Op> {
     Done,
 }
 
-/// URLs a pager has fetched, so a `links.next` that loops back is an error, not an endless walk.
-#[derive(Debug, Default)]
-pub(crate) struct Visited(BTreeSet<String>);
-
-impl Visited {
-    /// Remembers `url`, or refuses it when it was followed before: a `links.next` chain that
-    /// loops back is an [`Error::InvalidInput`] carrying `context`.
-    pub(crate) fn follow(&mut self, url: &Url, context: &ErrorContext) -> Result<(), Error> {
-        if self.0.insert(url.as_str().to_owned()) {
-            Ok(())
-        } else {
-            Err(Error::invalid_input(format!(
-                "links.next {url} was already followed; refusing to loop"
-            ))
-            .with_context(context))
-        }
-    }
-}
+/// A pager's walk over `links.next`: loops, empty pages and the client's page limits.
+pub(crate) use basiq_core::pagination::PageWalk;
 
 // ---------------------------------------------------------------------------------------------
 // Consent UI

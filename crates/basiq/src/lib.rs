@@ -31,6 +31,9 @@
 //!   instead of a second Consent UI link while an attempt runs;
 //! - **the daily / at-login check**: [`users().triage`](Users::triage) lists the user's
 //!   unresolved failures with their actions, consulting `/connectors` for outages;
+//!   for many users, [`plan::TriageScheduler`] spreads that check over a window at a rate on the
+//!   refresh grid (never a burst) and [`plan::Pacer`] keeps the sends one step apart, also after
+//!   a resume — what `basiq triage` (the `basiq-cli` crate) runs;
 //! - **every page, once**: [`transactions().all`](Transactions::all) /
 //!   [`iter`](Transactions::iter) follow `links.next` on Basiq's origin only.
 //! - **webhooks you can trust**: [`webhooks::verify`] checks Basiq's signature (`whsec_`

@@ -377,12 +377,12 @@ macro_rules! resources {
                     .execute($crate::operations::ListUserJobs::new(user_id.clone()))
                     $($await)*?;
                 let mut jobs = Vec::new();
-                let mut visited = $crate::flows::Visited::default();
+                let mut walk = $crate::flows::PageWalk::new(self.policies().page_limits);
                 loop {
                     let next = page.next_page(self.executor().base_url())?;
+                    let follow = walk.follow(&page, next.as_ref().map(|op| op.url()), &context)?;
                     jobs.append(&mut page.data);
-                    let Some(op) = next else { return Ok(jobs) };
-                    visited.follow(op.url(), &context)?;
+                    let Some(op) = next.filter(|_| follow) else { return Ok(jobs) };
                     page = self.execute(op.with_context(context.clone()))$($await)*?;
                 }
             }
@@ -695,6 +695,39 @@ macro_rules! resources {
             ) -> $crate::refresh::RefreshSchedule {
                 self.client.policies().plan_refreshes(candidates, window, now)
             }
+
+            /// Runs one planned refresh (from [`plan_refreshes`](Self::plan_refreshes)) through
+            /// the guard of [`refresh`](Self::refresh) — in fleet mode only after claiming its
+            /// slot, so instances executing the same plan never refresh a connection twice (the
+            /// losers get [`SkipReason::InProgressElsewhere`]($crate::refresh::SkipReason::InProgressElsewhere)).
+            /// Without a fleet it is `refresh`.
+            pub $($async)* fn refresh_planned(
+                self,
+                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                planned: &$crate::refresh::ScheduledRefresh,
+            ) -> Result<$crate::RefreshOutcome, $crate::Error> {
+                let user_id = user_id.try_into()?;
+                if let Some(fleet) = self.client.fleet_config() {
+                    let mut claim = $crate::fleet::FleetAttempt::new(
+                        fleet.keys().planned_slot(&planned.connection_id, planned.at),
+                        fleet.instance(),
+                        self.client.now(),
+                        Vec::new(),
+                    )
+                    .exclusive($crate::flows::PLANNED_SLOT_HORIZON);
+                    if let Err(refusal) = self.client.drive_attempt(&mut claim)$($await)* {
+                        let outcome = $crate::flows::refresh_refused(refusal, self.client.now());
+                        ::tracing::info!(
+                            user_id = %user_id,
+                            connection_id = %planned.connection_id,
+                            ?outcome,
+                            "planned refresh taken by another instance"
+                        );
+                        return Ok(outcome);
+                    }
+                }
+                self.refresh(&user_id, &planned.connection_id)$($await)*
+            }
         }
 
         $crate::resources::resource! {
@@ -767,7 +800,9 @@ macro_rules! resources {
             }
 
             /// Every transaction matching `query`, following `links.next` to the last page
-            /// (same origin only; a link that loops back is an error). Each page is one request.
+            /// (same origin only; a link that loops back is an error; an empty page ends the
+            /// walk; beyond the client's [`page_limits`](ClientBuilder::page_limits) it is an
+            /// [`Error::PageLimit`]($crate::Error::PageLimit)). Each page is one request.
             pub $($async)* fn all(
                 self,
                 user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
@@ -816,7 +851,7 @@ macro_rules! resources {
             state: $crate::flows::PagerState<
                 $crate::pagination::NextPage<$crate::models::TransactionList>,
             >,
-            visited: $crate::flows::Visited,
+            walk: $crate::flows::PageWalk,
             pages: u64,
         }
 
@@ -843,7 +878,7 @@ macro_rules! resources {
                     query,
                     buffer: Vec::new().into_iter(),
                     state: $crate::flows::PagerState::Start,
-                    visited: $crate::flows::Visited::default(),
+                    walk: $crate::flows::PageWalk::new(client.policies().page_limits),
                     pages: 0,
                 }
             }
@@ -882,8 +917,9 @@ macro_rules! resources {
                     self.pages = self.pages.saturating_add(1);
                     self.state = match page.next_page(self.client.executor().base_url()) {
                         Ok(None) => PagerState::Done,
-                        Ok(Some(op)) => match self.visited.follow(op.url(), &context) {
-                            Ok(()) => PagerState::Next(op.with_context(context.clone())),
+                        Ok(Some(op)) => match self.walk.follow(&page, Some(op.url()), &context) {
+                            Ok(true) => PagerState::Next(op.with_context(context.clone())),
+                            Ok(false) => PagerState::Done,
                             Err(error) => PagerState::Failed(error),
                         },
                         Err(error) => PagerState::Failed(error.with_context(&context)),

@@ -18,12 +18,9 @@ use crate::flows::{Policies, SharedRefreshLedger, DEFAULT_MAX_REFRESHES_PER_MINU
 
 /// Default connect timeout of the built-in transports.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default request timeout of the built-in transports (see the builders' `timeout`). The async
-/// client's `ReqwestTransport` applies it to the whole request, from connecting until the response
-/// body has been read; the blocking client's `UreqTransport` applies it to each phase separately —
-/// sending the request head, waiting for the response head, reading the response body — so connecting
-/// and those phases of a blocking call may take up to the connect timeout plus three times this
-/// (DNS resolution and sending the request body have no limit of their own there).
+/// Default request timeout of the built-in transports (see the builders' `timeout`): both apply it
+/// to the whole request, from connecting until the response body has been read. A call's
+/// retries and waits are bounded by the builders' `call_deadline` on top.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
@@ -40,6 +37,10 @@ pub(crate) struct Settings {
     pub(crate) consent_base_url: Option<String>,
     pub(crate) max_refreshes_per_minute: u32,
     pub(crate) token_store: Option<Arc<dyn TokenStore>>,
+    pub(crate) max_response_bytes: u64,
+    pub(crate) call_deadline: Option<Duration>,
+    pub(crate) allow_insecure_http: bool,
+    pub(crate) page_limits: basiq_core::pagination::PageLimits,
 }
 
 /// A [`SharedRefreshLedger`] that prints as a name (the trait has no `Debug`).
@@ -67,6 +68,10 @@ impl Default for Settings {
             consent_base_url: None,
             max_refreshes_per_minute: DEFAULT_MAX_REFRESHES_PER_MINUTE,
             token_store: None,
+            max_response_bytes: basiq_core::auth::DEFAULT_MAX_RESPONSE_BYTES,
+            call_deadline: Some(basiq_core::auth::DEFAULT_CALL_DEADLINE),
+            allow_insecure_http: false,
+            page_limits: basiq_core::pagination::PageLimits::default(),
         }
     }
 }
@@ -90,7 +95,10 @@ impl Settings {
         let mut config = ExecutorConfig::new(base_url, api_key)
             .with_clock(clock)
             .with_token_policy(self.token_policy)
-            .with_retry_policy(self.retry_policy);
+            .with_retry_policy(self.retry_policy)
+            .with_max_response_bytes(self.max_response_bytes)
+            .with_call_deadline(self.call_deadline)
+            .with_insecure_http(self.allow_insecure_http);
         if let Some(store) = &self.token_store {
             config = config.with_token_store(Arc::clone(store));
         }
@@ -141,6 +149,7 @@ impl Settings {
             },
             consent_base,
             max_refreshes_per_minute: self.max_refreshes_per_minute,
+            page_limits: self.page_limits,
         })
     }
 }
@@ -309,12 +318,51 @@ macro_rules! builder_methods {
         }
 
         /// Request timeout of the built-in transport (ignored with a custom transport); default
-        /// [`DEFAULT_REQUEST_TIMEOUT`]($crate::DEFAULT_REQUEST_TIMEOUT). The async client
-        /// (reqwest) bounds the whole request with it, from connecting until the response body
-        /// has been read; the blocking client (ureq) bounds each phase with it separately —
-        /// sending the request head, waiting for the response head, reading the response body.
+        /// [`DEFAULT_REQUEST_TIMEOUT`]($crate::DEFAULT_REQUEST_TIMEOUT). Both clients bound the
+        /// whole request with it, from connecting until the response body has been read (a
+        /// slowly dripping body included).
         pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
             self.settings.timeout = timeout;
+            self
+        }
+
+        /// How long one call may take in all — every attempt, backoff and `Retry-After` wait,
+        /// and reading a slow body — default
+        /// [`DEFAULT_CALL_DEADLINE`]($crate::auth::DEFAULT_CALL_DEADLINE) (150 s). No retry is
+        /// started whose wait would end past it, and each request is given only what is left
+        /// of it. `None` leaves calls bounded by the retry policy and [`timeout`](Self::timeout)
+        /// alone.
+        pub fn call_deadline(mut self, deadline: Option<std::time::Duration>) -> Self {
+            self.settings.call_deadline = deadline;
+            self
+        }
+
+        /// The largest response body accepted, default
+        /// [`DEFAULT_MAX_RESPONSE_BYTES`]($crate::auth::DEFAULT_MAX_RESPONSE_BYTES) (64 MiB).
+        /// A larger one fails with a transport error of kind
+        /// [`TooLarge`]($crate::error::TransportErrorKind::TooLarge), never retried.
+        pub fn max_response_bytes(mut self, max: u64) -> Self {
+            self.settings.max_response_bytes = max;
+            self
+        }
+
+        /// How far the pagers (`transactions().all` / `iter`, the user's jobs) follow
+        /// `links.next` before stopping with [`Error::PageLimit`]($crate::Error::PageLimit).
+        /// Default [`PageLimits::new`]($crate::pagination::PageLimits): derived from the first
+        /// page's `size` (what the list says it holds, plus a page of slack), else
+        /// [`DEFAULT_MAX_PAGES`]($crate::pagination::DEFAULT_MAX_PAGES). An empty page always
+        /// ends a walk.
+        pub fn page_limits(mut self, limits: $crate::pagination::PageLimits) -> Self {
+            self.settings.page_limits = limits;
+            self
+        }
+
+        /// Allows an `http://` base URL for a host that is not a loopback address (`localhost`,
+        /// `127.0.0.0/8`, `[::1]` are always allowed, for emulators). Off by default: a typo
+        /// would send the API key and tokens in clear. Only for a TLS-terminating proxy on a
+        /// trusted network.
+        pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+            self.settings.allow_insecure_http = allow;
             self
         }
     };

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use basiq::clock::ManualClock;
+use basiq::clock::{Clock as _, ManualClock};
 use basiq::fleet::{
     AsyncFleet, AsyncFleetStore, BlockingFleet, FleetAnswer, FleetConfig, FleetKeys, FleetOp,
     FleetStore, MemoryFleetStore,
@@ -252,4 +252,64 @@ fn a_token_outage_costs_one_callers_requests_however_many_wait_blocking() {
     }
     let one_caller = u64::from(RetryPolicy::default().max_attempts);
     assert!(server.stats().token_requests <= one_caller);
+}
+
+/// Two instances executing the same plan: the slot is claimed once, the other is told another
+/// instance has it, and the emulator saw one refresh.
+#[test]
+fn instances_executing_one_plan_refresh_each_connection_once() {
+    use basiq::id::{InstitutionId, JobId};
+    use basiq::jobs::PollConfig;
+    use basiq::refresh::{RefreshPolicy, SkipReason};
+    use basiq::{ConsentAction, ConsentOutcome, RefreshOutcome};
+    use common::{blocking_on_virtual_time, virtual_time_server, SubmitConsent};
+
+    let (server, clock) = virtual_time_server();
+    let store = Arc::new(MemoryFleetStore::new(Arc::new(clock.clone())));
+    let instance = |name: &str| {
+        blocking_on_virtual_time(&server, &clock)
+            .refresh_policy(RefreshPolicy::default().with_min_interval(Duration::ZERO))
+            .fleet(BlockingFleet {
+                store: store.clone(),
+                config: config().with_instance(name),
+            })
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (instance("a"), instance("b"));
+    let user = a.users().create(new_user("plan@example.com")).unwrap().id;
+    let hooli = ConsentAction::connect_to(InstitutionId::new("AU00000").unwrap());
+    let ConsentOutcome::Link(link) = a.consent_url(&user, hooli).unwrap() else {
+        panic!("expected a link");
+    };
+    let job = a
+        .execute(SubmitConsent::new(
+            &link,
+            Some(("gavinBelson", "hooli2016")),
+        ))
+        .unwrap();
+    let report = a
+        .jobs()
+        .wait(&JobId::new(job).unwrap(), PollConfig::default())
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let connection = a.connections().list(&user).unwrap().data[0].id.clone();
+    clock.advance(Duration::from_secs(3600));
+    let plan = a.connections().plan_refreshes(
+        std::slice::from_ref(&connection),
+        Duration::from_secs(600),
+        clock.now(),
+    );
+    let slot = &plan.planned[0];
+    let first = a.connections().refresh_planned(&user, slot).unwrap();
+    assert!(matches!(first, RefreshOutcome::Started(_)), "{first:?}");
+    let second = b.connections().refresh_planned(&user, slot).unwrap();
+    assert!(
+        matches!(
+            second,
+            RefreshOutcome::Skipped(SkipReason::InProgressElsewhere { .. })
+        ),
+        "{second:?}"
+    );
+    assert_eq!(server.stats().refreshes.get(connection.as_str()), Some(&1));
 }

@@ -106,7 +106,7 @@ enum Phase {
     Done,
 }
 
-/// One fleet-wide attempt (see the [module docs](self)).
+/// One fleet-wide attempt (see the [fleet module docs](crate::fleet)).
 #[derive(Debug)]
 pub struct FleetAttempt {
     claim: FleetKey,

@@ -144,7 +144,7 @@ enum Phase {
     Done,
 }
 
-/// The cross-process fetch of the server token as a state machine (see the [module docs](self)).
+/// The cross-process fetch of the server token as a state machine (see the [fleet module docs](crate::fleet)).
 /// Built by [`ExecutorCore::fleet_fetch`] inside the executor's own fetch gate.
 pub struct FleetTokenFetch<'a> {
     core: &'a ExecutorCore,

@@ -28,6 +28,7 @@ impl RedisServer {
         let spawned = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--enable-debug-command", "yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -98,11 +99,10 @@ pub struct EmulatorClock {
 
 impl basiq::clock::Clock for EmulatorClock {
     fn now(&self) -> time::OffsetDateTime {
-        let body: serde_json::Value = ureq::get(format!("{}/__admin/clock", self.url))
+        let body: serde_json::Value = ureq::get(&format!("{}/__admin/clock", self.url))
             .call()
             .expect("emulator clock")
-            .body_mut()
-            .read_json()
+            .into_json()
             .expect("clock json");
         time::OffsetDateTime::parse(
             body["now"].as_str().unwrap_or_default(),
@@ -114,7 +114,7 @@ impl basiq::clock::Clock for EmulatorClock {
 
 /// Moves the emulator's virtual clock.
 pub fn advance(url: &str, seconds: f64) {
-    ureq::post(format!("{url}/__admin/clock/advance"))
+    ureq::post(&format!("{url}/__admin/clock/advance"))
         .send_json(serde_json::json!({ "seconds": seconds }))
         .expect("advance");
 }

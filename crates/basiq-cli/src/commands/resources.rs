@@ -1,0 +1,192 @@
+//! `users`, `connections`, `connectors`: thin wrappers over the facade's resources.
+
+use basiq::models::NewUser;
+use serde_json::json;
+
+use super::to_json;
+use crate::cli::{ConnectionsCommand, ConnectorsCommand, UsersCommand};
+use crate::output::{table, CliError, EXIT_OK};
+use crate::session::Session;
+
+pub(crate) fn users(s: &Session, cmd: &UsersCommand) -> Result<i32, CliError> {
+    let users = s.client.users();
+    match cmd {
+        UsersCommand::Create {
+            email,
+            mobile,
+            first_name,
+            last_name,
+        } => {
+            let user = users.create(NewUser {
+                email: email.clone(),
+                mobile: mobile.clone(),
+                first_name: first_name.clone(),
+                last_name: last_name.clone(),
+                ..NewUser::default()
+            })?;
+            if s.out.json {
+                s.out.json(&to_json(&user));
+            } else {
+                s.out.line(format!(
+                    "Created user {} ({})",
+                    user.id,
+                    contact(user.email.as_deref(), user.mobile.as_deref())
+                ));
+            }
+        }
+        UsersCommand::Get { user } => {
+            let user = users.get(user.as_str())?;
+            if s.out.json {
+                s.out.json(&to_json(&user));
+            } else {
+                let name = [user.first_name.as_deref(), user.last_name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                s.out.line(table(&[
+                    vec!["id".into(), user.id.to_string()],
+                    vec!["name".into(), or_dash(Some(name.as_str()))],
+                    vec!["email".into(), or_dash(user.email.as_deref())],
+                    vec!["mobile".into(), or_dash(user.mobile.as_deref())],
+                ]));
+            }
+        }
+        UsersCommand::Delete { user } => {
+            users.delete(user.as_str())?;
+            if s.out.json {
+                s.out.json(&json!({ "deleted": user }));
+            } else {
+                s.out
+                    .line(format!("Deleted user {user} and all their data"));
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+pub(crate) fn connections(s: &Session, cmd: &ConnectionsCommand) -> Result<i32, CliError> {
+    let connections = s.client.connections();
+    match cmd {
+        ConnectionsCommand::List { user } => {
+            let list = connections.list(user.as_str())?;
+            if s.out.json {
+                s.out.json(&to_json(&list));
+            } else if list.data.is_empty() {
+                s.out.line(format!("User {user} has no connections"));
+            } else {
+                let mut rows = vec![header(&[
+                    "connection",
+                    "institution",
+                    "method",
+                    "status",
+                    "last used",
+                ])];
+                rows.extend(list.data.iter().map(connection_row));
+                s.out.line(table(&rows));
+            }
+        }
+        ConnectionsCommand::Get { user, connection } => {
+            let c = connections.get(user.as_str(), connection.as_str())?;
+            if s.out.json {
+                s.out.json(&to_json(&c));
+            } else {
+                let mut rows = vec![header(&[
+                    "connection",
+                    "institution",
+                    "method",
+                    "status",
+                    "last used",
+                ])];
+                rows.push(connection_row(&c));
+                s.out.line(table(&rows));
+            }
+        }
+        ConnectionsCommand::Purge { user, connection } => {
+            connections.purge(user.as_str(), connection.as_str())?;
+            if s.out.json {
+                s.out.json(&json!({ "purged": connection, "userId": user }));
+            } else {
+                s.out.line(format!(
+                    "Purged the data of connection {connection} (user {user}); the connection \
+                     stays and its next successful refresh brings fresh data"
+                ));
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+pub(crate) fn connectors(s: &Session, cmd: &ConnectorsCommand) -> Result<i32, CliError> {
+    let ConnectorsCommand::List { outages } = cmd;
+    let list = s.client.connectors().list()?;
+    let shown: Vec<_> = list
+        .data
+        .iter()
+        .filter(|c| !outages || c.status.is_outage())
+        .collect();
+    if s.out.json {
+        s.out.json(
+            &json!({ "type": "list", "data": shown.iter().map(to_json).collect::<Vec<_>>() }),
+        );
+        return Ok(EXIT_OK);
+    }
+    if shown.is_empty() {
+        s.out.line(if *outages {
+            "No connector reports an outage"
+        } else {
+            "No connectors"
+        });
+        return Ok(EXIT_OK);
+    }
+    let mut rows = vec![header(&["connector", "method", "status", "name"])];
+    for c in shown {
+        let status = c.status.to_string();
+        rows.push(vec![
+            c.id.to_string(),
+            c.method.to_string(),
+            if c.status.is_outage() {
+                s.out.bad(&status)
+            } else {
+                status
+            },
+            or_dash(c.institution.as_ref().and_then(|i| i.name.as_deref())),
+        ]);
+    }
+    s.out.line(table(&rows));
+    if *outages {
+        s.out.line(s.out.dim(
+            "An outage is their end: failed jobs there are not the user's problem; retry once \
+             the connector is operational.",
+        ));
+    }
+    Ok(EXIT_OK)
+}
+
+fn connection_row(c: &basiq::models::Connection) -> Vec<String> {
+    vec![
+        c.id.to_string(),
+        or_dash(c.institution.as_ref().map(|i| i.id.as_str())),
+        c.method.to_string(),
+        c.status.to_string(),
+        c.last_used
+            .map(crate::output::rfc3339)
+            .unwrap_or_else(|| "-".into()),
+    ]
+}
+
+pub(crate) fn header(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_uppercase()).collect()
+}
+
+pub(crate) fn or_dash(value: Option<&str>) -> String {
+    value.filter(|v| !v.is_empty()).unwrap_or("-").to_owned()
+}
+
+fn contact(email: Option<&str>, mobile: Option<&str>) -> String {
+    match (email, mobile) {
+        (Some(e), Some(m)) => format!("{e}, {m}"),
+        (Some(x), None) | (None, Some(x)) => x.to_owned(),
+        (None, None) => "-".to_owned(),
+    }
+}

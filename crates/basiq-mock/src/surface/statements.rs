@@ -78,6 +78,7 @@ async fn upload(
         .map_err(|e| ApiError::invalid("statement", e.body_text()))?;
     let mut institution_id = None;
     let mut file = None;
+    let mut oversized = false;
     while let Some(mut field) = form.next_field().await.map_err(|e| multipart_error(&e))? {
         match field.name() {
             Some("institutionId") => {
@@ -88,10 +89,12 @@ async fn upload(
                 let content_type = field.content_type().map(str::to_owned);
                 let mut bytes = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(&e))? {
-                    if bytes.len() + chunk.len() > STATEMENT_MAX_BYTES {
-                        return Err(too_large());
+                    // Past the limit, keep reading (and dropping) to the end of the body, so the
+                    // client finishes sending and reads the 413 instead of a broken pipe.
+                    oversized |= bytes.len() + chunk.len() > STATEMENT_MAX_BYTES;
+                    if !oversized {
+                        bytes.extend_from_slice(&chunk);
                     }
-                    bytes.extend_from_slice(&chunk);
                 }
                 file = Some(StatementFile {
                     file_name,
@@ -102,6 +105,9 @@ async fn upload(
             // Unknown parts are ignored, as form handlers do.
             _ => {}
         }
+    }
+    if oversized {
+        return Err(too_large());
     }
     let institution_id = institution_id
         .map(|s| s.trim().to_owned())

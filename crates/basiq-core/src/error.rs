@@ -313,6 +313,8 @@ pub enum ErrorKind {
     Forbidden,
     /// 404 on anything but `/token`.
     NotFound,
+    /// 413: the request body (an uploaded statement) is too large for Basiq.
+    PayloadTooLarge,
     /// Other 4xx: the request was wrong.
     BadRequest,
     /// 429, or `/token`'s 403 "Invalid request" (too many token requests).
@@ -538,6 +540,7 @@ impl Error {
                 }
                 403 => ErrorKind::Forbidden,
                 404 => ErrorKind::NotFound,
+                413 => ErrorKind::PayloadTooLarge,
                 429 => ErrorKind::RateLimited,
                 300..=399 => ErrorKind::Redirect,
                 500..=599 => ErrorKind::Server,

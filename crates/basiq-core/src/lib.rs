@@ -57,6 +57,7 @@ pub mod plan;
 pub mod refresh;
 pub mod retry;
 pub mod secret;
+pub mod statements;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;

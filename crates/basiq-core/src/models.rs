@@ -467,6 +467,10 @@ pub struct User {
     /// Whether the user was verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_status: Option<bool>,
+    /// When the partner verified the user, as given when it was set (Basiq does not document a
+    /// format, so it is kept as sent); `null` when not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_date: Option<String>,
     /// The user's connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<RefList>,
@@ -526,7 +530,7 @@ pub struct JobStep {
     pub title: StepTitle,
     /// Where it is.
     pub status: StepStatus,
-    /// Its outcome, once there is one.
+    /// Its outcome, once there is one (`null` while pending or in progress).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<StepResult>,
 }
@@ -575,6 +579,19 @@ pub struct Job {
     /// The steps, in Basiq's order (find them by title).
     #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
     pub steps: Vec<JobStep>,
+    /// Report jobs only: the job's overall status (`pending`, `in-progress`, `success`, `failed`);
+    /// connection jobs say it through their steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Statement jobs only: the id of what the job reads from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
+    /// Report jobs only: the partner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
+    /// Report jobs only: the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_id: Option<String>,
     /// Links; `source` is the connection URL (absent on statement jobs; `null` on some reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<ResourceLinks>,
@@ -994,6 +1011,52 @@ pub struct Account {
     /// Whether the user owns the account (rather than being authorised on it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_owned: Option<bool>,
+    /// The account holder's name as the institution returns it (unformatted); Basiq's schema
+    /// requires the key and sends `null` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_holder: Option<String>,
+    /// When the account was opened, if known (a bare date on the wire).
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub creation_date: Option<OffsetDateTime>,
+    /// The current interest rate on deposits, as a decimal string.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deposit_rate: Option<Decimal>,
+    /// The current interest rate on lending, as a decimal string.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lending_rate: Option<Decimal>,
+    /// The available limit amortised by the payment schedule (zero if absent).
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub amortised_limit: Option<Decimal>,
+    /// The bundle the account belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_name: Option<String>,
+    /// The full account number, when the institution provides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmasked_acc_num: Option<String>,
+    /// Balances in other currencies (multi-currency travel cards).
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub purses: Vec<AccountPurse>,
     /// The date ranges Basiq holds transactions for.
     #[serde(
         default,
@@ -1013,6 +1076,22 @@ pub struct Account {
     /// Links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<ResourceLinks>,
+}
+
+/// A balance of a multi-currency account in one currency.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AccountPurse {
+    /// The balance.
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub amount: Option<Decimal>,
+    /// Its ISO currency code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
 }
 
 /// A date range of held transactions.
@@ -1258,8 +1337,13 @@ pub struct TransactionSubClass {
     /// Its name, e.g. `Supermarket and Grocery Stores`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    /// The ANZSIC code, e.g. `411`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The ANZSIC code, e.g. `411`. Declared a string, but Basiq sends a number (`"code": 722`) in
+    /// places: read as its text either way.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::string_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub code: Option<String>,
 }
 
@@ -1317,7 +1401,7 @@ pub struct Transaction {
     /// Basiq's classification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<TransactionClass>,
-    /// A finer classification, when known.
+    /// A finer classification, when known (`null` when not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_class: Option<TransactionSubClass>,
     /// When it happened (RFC 3339 or a bare date).
@@ -1452,8 +1536,12 @@ pub struct ConnectorInstitution {
     /// Short name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub short_name: Option<String>,
-    /// `1` (largest) to `4`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `1` (largest) to `4`; a number on the wire is read as its text.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::string_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tier: Option<String>,
     /// `Australia` or `New Zealand`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1461,6 +1549,24 @@ pub struct ConnectorInstitution {
     /// Logo links and colours, as Basiq sends them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo: Option<serde_json::Value>,
+    /// The institution's Australian Business Number (CDR data holders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abn: Option<String>,
+    /// Its Australian Company Number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acn: Option<String>,
+    /// Its Consumer Data Right contact email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdr_email: Option<String>,
+    /// Its CDR FAQ page.
+    #[serde(rename = "cdrFAQ", default, skip_serializing_if = "Option::is_none")]
+    pub cdr_faq: Option<String>,
+    /// Its CDR policy page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdr_policy: Option<String>,
+    /// Its CDR accredited data recipient / holder number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cdr_provider_number: Option<String>,
 }
 
 /// An institution reached through one method, with its health. Convert it to
@@ -1541,4 +1647,1110 @@ pub struct JobRefList {
     /// Links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<ResourceLinks>,
+}
+
+/// Where a consent stands.
+///
+/// Open: a value this SDK does not know is kept as `Other`, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum ConsentStatus {
+    /// Data may be read until `expiryDate`.
+    Active,
+    /// The user or the partner revoked it; no more data is read.
+    Revoked,
+    /// It ran out; the user must consent again.
+    Expired,
+    /// A value this SDK version does not know yet, kept verbatim.
+    Other(String),
+}
+
+impl ConsentStatus {
+    /// The value as Basiq spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Active => "active",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for ConsentStatus {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "active" => Self::Active,
+            "revoked" => Self::Revoked,
+            "expired" => Self::Expired,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for ConsentStatus {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<ConsentStatus> for String {
+    fn from(v: ConsentStatus) -> String {
+        match v {
+            ConsentStatus::Other(s) => s,
+            other => other.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConsentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the data is collected.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConsentPurpose {
+    /// The primary purpose (`title`, `description`), as Basiq sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<serde_json::Value>,
+    /// Other purposes. Basiq's schema says a boolean, its examples an object: kept as JSON
+    /// (basiq-api.md §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other: Option<serde_json::Value>,
+}
+
+/// What the consent covers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ConsentData {
+    /// Whether data is kept after the consent ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_data: Option<bool>,
+    /// How many days of history the first retrieval reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_retrieval_days: Option<u64>,
+    /// Whether the consent is given for an organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<bool>,
+    /// The permission scopes granted, as Basiq sends them.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub permissions: Vec<serde_json::Value>,
+}
+
+/// A user's consent to share data. Best practice: watch `expiryDate` and ask the user to
+/// consent again before it runs out (consent events announce it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Consent {
+    /// Always `consent`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The consent id.
+    pub id: String,
+    /// When it was given.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created: Option<OffsetDateTime>,
+    /// When it last changed.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub updated: Option<OffsetDateTime>,
+    /// When it expires.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expiry_date: Option<OffsetDateTime>,
+    /// Where it was given, e.g. `partner`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Active, revoked or expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ConsentStatus>,
+    /// When it was revoked (`null` if it was not).
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked: Option<OffsetDateTime>,
+    /// Why the data is collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<ConsentPurpose>,
+    /// What it covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<ConsentData>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ConsentLinks>,
+}
+
+/// Links of a consent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ConsentLinks {
+    /// The consent.
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub self_: Option<String>,
+    /// The policy the user agreed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_policy: Option<String>,
+    /// The current policy (differs when the policy changed since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_consent_policy: Option<String>,
+}
+
+/// `GET /users/{userId}/consents`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConsentList {
+    /// Always `list`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Number of consents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The consents (`null` reads as empty).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<Consent>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// The body of `POST /users/{userId}/auth_link`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuthLinkRequest {
+    /// Where the link is sent by SMS; defaults to the user's mobile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
+}
+
+/// Links of an auth link.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuthLinkLinks {
+    /// The auth link resource.
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub self_: Option<String>,
+    /// The URL the user opens to connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
+}
+
+/// A link the user opens to connect their bank (valid until `expiresAt`; afterwards `GET`
+/// answers 410).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct AuthLink {
+    /// Always `auth_link`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The link id (absent on create, Basiq's schema says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The mobile it was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
+    /// When it stops working.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Links; `public` is the URL for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<AuthLinkLinks>,
+}
+
+/// Something that happened to a user's data (`connection.created`, `consent.revoked`,
+/// `transactions.updated`, …). `data` holds the entity as it was; its shape depends on the
+/// entity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Event {
+    /// Always `event`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The event id.
+    pub id: String,
+    /// When it happened.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_date: Option<OffsetDateTime>,
+    /// What it is about: `user`, `connection`, `consent`, `account`, `transactions`, `job` (a
+    /// string: Basiq's enum lists only two and the event types show more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// What happened, e.g. `created`, `updated`, `revoked`, `expired`, `deleted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// The user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The URL of the entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_ref: Option<String>,
+    /// The entity. Basiq's list schema says a string, its examples an object: kept as JSON
+    /// (basiq-api.md §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// `GET /events`: events of the last 7 days.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EventList {
+    /// Always `list`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The events (`null` reads as empty).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<Event>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// A kind of event, e.g. `connection.created`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EventType {
+    /// Always `event-type`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The event type id, e.g. `consent.revoked`.
+    pub id: String,
+    /// What it means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// `GET /events/types`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EventTypeList {
+    /// Always `list`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Number of event types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Number over all pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The event types.
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<EventType>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// A physical address of an identity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct IdentityAddress {
+    /// E.g. `residential`, `mail`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// First line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_line1: Option<String>,
+    /// Second line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_line2: Option<String>,
+    /// Third line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_line3: Option<String>,
+    /// Postcode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+    /// City or suburb.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// State.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Country.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// ISO country code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_code: Option<String>,
+    /// The whole address on one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted_address: Option<String>,
+}
+
+/// The account holder as an institution knows them. Basiq spells some keys with capitals
+/// (`connectionID`, `DOB`); the Rust names are plain.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Identity {
+    /// Always `identity`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The identity id.
+    pub id: String,
+    /// When it was read.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created: Option<OffsetDateTime>,
+    /// When it last changed.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub updated: Option<OffsetDateTime>,
+    /// The connection it was read through.
+    #[serde(rename = "connectionID", default, skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    /// The institution.
+    #[serde(rename = "institutionID", default, skip_serializing_if = "Option::is_none")]
+    pub institution_id: Option<String>,
+    /// How it was read, e.g. `open-banking`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Full name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    /// First name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    /// Last name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// Middle name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub middle_name: Option<String>,
+    /// Title, e.g. `Mr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Date of birth as Basiq sends it (`DD/MM/YYYY` or `YYYY-MM-DD`): a string, because a wrong
+    /// guess at the format would lose it.
+    #[serde(rename = "DOB", default, skip_serializing_if = "Option::is_none")]
+    pub date_of_birth: Option<String>,
+    /// ANZSCO occupation code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupation_code: Option<String>,
+    /// Version of the code list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupation_code_version: Option<String>,
+    /// Phone numbers, as Basiq sends them.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub phone_numbers: Vec<serde_json::Value>,
+    /// Email addresses, as Basiq sends them.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub email_addresses: Vec<serde_json::Value>,
+    /// Physical addresses.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub physical_addresses: Vec<IdentityAddress>,
+    /// For a business: names, ABN, ACN, industry, as Basiq sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<serde_json::Value>,
+    /// Links (`self`, `job`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// `GET /users/{userId}/identities`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct IdentityList {
+    /// Always `list`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Number of identities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// The identities (`null` reads as empty).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<Identity>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// The body of the affordability, expense and income calls: which accounts and months to cover.
+/// Everything is optional (all accounts, all months).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryRequest {
+    /// Account ids to include.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub accounts: Vec<String>,
+    /// First month, `YYYY-MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_month: Option<String>,
+    /// Last month, `YYYY-MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_month: Option<String>,
+}
+
+/// Links of a summary snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SummaryLinks {
+    /// The snapshot.
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub self_: Option<String>,
+    /// The matching income summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub income: Option<String>,
+    /// The matching expense summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expenses: Option<String>,
+    /// The accounts covered.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub accounts: Vec<String>,
+}
+
+/// An affordability snapshot (legacy: prefer reports). Its sections are kept as JSON: Basiq
+/// nests a dozen money objects whose required keys its own examples omit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Affordability {
+    /// Always `affordability`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The snapshot id.
+    pub id: String,
+    /// Days of data covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage_days: Option<u64>,
+    /// First month, `YYYY-MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_month: Option<String>,
+    /// Last month, `YYYY-MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_month: Option<String>,
+    /// When it was computed.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub generated_date: Option<OffsetDateTime>,
+    /// Totals (assets, liabilities, net position, …) as decimal strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
+    /// Asset accounts, as Basiq sends them.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub assets: Vec<serde_json::Value>,
+    /// Credit and loan accounts, as Basiq sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liabilities: Option<serde_json::Value>,
+    /// Payments to external lenders, as Basiq sends them.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub external: Vec<serde_json::Value>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<SummaryLinks>,
+}
+
+/// `GET /users/{userId}/affordability`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AffordabilityList {
+    /// Always `list`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The snapshots (`null` reads as empty).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<Affordability>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// An expense summary snapshot; sections kept as JSON (see `Affordability`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Expenses {
+    /// Always `expenses`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The snapshot id.
+    pub id: String,
+    /// Days of data covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage_days: Option<u64>,
+    /// First month, `YYYY-MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_month: Option<String>,
+    /// Last month, `YYYY-MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_month: Option<String>,
+    /// Bank fees (`avgMonthly`, `summary`, `changeHistory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_fees: Option<serde_json::Value>,
+    /// Cash withdrawals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_withdrawals: Option<serde_json::Value>,
+    /// Transfers out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_transfers: Option<serde_json::Value>,
+    /// Loan interest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loan_interests: Option<serde_json::Value>,
+    /// Loan repayments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loan_repayments: Option<serde_json::Value>,
+    /// Spending by category, as Basiq sends it.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub payments: Vec<serde_json::Value>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<SummaryLinks>,
+}
+
+/// An income summary snapshot; sections kept as JSON (see `Affordability`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Income {
+    /// Always `income`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The snapshot id.
+    pub id: String,
+    /// Days of data covered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage_days: Option<u64>,
+    /// First month, `YYYY-MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_month: Option<String>,
+    /// Last month, `YYYY-MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_month: Option<String>,
+    /// Regular and irregular averages, as decimal strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
+    /// Regular income streams (salary, …), as Basiq sends them.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub regular: Vec<serde_json::Value>,
+    /// Irregular income.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub irregular: Vec<serde_json::Value>,
+    /// Other credits.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub other_credit: Vec<serde_json::Value>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<SummaryLinks>,
+}
+
+/// One filter of a report, e.g. `{name: "users", value: ["ea3a81"]}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReportFilter {
+    /// What it filters, e.g. `users`, `accounts`, `fromDate`, `toDate`.
+    pub name: String,
+    /// The value: a string or a list of strings, depending on the filter (any JSON value, so no
+    /// `type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+}
+
+/// The body of `POST /reports`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewReport {
+    /// The report type id, e.g. `CON_AFFOR_01` (see `ListReportTypes`).
+    pub report_type: String,
+    /// A title.
+    pub title: String,
+    /// Which users, accounts and dates it covers.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub filters: Vec<ReportFilter>,
+}
+
+/// A report; `data` (metrics, groups, accounts) is kept as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Report {
+    /// Always `report`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The report id.
+    pub id: String,
+    /// Its title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The report type id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_type: Option<String>,
+    /// When it was built.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_date: Option<OffsetDateTime>,
+    /// When Basiq deletes it.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Who asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// The filters it was built with.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub filters: Vec<ReportFilter>,
+    /// The metrics, groups and accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    /// Links (`self`, `transactions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// `GET /reports`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ReportList {
+    /// Always `list`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Number on this page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Number over all pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The reports (without `data`).
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<Report>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// A kind of report and the filters it takes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ReportType {
+    /// Always `report-type`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The report type id, e.g. `CON_AFFOR_01`.
+    pub id: String,
+    /// Its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What it shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The filters it takes, as Basiq describes them.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub filters: Vec<serde_json::Value>,
+}
+
+/// `GET /reports/types`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ReportTypeList {
+    /// Always `list`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Number of report types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// The report types.
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<ReportType>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// What Enrich found; each part is kept as Basiq sends it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EnrichmentData {
+    /// The merchant (`id`, `businessName`, `website`, `abn`, `phoneNumber`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merchant: Option<serde_json::Value>,
+    /// The category (`matchType`, `matchScore`, `anzsic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<serde_json::Value>,
+    /// The location (address parts, `geometry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<serde_json::Value>,
+    /// Tags.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub tags: Vec<String>,
+}
+
+/// `GET /enrich`: the merchant behind a transaction description.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Enrichment {
+    /// Always `enrich`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// `debit` or `credit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// The transaction class, e.g. `payment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// What was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<EnrichmentData>,
+    /// Links, including the merchant logos.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<EnrichmentLinks>,
+}
+
+/// Links of an enrichment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EnrichmentLinks {
+    /// This enrichment.
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub self_: Option<String>,
+    /// The merchant's logo.
+    #[serde(rename = "logo-master", default, skip_serializing_if = "Option::is_none")]
+    pub logo_master: Option<String>,
+    /// A thumbnail of it.
+    #[serde(rename = "logo-thumb", default, skip_serializing_if = "Option::is_none")]
+    pub logo_thumb: Option<String>,
+}
+
+/// Whether a subscription delivers.
+///
+/// Open: a value this SDK does not know is kept as `Other`, never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum WebhookStatus {
+    /// Delivering.
+    Active,
+    /// Waiting for Basiq's approval.
+    PendingApproval,
+    /// Stopped after failed deliveries (not in Basiq's enum; seen in its guides).
+    Disabled,
+    /// A value this SDK version does not know yet, kept verbatim.
+    Other(String),
+}
+
+impl WebhookStatus {
+    /// The value as Basiq spells it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Active => "active",
+            Self::PendingApproval => "pending-approval",
+            Self::Disabled => "disabled",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for WebhookStatus {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "active" => Self::Active,
+            "pending-approval" => Self::PendingApproval,
+            "disabled" => Self::Disabled,
+            _ => Self::Other(s),
+        }
+    }
+}
+
+impl From<&str> for WebhookStatus {
+    fn from(s: &str) -> Self {
+        Self::from(s.to_owned())
+    }
+}
+
+impl From<WebhookStatus> for String {
+    fn from(v: WebhookStatus) -> String {
+        match v {
+            WebhookStatus::Other(s) => s,
+            other => other.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for WebhookStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of creating or updating a webhook subscription.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookRequest {
+    /// A name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The HTTPS endpoint Basiq posts messages to.
+    pub url: String,
+    /// Event type ids, e.g. `connection.created`; empty for all.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub subscribed_events: Vec<String>,
+}
+
+/// A webhook subscription.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Webhook {
+    /// Always `webhook`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The subscription id.
+    pub id: String,
+    /// Its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Where messages go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Whether it delivers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<WebhookStatus>,
+    /// The signing secret (`whsec_…`), for `webhooks::WebhookVerifier`; Basiq shows it on create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The event types it receives.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub subscribed_events: Vec<String>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// `GET /notifications/webhooks`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WebhookList {
+    /// Always `list`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Number on this page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Number over all pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The subscriptions.
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<Webhook>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// A message sent to a subscription, with its delivery attempts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct WebhookDelivery {
+    /// Always `message`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The message id.
+    pub id: String,
+    /// The subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<String>,
+    /// The event type id (Basiq also sends `eventTypeId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The event type id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type_id: Option<String>,
+    /// The event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The body that was posted (`eventTypeId`, `eventId`, `links`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    /// Delivery attempts, as Basiq sends them.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::null_as_empty",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub attempts: Vec<serde_json::Value>,
+    /// Links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<WebhookMessageLinks>,
+}
+
+/// Links of a webhook message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WebhookMessageLinks {
+    /// The message.
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub self_: Option<String>,
+    /// The event (fetch it with `GetEvent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+}
+
+/// One page of `GET /notifications/webhooks/{webhookId}/messages`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WebhookMessageList {
+    /// Always `list`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Number on this page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Number over all pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The messages.
+    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    pub data: Vec<WebhookDelivery>,
+    /// Links; `next` when there are more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<ResourceLinks>,
+}
+
+/// The body of `POST /notifications/messages/test`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestMessageRequest {
+    /// The event type to simulate, e.g. `connection.created`.
+    pub event_type_id: String,
+    /// A free text (Basiq capitalises the key).
+    #[serde(rename = "Text", default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }

@@ -846,3 +846,1451 @@ impl Operation for GetConnector {
         true
     }
 }
+
+/// `GET /users/{userId}/consents`: list the user's consents.
+#[derive(Debug, Clone)]
+pub struct ListConsents {
+    /// The user.
+    pub user_id: UserId,
+}
+
+impl ListConsents {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId) -> Self {
+        Self { user_id }
+    }
+}
+
+impl Operation for ListConsents {
+    type Output = models::ConsentList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "consents"],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `DELETE /users/{userId}/consents/{consentId}`: revoke a consent.
+///
+/// Basiq stops reading the user's data and the consent's status becomes `revoked`. Idempotent:
+/// revoking twice leaves it revoked (the second call may answer 404).
+#[derive(Debug, Clone)]
+pub struct RevokeConsent {
+    /// The user.
+    pub user_id: UserId,
+    /// The consent.
+    pub consent_id: String,
+}
+
+impl RevokeConsent {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId, consent_id: String) -> Self {
+        Self { user_id, consent_id }
+    }
+}
+
+impl Operation for RevokeConsent {
+    type Output = ();
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("consent_id", &self.consent_id)?;
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "consents", self.consent_id.as_str()],
+        )?;
+        operation::empty_request(Method::DELETE, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::check_status(&response, &[204])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `GET /users/{userId}/auth_link`: retrieve the user's current auth link.
+///
+/// Answers 410 `resource-no-longer-available` once the link expired or was deleted.
+#[derive(Debug, Clone)]
+pub struct GetAuthLink {
+    /// The user.
+    pub user_id: UserId,
+}
+
+impl GetAuthLink {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId) -> Self {
+        Self { user_id }
+    }
+}
+
+impl Operation for GetAuthLink {
+    type Output = models::AuthLink;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "auth_link"],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `POST /users/{userId}/auth_link`: create an auth link for the user.
+///
+/// Not idempotent: each call invalidates the previous link.
+///
+/// Not idempotent: executors never repeat it after an ambiguous failure.
+#[derive(Debug, Clone)]
+pub struct CreateAuthLink {
+    /// The user.
+    pub user_id: UserId,
+    /// Optionally the mobile the link is sent to.
+    pub body: models::AuthLinkRequest,
+}
+
+impl CreateAuthLink {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId, body: models::AuthLinkRequest) -> Self {
+        Self { user_id, body }
+    }
+}
+
+impl Operation for CreateAuthLink {
+    type Output = models::AuthLink;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "auth_link"],
+        )?;
+        operation::json_request(Method::POST, &url, &self.body)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[201])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        false
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `DELETE /users/{userId}/auth_link`: delete the user's auth link.
+#[derive(Debug, Clone)]
+pub struct DeleteAuthLink {
+    /// The user.
+    pub user_id: UserId,
+}
+
+impl DeleteAuthLink {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId) -> Self {
+        Self { user_id }
+    }
+}
+
+impl Operation for DeleteAuthLink {
+    type Output = ();
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "auth_link"],
+        )?;
+        operation::empty_request(Method::DELETE, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::check_status(&response, &[204])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `GET /events`: list the events of the last 7 days.
+///
+/// Basiq keeps events for 7 days. A webhook message carries only `links.event`: fetch the event
+/// with `GetEvent`.
+#[derive(Debug, Clone, Default)]
+pub struct ListEvents {
+    /// A Basiq filter on `user.id`, `event.entity` or `event.type`, e.g.
+    /// `event.type.eq('connection.created')`; encoded by the SDK.
+    pub filter: Option<String>,
+}
+
+impl ListEvents {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    ///
+    /// Optional query parameters start unset; set them with the builder methods.
+    pub fn new() -> Self {
+        Self { filter: None }
+    }
+
+    /// Sets the `filter` query parameter: a Basiq filter on `user.id`, `event.entity` or
+    /// `event.type`, e.g. `event.type.eq('connection.created')`; encoded by the SDK.
+    pub fn filter(mut self, filter: impl Into<String>) -> Self {
+        self.filter = Some(filter.into());
+        self
+    }
+}
+
+impl Operation for ListEvents {
+    type Output = models::EventList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(base, &["events"])?;
+        let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /events/{eventId}`: retrieve an event.
+#[derive(Debug, Clone)]
+pub struct GetEvent {
+    /// The event (Basiq names it `id`).
+    pub event_id: String,
+}
+
+impl GetEvent {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(event_id: String) -> Self {
+        Self { event_id }
+    }
+}
+
+impl Operation for GetEvent {
+    type Output = models::Event;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("event_id", &self.event_id)?;
+        let url = operation::endpoint(base, &["events", self.event_id.as_str()])?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /events/types`: list the event types.
+#[derive(Debug, Clone, Default)]
+pub struct ListEventTypes {}
+impl ListEventTypes {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new() -> Self {
+        Self {}
+    }
+}
+
+impl Operation for ListEventTypes {
+    type Output = models::EventTypeList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(base, &["events", "types"])?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /events/types/{eventTypeId}`: retrieve an event type.
+#[derive(Debug, Clone)]
+pub struct GetEventType {
+    /// The event type, e.g. `connection.created` (Basiq names it `id`).
+    pub event_type_id: String,
+}
+
+impl GetEventType {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(event_type_id: String) -> Self {
+        Self { event_type_id }
+    }
+}
+
+impl Operation for GetEventType {
+    type Output = models::EventType;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("event_type_id", &self.event_type_id)?;
+        let url = operation::endpoint(
+            base,
+            &["events", "types", self.event_type_id.as_str()],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /users/{userId}/identities`: list the identities read from the user's connections.
+#[derive(Debug, Clone)]
+pub struct ListIdentities {
+    /// The user.
+    pub user_id: UserId,
+}
+
+impl ListIdentities {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId) -> Self {
+        Self { user_id }
+    }
+}
+
+impl Operation for ListIdentities {
+    type Output = models::IdentityList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "identities"],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `GET /users/{userId}/identities/{identityId}`: retrieve an identity.
+#[derive(Debug, Clone)]
+pub struct GetIdentity {
+    /// The user.
+    pub user_id: UserId,
+    /// The identity.
+    pub identity_id: String,
+}
+
+impl GetIdentity {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId, identity_id: String) -> Self {
+        Self { user_id, identity_id }
+    }
+}
+
+impl Operation for GetIdentity {
+    type Output = models::Identity;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("identity_id", &self.identity_id)?;
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "identities", self.identity_id.as_str()],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `GET /users/{userId}/affordability`: list the user's affordability snapshots.
+#[derive(Debug, Clone)]
+pub struct ListAffordability {
+    /// The user.
+    pub user_id: UserId,
+}
+
+impl ListAffordability {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId) -> Self {
+        Self { user_id }
+    }
+}
+
+impl Operation for ListAffordability {
+    type Output = models::AffordabilityList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "affordability"],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `POST /users/{userId}/affordability`: compute an affordability summary (legacy).
+///
+/// Not idempotent: each call computes and stores a new snapshot.
+///
+/// Not idempotent: executors never repeat it after an ambiguous failure.
+#[derive(Debug, Clone)]
+pub struct CreateAffordability {
+    /// The user.
+    pub user_id: UserId,
+    /// The accounts and months to cover; all optional.
+    pub body: models::SummaryRequest,
+}
+
+impl CreateAffordability {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId, body: models::SummaryRequest) -> Self {
+        Self { user_id, body }
+    }
+}
+
+impl Operation for CreateAffordability {
+    type Output = models::Affordability;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "affordability"],
+        )?;
+        operation::json_request(Method::POST, &url, &self.body)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200, 201])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        false
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `GET /users/{userId}/affordability/{snapshotId}`: retrieve an affordability snapshot.
+#[derive(Debug, Clone)]
+pub struct GetAffordability {
+    /// The user.
+    pub user_id: UserId,
+    /// The summary snapshot.
+    pub snapshot_id: String,
+}
+
+impl GetAffordability {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId, snapshot_id: String) -> Self {
+        Self { user_id, snapshot_id }
+    }
+}
+
+impl Operation for GetAffordability {
+    type Output = models::Affordability;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("snapshot_id", &self.snapshot_id)?;
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "affordability", self.snapshot_id.as_str()],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `GET /users/{userId}/affordability/{snapshotId}/transactions`: the transactions behind an
+/// affordability snapshot, one page.
+#[derive(Debug, Clone)]
+pub struct ListAffordabilityTransactions {
+    /// The user.
+    pub user_id: UserId,
+    /// The summary snapshot.
+    pub snapshot_id: String,
+    /// Page size, 1 to 500 (Basiq's maximum; a larger value is refused up front).
+    pub limit: Option<u32>,
+}
+
+impl ListAffordabilityTransactions {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    ///
+    /// Optional query parameters start unset; set them with the builder methods.
+    pub fn new(user_id: UserId, snapshot_id: String) -> Self {
+        Self {
+            user_id,
+            snapshot_id,
+            limit: None,
+        }
+    }
+
+    /// Sets the `limit` query parameter: page size, 1 to 500 (Basiq's maximum; a larger value is
+    /// refused up front). Must be within 1..=500; `request()` refuses other values with
+    /// `Error::InvalidInput` before anything is sent.
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+impl Operation for ListAffordabilityTransactions {
+    type Output = models::TransactionList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("snapshot_id", &self.snapshot_id)?;
+        if let Some(value) = self.limit {
+            if !(1..=500).contains(&value) {
+                return Err(
+                    Error::invalid_input(
+                        format!("`limit` must be within 1..=500, got {value}"),
+                    ),
+                );
+            }
+        }
+        let url = operation::endpoint(
+            base,
+            &[
+                "users",
+                self.user_id.as_str(),
+                "affordability",
+                self.snapshot_id.as_str(),
+                "transactions",
+            ],
+        )?;
+        let limit = self.limit.map(|value| value.to_string());
+        let url = operation::with_query(url, &[("limit", limit.as_deref())]);
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `POST /users/{userId}/expenses`: compute an expense summary.
+///
+/// Not idempotent: each call computes and stores a new snapshot.
+///
+/// Not idempotent: executors never repeat it after an ambiguous failure.
+#[derive(Debug, Clone)]
+pub struct CreateExpenses {
+    /// The user.
+    pub user_id: UserId,
+    /// The accounts and months to cover; all optional.
+    pub body: models::SummaryRequest,
+}
+
+impl CreateExpenses {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId, body: models::SummaryRequest) -> Self {
+        Self { user_id, body }
+    }
+}
+
+impl Operation for CreateExpenses {
+    type Output = models::Expenses;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "expenses"],
+        )?;
+        operation::json_request(Method::POST, &url, &self.body)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        false
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `GET /users/{userId}/expenses/{snapshotId}`: retrieve an expense summary.
+#[derive(Debug, Clone)]
+pub struct GetExpenses {
+    /// The user.
+    pub user_id: UserId,
+    /// The summary snapshot.
+    pub snapshot_id: String,
+}
+
+impl GetExpenses {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId, snapshot_id: String) -> Self {
+        Self { user_id, snapshot_id }
+    }
+}
+
+impl Operation for GetExpenses {
+    type Output = models::Expenses;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("snapshot_id", &self.snapshot_id)?;
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "expenses", self.snapshot_id.as_str()],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `POST /users/{userId}/income`: compute an income summary.
+///
+/// Not idempotent: each call computes and stores a new snapshot.
+///
+/// Not idempotent: executors never repeat it after an ambiguous failure.
+#[derive(Debug, Clone)]
+pub struct CreateIncome {
+    /// The user.
+    pub user_id: UserId,
+    /// The accounts and months to cover; all optional.
+    pub body: models::SummaryRequest,
+}
+
+impl CreateIncome {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId, body: models::SummaryRequest) -> Self {
+        Self { user_id, body }
+    }
+}
+
+impl Operation for CreateIncome {
+    type Output = models::Income;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "income"],
+        )?;
+        operation::json_request(Method::POST, &url, &self.body)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        false
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `GET /users/{userId}/income/{snapshotId}`: retrieve an income summary.
+#[derive(Debug, Clone)]
+pub struct GetIncome {
+    /// The user.
+    pub user_id: UserId,
+    /// The summary snapshot.
+    pub snapshot_id: String,
+}
+
+impl GetIncome {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(user_id: UserId, snapshot_id: String) -> Self {
+        Self { user_id, snapshot_id }
+    }
+}
+
+impl Operation for GetIncome {
+    type Output = models::Income;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("snapshot_id", &self.snapshot_id)?;
+        let url = operation::endpoint(
+            base,
+            &["users", self.user_id.as_str(), "income", self.snapshot_id.as_str()],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+
+    fn context(&self) -> ErrorContext {
+        ErrorContext::new().with_user(&self.user_id)
+    }
+}
+
+/// `GET /reports`: list reports.
+#[derive(Debug, Clone, Default)]
+pub struct ListReports {}
+impl ListReports {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new() -> Self {
+        Self {}
+    }
+}
+
+impl Operation for ListReports {
+    type Output = models::ReportList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(base, &["reports"])?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `POST /reports`: create a report.
+///
+/// Not idempotent: each call builds another report.
+///
+/// Not idempotent: executors never repeat it after an ambiguous failure.
+#[derive(Debug, Clone)]
+pub struct CreateReport {
+    /// The report type, a title and its filters.
+    pub body: models::NewReport,
+}
+
+impl CreateReport {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(body: models::NewReport) -> Self {
+        Self { body }
+    }
+}
+
+impl Operation for CreateReport {
+    type Output = models::JobRef;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(base, &["reports"])?;
+        operation::json_request(Method::POST, &url, &self.body)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[202])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        false
+    }
+}
+
+/// `GET /reports/{reportId}`: retrieve a report.
+#[derive(Debug, Clone)]
+pub struct GetReport {
+    /// The report (Basiq names it `id` on some paths).
+    pub report_id: String,
+}
+
+impl GetReport {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(report_id: String) -> Self {
+        Self { report_id }
+    }
+}
+
+impl Operation for GetReport {
+    type Output = models::Report;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("report_id", &self.report_id)?;
+        let url = operation::endpoint(base, &["reports", self.report_id.as_str()])?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `DELETE /reports/{reportId}`: delete a report.
+#[derive(Debug, Clone)]
+pub struct DeleteReport {
+    /// The report (Basiq names it `id` on some paths).
+    pub report_id: String,
+}
+
+impl DeleteReport {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(report_id: String) -> Self {
+        Self { report_id }
+    }
+}
+
+impl Operation for DeleteReport {
+    type Output = ();
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("report_id", &self.report_id)?;
+        let url = operation::endpoint(base, &["reports", self.report_id.as_str()])?;
+        operation::empty_request(Method::DELETE, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::check_status(&response, &[204])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /reports/{reportId}/transactions`: the transactions behind a report, one page.
+#[derive(Debug, Clone)]
+pub struct ListReportTransactions {
+    /// The report (Basiq names it `id` on some paths).
+    pub report_id: String,
+    /// A Basiq filter on the report's transactions; encoded by the SDK.
+    pub filter: Option<String>,
+}
+
+impl ListReportTransactions {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    ///
+    /// Optional query parameters start unset; set them with the builder methods.
+    pub fn new(report_id: String) -> Self {
+        Self { report_id, filter: None }
+    }
+
+    /// Sets the `filter` query parameter: a Basiq filter on the report's transactions; encoded by
+    /// the SDK.
+    pub fn filter(mut self, filter: impl Into<String>) -> Self {
+        self.filter = Some(filter.into());
+        self
+    }
+}
+
+impl Operation for ListReportTransactions {
+    type Output = models::TransactionList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("report_id", &self.report_id)?;
+        let url = operation::endpoint(
+            base,
+            &["reports", self.report_id.as_str(), "transactions"],
+        )?;
+        let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /reports/types`: list report types.
+#[derive(Debug, Clone, Default)]
+pub struct ListReportTypes {}
+impl ListReportTypes {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new() -> Self {
+        Self {}
+    }
+}
+
+impl Operation for ListReportTypes {
+    type Output = models::ReportTypeList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(base, &["reports", "types"])?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /reports/types/{reportTypeId}`: retrieve a report type.
+#[derive(Debug, Clone)]
+pub struct GetReportType {
+    /// The report type, e.g. `CON_AFFOR_01`.
+    pub report_type_id: String,
+}
+
+impl GetReportType {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(report_type_id: String) -> Self {
+        Self { report_type_id }
+    }
+}
+
+impl Operation for GetReportType {
+    type Output = models::ReportType;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("report_type_id", &self.report_type_id)?;
+        let url = operation::endpoint(
+            base,
+            &["reports", "types", self.report_type_id.as_str()],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /enrich`: identify the merchant, category and location of a transaction description.
+///
+/// `q`, `institution` and `country` are required; an empty one is refused before sending.
+#[derive(Debug, Clone)]
+pub struct Enrich {
+    /// The transaction description as the bank shows it, e.g. `WOOLWORTHS 1234 SYDNEY`.
+    pub q: String,
+    /// The institution the description comes from, e.g. `AU00000`.
+    pub institution: String,
+    /// The ISO country code, e.g. `AU`.
+    pub country: String,
+    /// The merchant category code, when known.
+    pub mcc: Option<String>,
+    /// `transaction`, `savings`, `credit-card`, …; improves the match.
+    pub account_type: Option<String>,
+    /// The amount as a decimal string (negative for money out); improves the match.
+    pub amount: Option<String>,
+}
+
+impl Enrich {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    ///
+    /// Optional query parameters start unset; set them with the builder methods.
+    pub fn new(
+        q: impl Into<String>,
+        institution: impl Into<String>,
+        country: impl Into<String>,
+    ) -> Self {
+        Self {
+            q: q.into(),
+            institution: institution.into(),
+            country: country.into(),
+            mcc: None,
+            account_type: None,
+            amount: None,
+        }
+    }
+
+    /// Sets the `mcc` query parameter: the merchant category code, when known.
+    pub fn mcc(mut self, mcc: impl Into<String>) -> Self {
+        self.mcc = Some(mcc.into());
+        self
+    }
+
+    /// Sets the `accountType` query parameter: `transaction`, `savings`, `credit-card`, …;
+    /// improves the match.
+    pub fn account_type(mut self, account_type: impl Into<String>) -> Self {
+        self.account_type = Some(account_type.into());
+        self
+    }
+
+    /// Sets the `amount` query parameter: the amount as a decimal string (negative for money out);
+    /// improves the match.
+    pub fn amount(mut self, amount: impl Into<String>) -> Self {
+        self.amount = Some(amount.into());
+        self
+    }
+}
+
+impl Operation for Enrich {
+    type Output = models::Enrichment;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        if self.q.trim().is_empty() {
+            return Err(Error::invalid_input("`q` is required"));
+        }
+        if self.institution.trim().is_empty() {
+            return Err(Error::invalid_input("`institution` is required"));
+        }
+        if self.country.trim().is_empty() {
+            return Err(Error::invalid_input("`country` is required"));
+        }
+        let url = operation::endpoint(base, &["enrich"])?;
+        let url = operation::with_query(
+            url,
+            &[
+                ("q", Some(self.q.as_str())),
+                ("institution", Some(self.institution.as_str())),
+                ("country", Some(self.country.as_str())),
+                ("mcc", self.mcc.as_deref()),
+                ("accountType", self.account_type.as_deref()),
+                ("amount", self.amount.as_deref()),
+            ],
+        );
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /notifications/webhooks`: list the application's webhook subscriptions.
+#[derive(Debug, Clone, Default)]
+pub struct ListWebhooks {}
+impl ListWebhooks {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new() -> Self {
+        Self {}
+    }
+}
+
+impl Operation for ListWebhooks {
+    type Output = models::WebhookList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(base, &["notifications", "webhooks"])?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `POST /notifications/webhooks`: subscribe a URL to events.
+///
+/// Not idempotent: a second call makes a second subscription (or a 409 for the same URL).
+///
+/// Not idempotent: executors never repeat it after an ambiguous failure.
+#[derive(Debug, Clone)]
+pub struct CreateWebhook {
+    /// The URL and the events to deliver.
+    pub body: models::WebhookRequest,
+}
+
+impl CreateWebhook {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(body: models::WebhookRequest) -> Self {
+        Self { body }
+    }
+}
+
+impl Operation for CreateWebhook {
+    type Output = models::Webhook;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(base, &["notifications", "webhooks"])?;
+        operation::json_request(Method::POST, &url, &self.body)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[201])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        false
+    }
+}
+
+/// `GET /notifications/webhooks/{webhookId}`: retrieve a webhook subscription.
+#[derive(Debug, Clone)]
+pub struct GetWebhook {
+    /// The webhook subscription.
+    pub webhook_id: String,
+}
+
+impl GetWebhook {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(webhook_id: String) -> Self {
+        Self { webhook_id }
+    }
+}
+
+impl Operation for GetWebhook {
+    type Output = models::Webhook;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("webhook_id", &self.webhook_id)?;
+        let url = operation::endpoint(
+            base,
+            &["notifications", "webhooks", self.webhook_id.as_str()],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `POST /notifications/webhooks/{webhookId}`: change a webhook subscription (Basiq updates
+/// with POST).
+///
+/// Idempotent although it is a POST: the same settings twice leave the same subscription.
+#[derive(Debug, Clone)]
+pub struct UpdateWebhook {
+    /// The webhook subscription.
+    pub webhook_id: String,
+    /// The new settings.
+    pub body: models::WebhookRequest,
+}
+
+impl UpdateWebhook {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(webhook_id: String, body: models::WebhookRequest) -> Self {
+        Self { webhook_id, body }
+    }
+}
+
+impl Operation for UpdateWebhook {
+    type Output = models::Webhook;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("webhook_id", &self.webhook_id)?;
+        let url = operation::endpoint(
+            base,
+            &["notifications", "webhooks", self.webhook_id.as_str()],
+        )?;
+        operation::json_request(Method::POST, &url, &self.body)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `DELETE /notifications/webhooks/{webhookId}`: delete a webhook subscription.
+#[derive(Debug, Clone)]
+pub struct DeleteWebhook {
+    /// The webhook subscription.
+    pub webhook_id: String,
+}
+
+impl DeleteWebhook {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(webhook_id: String) -> Self {
+        Self { webhook_id }
+    }
+}
+
+impl Operation for DeleteWebhook {
+    type Output = ();
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("webhook_id", &self.webhook_id)?;
+        let url = operation::endpoint(
+            base,
+            &["notifications", "webhooks", self.webhook_id.as_str()],
+        )?;
+        operation::empty_request(Method::DELETE, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::check_status(&response, &[204])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /notifications/webhooks/{webhookId}/messages`: list the messages sent to a
+/// subscription, one page.
+#[derive(Debug, Clone)]
+pub struct ListWebhookMessages {
+    /// The webhook subscription.
+    pub webhook_id: String,
+    /// Page size, 1 to 500 (Basiq's maximum; a larger value is refused up front).
+    pub limit: Option<u32>,
+    /// A Basiq filter on the messages; encoded by the SDK.
+    pub filter: Option<String>,
+}
+
+impl ListWebhookMessages {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    ///
+    /// Optional query parameters start unset; set them with the builder methods.
+    pub fn new(webhook_id: String) -> Self {
+        Self {
+            webhook_id,
+            limit: None,
+            filter: None,
+        }
+    }
+
+    /// Sets the `limit` query parameter: page size, 1 to 500 (Basiq's maximum; a larger value is
+    /// refused up front). Must be within 1..=500; `request()` refuses other values with
+    /// `Error::InvalidInput` before anything is sent.
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Sets the `filter` query parameter: a Basiq filter on the messages; encoded by the SDK.
+    pub fn filter(mut self, filter: impl Into<String>) -> Self {
+        self.filter = Some(filter.into());
+        self
+    }
+}
+
+impl Operation for ListWebhookMessages {
+    type Output = models::WebhookMessageList;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("webhook_id", &self.webhook_id)?;
+        if let Some(value) = self.limit {
+            if !(1..=500).contains(&value) {
+                return Err(
+                    Error::invalid_input(
+                        format!("`limit` must be within 1..=500, got {value}"),
+                    ),
+                );
+            }
+        }
+        let url = operation::endpoint(
+            base,
+            &["notifications", "webhooks", self.webhook_id.as_str(), "messages"],
+        )?;
+        let limit = self.limit.map(|value| value.to_string());
+        let url = operation::with_query(
+            url,
+            &[("limit", limit.as_deref()), ("filter", self.filter.as_deref())],
+        );
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `GET /notifications/webhooks/{webhookId}/messages/{messageId}`: retrieve a message sent to a
+/// subscription.
+#[derive(Debug, Clone)]
+pub struct GetWebhookMessage {
+    /// The webhook subscription.
+    pub webhook_id: String,
+    /// The webhook message.
+    pub message_id: String,
+}
+
+impl GetWebhookMessage {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(webhook_id: String, message_id: String) -> Self {
+        Self { webhook_id, message_id }
+    }
+}
+
+impl Operation for GetWebhookMessage {
+    type Output = models::WebhookDelivery;
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        crate::id::validate_id("webhook_id", &self.webhook_id)?;
+        crate::id::validate_id("message_id", &self.message_id)?;
+        let url = operation::endpoint(
+            base,
+            &[
+                "notifications",
+                "webhooks",
+                self.webhook_id.as_str(),
+                "messages",
+                self.message_id.as_str(),
+            ],
+        )?;
+        operation::empty_request(Method::GET, &url)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::parse_json(&response, &[200])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+/// `POST /notifications/messages/test`: send a test message of an event type to the
+/// subscriptions.
+///
+/// Not idempotent: each call sends another message.
+///
+/// Not idempotent: executors never repeat it after an ambiguous failure.
+#[derive(Debug, Clone)]
+pub struct SendTestMessage {
+    /// The event type to simulate.
+    pub body: models::TestMessageRequest,
+}
+
+impl SendTestMessage {
+    /// The call for these inputs; nothing is sent until an executor runs it.
+    pub fn new(body: models::TestMessageRequest) -> Self {
+        Self { body }
+    }
+}
+
+impl Operation for SendTestMessage {
+    type Output = ();
+
+    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        let url = operation::endpoint(base, &["notifications", "messages", "test"])?;
+        operation::json_request(Method::POST, &url, &self.body)
+    }
+
+    fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
+        operation::check_status(&response, &[201, 202, 204])
+    }
+
+    fn is_idempotent(&self) -> bool {
+        false
+    }
+}

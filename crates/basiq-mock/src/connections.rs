@@ -111,6 +111,7 @@ pub(crate) fn connection_json(base: &str, info: &ConnectionInfo) -> Value {
         "links": {
             "self": format!("{base}/users/{uid}/connections/{cid}"),
             "user": format!("{base}/users/{uid}"),
+            "institution": format!("{base}/institutions/{inst}"),
             "accounts": format!("{base}/users/{uid}/accounts?filter=institution.id.eq('{inst}')"),
             "transactions": format!("{base}/users/{uid}/transactions?filter=institution.id.eq('{inst}')"),
         },
@@ -234,6 +235,17 @@ async fn delete_one(
     let mut db = state.db();
     let info = owned_info(&db, &user_id, &cid, now)?;
     // The data fetched through it stays on the user (basiq-api.md §3.2); see `data_routes`.
+    let url = format!("{}/users/{user_id}/connections/{cid}", state.base());
+    let data = connection_json(state.base(), &info);
+    crate::surface::record(
+        &mut db,
+        now,
+        "connection",
+        "deleted",
+        Some(&user_id),
+        url,
+        data,
+    );
     db.retained.push(info);
     db.connections.remove(&cid);
     Ok(no_content())

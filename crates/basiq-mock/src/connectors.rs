@@ -121,7 +121,7 @@ pub(crate) fn connector_json(base: &str, c: &Connector) -> Value {
                 "verifyCredentials": 3000,
                 "retrieveAccounts": 4000,
                 "retrieveTransactions": 6000,
-                "retrieveMeta": null,
+                "retrieveMeta": 1000,
                 "total": 13000,
             },
         },

@@ -572,6 +572,10 @@ fn account_json(ctx: &DataContext, a: &AccountData) -> Value {
         "lastUpdated": timestamp(ctx.now),
         "status": "available",
         "accountOwnership": "ONE_PARTY",
+        "isOwned": true,
+        // Basiq's schema requires the key; the emulator has no holder name, so `null`, as Basiq
+        // sends when the institution does not provide it.
+        "accountHolder": null,
         "transactionIntervals": [{ "from": &day_stamp(oldest)[..10], "to": &day_stamp(ctx.now.date())[..10] }],
         "institution": ctx.institution_id,
         "connection": ctx.connection_id,
@@ -582,6 +586,22 @@ fn account_json(ctx: &DataContext, a: &AccountData) -> Value {
             "connection": format!("{base}/users/{user}/connections/{}", ctx.connection_id),
         }
     })
+}
+
+/// The `enrich` object (an object, never `null`: Basiq's schema says so): the category from the
+/// sub-class when there is one, and the merchant's name from the description.
+fn enrich_json(t: &Tx) -> Value {
+    let merchant = t
+        .description
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let category = match t.sub_class {
+        Some((title, code)) => json!({ "anzsic": { "class": { "title": title, "code": code } } }),
+        None => json!({}),
+    };
+    json!({ "merchant": { "businessName": merchant }, "category": category, "location": {} })
 }
 
 fn transaction_json(ctx: &DataContext, a: &AccountData, t: &Tx) -> Value {
@@ -604,10 +624,11 @@ fn transaction_json(ctx: &DataContext, a: &AccountData, t: &Tx) -> Value {
         "transactionDate": day_stamp(t.day),
         "postDate": t.post_day.map(day_stamp),
         "subClass": t.sub_class.map(|(title, code)| json!({ "title": title, "code": code })),
-        "enrich": null,
+        "enrich": enrich_json(t),
         "links": {
             "self": format!("{base}/users/{user}/transactions/{}", t.id),
             "account": format!("{base}/users/{user}/accounts/{}", a.id),
+            "connection": format!("{base}/users/{user}/connections/{}", ctx.connection_id),
             "institution": format!("{base}/institutions/{}", ctx.institution_id),
         }
     })

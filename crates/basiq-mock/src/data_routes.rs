@@ -53,13 +53,13 @@ fn filter_error(e: &filter::FilterError) -> ApiError {
 }
 
 /// Parses the query string; broken percent-encoding is a Basiq 400, not axum's plain text.
-fn list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
+pub(crate) fn list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
     serde_urlencoded::from_str(raw.unwrap_or(""))
         .map_err(|e| ApiError::invalid("query", format!("Query string is not valid: {e}")))
 }
 
 /// Parses and validates `filter`; an empty or blank filter means no filter.
-fn parse_filter(
+pub(crate) fn parse_filter(
     raw: Option<&str>,
     fields: &[&str],
     ops: &[Op],
@@ -142,7 +142,10 @@ fn all_accounts(state: &AppState, user_id: &str) -> Result<Vec<Value>, ApiError>
 
 /// Every transaction of the user, newest first, shared with the generator's memo (`Arc`s keep
 /// the lists alive while this request borrows from them).
-fn all_transactions(state: &AppState, user_id: &str) -> Result<Vec<Arc<Vec<Value>>>, ApiError> {
+pub(crate) fn all_transactions(
+    state: &AppState,
+    user_id: &str,
+) -> Result<Vec<Arc<Vec<Value>>>, ApiError> {
     Ok(connections(state, user_id)?
         .iter()
         .filter(|c| c.transactions_retrieved && !c.purged)
@@ -150,7 +153,7 @@ fn all_transactions(state: &AppState, user_id: &str) -> Result<Vec<Arc<Vec<Value
         .collect())
 }
 
-fn merged(lists: &[Arc<Vec<Value>>]) -> Vec<&Value> {
+pub(crate) fn merged(lists: &[Arc<Vec<Value>>]) -> Vec<&Value> {
     let mut out: Vec<&Value> = lists.iter().flat_map(|l| l.iter()).collect();
     data::sort_newest_first(&mut out);
     out

@@ -100,15 +100,14 @@ impl ApiError {
     }
 
     pub(crate) fn body(&self) -> Value {
-        let mut item = json!({
+        // Basiq always sends `source`, `null` when the error points at nothing.
+        let item = json!({
             "type": "error",
             "code": self.code,
             "title": self.title,
             "detail": self.detail,
+            "source": self.source,
         });
-        if let (Some(source), Some(obj)) = (&self.source, item.as_object_mut()) {
-            obj.insert("source".into(), source.clone());
-        }
         json!({ "type": "list", "correlationId": correlation_id(), "data": [item] })
     }
 }

@@ -280,6 +280,13 @@ async fn get_job(
 ) -> Result<Json<Value>, ApiError> {
     let now = state.now();
     let db = state.db();
+    // Statement and report jobs live with the rest of the surface.
+    if let Some(job) = db.surface.jobs.get(&job_id).filter(|j| {
+        caller.scope == Scope::Server
+            || (j.user_id.is_some() && caller.user_id.as_deref() == j.user_id.as_deref())
+    }) {
+        return Ok(Json(job.json(state.base(), now)));
+    }
     let job = db
         .jobs
         .get(&job_id)
@@ -314,7 +321,19 @@ async fn list_jobs(
         .collect();
     jobs.sort_by_key(|j| std::cmp::Reverse(j.seq));
     let base = state.base();
-    let data: Vec<Value> = jobs.iter().map(|j| job_json(base, j, now)).collect();
+    let mut data: Vec<Value> = jobs.iter().map(|j| job_json(base, j, now)).collect();
+    // The user's statement jobs too (they have no connection, so a connection filter drops them).
+    if conds.iter().all(|c| c.field == "job.id") {
+        let mut statements: Vec<_> = db
+            .surface
+            .jobs
+            .values()
+            .filter(|j| j.user_id.as_deref() == Some(user_id.as_str()))
+            .filter(|j| now - j.created < LIST_WINDOW && conds.iter().all(|c| c.matches(&j.id)))
+            .collect();
+        statements.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
+        data.extend(statements.iter().map(|j| j.json(base, now)));
+    }
     Ok(Json(json!({
         "type": "list",
         "size": data.len(),

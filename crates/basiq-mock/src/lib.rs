@@ -43,6 +43,11 @@ mod query;
 mod server;
 mod state;
 mod stats;
+mod surface;
+
+/// The largest statement file `POST /users/{id}/statements` takes; a larger one is a 413
+/// `payload-too-large`. Basiq documents no number; 5 MiB keeps tests of the 413 cheap.
+pub const STATEMENT_MAX_BYTES: usize = 5 * 1024 * 1024;
 mod users;
 
 use std::fmt;

@@ -22,7 +22,7 @@ use axum::Router;
 use crate::state::AppState;
 use crate::{
     admin, auth, connections, connectors, consent, data_routes, error, faults, jobs, mfa, stats,
-    users,
+    surface, users,
 };
 
 /// Builds the emulator's router over `state`.
@@ -37,9 +37,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(connectors::routes())
         .merge(consent::routes())
         .merge(data_routes::routes())
+        .merge(surface::routes())
         .merge(admin::routes())
         .merge(faults::admin_routes(faults.clone()))
         .route_layer(from_fn_with_state(state.clone(), stats::count))
+        .route_layer(from_fn(surface::json_content_type))
         .fallback(error::not_found)
         .layer(from_fn(error::normalize))
         .layer(from_fn_with_state(state.clone(), read_body))
@@ -56,8 +58,15 @@ const MAX_REQUEST_BODY: usize = 1024 * 1024;
 /// is closed, rather than holding a connection and a task forever; a body over 1 MiB gets `413`.
 async fn read_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let timeout = state.config().body_timeout;
+    // Statement uploads are files: up to `STATEMENT_MAX_BYTES` plus the form around it, read
+    // whole so that an oversized one still gets its handler's 413 `payload-too-large`.
+    let limit = if req.uri().path().ends_with("/statements") {
+        crate::STATEMENT_MAX_BYTES + 256 * 1024
+    } else {
+        MAX_REQUEST_BODY
+    };
     let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_REQUEST_BODY)).await;
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await;
     let (status, code, detail) = match read {
         Ok(Ok(bytes)) => {
             return next

@@ -220,6 +220,8 @@ pub(crate) struct Db {
     /// Snapshots of deleted connections whose data stays on the user: Basiq's DELETE removes
     /// the connection but "accounts and transactions remain on the user" (basiq-api.md §3.2).
     pub(crate) retained: Vec<ConnectionInfo>,
+    /// Consents, auth links, events, statements, reports, summaries and webhooks.
+    pub(crate) surface: crate::surface::SurfaceDb,
     next_seq: u64,
 }
 
@@ -235,6 +237,7 @@ impl Db {
             stats: Stats::default(),
             request_log: crate::stats::RequestLog::default(),
             retained: Vec::new(),
+            surface: crate::surface::SurfaceDb::default(),
             next_seq: 1,
         }
     }
@@ -256,9 +259,11 @@ impl Db {
     /// id counter survive: a reset must not hand out an id that a test still holds.
     pub(crate) fn reset(&mut self) {
         let next_seq = self.next_seq;
+        let surface_seq = self.surface.next_seq;
         let tokens = std::mem::take(&mut self.tokens);
         *self = Db::new();
         self.next_seq = next_seq;
+        self.surface.next_seq = surface_seq;
         self.tokens = tokens;
     }
 

@@ -77,6 +77,20 @@ fn validate(body: &UserBody) -> Result<(), ApiError> {
             ));
         }
     }
+    // Basiq's schema: an object of strings (addressLine1, suburb, …); anything else is a 400,
+    // never stored and echoed back.
+    if let Some(address) = &body.business_address {
+        let strings = address
+            .as_object()
+            .is_some_and(|fields| fields.values().all(|v| v.is_string() || v.is_null()));
+        if !address.is_null() && !strings {
+            return Err(ApiError::invalid(
+                "businessAddress",
+                "businessAddress must be an object of strings (addressLine1, suburb, state, \
+                 postcode, countryCode).",
+            ));
+        }
+    }
     if let Some(kind) = body.business_id_no_type.as_deref() {
         if kind != "ABN" && kind != "ACN" {
             return Err(ApiError::invalid(
@@ -180,6 +194,13 @@ pub(crate) fn user_json(base: &str, db: &Db, user: &User, now: OffsetDateTime) -
             "accounts": format!("{base}/users/{uid}/accounts"),
             "connections": format!("{base}/users/{uid}/connections"),
             "transactions": format!("{base}/users/{uid}/transactions"),
+            // Basiq's schema requires the key: the current auth link, `null` when there is none.
+            "auth_link": db
+                .surface
+                .auth_links
+                .get(uid)
+                .filter(|l| !l.deleted && now < l.expires_at)
+                .map(|_| format!("{base}/users/{uid}/auth_link")),
         },
     })
 }
@@ -220,8 +241,18 @@ async fn create(
     apply(&mut user, body);
     require_business_name(&user)?;
     let json = user_json(state.base(), &db, &user, state.now());
-    db.users.insert(id, user);
+    db.users.insert(id.clone(), user);
     db.stats.users_created += 1;
+    let url = format!("{}/users/{id}", state.base());
+    crate::surface::record(
+        &mut db,
+        state.now(),
+        "user",
+        "created",
+        Some(&id),
+        url,
+        json.clone(),
+    );
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
 
@@ -263,7 +294,17 @@ async fn update(
     }
     require_business_name(&user)?;
     let json = user_json(state.base(), &db, &user, state.now());
-    db.users.insert(user_id, user);
+    db.users.insert(user_id.clone(), user);
+    let url = format!("{}/users/{user_id}", state.base());
+    crate::surface::record(
+        &mut db,
+        state.now(),
+        "user",
+        "updated",
+        Some(&user_id),
+        url,
+        json.clone(),
+    );
     Ok(Json(json))
 }
 
@@ -280,6 +321,17 @@ async fn delete_user(
     db.connections.retain(|_, c| c.user_id != user_id);
     db.jobs.retain(|_, j| j.user_id != user_id);
     db.retained.retain(|c| c.user_id != user_id);
+    let url = format!("{}/users/{user_id}", state.base());
+    let data = serde_json::json!({ "id": user_id });
+    crate::surface::record(
+        &mut db,
+        state.now(),
+        "user",
+        "deleted",
+        Some(&user_id),
+        url,
+        data,
+    );
     Ok(no_content())
 }
 

@@ -132,6 +132,8 @@ macro_rules! traced {
 }
 
 resources!(client = Client, [async], [.await], traced = traced);
+crate::endpoints::generated_resources!(client = Client, [async], [.await]);
+crate::statement_upload::statement_upload!(client = Client, [async], [.await]);
 
 client_builder! {
     /// Builds a [`Client`]. `Debug` never shows the API key.

@@ -135,6 +135,8 @@ macro_rules! traced {
 }
 
 resources!(client = Client, [], [], traced = traced);
+crate::endpoints::generated_resources!(client = Client, [], []);
+crate::statement_upload::statement_upload!(client = Client, [], []);
 
 impl Iterator for TransactionPager<'_> {
     type Item = Result<crate::models::Transaction, Error>;

@@ -402,6 +402,27 @@ impl JobReport {
     pub fn connection_id(&self) -> Option<&ConnectionId> {
         self.context.connection_id.as_ref()
     }
+
+    /// For a report job (`reports().create`): the id of the report it built, the last segment of
+    /// its successful `create-report` step's result URL (`/reports/{id}`); `None` until then.
+    pub fn report_id(&self) -> Option<&str> {
+        self.job
+            .steps
+            .iter()
+            .find(|s| {
+                s.title == basiq_core::models::StepTitle::CreateReport
+                    && s.status == basiq_core::models::StepStatus::Success
+            })
+            .and_then(|s| s.result.as_ref()?.url.as_deref())
+            .and_then(|url| {
+                url.split(['?', '#'])
+                    .next()?
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+            })
+            .filter(|id| !id.is_empty())
+    }
 }
 
 impl fmt::Display for JobReport {

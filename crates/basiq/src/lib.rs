@@ -111,6 +111,46 @@
 //! # }).unwrap();
 //! ```
 //!
+//! ## The rest of the API
+//!
+//! Every other operation of Basiq's v3 reference has a plain method on both clients, generated
+//! from our OpenAPI document (`client.consents()`, `auth_links()`, `events()`, `statements()`,
+//! `identities()`, `affordability()`, `expenses()`, `income()`, `reports()`, `enrich()`,
+//! `webhooks()`): ids validated, one request, the model back. Lists answer one page. For
+//! example, fetching the event a verified webhook message points at, uploading a statement and
+//! building a report, each followed as a job:
+//!
+//! ```no_run
+//! use basiq::jobs::PollConfig;
+//! use basiq::models::{NewReport, ReportFilter};
+//! use basiq::statements::StatementFile;
+//!
+//! # async fn run(client: basiq::Client, message: basiq::webhooks::WebhookMessage) -> Result<(), basiq::Error> {
+//! // A webhook message only carries the event's id: read the event itself.
+//! let event = client.events().get(message.event_id.as_str()).await?;
+//! println!("{:?} {:?}", event.entity, event.event_type);
+//!
+//! // A PDF or CSV statement (an empty file or another type is refused before sending).
+//! let file = StatementFile::new("march.csv", std::fs::read("march.csv").unwrap_or_default());
+//! let job = client.statements().upload("ea3a81", "AU00001", file).await?;
+//! client.jobs().wait(&job.id, PollConfig::default()).await?;
+//!
+//! // A report is a job too; its last step links the report.
+//! let report = NewReport {
+//!     report_type: "CON_AFFOR_01".into(),
+//!     title: "Affordability".into(),
+//!     filters: vec![ReportFilter { name: "users".into(), value: Some("ea3a81".into()) }],
+//! };
+//! let job = client.reports().create(report).await?;
+//! let done = client.jobs().wait(&job.id, PollConfig::default()).await?;
+//! if let Some(id) = done.report_id() {
+//!     let report = client.reports().get(id).await?;
+//!     println!("{:?}", report.data);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Best practices, one call each
 //!
 //! ```no_run
@@ -313,9 +353,14 @@ pub use flows::{
     DEFAULT_MAX_REFRESHES_PER_MINUTE,
 };
 #[cfg(any(feature = "async", feature = "blocking"))]
+#[rustfmt::skip]
+mod endpoints;
+#[cfg(any(feature = "async", feature = "blocking"))]
 mod resources;
 #[cfg(any(feature = "async", feature = "blocking"))]
 mod settings;
+#[cfg(any(feature = "async", feature = "blocking"))]
+mod statement_upload;
 #[cfg(any(feature = "async", feature = "blocking"))]
 pub use settings::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 
@@ -325,6 +370,12 @@ mod async_client;
 pub use async_client::{
     Accounts, Client, ClientBuilder, Connections, Connectors, Jobs, TransactionPager, Transactions,
     Users,
+};
+// The resources generated from the spec (`endpoints.rs`) and the statement upload.
+#[cfg(feature = "async")]
+pub use async_client::{
+    Affordability, AuthLinks, Consents, Enrich, Events, Expenses, Identities, Income, Reports,
+    Statements, Webhooks,
 };
 #[cfg(feature = "async")]
 pub use basiq_http_async::{AsyncExecutor, ReqwestTransport};

@@ -25,7 +25,7 @@ const DOC_WIDTH: usize = 92;
 
 /// `text` as doc lines: paragraphs (separated by blank lines) reflowed to [`DOC_WIDTH`], each
 /// line with the leading space that `///` puts there.
-fn doc_lines(text: &str) -> Vec<String> {
+pub(super) fn doc_lines(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let paragraphs = text
         .trim()
@@ -408,6 +408,11 @@ fn emit_field(f: &Field, camel: bool) -> TokenStream {
             // Basiq sends money as decimal strings; `""` and `null` read as `None`. Never f64.
             args.push(quote!(with = "rust_decimal::serde::str_option"));
         }
+        if f.accept_number {
+            args.push(quote!(
+                deserialize_with = "crate::serde_util::string_or_number"
+            ));
+        }
         if f.ty == Ty::Timestamp {
             args.push(quote!(
                 deserialize_with = "crate::serde_util::timestamp_or_empty"
@@ -541,8 +546,14 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
         ctor_args.push(quote!(body: #ty));
         ctor_inits.push(quote!(body));
     }
+    for q in op.query_params.iter().filter(|q| q.required) {
+        let (fname, fdoc) = (ident(&q.rust), doc(&q.doc));
+        fields.push(quote!(#fdoc pub #fname: String,));
+        ctor_args.push(quote!(#fname: impl Into<String>));
+        ctor_inits.push(quote!(#fname: #fname.into()));
+    }
     let mut builders = Vec::new();
-    for q in &op.query_params {
+    for q in op.query_params.iter().filter(|q| !q.required) {
         let (fname, fdoc) = (ident(&q.rust), doc(&q.doc));
         ctor_inits.push(quote!(#fname: None));
         if let Some((min, max)) = q.bounds {
@@ -576,7 +587,7 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
             });
         }
     }
-    let ctor_doc = if op.query_params.is_empty() {
+    let ctor_doc = if op.query_params.iter().all(|q| q.required) {
         doc("The call for these inputs; nothing is sent until an executor runs it.")
     } else {
         doc(
@@ -607,6 +618,16 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
             let (fname, kind) = (ident(&p.rust), &p.rust);
             quote!(crate::id::validate_id(#kind, &self.#fname)?;)
         });
+    // A required query parameter that is blank would be sent as `q=`: refused up front.
+    let required_checks = op.query_params.iter().filter(|q| q.required).map(|q| {
+        let (fname, wire) = (ident(&q.rust), &q.wire);
+        let message = format!("`{wire}` is required");
+        quote! {
+            if self.#fname.trim().is_empty() {
+                return Err(Error::invalid_input(#message));
+            }
+        }
+    });
     let bound_checks = op.query_params.iter().filter_map(|q| {
         let (min, max) = q.bounds?;
         let (fname, wire) = (ident(&q.rust), &q.wire);
@@ -634,7 +655,9 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
     let query = (!op.query_params.is_empty()).then(|| {
         let pairs = op.query_params.iter().map(|q| {
             let (wire, fname) = (&q.wire, ident(&q.rust));
-            if q.bounds.is_some() {
+            if q.required {
+                quote!((#wire, Some(self.#fname.as_str())))
+            } else if q.bounds.is_some() {
                 quote!((#wire, #fname.as_deref()))
             } else {
                 quote!((#wire, self.#fname.as_deref()))
@@ -733,6 +756,7 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
             fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
                 #validation
                 #(#path_checks)*
+                #(#required_checks)*
                 #(#bound_checks)*
                 let url = operation::endpoint(base, &[#(#segments),*])?;
                 #query

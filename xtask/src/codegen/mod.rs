@@ -7,6 +7,7 @@
 //! so the same document always yields the same bytes. See docs/codegen.md.
 
 mod emit;
+mod facade;
 mod spec;
 mod yaml;
 
@@ -67,6 +68,10 @@ pub fn generate_from_str(spec_text: &str) -> Result<Vec<Generated>, Error> {
         Generated {
             path: "crates/basiq-core/src/operations.rs",
             contents: emit::operations(&api, SPEC_PATH)?,
+        },
+        Generated {
+            path: "crates/basiq/src/endpoints.rs",
+            contents: facade::endpoints(&api, SPEC_PATH)?,
         },
     ])
 }

@@ -98,6 +98,9 @@ pub struct Field {
     pub ty: Ty,
     pub required: bool,
     pub aliases: Vec<String>,
+    /// `x-accept-number: true`: an optional string Basiq sometimes sends as a JSON number
+    /// (`subClass.code: 722`), read as that number's text.
+    pub accept_number: bool,
 }
 
 /// A field or parameter type.
@@ -147,6 +150,19 @@ pub struct Operation {
     /// `x-rust-output`: a hand-written output type (one of [`RUST_OUTPUTS`]) parsed by its own
     /// `parse`, replacing the model above (which then only documents the body).
     pub rust_output: Option<String>,
+    /// `x-sdk: resource.method`: the facade method (`client.events().list()`) generated for it
+    /// in `crates/basiq/src/endpoints.rs`; `None` for operations wrapped by hand.
+    pub sdk: Option<SdkMethod>,
+}
+
+/// Where an operation appears on the facade clients: `client.<accessor>().<method>(…)`.
+#[derive(Debug, Clone)]
+pub struct SdkMethod {
+    /// The accessor on the client, snake_case (`auth_links`); the wrapper type is its
+    /// UpperCamelCase (`AuthLinks`).
+    pub accessor: String,
+    /// The method, snake_case (`list`).
+    pub method: String,
 }
 
 #[derive(Debug)]
@@ -165,6 +181,9 @@ pub struct Param {
     pub context: Option<String>,
     /// For [`Ty::U32`] query parameters: the inclusive range checked before sending.
     pub bounds: Option<(u64, u64)>,
+    /// For query parameters: `required: true` (a `new()` argument, refused when blank) rather
+    /// than an optional builder method.
+    pub required: bool,
 }
 
 #[derive(Debug)]
@@ -641,6 +660,7 @@ fn parse_field(
         "x-rust-type",
         "x-rust-name",
         "x-aliases",
+        "x-accept-number",
     ])?;
     let doc = required_doc(&obj, &format!("property `{wire}`"))?;
     let rust = match obj.str("x-rust-name")? {
@@ -671,6 +691,13 @@ fn parse_field(
                 .to_owned(),
         ));
     }
+    let accept_number = obj.bool("x-accept-number")?.unwrap_or(false);
+    if accept_number && (required || ty != Ty::String) {
+        return Err(Error::at(
+            at,
+            "`x-accept-number` is only supported on optional plain strings".to_owned(),
+        ));
+    }
     Ok(Field {
         wire: wire.to_owned(),
         rust,
@@ -678,6 +705,7 @@ fn parse_field(
         ty,
         required,
         aliases,
+        accept_number,
     })
 }
 
@@ -696,6 +724,17 @@ fn parse_ty(obj: &Obj<'_>, names: &Names<'_>) -> Result<Ty, Error> {
         return names.generated_ref(reference, at).map(Ty::Ref);
     }
     let rust_type = obj.str("x-rust-type")?;
+    // `x-rust-type: JsonValue` without a `type`: any JSON value (a string, a list, an
+    // object…), for fields whose type Basiq itself varies (a report filter's `value`).
+    if rust_type == Some("JsonValue") && !obj.has("type") {
+        if obj.has("enum") || obj.has("items") || obj.has("format") {
+            return Err(Error::at(
+                at,
+                "a free-form `JsonValue` takes no `enum`, `items` or `format`".to_owned(),
+            ));
+        }
+        return Ok(Ty::Json);
+    }
     let ty = obj
         .str("type")?
         .ok_or_else(|| Error::at(at, "needs a `type` or a `$ref`".to_owned()))?;
@@ -816,6 +855,7 @@ fn parse_operation(
         "x-idempotent",
         "x-basiq-handwritten",
         "x-rust-output",
+        "x-sdk",
         "tags",
         "summary",
         "description",
@@ -988,6 +1028,7 @@ fn parse_operation(
                     },
                     context,
                     bounds: None,
+                    required: true,
                 });
             }
             "query" => {
@@ -1001,11 +1042,11 @@ fn parse_operation(
                         ),
                     ));
                 }
-                if required || rust_type.is_some() || context.is_some() {
+                if (required && bounds.is_some()) || rust_type.is_some() || context.is_some() {
                     return Err(Error::at(
                         param.at(),
-                        "only optional plain-string query parameters are supported (no \
-                         `required`, `x-rust-type` or `x-context`)"
+                        "only plain-string query parameters (optional or required) and optional \
+                         bounded integers are supported (no `x-rust-type` or `x-context`)"
                             .to_owned(),
                     ));
                 }
@@ -1020,6 +1061,7 @@ fn parse_operation(
                     },
                     context: None,
                     bounds,
+                    required,
                 });
             }
             other => {
@@ -1063,6 +1105,11 @@ fn parse_operation(
         }
     };
 
+    let sdk = match op.str("x-sdk")? {
+        None => None,
+        Some(text) => Some(parse_sdk(text, &at)?),
+    };
+
     let mut field_names = BTreeSet::new();
     for field in path_params
         .iter()
@@ -1092,6 +1139,31 @@ fn parse_operation(
         success,
         output,
         rust_output,
+        sdk,
+    })
+}
+
+/// `x-sdk: accessor.method`, both snake_case identifiers.
+fn parse_sdk(text: &str, at: &str) -> Result<SdkMethod, Error> {
+    let bad = || {
+        Error::at(
+            at,
+            format!("`x-sdk: {text}` must be `accessor.method`, both snake_case identifiers"),
+        )
+    };
+    let (accessor, method) = text.split_once('.').ok_or_else(bad)?;
+    for part in [accessor, method] {
+        if part.is_empty()
+            || part.to_snake_case() != part
+            || !part.starts_with(|c: char| c.is_ascii_lowercase())
+        {
+            return Err(bad());
+        }
+        field_ident(part, at)?;
+    }
+    Ok(SdkMethod {
+        accessor: accessor.to_owned(),
+        method: method.to_owned(),
     })
 }
 

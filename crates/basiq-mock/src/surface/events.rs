@@ -1,0 +1,307 @@
+//! `GET /events`, `/events/{id}`, `/events/types`, `/events/types/{id}`.
+//!
+//! Events are what happened in the last 7 days. Most are *derived* from the state at read time
+//! (a connection's creation, the success of a job's `retrieve-accounts` / `retrieve-transactions`
+//! step, a consent's creation or expiry), so they appear exactly when the virtual clock passes
+//! them; the rest are *recorded* when they happen (user created / updated / deleted, connection
+//! deleted, consent revoked, test messages). Ids are stable across reads.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::stable_id;
+use crate::auth::ServerAuth;
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+use crate::logins::{ACCOUNTS, TRANSACTIONS};
+use crate::query;
+use crate::state::{AppState, Db};
+
+/// Basiq keeps events for 7 days.
+const EVENT_WINDOW: time::Duration = time::Duration::days(7);
+
+/// The event types Basiq documents (basiq-api.md §7), with what they mean.
+pub(crate) const EVENT_TYPES: &[(&str, &str)] = &[
+    ("user.created", "A user was created."),
+    ("user.updated", "A user's details changed."),
+    ("user.deleted", "A user was deleted."),
+    ("connection.created", "A connection was created."),
+    ("connection.activated", "A connection became active."),
+    ("connection.invalidated", "A connection became invalid."),
+    ("connection.deleted", "A connection was deleted."),
+    ("consent.created", "A consent was given."),
+    ("consent.updated", "A consent changed."),
+    ("consent.revoked", "A consent was revoked."),
+    ("consent.expired", "A consent expired."),
+    ("consent.warning", "A consent expires soon."),
+    ("account.updated", "Accounts were retrieved or refreshed."),
+    (
+        "transactions.updated",
+        "Transactions were retrieved or refreshed.",
+    ),
+];
+
+#[derive(Debug, Clone)]
+pub(crate) struct RecordedEvent {
+    pub(crate) id: String,
+    pub(crate) at: OffsetDateTime,
+    pub(crate) entity: String,
+    pub(crate) event_type: String,
+    pub(crate) user_id: Option<String>,
+    pub(crate) data_ref: String,
+    pub(crate) data: Value,
+}
+
+/// An event, recorded or derived.
+#[derive(Debug, Clone)]
+pub(crate) struct EventView {
+    pub(crate) id: String,
+    pub(crate) at: OffsetDateTime,
+    /// Order among events at the same instant (recording order, then derivation order).
+    pub(crate) order: u64,
+    pub(crate) entity: String,
+    pub(crate) event_type: String,
+    pub(crate) user_id: Option<String>,
+    pub(crate) data_ref: String,
+    pub(crate) data: Value,
+}
+
+impl EventView {
+    /// `connection.created`: the id of its event type.
+    pub(crate) fn type_id(&self) -> String {
+        format!("{}.{}", self.entity, self.event_type)
+    }
+}
+
+/// Records an event that cannot be derived from the state (call it under the `Db` lock).
+pub(crate) fn record(
+    db: &mut Db,
+    at: OffsetDateTime,
+    entity: &str,
+    event_type: &str,
+    user_id: Option<&str>,
+    data_ref: String,
+    data: Value,
+) {
+    let id = super::fresh_id(db, "event");
+    db.surface.events.push(RecordedEvent {
+        id,
+        at,
+        entity: entity.to_owned(),
+        event_type: event_type.to_owned(),
+        user_id: user_id.map(str::to_owned),
+        data_ref,
+        data,
+    });
+}
+
+/// Every event up to `now` younger than 7 days, newest first.
+pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventView> {
+    let mut out: Vec<EventView> = db
+        .surface
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EventView {
+            id: e.id.clone(),
+            at: e.at,
+            order: i as u64,
+            entity: e.entity.clone(),
+            event_type: e.event_type.clone(),
+            user_id: e.user_id.clone(),
+            data_ref: e.data_ref.clone(),
+            data: e.data.clone(),
+        })
+        .collect();
+    let mut derived = |at: OffsetDateTime,
+                       entity: &str,
+                       kind: &str,
+                       user: &str,
+                       key: &str,
+                       data_ref: String,
+                       data: Value| {
+        let order = 1_000_000 + out.len() as u64;
+        out.push(EventView {
+            id: stable_id(&format!("event:{entity}.{kind}:{key}")),
+            at,
+            order,
+            entity: entity.to_owned(),
+            event_type: kind.to_owned(),
+            user_id: Some(user.to_owned()),
+            data_ref,
+            data,
+        });
+    };
+    // Live connections as of now, and deleted ones as they were (their events stay 7 days).
+    let mut connections: Vec<_> = db.connections.values().collect();
+    connections.sort_by_key(|c| c.seq);
+    let infos = connections
+        .into_iter()
+        .map(|c| db.connection_info(c, now))
+        .chain(db.retained.iter().cloned());
+    for info in infos {
+        let uid = &info.user_id;
+        let cid = &info.id;
+        let conn_url = format!("{base}/users/{uid}/connections/{cid}");
+        let conn_json = crate::connections::connection_json(base, &info);
+        derived(
+            info.created,
+            "connection",
+            "created",
+            uid,
+            cid,
+            conn_url,
+            conn_json,
+        );
+        for job in db.jobs_of_connection(cid) {
+            let data = json!({ "connection": cid, "job": job.id });
+            if let Some(at) = job.step_succeeded_at(ACCOUNTS, now) {
+                let url = format!("{base}/users/{uid}/accounts");
+                derived(at, "account", "updated", uid, &job.id, url, data.clone());
+            }
+            if let Some(at) = job.step_succeeded_at(TRANSACTIONS, now) {
+                let url = format!("{base}/users/{uid}/transactions");
+                derived(at, "transactions", "updated", uid, &job.id, url, data);
+            }
+        }
+    }
+    let mut users: Vec<&String> = db.users.keys().collect();
+    users.sort();
+    for uid in users {
+        if let Some(consent) = super::consents::consent_of(db, uid, now) {
+            let url = format!("{base}/users/{uid}/consents/{}", consent.id);
+            let data = json!({ "id": consent.id, "status": consent.status });
+            derived(
+                consent.created,
+                "consent",
+                "created",
+                uid,
+                &consent.id,
+                url.clone(),
+                data.clone(),
+            );
+            if consent.status == "expired" {
+                derived(
+                    consent.expires,
+                    "consent",
+                    "expired",
+                    uid,
+                    &consent.id,
+                    url,
+                    data,
+                );
+            }
+        }
+    }
+    out.retain(|e| e.at <= now && now - e.at < EVENT_WINDOW);
+    out.sort_by(|a, b| b.at.cmp(&a.at).then(b.order.cmp(&a.order)));
+    out
+}
+
+pub(crate) fn event_json(base: &str, e: &EventView) -> Value {
+    let mut v = json!({
+        "type": "event",
+        "id": e.id,
+        "createdDate": rfc3339(e.at),
+        "entity": e.entity,
+        "eventType": e.event_type,
+        "dataRef": e.data_ref,
+        "data": e.data,
+        "links": { "self": format!("{base}/events/{}", e.id) },
+    });
+    if let (Some(user), Some(obj)) = (&e.user_id, v.as_object_mut()) {
+        obj.insert("userId".into(), json!(user));
+    }
+    v
+}
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/events", get(list))
+        .route("/events/types", get(list_types))
+        .route("/events/types/{type_id}", get(get_type))
+        .route("/events/{event_id}", get(get_one))
+}
+
+/// `GET /events` with `filter` on `user.id`, `event.entity` and `event.type` (the type's id,
+/// `connection.created`, or just its verb, `created`).
+async fn list(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let conds = query::filter(raw.as_deref(), &["user.id", "event.entity", "event.type"])?;
+    let now = state.now();
+    let base = state.base();
+    let db = state.db();
+    let data: Vec<Value> = all_events(&db, base, now)
+        .iter()
+        .filter(|e| {
+            conds.iter().all(|c| match c.field.as_str() {
+                "user.id" => c.matches(e.user_id.as_deref().unwrap_or("")),
+                "event.entity" => c.matches(&e.entity),
+                _ => c.matches(&e.type_id()) || c.matches(&e.event_type),
+            })
+        })
+        .map(|e| event_json(base, e))
+        .collect();
+    Ok(Json(json!({
+        "type": "list",
+        "data": data,
+        "links": { "self": format!("{base}/events") },
+    })))
+}
+
+async fn get_one(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path(event_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let now = state.now();
+    let base = state.base();
+    let db = state.db();
+    all_events(&db, base, now)
+        .iter()
+        .find(|e| e.id == event_id)
+        .map(|e| Json(event_json(base, e)))
+        .ok_or_else(|| ApiError::not_found(format!("Event with id '{event_id}' not found.")))
+}
+
+fn type_json(base: &str, id: &str, description: &str) -> Value {
+    json!({
+        "type": "event-type",
+        "id": id,
+        "description": description,
+        "links": { "self": format!("{base}/events/types/{id}") },
+    })
+}
+
+async fn list_types(_auth: ServerAuth, State(state): State<AppState>) -> Json<Value> {
+    let base = state.base();
+    let data: Vec<Value> = EVENT_TYPES
+        .iter()
+        .map(|(id, d)| type_json(base, id, d))
+        .collect();
+    Json(json!({
+        "type": "list",
+        "count": data.len(),
+        "size": data.len(),
+        "data": data,
+        "links": { "self": format!("{base}/events/types") },
+    }))
+}
+
+async fn get_type(
+    _auth: ServerAuth,
+    State(state): State<AppState>,
+    Path(type_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    EVENT_TYPES
+        .iter()
+        .find(|(id, _)| *id == type_id)
+        .map(|(id, d)| Json(type_json(state.base(), id, d)))
+        .ok_or_else(|| ApiError::not_found(format!("Event type '{type_id}' not found.")))
+}

@@ -8,15 +8,33 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::codegen;
+use crate::{citations, codegen, readme, unused_deps};
 
 /// Crates that must never be normal dependencies of the sans-IO core: it does no IO and picks
-/// no runtime, so hosts can bring their own (DESIGN.md §2).
+/// no runtime, so hosts can bring their own (docs/architecture.md, "Crates").
 const CORE_FORBIDDEN: &[&str] = &["tokio", "reqwest", "ureq", "hyper", "axum", "mio"];
 
 /// The blocking client is built on ureq precisely so that it works without (and inside) any
 /// async runtime; tokio sneaking in would bring back async-stripe's block_on panics.
 const BLOCKING_FORBIDDEN: &[&str] = &["tokio"];
+
+/// The programs in `crates/basiq/examples`, run by the "examples" step (a test checks that
+/// the list matches the directory).
+const EXAMPLES: &[&str] = &[
+    "quickstart",
+    "connect_bank",
+    "guarded_refresh",
+    "daily_triage",
+    "webhook_receiver",
+    "blocking_app",
+    "own_http_client",
+];
+
+/// Cargo subcommands that resolve dependencies: CI passes them `--locked`, so a stale or
+/// edited `Cargo.lock` fails instead of being silently rewritten.
+const LOCKED: &[&str] = &[
+    "build", "check", "clippy", "test", "doc", "tree", "run", "publish", "package",
+];
 
 /// One CI step.
 enum Step {
@@ -31,6 +49,17 @@ enum Step {
     BasiqFeatures(Option<&'static str>),
     /// `codegen --check`, called directly rather than through a nested `cargo run`.
     CodegenCheck,
+    /// No tracked file cites a document that is not in the repository ([`citations`]).
+    Citations,
+    /// Every declared dependency is used ([`unused_deps`]).
+    UnusedDeps,
+    /// Builds the basiq examples, then runs each one (all run offline on the emulator).
+    Examples,
+    /// The README's Use section in a scratch crate outside the workspace ([`readme`]).
+    Readme,
+    /// `cargo publish --dry-run --workspace`, after dropping stale unpacked copies of our own
+    /// packages (see [`forget_unpacked_packages`]).
+    PublishDryRun,
     /// Tests: nextest when installed (then doctests separately, which nextest skips), else
     /// `cargo test`.
     Tests,
@@ -69,6 +98,11 @@ fn steps() -> Vec<(&'static str, Step)> {
             },
         ),
         ("codegen --check", Step::CodegenCheck),
+        (
+            "docs: every cited document is in the repository",
+            Step::Citations,
+        ),
+        ("deps: no unused dependency", Step::UnusedDeps),
         ("tests", Step::Tests),
         (
             "fault matrix",
@@ -128,6 +162,12 @@ fn steps() -> Vec<(&'static str, Step)> {
                 env: &[("RUSTDOCFLAGS", "-D warnings")],
             },
         ),
+        ("examples: each runs against the emulator", Step::Examples),
+        ("readme: the Use section in a scratch crate", Step::Readme),
+        (
+            "package: cargo publish --dry-run --workspace",
+            Step::PublishDryRun,
+        ),
     ]
 }
 
@@ -171,6 +211,58 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
             cargo(root, &args, &[])
         }
         Step::CodegenCheck => codegen::check(root).map_err(|e| e.to_string()),
+        Step::Citations => citations::check(root),
+        Step::UnusedDeps => unused_deps::check(root),
+        Step::Examples => {
+            cargo(
+                root,
+                &["build", "-p", "basiq", "--all-features", "--examples"],
+                &[],
+            )?;
+            for example in EXAMPLES {
+                cargo(
+                    root,
+                    &[
+                        "run",
+                        "--quiet",
+                        "-p",
+                        "basiq",
+                        "--all-features",
+                        "--example",
+                        example,
+                    ],
+                    &[("BASIQ_API_KEY", "")],
+                )?;
+            }
+            Ok(())
+        }
+        Step::Readme => readme::check(root),
+        Step::PublishDryRun => {
+            let marker = root.join("target/publish-verify/unpacked-registry.txt");
+            forget_unpacked_packages(&marker);
+            let since = std::time::SystemTime::now();
+            // Its own build directory, where every `basiq*` artifact comes from the packages
+            // under test: forgetting their fingerprints rebuilds exactly those (cargo trusts a
+            // registry package's version, not its files) and keeps the dependencies built.
+            let target = root.join("target/publish-verify");
+            if let Ok(entries) = std::fs::read_dir(target.join("debug/.fingerprint")) {
+                for entry in entries.flatten() {
+                    if entry.file_name().to_string_lossy().starts_with("basiq") {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+            }
+            let target = target.to_string_lossy().into_owned();
+            // `--allow-dirty`: what is verified is the package as it would be uploaded; whether
+            // the tree is committed only matters for a real upload.
+            let result = cargo(
+                root,
+                &["publish", "--dry-run", "--workspace", "--allow-dirty"],
+                &[("CARGO_TARGET_DIR", target.as_str())],
+            );
+            remember_unpacked_packages(&marker, since);
+            result
+        }
         Step::Tests => {
             if nextest_available(root) {
                 cargo(
@@ -210,11 +302,54 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
     }
 }
 
+/// The verification of `cargo publish --dry-run --workspace` builds each package against the
+/// others from a temporary local registry (under the build directory), which cargo unpacks under
+/// `$CARGO_HOME/registry/src/-<hash>/<name>-<version>` and never unpacks again while that
+/// directory exists: a second dry run with the same version would verify the *first* run's
+/// sources. After each run the directory it used is noted in `marker`; before the next, that
+/// directory's copies of our packages are removed (only ours: other checkouts on the machine
+/// have their own). On a fresh CI machine there is nothing to remove.
+fn forget_unpacked_packages(marker: &Path) {
+    if let Ok(dir) = std::fs::read_to_string(marker) {
+        for package in std::fs::read_dir(dir.trim())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if package.file_name().to_string_lossy().starts_with("basiq") {
+                let _ = std::fs::remove_dir_all(package.path());
+            }
+        }
+    }
+}
+
+/// Notes in `marker` the unpacked-registry directory a dry run started at `since` used.
+fn remember_unpacked_packages(marker: &Path, since: std::time::SystemTime) {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry/src")) else {
+        return;
+    };
+    for registry in std::fs::read_dir(&src).into_iter().flatten().flatten() {
+        let fresh = std::fs::metadata(registry.path().join("basiq-core-0.1.0"))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= since);
+        if registry.file_name().to_string_lossy().starts_with('-') && fresh {
+            let _ = std::fs::write(marker, registry.path().to_string_lossy().as_bytes());
+        }
+    }
+}
+
 /// The cargo that runs us (`CARGO` is set by `cargo run`), else `cargo` from `PATH`.
 fn cargo_command(root: &Path) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command.current_dir(root);
+    // CI never talks to Basiq: the sandbox tests (crates/basiq/tests/sandbox.rs) run against
+    // the emulator unless this is set.
+    command
+        .current_dir(root)
+        .env_remove("BASIQ_SANDBOX_API_KEY");
     command
 }
 
@@ -224,6 +359,7 @@ fn describe(args: &[&str]) -> String {
 
 /// Runs cargo with inherited output, so its diagnostics appear as they happen.
 fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let args = &locked(args);
     let shown_env: String = env.iter().map(|(k, v)| format!("{k}={v:?} ")).collect();
     println!("    $ {shown_env}{}", describe(args));
     let status = cargo_command(root)
@@ -240,6 +376,7 @@ fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String>
 
 /// Runs cargo and returns its stdout (stderr still shows).
 fn cargo_output(root: &Path, args: &[&str]) -> Result<String, String> {
+    let args = &locked(args);
     println!("    $ {}", describe(args));
     let output = cargo_command(root)
         .args(args)
@@ -255,6 +392,23 @@ fn cargo_output(root: &Path, args: &[&str]) -> Result<String, String> {
     }
     String::from_utf8(output.stdout)
         .map_err(|e| format!("`{}` printed non-UTF-8: {e}", describe(args)))
+}
+
+/// `args` with `--locked` after the subcommand when it resolves dependencies (`nextest run`
+/// included).
+fn locked<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut out = args.to_vec();
+    let at = match args {
+        ["nextest", "run", ..] => Some(2),
+        [sub, ..] if LOCKED.contains(sub) => Some(1),
+        _ => None,
+    };
+    if let Some(at) = at {
+        if !args.contains(&"--locked") {
+            out.insert(at, "--locked");
+        }
+    }
+    out
 }
 
 fn nextest_available(root: &Path) -> bool {
@@ -313,9 +467,65 @@ basiq-core v0.1.0 (/work/main/crates/basiq-core)
     }
 
     #[test]
+    fn resolving_commands_run_locked() {
+        assert_eq!(
+            locked(&["clippy", "--workspace"]),
+            ["clippy", "--locked", "--workspace"]
+        );
+        assert_eq!(
+            locked(&["nextest", "run", "-p", "x"]),
+            ["nextest", "run", "--locked", "-p", "x"]
+        );
+        assert_eq!(locked(&["fmt", "--all"]), ["fmt", "--all"]);
+        assert_eq!(locked(&["test", "--locked"]), ["test", "--locked"]);
+    }
+
+    #[test]
+    fn every_example_is_run() {
+        let dir = crate::workspace_root().join("crates/basiq/examples");
+        let mut found: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().into_string().ok()?;
+                        name.strip_suffix(".rs").map(String::from)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        let mut listed: Vec<String> = EXAMPLES.iter().map(|e| (*e).to_owned()).collect();
+        listed.sort();
+        assert_eq!(
+            found,
+            listed,
+            "EXAMPLES must list every file in {}",
+            dir.display()
+        );
+    }
+
+    #[test]
     fn steps_are_in_the_documented_order() {
         let names: Vec<_> = steps().into_iter().map(|(name, _)| name).collect();
-        assert_eq!(names[..4], ["fmt", "clippy", "codegen --check", "tests"]);
-        assert_eq!(names.last(), Some(&"rustdoc"));
+        assert_eq!(names[..3], ["fmt", "clippy", "codegen --check"]);
+        let tests = names
+            .iter()
+            .position(|n| *n == "tests")
+            .unwrap_or(usize::MAX);
+        let citations = names
+            .iter()
+            .position(|n| n.starts_with("docs: every cited"))
+            .unwrap_or(usize::MAX);
+        assert!(
+            citations < tests,
+            "cheap checks before the tests: {names:?}"
+        );
+        // The slow whole-package steps last: everything cheap has passed by then.
+        assert!(names.contains(&"rustdoc"));
+        assert_eq!(
+            names.last(),
+            Some(&"package: cargo publish --dry-run --workspace")
+        );
     }
 }

@@ -9,7 +9,11 @@
 )]
 
 mod ci;
+mod citations;
 mod codegen;
+mod minimal_versions;
+mod readme;
+mod unused_deps;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,8 +26,15 @@ Commands:
                     from fixtures/openapi/basiq.yaml
   codegen --check   regenerate in memory; fail, naming the files, if those on disk are stale
   ci                everything CI runs, in order, stopping at the first failing step:
-                    fmt, clippy, codegen --check, tests (nextest if installed) and doctests,
-                    the basiq feature matrix, the dependency-tree rules, rustdoc
+                    fmt, clippy, codegen --check, citations, unused-deps, tests (nextest
+                    if installed) and doctests, the basiq feature matrix, the dependency-tree
+                    rules, rustdoc, the examples, readme, cargo publish --dry-run; every
+                    cargo command that resolves dependencies runs --locked
+  minimal-versions  build the workspace with every direct dependency at its declared floor
+                    (needs a nightly toolchain for the resolution; see docs/releasing.md)
+  citations         fail when a tracked file cites a document that is not in the repository
+  unused-deps       fail when a member declares a dependency its code never uses
+  readme            build and run the README's Use section in a scratch crate, on the emulator
   -h, --help        this text
 
 See docs/codegen.md for the generator and its OpenAPI extensions.
@@ -53,6 +64,10 @@ fn main() -> ExitCode {
             .map(|()| println!("codegen: generated files are up to date"))
             .map_err(|e| e.to_string()),
         ["ci"] => ci::run(&root),
+        ["citations"] => citations::check(&root),
+        ["unused-deps"] => unused_deps::check(&root),
+        ["readme"] => readme::check(&root),
+        ["minimal-versions"] => minimal_versions::run(&root),
         other => Err(format!("unknown arguments `{}`\n\n{HELP}", other.join(" "))),
     };
     match result {

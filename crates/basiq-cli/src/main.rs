@@ -31,7 +31,9 @@
 //!
 //! `BASIQ_API_KEY` (required unless `--mock`) and `BASIQ_URL` (default Basiq's API). `--mock`
 //! runs the command against a fresh embedded emulator on virtual time. `--json` on every command
-//! prints JSON on stdout (streams — findings, step events, refreshes — as one object per line).
+//! prints JSON on stdout (streams — findings, step events, refreshes — as one object per line);
+//! an error is then one `{"error": {kind, status, code, title, detail, userId, connectionId,
+//! jobId, correlationId, message}}` object on stderr.
 //! Progress bars are drawn only on a terminal and never with `--json`; colours only on a
 //! terminal and never with `NO_COLOR`. `-v`/`-vv`/`-vvv` log to stderr (ids, never a key or a
 //! token).

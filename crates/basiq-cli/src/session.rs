@@ -29,10 +29,18 @@ enum Time {
 }
 
 /// The emulator's `/__admin` API (no authentication: it only ever listens on 127.0.0.1).
-#[derive(Clone)]
 pub(crate) struct Admin {
     agent: ureq::Agent,
     base: String,
+    /// The last time read, for a failed read: time that stands still only makes a plan wait
+    /// longer, where a jump to the wall clock could release every overdue send at once.
+    last: Mutex<Option<OffsetDateTime>>,
+    /// The emulator's clock stands still unless advanced (`basiq mock --virtual-clock`, a test's
+    /// `ManualClock`): then the time the last read or advance returned *is* its time until the
+    /// next advance, and `now` needs no request. If something else advances it meanwhile, this
+    /// copy is behind: waits come out longer and each advance resynchronises, so pacing only
+    /// gets more conservative.
+    frozen: bool,
 }
 
 impl fmt::Debug for Admin {
@@ -55,7 +63,27 @@ impl Admin {
         Self {
             agent,
             base: base.trim_end_matches('/').to_owned(),
+            last: Mutex::new(None),
+            frozen: false,
         }
+    }
+
+    /// Whether the emulator's clock stands still between advances: two reads a moment apart
+    /// return the same instant, to the nanosecond (a running clock never does).
+    fn detect_frozen(mut self) -> Result<Self, String> {
+        let first = self.now()?;
+        std::thread::sleep(Duration::from_millis(2));
+        self.frozen = self.now()? == first;
+        Ok(self)
+    }
+
+    fn remember(&self, now: OffsetDateTime) -> OffsetDateTime {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+        now
+    }
+
+    fn last_known(&self) -> Option<OffsetDateTime> {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn parse(answer: ClockAnswer) -> Result<OffsetDateTime, String> {
@@ -67,6 +95,11 @@ impl Admin {
     }
 
     fn now(&self) -> Result<OffsetDateTime, String> {
+        if self.frozen {
+            if let Some(now) = self.last_known() {
+                return Ok(now);
+            }
+        }
         let answer: ClockAnswer = self
             .agent
             .get(&format!("{}/__admin/clock", self.base))
@@ -74,7 +107,7 @@ impl Admin {
             .map_err(|e| format!("cannot read the emulator's clock: {e}"))?
             .into_json()
             .map_err(|e| format!("cannot read the emulator's clock: {e}"))?;
-        Self::parse(answer)
+        Self::parse(answer).map(|now| self.remember(now))
     }
 
     fn advance(&self, by: Duration) -> Result<OffsetDateTime, String> {
@@ -85,7 +118,7 @@ impl Admin {
             .map_err(|e| format!("cannot advance the emulator's clock: {e}"))?
             .into_json()
             .map_err(|e| format!("cannot advance the emulator's clock: {e}"))?;
-        Self::parse(answer)
+        Self::parse(answer).map(|now| self.remember(now))
     }
 }
 
@@ -94,9 +127,11 @@ impl Clock for Timekeeper {
         match &*self.0 {
             Time::Wall => OffsetDateTime::now_utc(),
             Time::Manual(clock) => clock.now(),
-            // Checked at start-up; if the emulator goes away mid-run, the next request fails
-            // with a transport error anyway, so the wall clock is a harmless stand-in here.
-            Time::Emulator(admin) => admin.now().unwrap_or_else(|_| OffsetDateTime::now_utc()),
+            // Read at start-up, so a failed read later falls back to the last time read.
+            Time::Emulator(admin) => admin.now().unwrap_or_else(|e| {
+                tracing::warn!("{e}");
+                admin.last_known().unwrap_or_else(OffsetDateTime::now_utc)
+            }),
         }
     }
 }
@@ -267,13 +302,11 @@ fn emulator_admin(base_url: &str) -> Result<Admin, CliError> {
              (127.0.0.1, ::1, localhost), never Basiq's API",
         ));
     }
-    let admin = Admin::new(base_url);
-    admin.now().map_err(|e| {
+    Admin::new(base_url).detect_frozen().map_err(|e| {
         CliError::usage(format!(
             "--virtual-time needs an emulator at BASIQ_URL ({e})"
         ))
-    })?;
-    Ok(admin)
+    })
 }
 
 fn build_client(

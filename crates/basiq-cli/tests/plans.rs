@@ -180,7 +180,7 @@ fn an_interrupted_plan_resumes_without_repeating_a_refresh() {
     let child = cmd.spawn().unwrap();
     // Wait until ten refreshes are recorded (header + 10 lines), then press Ctrl-C.
     while std::fs::read_to_string(&state).map_or(0, |s| s.lines().count()) < 11 {
-        std::thread::yield_now();
+        std::thread::sleep(Duration::from_millis(5));
     }
     let pid = child.id();
     std::process::Command::new("kill")
@@ -195,6 +195,18 @@ fn an_interrupted_plan_resumes_without_repeating_a_refresh() {
     assert!(state.exists(), "the state file stays for the resume");
     let first = emu.server.stats().refreshes.len();
     assert!(first >= 10 && first < pairs.len(), "{first}");
+
+    // Printing the plan now shows the interrupted run's slots and sends nothing.
+    let printed = emu.run(&args[..args.len() - 1]);
+    assert_eq!(printed.code, 0);
+    assert!(
+        printed
+            .stderr
+            .contains(&format!("{first} of {} already ran", pairs.len())),
+        "{}",
+        printed.stderr
+    );
+    assert_eq!(emu.server.stats().refreshes.len(), first);
 
     let resumed = emu.run(&args);
     assert_eq!(resumed.code, 0, "{resumed:?}");
@@ -220,4 +232,45 @@ fn an_interrupted_plan_resumes_without_repeating_a_refresh() {
     let times: Vec<_> = sent.iter().map(|(t, _)| *t).collect();
     assert!(most_in_any_minute(&times) <= 6);
     assert!(!state.exists());
+}
+
+#[test]
+fn a_state_file_of_another_plan_is_refused_before_anything_is_sent() {
+    let emu = Emu::start();
+    let user = emu.user("solo@hooli.com");
+    let dir = tempdir();
+    let file = dir.join("users.txt");
+    std::fs::write(&file, format!("{user}\n")).unwrap();
+    let state = dir.join("users.txt.state");
+    std::fs::write(
+        &state,
+        r#"{"plan":"triage","start":"2026-03-02T09:00:00Z","jitter":0.5,"windowMs":2000,"maxPerMinute":30,"items":1,"digest":"0000000000000000"}
+"#,
+    )
+    .unwrap();
+    let run = emu.run(&["triage", "--users-from", file.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("belongs to another plan"),
+        "{}",
+        run.stderr
+    );
+    assert!(emu.arrivals("GET", "/users/{user_id}/jobs").is_empty());
+    assert!(state.exists(), "never removed on a mismatch");
+
+    // Too many users for the window at the rate: refused up front too.
+    std::fs::remove_file(&state).unwrap();
+    let run = emu.run(&[
+        "triage",
+        &user,
+        "u2",
+        "u3",
+        "--window",
+        "1m",
+        "--max-per-minute",
+        "2",
+    ]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("do not fit"), "{}", run.stderr);
+    assert!(emu.arrivals("GET", "/users/{user_id}/jobs").is_empty());
 }

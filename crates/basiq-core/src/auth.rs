@@ -526,7 +526,8 @@ impl RetryState {
             .decide_with_budget(&mut budget, attempt, &failure, true, jitter, now)
         {
             RetryDecision::RetryAfter(delay) => {
-                tracing::debug!(
+                // INFO: a retry is worth an operator's eye (a flaky network, Basiq throttling).
+                tracing::info!(
                     attempt,
                     error.kind = ?error.kind(),
                     error.status = ?error.status(),

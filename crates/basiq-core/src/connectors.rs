@@ -2,7 +2,7 @@
 //!
 //! Basiq's handling-jobs guide: when a job fails with `service-unavailable`, check the connector's
 //! status on `/connectors`; if it is in `major-outage`, the problem is at *their* end — wait until
-//! it is operational instead of retrying or bothering the user (facts §4.3 C, §5).
+//! it is operational instead of retrying or bothering the user (basiq-api.md §4.3 C, §5).
 //!
 //! The triage logic in [`crate::jobs::triage_user`] works on a deliberately minimal
 //! [`ConnectorStatusView`] (id, method, status) rather than the generated

@@ -473,7 +473,7 @@ impl ExecutorCore {
         match result {
             Err(e) if e.is_expired_token() => {
                 let was_cached = self.tokens.reject(lease);
-                tracing::debug!(
+                tracing::info!(
                     refetch = was_cached,
                     "Basiq rejected the server token as expired; re-authenticating once"
                 );

@@ -1,7 +1,7 @@
 //! Jobs: reading them, following them, and turning their failures into actions.
 //!
 //! Basiq runs every connection and refresh as a *job* whose *steps* (`verify-credentials`,
-//! `retrieve-accounts`, …) progress asynchronously (facts §4). Its guides ask integrators to
+//! `retrieve-accounts`, …) progress asynchronously (basiq-api.md §4). Its guides ask integrators to
 //! follow progress through the steps, to treat a failed job as something to act on, and to check
 //! each user's jobs daily and at login. This module holds the pure parts:
 //!
@@ -71,7 +71,7 @@ pub enum JobState {
 }
 
 impl JobState {
-    /// Whether the job is finished: all steps succeeded, or one failed (facts §4.2).
+    /// Whether the job is finished: all steps succeeded, or one failed (basiq-api.md §4.2).
     pub fn is_done(&self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed { .. })
     }
@@ -139,7 +139,7 @@ impl Job {
         self.steps.iter().find(|s| s.title == title)
     }
 
-    /// Where the job is: done when all steps succeeded or any failed (facts §4.2).
+    /// Where the job is: done when all steps succeeded or any failed (basiq-api.md §4.2).
     pub fn state(&self) -> JobState {
         if let Some(failed) = self.steps.iter().find(|s| s.status == StepStatus::Failed) {
             return JobState::Failed {
@@ -189,7 +189,7 @@ impl Job {
 
     /// The multi-factor challenge the job is waiting on: its `mfa-challenge` step is
     /// `in-progress` and carries a challenge result (`{type:"mfa", method, description,
-    /// input, expiryMs}`, facts §4.2). `None` otherwise — no such step, not yet started,
+    /// input, expiryMs}`, basiq-api.md §4.2). `None` otherwise — no such step, not yet started,
     /// already answered, failed, or no challenge attached yet. Answer it with
     /// [`AnswerJobMfa`](crate::mfa::AnswerJobMfa) (`client.jobs().answer_mfa(..)`).
     pub fn mfa_challenge(&self) -> Option<MfaChallenge> {
@@ -299,7 +299,7 @@ pub struct Diagnosis {
 
 open_enum!(
     /// A failed step's `result.code`: every code of Basiq's `JobsResult.code` enum and the codes
-    /// seen in its examples and guides but missing from the enum (facts §4.3 A and B). The enum
+    /// seen in its examples and guides but missing from the enum (basiq-api.md §4.3 A and B). The enum
     /// is not closed, so unknown codes are kept as `Other`.
     JobFailureCode {
         /// Not a failure (listed in the enum; a failed step should never carry it).
@@ -395,7 +395,7 @@ impl JobFailureCode {
     ];
 }
 
-/// What started the job. Basiq's advice for the same code differs between the two (facts §4.3 C).
+/// What started the job. Basiq's advice for the same code differs between the two (basiq-api.md §4.3 C).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobKind {
     /// A new connection, a credential update or a reauthorisation (all go through the Consent UI).
@@ -497,7 +497,7 @@ impl FailureClass {
     }
 }
 
-/// Basiq's advice: wait 10 minutes before retrying after `service-unavailable` (facts §4.3 C).
+/// Basiq's advice: wait 10 minutes before retrying after `service-unavailable` (basiq-api.md §4.3 C).
 pub const TRANSIENT_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
 /// Basiq's own retry queue for `service-unavailable` on create/update: every 2 hours …
 pub const SERVER_RETRY_EVERY: Duration = Duration::from_secs(2 * 60 * 60);
@@ -512,7 +512,7 @@ pub const ESCALATE_AFTER_FAILURES: u32 = 3;
 ///
 /// The mapping follows Basiq's handling-jobs guide where it speaks (invalid-credentials,
 /// account-not-accessible-requires-user-action, service-unavailable) and the code names
-/// elsewhere (facts §4.3 — Basiq publishes no official mapping for the rest).
+/// elsewhere (basiq-api.md §4.3 — Basiq publishes no official mapping for the rest).
 pub fn classify(step: &StepTitle, code: &JobFailureCode, kind: JobKind) -> FailureClass {
     use JobFailureCode as C;
     let transient = FailureClass::Transient {
@@ -1036,7 +1036,7 @@ fn triage_key(job: &Job) -> TriageKey {
 }
 
 /// The user's failures that no later success fixed, each classified with its action. Basiq asks
-/// integrators to check each user's jobs about once a day and at every login (facts §4.3 C).
+/// integrators to check each user's jobs about once a day and at every login (basiq-api.md §4.3 C).
 ///
 /// Jobs are grouped by connection (jobs without one: by institution and job type, else alone) and
 /// ordered by `updated`/`created` (a missing time sorts first; at equal times a success wins).

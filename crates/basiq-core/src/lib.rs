@@ -18,6 +18,7 @@
 //! | [`fleet`] | fleet mode: one token, one quota, one attempt across every instance ([`FleetOp`](fleet::FleetOp) over a shared store) |
 //! | [`pause`] | [`DuplicatePauseGuard`](pause::DuplicatePauseGuard): never trigger Basiq's 6-minute duplicate pause |
 //! | [`retry`] | [`RetryPolicy`](retry::RetryPolicy): backoff, `Retry-After`, no blind repeat of non-idempotent calls |
+//! | [`telemetry`] | one `basiq.http` span per request (OpenTelemetry HTTP client fields, `correlationId`, ids; never a header or body) |
 //! | [`connectors`] | connector status: outage or not |
 //! | [`pagination`] | [`NextPage`](pagination::NextPage) follows `links.next` (same origin only, so the token never leaves); [`Page`](pagination::Page) |
 //! | [`webhooks`] | [`verify`](webhooks::verify) Basiq's signed webhook messages (`whsec_` secret, HMAC-SHA256, 5-minute tolerance) → [`WebhookMessage`](webhooks::WebhookMessage) |
@@ -57,6 +58,7 @@ pub mod refresh;
 pub mod retry;
 pub mod secret;
 pub mod statements;
+pub mod telemetry;
 #[cfg(test)]
 mod test_support;
 mod time_util;

@@ -1,4 +1,4 @@
-//! Answering a multi-factor challenge: `POST /jobs/{jobId}/mfa` (facts §4.1).
+//! Answering a multi-factor challenge: `POST /jobs/{jobId}/mfa` (basiq-api.md §4.1).
 //!
 //! Some institutions (Basiq's sandbox: Pied Piper Bank always, Nucleus Bank sometimes) insert an
 //! `mfa-challenge` step between `verify-credentials` and `retrieve-accounts`. While it is
@@ -104,7 +104,7 @@ impl Serialize for Body<'_> {
             }
         }
         let mut map = serializer.serialize_map(Some(1))?;
-        // Basiq's key is hyphenated (facts §4.1).
+        // Basiq's key is hyphenated (basiq-api.md §4.1).
         map.serialize_entry("mfa-response", &Answers(&(self.0).0))?;
         map.end()
     }

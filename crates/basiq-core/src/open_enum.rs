@@ -1,6 +1,6 @@
 //! A private macro for the policy modules' open string enums.
 //!
-//! Basiq's enums are not closed (facts §10: connection `init`/`deleted`, job code
+//! Basiq's enums are not closed (basiq-api.md §10: connection `init`/`deleted`, job code
 //! `authorization-failed` are missing from the specs), so every enum here keeps an unknown value as
 //! `Other(String)` instead of failing — a new value from Basiq never breaks a running app.
 //! Unlike the generated models' macro, this one accepts aliases, because Basiq spells the same

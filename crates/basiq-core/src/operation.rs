@@ -25,7 +25,7 @@ pub enum Authentication {
     ServerToken,
     /// The executor fetches a fresh `CLIENT_ACCESS` token bound to this user and sends
     /// `Authorization: Bearer <client token>` — never the server token, and the client token is
-    /// never cached (`POST /jobs/{jobId}/mfa` needs one: facts §1, §4.1).
+    /// never cached (`POST /jobs/{jobId}/mfa` needs one: basiq-api.md §1, §4.1).
     ClientToken(UserId),
 }
 

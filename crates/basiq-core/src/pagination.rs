@@ -1,6 +1,6 @@
 //! Following Basiq's `links.next`: the next page of a list, without leaking the token.
 //!
-//! Basiq paginates lists (transactions beyond 500, facts §7) with an opaque cursor inside an
+//! Basiq paginates lists (transactions beyond 500, basiq-api.md §7) with an opaque cursor inside an
 //! **absolute** `links.next` URL. Following it means sending the bearer token to whatever URL the
 //! response named, so [`NextPage::new`] refuses a link whose scheme, host or port differ from the
 //! API base: a tampered or misconfigured response can never make the SDK hand the server token

@@ -1,6 +1,6 @@
 //! The duplicate-credentials pause.
 //!
-//! Basiq (best-practice guide, data-connections guide; facts §8): a second attempt with the *same
+//! Basiq (best-practice guide, data-connections guide; basiq-api.md §8): a second attempt with the *same
 //! credentials* while a connection job for them is in progress is **paused for 6 minutes**, to
 //! avoid locking the user's bank account. A second click on "connect", an update or reauthorise
 //! racing a refresh, or a refresh racing a connect all trigger it. [`DuplicatePauseGuard`] looks at

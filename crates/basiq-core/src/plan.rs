@@ -1,6 +1,6 @@
 //! Work over many users, spread over a window at a rate: never a burst.
 //!
-//! Basiq asks integrators to check every user's jobs about once a day (facts §4.3 C) and warns
+//! Basiq asks integrators to check every user's jobs about once a day (basiq-api.md §4.3 C) and warns
 //! against bursts of traffic. An app with many users should not check them all at midnight:
 //!
 //! * [`TriageScheduler`] spreads the daily [`triage_user`](crate::jobs::triage_user) check of

@@ -1,6 +1,6 @@
 //! Refreshing connections: when it is allowed, and how to spread many refreshes out.
 //!
-//! Basiq's best-practice guide (facts §8): refresh *rarely* — banks lock users out or block Basiq
+//! Basiq's best-practice guide (basiq-api.md §8): refresh *rarely* — banks lock users out or block Basiq
 //! when refreshed too often —, only *active* connections, check `lastUsed` and the jobs before an
 //! ad-hoc refresh, never bulk-refresh everything at once, at most **20 refreshes per day** for an
 //! open-banking connection, and prefer Basiq's daily background refresh ("smart cache").
@@ -48,7 +48,7 @@ use crate::transport::HttpResponse;
 
 open_enum!(
     /// A connection's status. The spec lists `active | pending | invalid | pre-init`; the guide
-    /// adds `init` and `deleted`, so the enum stays open (facts §3.3).
+    /// adds `init` and `deleted`, so the enum stays open (basiq-api.md §3.3).
     ConnectionStatus {
         /// All steps OK: the only status that may be refreshed.
         Active => "active",

@@ -5,7 +5,7 @@
 //!
 //! * idempotent requests are retried on transport errors, 429, 500, 502, 503 and 504 (and the
 //!   `/token` throttling 403), with *full-jitter* exponential backoff capped at `cap`
-//!   (Basiq: 5xx mean "try again later"; rate limits answer 429 or 403 — facts §6);
+//!   (Basiq: 5xx mean "try again later"; rate limits answer 429 or 403 — basiq-api.md §6);
 //! * a `Retry-After` header is honoured (Basiq does not document one; we respect it if sent) up
 //!   to `retry_after_cap`; a longer one gives up instead of retrying early, so the caller can
 //!   reschedule;

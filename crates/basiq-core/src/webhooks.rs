@@ -1,6 +1,6 @@
 //! Webhook verification: trust a message only when Basiq signed it, recently.
 //!
-//! Basiq signs every webhook message the Svix way (facts §7, DOCS `webhooks/webhooks-security.md`):
+//! Basiq signs every webhook message the Svix way (basiq-api.md §7, Basiq docs `webhooks/webhooks-security`):
 //!
 //! - headers `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature`
 //!   (one or more space-separated `v1,<base64>` entries — several while a secret is rotated);

@@ -1,6 +1,6 @@
 //! Behaviour of the code `cargo xtask codegen` generates from fixtures/openapi/basiq.yaml: the
 //! requests each operation builds, the statuses it accepts, the up-front checks, and the
-//! leniency of the models towards Basiq's inconsistent payloads (facts §10).
+//! leniency of the models towards Basiq's inconsistent payloads (basiq-api.md §10).
 
 use basiq_core::error::ErrorKind;
 use basiq_core::id::{JobId, UserId};

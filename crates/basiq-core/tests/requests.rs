@@ -147,7 +147,7 @@ fn get_job() {
 
 #[test]
 fn answer_job_mfa() {
-    // Basiq's public sandbox answers (facts §4.4), shown so the body's shape is reviewable; real
+    // Basiq's public sandbox answers (basiq-api.md §4.4), shown so the body's shape is reviewable; real
     // answers never appear in Debug.
     let op = AnswerJobMfa::new(
         JobId::new("61723").unwrap(),

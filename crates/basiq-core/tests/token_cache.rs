@@ -2,7 +2,7 @@
 //! clock advances, requests, rejections and failing fetches against a simulated `/token`.
 //!
 //! Basiq's rule: one server token per lifetime (3600 s), cached for global use, never one per
-//! request or per user (facts §1).
+//! request or per user (basiq-api.md §1).
 
 use std::time::Duration;
 

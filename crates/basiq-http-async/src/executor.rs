@@ -15,9 +15,11 @@ use basiq_core::fleet::{AsyncFleet, FleetStep};
 use basiq_core::id::UserId;
 use basiq_core::operation::Operation;
 use basiq_core::secret::AccessToken;
+use basiq_core::telemetry::{self, SendCount};
 use basiq_core::token::{TokenLease, TokenResponse};
 use basiq_core::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
 use time::OffsetDateTime;
+use tracing::Instrument;
 use url::Url;
 
 /// How the executor waits between retries. The default is `tokio::time::sleep`; a host on
@@ -145,14 +147,17 @@ impl AsyncExecutor {
     async fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
         let retrying = self.inner.core.retrying(op.is_idempotent());
         let deadline = retrying.deadline();
+        let sends = SendCount::new();
         self.retrying(retrying, || async {
             match self.inner.core.auth_plan(op) {
                 AuthPlan::Unauthenticated => self
-                    .run_unauthenticated_within(op, deadline)
+                    .run_unauthenticated_within(op, deadline, &sends)
                     .await
                     .map_err(Failure::Retryable),
-                AuthPlan::ServerToken => self.attempt(op, deadline).await,
-                AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch, deadline).await,
+                AuthPlan::ServerToken => self.attempt(op, deadline, &sends).await,
+                AuthPlan::ClientToken(fetch) => {
+                    self.attempt_as_client(op, fetch, deadline, &sends).await
+                }
             }
         })
         .await
@@ -165,14 +170,16 @@ impl AsyncExecutor {
         op: &O,
         fetch: basiq_core::token::PostToken,
         deadline: Option<OffsetDateTime>,
+        sends: &SendCount,
     ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         // Not through `execute`: that would make this async fn (indirectly) recursive.
+        let fetch_sends = SendCount::new();
         let token = self
             .retrying(core.retrying(fetch.is_idempotent()), || async {
-                self.run_unauthenticated_within(&fetch, deadline)
+                self.run_unauthenticated_within(&fetch, deadline, &fetch_sends)
                     .await
                     .map_err(Failure::Retryable)
             })
@@ -181,7 +188,10 @@ impl AsyncExecutor {
         let request = core
             .client_authorized(request, &token.access_token)
             .map_err(Failure::Final)?;
-        let answer = match self.send_within(request, deadline).await {
+        let answer = match self
+            .send_within(request, deadline, &op.context(), sends)
+            .await
+        {
             Ok(response) => op.parse(response),
             Err(e) => Err(e),
         };
@@ -211,18 +221,19 @@ impl AsyncExecutor {
         &self,
         op: &O,
         deadline: Option<OffsetDateTime>,
+        sends: &SendCount,
     ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         let lease = self.lease().await.map_err(Failure::Final)?;
-        let answer = self.send_with(request, &lease, op, deadline).await;
+        let answer = self.send_with(request, &lease, op, deadline, sends).await;
         match core.answered(&lease, answer) {
             AuthStep::Done(result) => result,
             AuthStep::Reauthenticate => {
                 let lease = self.lease().await.map_err(Failure::Final)?;
                 let request = core.request(op).map_err(Failure::Final)?;
-                self.send_with(request, &lease, op, deadline)
+                self.send_with(request, &lease, op, deadline, sends)
                     .await
                     .map_err(Failure::Retryable)
             }
@@ -232,7 +243,8 @@ impl AsyncExecutor {
     /// Operations that carry their own credentials (`POST /token`). Kept apart from `attempt` so
     /// fetching a token never recurses into the token logic.
     async fn run_unauthenticated<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
-        self.run_unauthenticated_within(op, None).await
+        self.run_unauthenticated_within(op, None, &SendCount::new())
+            .await
     }
 
     /// [`run_unauthenticated`](Self::run_unauthenticated) within what is left of `deadline`.
@@ -240,9 +252,13 @@ impl AsyncExecutor {
         &self,
         op: &O,
         deadline: Option<OffsetDateTime>,
+        sends: &SendCount,
     ) -> Result<O::Output, Error> {
         let request = self.inner.core.request(op)?;
-        op.parse(self.send_within(request, deadline).await?)
+        op.parse(
+            self.send_within(request, deadline, &op.context(), sends)
+                .await?,
+        )
     }
 
     async fn send_with<O: Operation>(
@@ -251,9 +267,13 @@ impl AsyncExecutor {
         lease: &TokenLease,
         op: &O,
         deadline: Option<OffsetDateTime>,
+        sends: &SendCount,
     ) -> Result<O::Output, Error> {
         lease.authorize(&mut request)?;
-        let answer = match self.send_within(request, deadline).await {
+        let answer = match self
+            .send_within(request, deadline, &op.context(), sends)
+            .await
+        {
             Ok(response) => op.parse(response),
             Err(e) => Err(e),
         };
@@ -262,22 +282,32 @@ impl AsyncExecutor {
         answer.map_err(|e| self.inner.core.scrubbed(e, Some(&lease.token)))
     }
 
-    /// Sends `request` with the body cap and what is left of `deadline` attached
+    /// Sends `request` inside its `basiq.http` span ([`telemetry::request_span`]) with the body
+    /// cap and what is left of `deadline` attached
     /// ([`RequestLimits`](basiq_core::transport::RequestLimits)), and checks the answer's size.
     async fn send_within(
         &self,
         request: HttpRequest,
         deadline: Option<OffsetDateTime>,
+        context: &basiq_core::ErrorContext,
+        sends: &SendCount,
     ) -> Result<HttpResponse, Error> {
         let core = &self.inner.core;
+        let span = telemetry::request_span(&request, self.base_url(), context, sends.next());
         let request = core.limited(request, core.limits(deadline));
-        let response = self
+        let answer = self
             .inner
             .transport
             .send(request)
+            .instrument(span.clone())
             .await
-            .map_err(Error::transport)?;
-        core.received(response)
+            .map_err(Error::transport)
+            .and_then(|response| core.received(response));
+        match &answer {
+            Ok(response) => telemetry::record_response(&span, response.status(), response.body()),
+            Err(error) => telemetry::record_failure(&span, error),
+        }
+        answer
     }
 
     /// The server token to use now, fetching it (single flight) when the cache says so.

@@ -14,6 +14,7 @@ use basiq_core::fleet::{BlockingFleet, FleetStep};
 use basiq_core::id::UserId;
 use basiq_core::operation::Operation;
 use basiq_core::secret::AccessToken;
+use basiq_core::telemetry::{self, SendCount};
 use basiq_core::token::{TokenLease, TokenResponse};
 use basiq_core::transport::{BlockingTransport, HttpRequest, HttpResponse};
 use time::OffsetDateTime;
@@ -133,12 +134,13 @@ impl BlockingExecutor {
     fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
         let retrying = self.inner.core.retrying(op.is_idempotent());
         let deadline = retrying.deadline();
+        let sends = SendCount::new();
         self.retrying(retrying, || match self.inner.core.auth_plan(op) {
             AuthPlan::Unauthenticated => self
-                .run_unauthenticated_within(op, deadline)
+                .run_unauthenticated_within(op, deadline, &sends)
                 .map_err(Failure::Retryable),
-            AuthPlan::ServerToken => self.attempt(op, deadline),
-            AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch, deadline),
+            AuthPlan::ServerToken => self.attempt(op, deadline, &sends),
+            AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch, deadline, &sends),
         })
     }
 
@@ -149,20 +151,22 @@ impl BlockingExecutor {
         op: &O,
         fetch: basiq_core::token::PostToken,
         deadline: Option<OffsetDateTime>,
+        sends: &SendCount,
     ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
+        let fetch_sends = SendCount::new();
         let token = self
             .retrying(core.retrying(fetch.is_idempotent()), || {
-                self.run_unauthenticated_within(&fetch, deadline)
+                self.run_unauthenticated_within(&fetch, deadline, &fetch_sends)
                     .map_err(Failure::Retryable)
             })
             .map_err(|e| Failure::Final(e.with_context(&fetch.context())))?;
         let request = core
             .client_authorized(request, &token.access_token)
             .map_err(Failure::Final)?;
-        self.send_within(request, deadline)
+        self.send_within(request, deadline, &op.context(), sends)
             .and_then(|response| op.parse(response))
             .map_err(|e| Failure::Retryable(core.scrubbed(e, Some(&token.access_token))))
     }
@@ -186,18 +190,19 @@ impl BlockingExecutor {
         &self,
         op: &O,
         deadline: Option<OffsetDateTime>,
+        sends: &SendCount,
     ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         let lease = self.lease().map_err(Failure::Final)?;
-        let answer = self.send_with(request, &lease, op, deadline);
+        let answer = self.send_with(request, &lease, op, deadline, sends);
         match core.answered(&lease, answer) {
             AuthStep::Done(result) => result,
             AuthStep::Reauthenticate => {
                 let lease = self.lease().map_err(Failure::Final)?;
                 let request = core.request(op).map_err(Failure::Final)?;
-                self.send_with(request, &lease, op, deadline)
+                self.send_with(request, &lease, op, deadline, sends)
                     .map_err(Failure::Retryable)
             }
         }
@@ -205,7 +210,7 @@ impl BlockingExecutor {
 
     /// Operations that carry their own credentials (`POST /token`).
     fn run_unauthenticated<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
-        self.run_unauthenticated_within(op, None)
+        self.run_unauthenticated_within(op, None, &SendCount::new())
     }
 
     /// [`run_unauthenticated`](Self::run_unauthenticated) within what is left of `deadline`.
@@ -213,9 +218,10 @@ impl BlockingExecutor {
         &self,
         op: &O,
         deadline: Option<OffsetDateTime>,
+        sends: &SendCount,
     ) -> Result<O::Output, Error> {
         let request = self.inner.core.request(op)?;
-        op.parse(self.send_within(request, deadline)?)
+        op.parse(self.send_within(request, deadline, &op.context(), sends)?)
     }
 
     fn send_with<O: Operation>(
@@ -224,29 +230,40 @@ impl BlockingExecutor {
         lease: &TokenLease,
         op: &O,
         deadline: Option<OffsetDateTime>,
+        sends: &SendCount,
     ) -> Result<O::Output, Error> {
         lease.authorize(&mut request)?;
         // Scrubbed here, where the token that was sent is known.
-        self.send_within(request, deadline)
+        self.send_within(request, deadline, &op.context(), sends)
             .and_then(|response| op.parse(response))
             .map_err(|e| self.inner.core.scrubbed(e, Some(&lease.token)))
     }
 
-    /// Sends `request` with the body cap and what is left of `deadline` attached
+    /// Sends `request` inside its `basiq.http` span ([`telemetry::request_span`]) with the body
+    /// cap and what is left of `deadline` attached
     /// ([`RequestLimits`](basiq_core::transport::RequestLimits)), and checks the answer's size.
     fn send_within(
         &self,
         request: HttpRequest,
         deadline: Option<OffsetDateTime>,
+        context: &basiq_core::ErrorContext,
+        sends: &SendCount,
     ) -> Result<HttpResponse, Error> {
         let core = &self.inner.core;
+        let span = telemetry::request_span(&request, self.base_url(), context, sends.next());
         let request = core.limited(request, core.limits(deadline));
-        let response = self
-            .inner
-            .transport
-            .send(request)
-            .map_err(Error::transport)?;
-        core.received(response)
+        let answer = span.in_scope(|| {
+            self.inner
+                .transport
+                .send(request)
+                .map_err(Error::transport)
+                .and_then(|response| core.received(response))
+        });
+        match &answer {
+            Ok(response) => telemetry::record_response(&span, response.status(), response.body()),
+            Err(error) => telemetry::record_failure(&span, error),
+        }
+        answer
     }
 
     /// The server token to use now, fetching it (single flight) when the cache says so.

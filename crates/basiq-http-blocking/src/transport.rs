@@ -69,6 +69,8 @@ impl UreqTransport {
             .timeout_connect(connect)
             .timeout(request)
             .redirects(0)
+            // `native-roots` (ureq's `native-certs`): the operating system's trust store
+            // (corporate roots included) instead of the bundled Mozilla roots; still rustls.
             .build();
         Self {
             agent,

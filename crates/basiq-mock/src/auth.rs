@@ -1,7 +1,7 @@
 //! `POST /token` and Bearer authentication for every other endpoint.
 //!
 //! Choices where Basiq's docs give a message but no code (documented in `docs/emulator.md`):
-//! - wrong API key → 404 `resource-not-found` (Basiq really answers 404, facts §1);
+//! - wrong API key → 404 `resource-not-found` (Basiq really answers 404, basiq-api.md §1);
 //! - more than 1,500 `/token` requests in 5 minutes → 403 `too-many-requests`, title
 //!   "Invalid request";
 //! - an unsupported `basiq-version` → 400 `parameter-not-valid`.

@@ -15,7 +15,7 @@ enum Source {
     /// Shared with the test (and possibly the SDK): whoever advances it moves everyone.
     Manual(ManualClock),
     /// Wall-clock time plus an offset, so `advance` also works on a server started without a
-    /// virtual clock (e.g. the binary, driven through `/__admin/clock/advance`).
+    /// virtual clock (e.g. `basiq mock`, driven through `/__admin/clock/advance`).
     System { offset: Mutex<time::Duration> },
 }
 

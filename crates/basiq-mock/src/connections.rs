@@ -1,4 +1,4 @@
-//! Connections: list/get/delete, refresh (one and all), purge (facts §3, §8).
+//! Connections: list/get/delete, refresh (one and all), purge (basiq-api.md §3, §8).
 //!
 //! A connection's status is *derived* from its jobs at read time ([`derive`]): pending until a
 //! job verifies the credentials, active once one does, invalid when the latest finished job
@@ -29,7 +29,7 @@ use crate::state::{
 };
 use crate::users::require_user;
 
-/// OpenBanking refreshes allowed per connection per UTC day (facts §8).
+/// OpenBanking refreshes allowed per connection per UTC day (basiq-api.md §8).
 pub(crate) const OPEN_BANKING_DAILY_REFRESHES: usize = 20;
 
 /// Derives the point-in-time view of a connection from its jobs (oldest first).
@@ -90,7 +90,7 @@ pub(crate) fn derive(c: &Connection, jobs: &[&Job], now: OffsetDateTime) -> Conn
     }
 }
 
-/// The connection JSON (facts §3.3).
+/// The connection JSON (basiq-api.md §3.3).
 pub(crate) fn connection_json(base: &str, info: &ConnectionInfo) -> Value {
     let uid = &info.user_id;
     let cid = &info.id;
@@ -117,7 +117,7 @@ pub(crate) fn connection_json(base: &str, info: &ConnectionInfo) -> Value {
         },
     });
     // `expiryDate` is the consent's end on open banking and empty (`""`, not absent) on web
-    // (facts §3.3), which clients must read as "none".
+    // (basiq-api.md §3.3), which clients must read as "none".
     let expiry = if info.method == Method::OpenBanking {
         rfc3339(info.created + time::Duration::days(365))
     } else {
@@ -234,7 +234,7 @@ async fn delete_one(
     let now = state.now();
     let mut db = state.db();
     let info = owned_info(&db, &user_id, &cid, now)?;
-    // The data fetched through it stays on the user (facts §3.2); see `data_routes`.
+    // The data fetched through it stays on the user (basiq-api.md §3.2); see `data_routes`.
     let url = format!("{}/users/{user_id}/connections/{cid}", state.base());
     let data = connection_json(state.base(), &info);
     crate::surface::record(

@@ -1,4 +1,4 @@
-//! Connectors (institutions): `GET /connectors`, `GET /connectors/{id}/{method}` (facts §5).
+//! Connectors (institutions): `GET /connectors`, `GET /connectors/{id}/{method}` (basiq-api.md §5).
 //!
 //! The catalogue is small and fixed: the web test bank Hooli (AU00000), an OpenBanking variant
 //! (AU00001) for the 20-refreshes-a-day rule, Pied Piper Bank (AU00002, always MFA) and Nucleus

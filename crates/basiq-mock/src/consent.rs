@@ -1,4 +1,4 @@
-//! A stand-in for Basiq's hosted Consent UI (`consent.basiq.io/home?token=…`, facts §3.1).
+//! A stand-in for Basiq's hosted Consent UI (`consent.basiq.io/home?token=…`, basiq-api.md §3.1).
 //!
 //! In v3.0 connections can only be created through the Consent UI, so the emulator serves a tiny
 //! HTML form with the same query parameters, and a form `POST` that creates (or, with
@@ -24,10 +24,10 @@ use crate::query;
 use crate::state::{AppState, Connection, Db, JobKind, Method, Scope};
 use crate::users::require_user;
 
-/// Basiq's sandbox stops at 500 connections (facts §8).
+/// Basiq's sandbox stops at 500 connections (basiq-api.md §8).
 const SANDBOX_CONNECTION_LIMIT: usize = 500;
 
-/// Consent UI actions Basiq documents (facts §3.1).
+/// Consent UI actions Basiq documents (basiq-api.md §3.1).
 const ACTIONS: &[&str] = &[
     "connect",
     "manage",

@@ -5,7 +5,7 @@
 //! - a connection contributes accounts once a `retrieve-accounts` step has succeeded, and
 //!   transactions once a `retrieve-transactions` step has, and nothing while purged (until the
 //!   next fully successful job after the purge);
-//! - a deleted connection's data stays on the user, frozen as it was at deletion (facts §3.2:
+//! - a deleted connection's data stays on the user, frozen as it was at deletion (basiq-api.md §3.2:
 //!   DELETE removes the connection, purge removes the data);
 //! - the data's own "now" is the connection's `lastUsed` (its last successful job), so a page
 //!   walk sees the same list however much virtual time passes between pages, and a refresh
@@ -83,7 +83,7 @@ fn context(base: &str, info: &ConnectionInfo) -> DataContext {
     }
 }
 
-/// The `accounts` list embedded in a connection (facts §3.3): its accounts in summary form,
+/// The `accounts` list embedded in a connection (basiq-api.md §3.3): its accounts in summary form,
 /// empty until a job has retrieved them and while the connection is purged.
 pub(crate) fn connection_accounts(base: &str, info: &ConnectionInfo) -> Value {
     const SUMMARY: &[&str] = &[
@@ -160,7 +160,7 @@ pub(crate) fn merged(lists: &[Arc<Vec<Value>>]) -> Vec<&Value> {
 }
 
 /// `GET /users/{id}/accounts` with `filter` on account.id, connection.id, institution.id
-/// (eq/ne, facts §7). Not paginated: a user has a handful of accounts.
+/// (eq/ne, basiq-api.md §7). Not paginated: a user has a handful of accounts.
 async fn list_accounts(
     State(state): State<AppState>,
     ServerUserQuery { user_id, raw }: ServerUserQuery,

@@ -1,4 +1,4 @@
-//! Basiq's collection filter syntax (facts §7), parsed strictly so the SDK's filter builder meets
+//! Basiq's collection filter syntax (basiq-api.md §7), parsed strictly so the SDK's filter builder meets
 //! the same pushback the real API gives.
 //!
 //! Grammar (whitespace allowed around commas and parentheses):
@@ -404,7 +404,7 @@ pub fn compare(actual: &str, wanted: &str) -> Ordering {
     actual.cmp(wanted)
 }
 
-/// Fields a transactions filter may use (facts §7, plus `connection.id`).
+/// Fields a transactions filter may use (basiq-api.md §7, plus `connection.id`).
 pub const TRANSACTION_FIELDS: &[&str] = &[
     "account.id",
     "transaction.postDate",
@@ -415,7 +415,7 @@ pub const TRANSACTION_FIELDS: &[&str] = &[
     "connection.id",
 ];
 
-/// Fields an accounts filter may use (facts §7: eq/ne only).
+/// Fields an accounts filter may use (basiq-api.md §7: eq/ne only).
 pub const ACCOUNT_FIELDS: &[&str] = &["account.id", "connection.id", "institution.id"];
 
 /// Operators the accounts endpoint accepts.

@@ -21,9 +21,9 @@ use crate::query;
 use crate::state::{AppState, Db, Job, JobKind, Scope};
 use crate::users::require_user;
 
-/// How long a duplicate attempt is held back (facts §8).
+/// How long a duplicate attempt is held back (basiq-api.md §8).
 pub(crate) const DUPLICATE_PAUSE: time::Duration = time::Duration::minutes(6);
-/// `GET /users/{id}/jobs` only lists jobs younger than this (facts §4.1).
+/// `GET /users/{id}/jobs` only lists jobs younger than this (basiq-api.md §4.1).
 const LIST_WINDOW: time::Duration = time::Duration::days(7);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! Sandbox logins and what each one does to a job.
 //!
-//! Basiq's sandbox (facts §4.4) has happy-path users and three users that always fail at the same
-//! step. We add a few of our own so the SDK's failure taxonomy (facts §4.3) meets every class of
+//! Basiq's sandbox (basiq-api.md §4.4) has happy-path users and three users that always fail at the same
+//! step. We add a few of our own so the SDK's failure taxonomy (basiq-api.md §4.3) meets every class of
 //! code: user action, transient, institution outage, unknown. The table is documented in
 //! `docs/emulator.md`; keep the two in sync.
 
@@ -53,7 +53,7 @@ const NORMAL: [i64; 3] = [3, 4, 6];
 /// The `slow` login: one minute per step, for poller deadline tests.
 const SLOW: [i64; 3] = [60, 60, 60];
 
-/// Basiq's documented happy-path sandbox users (facts §4.4).
+/// Basiq's documented happy-path sandbox users (basiq-api.md §4.4).
 const HAPPY: &[(&str, &str)] = &[
     ("Wentworth-Smith", "whislter"),
     ("Whistler", "ShowBox"),

@@ -1,4 +1,4 @@
-//! MFA challenges (facts §4.2, §4.4): Pied Piper Bank (AU00002) always raises an
+//! MFA challenges (basiq-api.md §4.2, §4.4): Pied Piper Bank (AU00002) always raises an
 //! `mfa-challenge` step between `verify-credentials` and `retrieve-accounts`, and
 //! `POST /jobs/{id}/mfa` answers it.
 //!

@@ -1,4 +1,4 @@
-//! Cursor pagination as Basiq does it (facts §7): `limit` (default and maximum 500), an opaque
+//! Cursor pagination as Basiq does it (basiq-api.md §7): `limit` (default and maximum 500), an opaque
 //! cursor carried in `links.next` as an absolute URL, no page numbers, and `next` absent on the
 //! last page.
 //!

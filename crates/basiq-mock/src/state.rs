@@ -218,7 +218,7 @@ pub(crate) struct Db {
     /// Every counted request with its time (`GET /__admin/requests`).
     pub(crate) request_log: crate::stats::RequestLog,
     /// Snapshots of deleted connections whose data stays on the user: Basiq's DELETE removes
-    /// the connection but "accounts and transactions remain on the user" (facts §3.2).
+    /// the connection but "accounts and transactions remain on the user" (basiq-api.md §3.2).
     pub(crate) retained: Vec<ConnectionInfo>,
     /// Consents, auth links, events, statements, reports, summaries and webhooks.
     pub(crate) surface: crate::surface::SurfaceDb,
@@ -381,7 +381,7 @@ impl AppState {
             .collect()
     }
 
-    /// Frozen snapshots of the user's deleted connections (their data remains, facts §3.2).
+    /// Frozen snapshots of the user's deleted connections (their data remains, basiq-api.md §3.2).
     pub(crate) fn retained_of_user(&self, user_id: &str) -> Vec<ConnectionInfo> {
         self.db()
             .retained

@@ -1,4 +1,4 @@
-//! Users: `POST /users`, `GET|POST|DELETE /users/{id}` (facts §2).
+//! Users: `POST /users`, `GET|POST|DELETE /users/{id}` (basiq-api.md §2).
 //!
 //! Update is a partial `POST` (Basiq has no PATCH/PUT): fields absent from the body are kept.
 //! Deleting a user deletes their connections and jobs.
@@ -139,11 +139,11 @@ fn require_business_name(user: &User) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The user JSON (facts §2).
+/// The user JSON (basiq-api.md §2).
 pub(crate) fn user_json(base: &str, db: &Db, user: &User, now: OffsetDateTime) -> Value {
     let uid = &user.id;
     // The user's accounts are those of all their connections (what `/users/{id}/accounts` lists).
-    // Deleted connections' data stays on the user (facts §3.2), so their accounts count too.
+    // Deleted connections' data stays on the user (basiq-api.md §3.2), so their accounts count too.
     let live = db
         .connections_of(uid)
         .into_iter()

@@ -60,7 +60,10 @@ async fn status_follows_the_latest_job() {
     assert_eq!(c["status"], "active");
     assert_eq!(c["lastUsed"], "2024-05-01T00:00:13Z");
     assert_eq!(c["method"], "web");
-    assert_eq!(c["expiryDate"], "", "empty on web connections (facts §3.3)");
+    assert_eq!(
+        c["expiryDate"], "",
+        "empty on web connections (basiq-api.md §3.3)"
+    );
     assert_eq!(
         c["institution"]["links"]["self"],
         format!("{}/connectors/AU00000/web", server.url())

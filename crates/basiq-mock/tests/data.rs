@@ -354,7 +354,7 @@ async fn purge_empties_until_refresh() {
     assert!(!accounts["data"].as_array().expect("data").is_empty());
     let (after, _) = f.walk(&format!("/users/{}/transactions", f.user)).await;
     assert!(!after.is_empty());
-    // Posted history is stable; pending transactions got new ids (facts §7).
+    // Posted history is stable; pending transactions got new ids (basiq-api.md §7).
     let posted = |v: &[Value]| -> HashSet<String> {
         v.iter()
             .filter(|t| s(t, "status") == "posted")
@@ -389,7 +389,7 @@ async fn deleting_a_connection_keeps_its_data_purging_first_does_not() {
     assert_eq!(
         ids(&after),
         ids(&before),
-        "data remains on the user (facts §3.2)"
+        "data remains on the user (basiq-api.md §3.2)"
     );
     let (_, accounts) = f.get(&format!("/users/{}/accounts", f.user)).await;
     assert!(!accounts["data"].as_array().expect("data").is_empty());

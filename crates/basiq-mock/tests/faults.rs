@@ -402,10 +402,12 @@ fn a_request_body_that_never_arrives_times_out() {
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    conn.write_all(
-        b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
-    )
-    .unwrap();
+    // Authenticated, so nothing refuses it before its body is read (`/token` reads its form).
+    let head = format!(
+        "POST /token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\nscope=",
+        server.api_key()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
     let mut answer = String::new();
     // The server closes the connection after answering: read_to_string ends.
     conn.read_to_string(&mut answer).unwrap();

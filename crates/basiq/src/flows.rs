@@ -14,7 +14,8 @@ use basiq_core::error::ErrorContext;
 use basiq_core::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
 use basiq_core::id::{ConnectionId, InstitutionId, JobId, UserId};
 use basiq_core::jobs::{
-    Diagnosis, JobKind, JobOutcome, JobPoller, JobState, MfaChallenge, PollStep, StepEvent,
+    Diagnosis, FailureClass, JobKind, JobOutcome, JobPoller, JobState, MfaChallenge, PollStep,
+    StepEvent,
 };
 use basiq_core::models::Job;
 use basiq_core::pause::{DuplicatePauseGuard, PauseDecision};
@@ -497,6 +498,20 @@ pub(crate) fn observe_job(
     }
 }
 
+/// Whether a job failure of this class needs the operator (contact Basiq support, fix the
+/// integration) rather than the end user or a later retry.
+pub(crate) fn operator_must_act(class: &FailureClass) -> bool {
+    // Permanent, Unknown, and any class added later.
+    !matches!(
+        class,
+        FailureClass::UserActionRequired(_)
+            | FailureClass::Transient { .. }
+            | FailureClass::ServerManagedRetry { .. }
+            | FailureClass::InstitutionOutage
+            | FailureClass::FileProblem
+    )
+}
+
 /// Logs how a followed job ended, with the ids (never a token).
 pub(crate) fn log_report(report: &JobReport) {
     let ctx = &report.context;
@@ -507,7 +522,14 @@ pub(crate) fn log_report(report: &JobReport) {
             job_id = %report.job.id, user_id, connection_id, polls = report.polls,
             "job succeeded"
         ),
-        WaitOutcome::Failed(d) => tracing::warn!(
+        // The level says who must act: the operator (WARN) only for failures nobody else fixes;
+        // a wrong password, a bank outage or a bad upload is the user's or time's (INFO).
+        WaitOutcome::Failed(d) if operator_must_act(&d.class) => tracing::warn!(
+            job_id = %report.job.id, user_id, connection_id, step = %d.step,
+            code = d.failure.code.as_str(), action = %d.action,
+            "job failed"
+        ),
+        WaitOutcome::Failed(d) => tracing::info!(
             job_id = %report.job.id, user_id, connection_id, step = %d.step,
             code = d.failure.code.as_str(), action = %d.action,
             "job failed"

@@ -46,8 +46,12 @@
 //! |---|---|---|
 //! | `async` (default) | [`Client`] | reqwest + rustls, tokio |
 //! | `blocking` | [`blocking::Client`] | ureq + rustls, no async runtime |
+//! | `native-roots` | TLS trust from the operating system for whichever clients are on | rustls (no OpenSSL): reqwest adds the platform's store to the bundled Mozilla roots, ureq uses the platform verifier |
 //!
-//! Both can be enabled together; no feature changes a signature.
+//! Both can be enabled together; no feature changes a signature. On docs.rs every item shows the
+//! feature it needs. A host with its own HTTP stack (a newer reqwest, a proxy) implements
+//! [`transport::AsyncTransport`] and passes it to `ClientBuilder::transport` (example
+//! `own_http_client` in the repository).
 //!
 //! ## Example
 //!
@@ -247,6 +251,61 @@
 //! # }).unwrap();
 //! ```
 //!
+//! ## Streams, plans, webhooks, traces
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use basiq::clock::Clock;
+//! use basiq::id::ConnectionId;
+//! use basiq::TransactionQuery;
+//!
+//! # async fn run(client: basiq::Client, user_id: &str, fleet: Vec<ConnectionId>) -> Result<(), basiq::Error> {
+//! // A stream of transactions, one page (`links.next`) fetched at a time: constant memory
+//! // however long the history is.
+//! let mut pager = client.transactions().iter(user_id, TransactionQuery::new().limit(500))?;
+//! while let Some(transaction) = pager.next().await {
+//!     let transaction = transaction?;
+//!     println!("{} {:?}", transaction.id, transaction.amount);
+//! }
+//!
+//! // Many connections to refresh: a plan over an hour, never a burst, each connection at a
+//! // stable slot; at each slot `connections().refresh` still applies Basiq's rules.
+//! let now = client.executor().clock().now();
+//! let plan = client.connections().plan_refreshes(&fleet, Duration::from_secs(3600), now);
+//! for slot in &plan.planned {
+//!     println!("refresh {} at {}", slot.connection_id, slot.at);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A webhook endpoint trusts a message only when Basiq signed it within the last 5 minutes
+//! ([`webhooks::verify`]; the raw body bytes, exactly as received):
+//!
+//! ```
+//! use basiq::webhooks::{self, WebhookSecret};
+//! use time::OffsetDateTime;
+//!
+//! fn on_webhook(secret: &WebhookSecret, headers: &http::HeaderMap, body: &[u8]) -> u16 {
+//!     match webhooks::verify(secret, headers, body, OffsetDateTime::now_utc()) {
+//!         Ok(message) => {
+//!             println!("{:?} about {}", message.event_type_id, message.links.event_entity);
+//!             204
+//!         }
+//!         Err(_) => 401, // not from Basiq, tampered with or replayed
+//!     }
+//! }
+//! # let secret = WebhookSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+//! # assert_eq!(on_webhook(&secret, &http::HeaderMap::new(), b"{}"), 401);
+//! ```
+//!
+//! Every HTTP request is a `basiq.http` span with OpenTelemetry's HTTP client fields (method,
+//! `url.template` such as `/users/{userId}` — never the URL —, server, status, resend count),
+//! Basiq's `correlation_id` and the user/connection/job ids; retries and re-authentications are
+//! INFO events. Any `tracing` subscriber shows them, e.g. `tracing_subscriber::fmt().init()`, or
+//! `tracing-opentelemetry` to export them. No span or event holds a key, token or MFA answer.
+//!
 //! The blocking client has the same methods without `.await`:
 //!
 //! ```no_run
@@ -267,6 +326,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // The crate docs link both clients' methods; with only one client feature some targets do not
 // exist. The docs are built with all features (docs.rs metadata), where every link is checked.
 #![cfg_attr(
@@ -326,9 +386,10 @@ pub mod blocking;
 /// Basiq's production API root.
 pub use basiq_core::auth::DEFAULT_BASE_URL;
 
-/// The README's examples, compiled as doctests so the front page cannot drift from the API.
+/// The crate README's examples, compiled as doctests so the crates.io page cannot drift from
+/// the API (the repository README's Use example is built and run by `cargo xtask ci`).
 #[cfg(all(doctest, feature = "async"))]
-#[doc = include_str!("../../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
 /// Compile-time guards: the public handles can be shared across threads and tasks, cloned and

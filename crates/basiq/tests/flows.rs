@@ -30,7 +30,7 @@ use common::{new_user, route_count, token_requests, SubmitConsent, REFRESH_ROUTE
 
 const HOOLI: &str = "AU00000";
 const HOOLI_OPEN_BANKING: &str = "AU00001";
-/// Always raises an `mfa-challenge` step (facts §4.4).
+/// Always raises an `mfa-challenge` step (basiq-api.md §4.4).
 const PIED_PIPER: &str = "AU00002";
 const MFA_ROUTE: &str = "POST /jobs/{job_id}/mfa";
 

@@ -90,10 +90,11 @@ fn plan(
         owner.len(),
         plan_state::digest(owner.keys().map(ConnectionId::as_str)),
     );
-    // Printing a plan never writes a state file; executing one always does.
+    // Printing a plan never writes a state file; executing one always does. Printing the plan
+    // of an interrupted run shows the slots the resume will use.
     let mut state = None;
     let (mut start, mut jitter) = (expected.start, expected.jitter);
-    if execute {
+    if execute || state_path.exists() {
         let (st, resumed) = PlanState::open(&state_path, expected)?;
         (start, jitter) = (st.header.start, st.header.jitter);
         if resumed {
@@ -109,6 +110,14 @@ fn plan(
     let schedule = scheduler.schedule(start, &candidates, jitter);
 
     if !execute {
+        let done = state.as_ref().map_or(0, PlanState::done_count);
+        if done > 0 {
+            s.out.note(format!(
+                "{done} of {} already ran in an interrupted run ({}); --execute resumes it",
+                owner.len(),
+                state_path.display()
+            ));
+        }
         if s.out.json {
             s.out.json(&json!({
                 "window": humantime::format_duration(window).to_string(),

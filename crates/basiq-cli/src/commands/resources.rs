@@ -42,6 +42,7 @@ pub(crate) fn users(s: &Session, cmd: &UsersCommand) -> Result<i32, CliError> {
                 let name = [user.first_name.as_deref(), user.last_name.as_deref()]
                     .into_iter()
                     .flatten()
+                    .filter(|part| !part.trim().is_empty())
                     .collect::<Vec<_>>()
                     .join(" ");
                 s.out.line(table(&[
@@ -183,8 +184,12 @@ pub(crate) fn or_dash(value: Option<&str>) -> String {
     value.filter(|v| !v.is_empty()).unwrap_or("-").to_owned()
 }
 
+/// Basiq sends absent contact fields as `""`.
 fn contact(email: Option<&str>, mobile: Option<&str>) -> String {
-    match (email, mobile) {
+    fn present(v: Option<&str>) -> Option<&str> {
+        v.filter(|v| !v.trim().is_empty())
+    }
+    match (present(email), present(mobile)) {
         (Some(e), Some(m)) => format!("{e}, {m}"),
         (Some(x), None) | (None, Some(x)) => x.to_owned(),
         (None, None) => "-".to_owned(),

@@ -211,12 +211,11 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
     });
     let mut child = cmd.spawn().expect("spawn basiq");
     if let Some(bytes) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(bytes)
-            .expect("write stdin");
+        // A command refused before it reads stdin (e.g. a missing secret) closes the pipe early.
+        let written = child.stdin.take().expect("stdin").write_all(bytes);
+        if let Err(e) = written {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+        }
     }
     Run::from(child.wait_with_output().expect("wait"))
 }

@@ -23,7 +23,7 @@ use crate::state::{AppState, Db};
 /// Basiq keeps events for 7 days.
 const EVENT_WINDOW: time::Duration = time::Duration::days(7);
 
-/// The event types Basiq documents (facts §7), with what they mean.
+/// The event types Basiq documents (basiq-api.md §7), with what they mean.
 pub(crate) const EVENT_TYPES: &[(&str, &str)] = &[
     ("user.created", "A user was created."),
     ("user.updated", "A user's details changed."),

@@ -94,7 +94,7 @@ impl SurfaceJob {
     }
 
     /// The job as Basiq renders it at `now`. Statement jobs use `createdDate` / `updatedDate`
-    /// and have no `links.source`; report jobs carry a top-level `status` (facts §4.2).
+    /// and have no `links.source`; report jobs carry a top-level `status` (basiq-api.md §4.2).
     pub(crate) fn json(&self, base: &str, now: OffsetDateTime) -> Value {
         let mut updated = self.created;
         let steps: Vec<Value> = self

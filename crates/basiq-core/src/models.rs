@@ -1716,8 +1716,8 @@ pub struct ConsentPurpose {
     /// The primary purpose (`title`, `description`), as Basiq sends it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary: Option<serde_json::Value>,
-    /// Other purposes. Basiq's schema says a boolean, its examples an object: kept as JSON (facts
-    /// §10).
+    /// Other purposes. Basiq's schema says a boolean, its examples an object: kept as JSON
+    /// (basiq-api.md §10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub other: Option<serde_json::Value>,
 }
@@ -1922,8 +1922,8 @@ pub struct Event {
     /// The URL of the entity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_ref: Option<String>,
-    /// The entity. Basiq's list schema says a string, its examples an object: kept as JSON (facts
-    /// §10).
+    /// The entity. Basiq's list schema says a string, its examples an object: kept as JSON
+    /// (basiq-api.md §10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
     /// Links.

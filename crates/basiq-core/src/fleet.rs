@@ -6,7 +6,7 @@
 //! runs. An app with several instances (pods, workers, a cron box) keeps those rules only if the
 //! instances share state. This module holds the fleet's rules without IO:
 //!
-//! * [`FleetOp`] — the five key-value primitives everything is built from, run by a
+//! * [`FleetOp`] — the seven key-value primitives everything is built from, run by a
 //!   [`FleetStore`] (blocking) or an [`AsyncFleetStore`]; `basiq-redis` implements both on Redis,
 //!   [`MemoryFleetStore`] in memory;
 //! * [`FleetKeys`] — one prefix per app and environment, hash-tagged for Redis Cluster;

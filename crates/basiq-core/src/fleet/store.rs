@@ -1,4 +1,4 @@
-//! The five key-value primitives a fleet shares, as values ([`FleetOp`]), and the two seams that
+//! The seven key-value primitives a fleet shares, as values ([`FleetOp`]), and the two seams that
 //! run them: [`FleetStore`] (blocking) and [`AsyncFleetStore`] (async).
 //!
 //! Every fleet rule is built from these: a lock is [`FleetOp::SetIfAbsent`] with a lease and a

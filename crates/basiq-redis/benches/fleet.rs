@@ -142,9 +142,12 @@ fn asynchronous(url: &str) {
             b.build().unwrap()
         };
         let fleet_clients: Vec<_> = (0..CLIENTS).map(|_| build(true)).collect();
-        let calls = fleet_clients.iter().map(|c| c.users().create(user()));
-        for r in futures_join(calls).await {
-            r.unwrap();
+        let mut calls = tokio::task::JoinSet::new();
+        for c in fleet_clients.clone() {
+            calls.spawn(async move { c.users().create(user()).await });
+        }
+        while let Some(answer) = calls.join_next().await {
+            answer.unwrap().unwrap();
         }
         let with_fleet_tokens = server.stats().token_requests;
         let plain: Vec<_> = (0..CLIENTS).map(|_| build(false)).collect();
@@ -181,41 +184,6 @@ fn asynchronous(url: &str) {
             without.as_secs_f64() * 1e6 / f64::from(REQUESTS),
         );
     });
-}
-
-/// Runs the futures concurrently on the current runtime.
-async fn futures_join<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T> + Send,
-    T: Send,
-{
-    let mut out = Vec::new();
-    let pinned: Vec<_> = futures.map(Box::pin).collect();
-    // Poll them together: a simple join over a vector (no extra crate).
-    let mut pending: Vec<_> = pinned.into_iter().map(Some).collect();
-    let mut results: Vec<Option<T>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (i, slot) in pending.iter_mut().enumerate() {
-            if let Some(fut) = slot {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        results[i] = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    out.extend(results.into_iter().flatten());
-    out
 }
 
 fn row(figure: &str, with: f64, without: f64) {

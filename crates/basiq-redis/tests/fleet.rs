@@ -103,18 +103,58 @@ fn fleet_of(spec: &Value) -> RedisFleet {
         .instance(spec["instance"].as_str().unwrap())
 }
 
+/// A worker's calls, written once for both clients: `$pause(d)` waits, `$advance(secs)` moves
+/// the emulator's clock, and `[$($await)*]` is `[.await]` for the async client, `[]` otherwise.
+macro_rules! run_role {
+    ($client:expr, $spec:expr, $pause:ident, $advance:ident, [$($await:tt)*]) => {{
+        let (client, spec) = (&$client, $spec);
+        let user = spec["user"].as_str().unwrap_or_default();
+        let connection = spec["connection"].as_str().unwrap_or_default();
+        let interval = Duration::from_millis(spec["interval_ms"].as_u64().unwrap_or(0));
+        let mut outcomes = Vec::new();
+        for _ in 0..spec["calls"].as_u64().unwrap_or(1) {
+            let outcome = match spec["role"].as_str().unwrap() {
+                "token" => client
+                    .users()
+                    .create(new_user("w@example.com"))
+                    $($await)*
+                    .map(|_| "ok".to_owned())
+                    .unwrap_or_else(|e| format!("error: {e}")),
+                "refresh" => {
+                    // Another instance's job is running: look again shortly (not an attempt of
+                    // its own); a started job is completed by moving virtual time on.
+                    let mut kind = String::new();
+                    for _ in 0..400 {
+                        let o = client.connections().refresh(user, connection)$($await)*.unwrap();
+                        kind = refresh_kind(&o);
+                        if !busy(&kind) {
+                            break;
+                        }
+                        $pause(Duration::from_millis(10))$($await)*;
+                    }
+                    if kind == "started" {
+                        $advance(15.0)$($await)*;
+                    }
+                    kind
+                }
+                "consent" => consent_kind(&client.consent_url(user, hooli())$($await)*.unwrap()),
+                other => panic!("unknown role {other}"),
+            };
+            outcomes.push(outcome);
+            $pause(interval)$($await)*;
+        }
+        json!({ "outcomes": outcomes })
+    }};
+}
+
 fn worker(spec: &Value) -> Value {
     let url = spec["url"].as_str().unwrap().to_owned();
     let key = spec["key"].as_str().unwrap().to_owned();
     let fleet = fleet_of(spec);
-    let role = spec["role"].as_str().unwrap();
-    let blocking = spec["client"] == "blocking";
-    let calls = spec["calls"].as_u64().unwrap_or(1);
-    let interval = Duration::from_millis(spec["interval_ms"].as_u64().unwrap_or(0));
     let policy = RefreshPolicy::default().with_min_interval(Duration::ZERO);
     let clock = EmulatorClock { url: url.clone() };
     let consent = format!("{url}/consent/home");
-    if blocking {
+    if spec["client"] == "blocking" {
         let client = basiq::blocking::Client::builder()
             .api_key(key)
             .base_url(&url)
@@ -124,48 +164,9 @@ fn worker(spec: &Value) -> Value {
             .fleet(fleet.blocking_fleet())
             .build()
             .unwrap();
-        let mut outcomes = Vec::new();
-        for _ in 0..calls {
-            let outcome = match role {
-                "token" => client
-                    .users()
-                    .create(new_user("w@example.com"))
-                    .map(|_| "ok".to_owned())
-                    .unwrap_or_else(|e| format!("error: {e}")),
-                "refresh" => {
-                    // Another instance's job is running: look again shortly (not an attempt of
-                    // its own); a started job is completed by moving virtual time on.
-                    let mut kind = String::new();
-                    for _ in 0..400 {
-                        let o = client
-                            .connections()
-                            .refresh(
-                                spec["user"].as_str().unwrap(),
-                                spec["connection"].as_str().unwrap(),
-                            )
-                            .unwrap();
-                        kind = refresh_kind(&o);
-                        if !busy(&kind) {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    if kind == "started" {
-                        support::advance(&url, 15.0);
-                    }
-                    kind
-                }
-                "consent" => consent_kind(
-                    &client
-                        .consent_url(spec["user"].as_str().unwrap(), hooli())
-                        .unwrap(),
-                ),
-                other => panic!("unknown role {other}"),
-            };
-            outcomes.push(outcome);
-            std::thread::sleep(interval);
-        }
-        json!({ "outcomes": outcomes })
+        let pause = std::thread::sleep;
+        let advance = |seconds| support::advance(&url, seconds);
+        run_role!(client, spec, pause, advance, [])
     } else {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -181,52 +182,16 @@ fn worker(spec: &Value) -> Value {
                 .fleet(fleet.async_fleet())
                 .build()
                 .unwrap();
-            let mut outcomes = Vec::new();
-            for _ in 0..calls {
-                let outcome = match role {
-                    "token" => client
-                        .users()
-                        .create(new_user("w@example.com"))
+            let pause = tokio::time::sleep;
+            let advance = |seconds| {
+                let url = url.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || support::advance(&url, seconds))
                         .await
-                        .map(|_| "ok".to_owned())
-                        .unwrap_or_else(|e| format!("error: {e}")),
-                    "refresh" => {
-                        let mut kind = String::new();
-                        for _ in 0..400 {
-                            let o = client
-                                .connections()
-                                .refresh(
-                                    spec["user"].as_str().unwrap(),
-                                    spec["connection"].as_str().unwrap(),
-                                )
-                                .await
-                                .unwrap();
-                            kind = refresh_kind(&o);
-                            if !busy(&kind) {
-                                break;
-                            }
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                        if kind == "started" {
-                            let url = url.clone();
-                            tokio::task::spawn_blocking(move || support::advance(&url, 15.0))
-                                .await
-                                .unwrap();
-                        }
-                        kind
-                    }
-                    "consent" => consent_kind(
-                        &client
-                            .consent_url(spec["user"].as_str().unwrap(), hooli())
-                            .await
-                            .unwrap(),
-                    ),
-                    other => panic!("unknown role {other}"),
-                };
-                outcomes.push(outcome);
-                tokio::time::sleep(interval).await;
-            }
-            json!({ "outcomes": outcomes })
+                        .unwrap()
+                }
+            };
+            run_role!(client, spec, pause, advance, [.await])
         })
     }
 }

@@ -120,7 +120,6 @@ pub struct FleetAttempt {
     /// The jobs the claim is judged against (of the connection, or the institution).
     jobs: Vec<Job>,
     phase: Phase,
-    held: Option<(Vec<u8>, ClaimValue)>,
     now: OffsetDateTime,
     refusal: Option<AttemptRefusal>,
 }
@@ -142,7 +141,6 @@ impl FleetAttempt {
             claimed: false,
             jobs,
             phase: Phase::Claiming { retried: false },
-            held: None,
             now,
             refusal: None,
         }
@@ -280,7 +278,6 @@ impl FleetAttempt {
                         ClaimValue::decode(&raw).unwrap_or(ClaimValue::Pending { since: self.now });
                     match self.judge(&value) {
                         Ok(()) => {
-                            self.held = Some((raw.clone(), value));
                             self.phase = Phase::TakingOver;
                             AttemptStep::Store(FleetOp::ReplaceIfEquals {
                                 key: self.claim.clone(),

@@ -73,6 +73,18 @@ fn setup() -> (ManualClock, Arc<MemoryFleetStore>, FleetConfig) {
     (clock, store, config)
 }
 
+/// Another instance takes the fetch lock (with the usual 30 s lease).
+fn hold_lock(store: &MemoryFleetStore, config: &FleetConfig, holder: &[u8]) {
+    let taken = store
+        .execute(&FleetOp::SetIfAbsent {
+            key: config.keys().token_lock(),
+            value: holder.to_vec(),
+            ttl: Duration::from_secs(30),
+        })
+        .unwrap();
+    assert!(taken.applied().unwrap());
+}
+
 #[test]
 fn the_first_instance_fetches_and_stores_the_next_one_adopts_without_fetching() {
     let (clock, store, config) = setup();
@@ -123,13 +135,7 @@ fn the_first_instance_fetches_and_stores_the_next_one_adopts_without_fetching() 
 fn a_waiter_adopts_the_token_the_lock_holder_stores() {
     let (clock, store, config) = setup();
     // Another instance holds the lock and is fetching.
-    store
-        .execute(&FleetOp::SetIfAbsent {
-            key: config.keys().token_lock(),
-            value: b"other:1".to_vec(),
-            ttl: Duration::from_secs(30),
-        })
-        .unwrap();
+    hold_lock(&store, &config, b"other:1");
     let holder = core(&clock);
     let holder_config = config.clone().with_instance("holder");
     let mut stored_once = false;
@@ -162,13 +168,7 @@ fn a_waiter_adopts_the_token_the_lock_holder_stores() {
 #[test]
 fn a_dead_lock_holder_lets_the_next_instance_fetch_after_the_lease() {
     let (clock, store, config) = setup();
-    store
-        .execute(&FleetOp::SetIfAbsent {
-            key: config.keys().token_lock(),
-            value: b"dead:1".to_vec(),
-            ttl: Duration::from_secs(30),
-        })
-        .unwrap();
+    hold_lock(&store, &config, b"dead:1");
     let (lease, run) = drive(
         &core(&clock),
         &config,
@@ -208,13 +208,7 @@ fn a_failed_fetch_is_published_and_the_fleet_waits_out_the_backoff() {
     // Another instance that finds no token and the lock free still sees the published failure
     // once it has waited for a holder... here the lock is free, so it reads the backoff only
     // while polling: hold the lock to make it poll.
-    store
-        .execute(&FleetOp::SetIfAbsent {
-            key: config.keys().token_lock(),
-            value: b"other:1".to_vec(),
-            ttl: Duration::from_secs(30),
-        })
-        .unwrap();
+    hold_lock(&store, &config, b"other:1");
     let other = core(&clock);
     let (err, run) = drive(
         &other,

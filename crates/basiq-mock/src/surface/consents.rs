@@ -24,6 +24,8 @@ use crate::users::require_user;
 
 /// How long a consent lasts (Basiq's default consent duration: 12 months).
 pub(crate) const CONSENT_TTL: time::Duration = time::Duration::days(365);
+/// How long before expiry Basiq sends `consent.warning` (consent events guide: 7 days).
+pub(crate) const CONSENT_WARNING: time::Duration = time::Duration::days(7);
 /// How long an auth link works.
 pub(crate) const AUTH_LINK_TTL: time::Duration = time::Duration::days(7);
 

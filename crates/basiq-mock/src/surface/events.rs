@@ -18,7 +18,9 @@ use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::logins::{ACCOUNTS, TRANSACTIONS};
 use crate::query;
-use crate::state::{AppState, Db};
+use std::collections::HashMap;
+
+use crate::state::{AppState, Db, Job};
 
 /// Basiq keeps events for 7 days.
 const EVENT_WINDOW: time::Duration = time::Duration::days(7);
@@ -100,11 +102,25 @@ pub(crate) fn record(
 
 /// Every event up to `now` younger than 7 days, newest first.
 pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventView> {
+    events_in(db, base, now - EVENT_WINDOW, now)
+}
+
+/// The events with `after < at <= now`, newest first. Work is proportional to what can fall in
+/// the range (a connection's JSON is built only for its own `connection.created`), so the
+/// webhook pump can ask for a few seconds at a time.
+pub(crate) fn events_in(
+    db: &Db,
+    base: &str,
+    after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Vec<EventView> {
+    let in_range = |at: OffsetDateTime| at > after && at <= now;
     let mut out: Vec<EventView> = db
         .surface
         .events
         .iter()
         .enumerate()
+        .filter(|(_, e)| in_range(e.at))
         .map(|(i, e)| EventView {
             id: e.id.clone(),
             at: e.at,
@@ -122,49 +138,93 @@ pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventV
                        user: &str,
                        key: &str,
                        data_ref: String,
-                       data: Value| {
+                       data: &dyn Fn() -> Value| {
+        if !in_range(at) {
+            return;
+        }
         let order = 1_000_000 + out.len() as u64;
         out.push(EventView {
-            id: stable_id(&format!("event:{entity}.{kind}:{key}")),
+            id: derived_id(entity, kind, key),
             at,
             order,
             entity: entity.to_owned(),
             event_type: kind.to_owned(),
             user_id: Some(user.to_owned()),
             data_ref,
-            data,
+            data: data(),
         });
     };
+    // Jobs grouped by connection once (oldest first), not searched per connection.
+    let mut jobs_by_connection: HashMap<&str, Vec<&Job>> = HashMap::new();
+    for job in db.jobs.values() {
+        jobs_by_connection
+            .entry(job.connection_id.as_str())
+            .or_default()
+            .push(job);
+    }
+    for jobs in jobs_by_connection.values_mut() {
+        jobs.sort_by_key(|j| j.seq);
+    }
     // Live connections as of now, and deleted ones as they were (their events stay 7 days).
     let mut connections: Vec<_> = db.connections.values().collect();
     connections.sort_by_key(|c| c.seq);
-    let infos = connections
-        .into_iter()
-        .map(|c| db.connection_info(c, now))
-        .chain(db.retained.iter().cloned());
-    for info in infos {
-        let uid = &info.user_id;
-        let cid = &info.id;
-        let conn_url = format!("{base}/users/{uid}/connections/{cid}");
-        let conn_json = crate::connections::connection_json(base, &info);
-        derived(
+    let live = connections.into_iter().map(|c| {
+        let jobs = jobs_by_connection.get(c.id.as_str());
+        (
+            c.id.clone(),
+            c.user_id.clone(),
+            c.created,
+            Some(c),
+            None,
+            jobs,
+        )
+    });
+    let retained = db.retained.iter().map(|info| {
+        let jobs = jobs_by_connection.get(info.id.as_str());
+        (
+            info.id.clone(),
+            info.user_id.clone(),
             info.created,
+            None,
+            Some(info),
+            jobs,
+        )
+    });
+    for (cid, uid, created, conn, info, jobs) in live.chain(retained) {
+        let no_jobs = Vec::new();
+        let jobs = jobs.unwrap_or(&no_jobs);
+        let conn_url = format!("{base}/users/{uid}/connections/{cid}");
+        derived(
+            created,
             "connection",
             "created",
-            uid,
-            cid,
-            conn_url,
-            conn_json,
+            &uid,
+            &cid,
+            conn_url.clone(),
+            &|| {
+                let info = match (conn, info) {
+                    (Some(c), _) => crate::connections::derive(c, jobs, now),
+                    (None, Some(info)) => info.clone(),
+                    (None, None) => return Value::Null,
+                };
+                crate::connections::connection_json(base, &info)
+            },
         );
-        for job in db.jobs_of_connection(cid) {
-            let data = json!({ "connection": cid, "job": job.id });
+        for job in jobs
+            .iter()
+            .filter(|j| j.finished_at() > after && j.start_at <= now)
+        {
+            let data = || json!({ "connection": cid, "job": job.id });
+            // The data links name the connection (as a filter), so an app knows which
+            // connection Basiq refreshed without fetching the event.
+            let filter = format!("?filter=connection.id.eq('{cid}')");
             if let Some(at) = job.step_succeeded_at(ACCOUNTS, now) {
-                let url = format!("{base}/users/{uid}/accounts");
-                derived(at, "account", "updated", uid, &job.id, url, data.clone());
+                let url = format!("{base}/users/{uid}/accounts{filter}");
+                derived(at, "account", "updated", &uid, &job.id, url, &data);
             }
             if let Some(at) = job.step_succeeded_at(TRANSACTIONS, now) {
-                let url = format!("{base}/users/{uid}/transactions");
-                derived(at, "transactions", "updated", uid, &job.id, url, data);
+                let url = format!("{base}/users/{uid}/transactions{filter}");
+                derived(at, "transactions", "updated", &uid, &job.id, url, &data);
             }
         }
     }
@@ -173,7 +233,7 @@ pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventV
     for uid in users {
         if let Some(consent) = super::consents::consent_of(db, uid, now) {
             let url = format!("{base}/users/{uid}/consents/{}", consent.id);
-            let data = json!({ "id": consent.id, "status": consent.status });
+            let data = || json!({ "id": consent.id, "status": consent.status });
             derived(
                 consent.created,
                 "consent",
@@ -181,8 +241,21 @@ pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventV
                 uid,
                 &consent.id,
                 url.clone(),
-                data.clone(),
+                &data,
             );
+            // Basiq warns 7 days before a consent expires, unless it ended before.
+            let warning = consent.expires - super::consents::CONSENT_WARNING;
+            if consent.revoked.is_none_or(|r| r > warning) {
+                derived(
+                    warning,
+                    "consent",
+                    "warning",
+                    uid,
+                    &consent.id,
+                    url.clone(),
+                    &data,
+                );
+            }
             if consent.status == "expired" {
                 derived(
                     consent.expires,
@@ -191,14 +264,18 @@ pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventV
                     uid,
                     &consent.id,
                     url,
-                    data,
+                    &data,
                 );
             }
         }
     }
-    out.retain(|e| e.at <= now && now - e.at < EVENT_WINDOW);
     out.sort_by(|a, b| b.at.cmp(&a.at).then(b.order.cmp(&a.order)));
     out
+}
+
+/// The stable id of a derived event.
+pub(crate) fn derived_id(entity: &str, kind: &str, key: &str) -> String {
+    stable_id(&format!("event:{entity}.{kind}:{key}"))
 }
 
 pub(crate) fn event_json(base: &str, e: &EventView) -> Value {

@@ -237,10 +237,9 @@ fn run_smart_cache(db: &mut Db, now: OffsetDateTime) {
         if info.status == ConnectionStatus::Active
             && info.job_in_progress.is_none()
             && consent_active
+            && crate::jobs::create_job(db, now, &cid, JobKind::BackgroundRefresh).is_some()
         {
-            if crate::jobs::create_job(db, now, &cid, JobKind::BackgroundRefresh).is_some() {
-                *db.stats.background_refreshes.entry(cid).or_default() += 1;
-            }
+            *db.stats.background_refreshes.entry(cid).or_default() += 1;
         }
     }
 }

@@ -345,6 +345,10 @@ pub use basiq_core::*;
 pub use basiq_core::secret::{AccessToken, ApiKey};
 
 #[cfg(any(feature = "async", feature = "blocking"))]
+pub mod consent_lifecycle;
+pub mod webhooks;
+
+#[cfg(any(feature = "async", feature = "blocking"))]
 mod flows;
 #[cfg(any(feature = "async", feature = "blocking"))]
 pub use flows::{

@@ -596,6 +596,10 @@ macro_rules! resources {
                 connection_id: $crate::id::ConnectionId,
                 span: ::tracing::Span,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
+                // Basiq refreshed it (its webhooks said): nothing to read, nothing to send.
+                if let Some(outcome) = self.client.policies().refreshed_by_basiq(&connection_id, self.client.now()) {
+                    return Ok($crate::resources::not_sent(outcome, &span));
+                }
                 let context = $crate::ErrorContext::new()
                     .with_user(&user_id)
                     .with_connection(&connection_id);

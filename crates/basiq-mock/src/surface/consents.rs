@@ -60,6 +60,24 @@ pub(crate) struct ConsentView {
     pub(crate) status: &'static str,
 }
 
+/// When each user's first connection (live or deleted) was made: their consent's start. One
+/// pass over the connections, for callers that look at every user.
+pub(crate) fn first_connections(db: &Db) -> std::collections::HashMap<&str, OffsetDateTime> {
+    let mut first = std::collections::HashMap::new();
+    let all = db
+        .connections
+        .values()
+        .map(|c| (c.user_id.as_str(), c.created))
+        .chain(db.retained.iter().map(|c| (c.user_id.as_str(), c.created)));
+    for (user, created) in all {
+        first
+            .entry(user)
+            .and_modify(|t: &mut OffsetDateTime| *t = (*t).min(created))
+            .or_insert(created);
+    }
+    first
+}
+
 pub(crate) fn consent_of(db: &Db, user_id: &str, now: OffsetDateTime) -> Option<ConsentView> {
     let created = db
         .connections_of(user_id)

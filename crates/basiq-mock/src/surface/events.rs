@@ -156,7 +156,11 @@ pub(crate) fn events_in(
     };
     // Jobs grouped by connection once (oldest first), not searched per connection.
     let mut jobs_by_connection: HashMap<&str, Vec<&Job>> = HashMap::new();
-    for job in db.jobs.values() {
+    for job in db
+        .jobs
+        .values()
+        .filter(|j| j.finished_at() > after && j.start_at <= now)
+    {
         jobs_by_connection
             .entry(job.connection_id.as_str())
             .or_default()
@@ -203,7 +207,7 @@ pub(crate) fn events_in(
             conn_url.clone(),
             &|| {
                 let info = match (conn, info) {
-                    (Some(c), _) => crate::connections::derive(c, jobs, now),
+                    (Some(c), _) => db.connection_info(c, now),
                     (None, Some(info)) => info.clone(),
                     (None, None) => return Value::Null,
                 };
@@ -228,7 +232,25 @@ pub(crate) fn events_in(
             }
         }
     }
-    let mut users: Vec<&String> = db.users.keys().collect();
+    // Only users one of whose consent instants falls in the range.
+    let first = super::consents::first_connections(db);
+    let mut users: Vec<&String> = db
+        .users
+        .keys()
+        .filter(|uid| {
+            db.surface.consent_revoked.contains_key(uid.as_str())
+                || first.get(uid.as_str()).is_some_and(|created| {
+                    let expires = *created + super::consents::CONSENT_TTL;
+                    [
+                        *created,
+                        expires - super::consents::CONSENT_WARNING,
+                        expires,
+                    ]
+                    .into_iter()
+                    .any(in_range)
+                })
+        })
+        .collect();
     users.sort();
     for uid in users {
         if let Some(consent) = super::consents::consent_of(db, uid, now) {

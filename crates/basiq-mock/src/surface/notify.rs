@@ -117,6 +117,8 @@ pub(crate) struct NotifyState {
     pub(crate) deliveries: Vec<WebhookDelivery>,
     /// `(webhook, event)` pairs already queued.
     queued: HashSet<(String, String)>,
+    /// Indexes of the deliveries still pending (so a long run does not rescan them all).
+    pending: Vec<usize>,
     /// Subscriptions disabled after a message exhausted its retries.
     pub(crate) disabled: HashSet<String>,
 }
@@ -126,12 +128,7 @@ impl NotifyState {
     fn idle(db: &Db) -> bool {
         !db.surface.notify.smart_cache
             && db.surface.webhooks.is_empty()
-            && db
-                .surface
-                .notify
-                .deliveries
-                .iter()
-                .all(|d| d.state != DeliveryState::Pending)
+            && db.surface.notify.pending.is_empty()
     }
 }
 
@@ -178,8 +175,13 @@ fn process(db: &mut Db, base: &str, now: OffsetDateTime) -> Vec<(usize, Outgoing
         .iter()
         .map(|w| (w.id.clone(), w.secret.clone()))
         .collect();
-    for (i, d) in db.surface.notify.deliveries.iter_mut().enumerate() {
-        if d.state != DeliveryState::Pending || d.next_attempt_at.is_none_or(|at| at > now) {
+    let notify = &mut db.surface.notify;
+    notify
+        .pending
+        .retain(|i| notify.deliveries[*i].state == DeliveryState::Pending);
+    for &i in &notify.pending {
+        let d = &mut notify.deliveries[i];
+        if d.next_attempt_at.is_none_or(|at| at > now) {
             continue;
         }
         let secret = secrets.iter().find(|(id, _)| *id == d.webhook_id);
@@ -305,6 +307,10 @@ fn queue_events(db: &mut Db, base: &str, now: OffsetDateTime) {
             .notify
             .queued
             .insert((d.webhook_id.clone(), d.event_id.clone()));
+        db.surface
+            .notify
+            .pending
+            .push(db.surface.notify.deliveries.len());
         db.surface.notify.deliveries.push(d);
     }
     db.surface.notify.scanned_until = Some(now);
@@ -357,7 +363,8 @@ fn next_due(db: &Db, now: OffsetDateTime) -> Option<OffsetDateTime> {
             next = Some(t);
         }
     };
-    for d in &db.surface.notify.deliveries {
+    for &i in &db.surface.notify.pending {
+        let d = &db.surface.notify.deliveries[i];
         if let Some(at) = d
             .next_attempt_at
             .filter(|_| d.state == DeliveryState::Pending)
@@ -377,11 +384,10 @@ fn next_due(db: &Db, now: OffsetDateTime) -> Option<OffsetDateTime> {
                 consider(end);
             }
         }
-        for uid in db.users.keys() {
-            if let Some(k) = super::consents::consent_of(db, uid, now) {
-                consider(k.expires - super::consents::CONSENT_WARNING);
-                consider(k.expires);
-            }
+        for created in super::consents::first_connections(db).values() {
+            let expires = *created + super::consents::CONSENT_TTL;
+            consider(expires - super::consents::CONSENT_WARNING);
+            consider(expires);
         }
     }
     next

@@ -62,7 +62,7 @@ pub(crate) struct ConsentView {
 
 /// When each user's first connection (live or deleted) was made: their consent's start. One
 /// pass over the connections, for callers that look at every user.
-pub(crate) fn first_connections(db: &Db) -> std::collections::HashMap<&str, OffsetDateTime> {
+pub(crate) fn first_connections(db: &Db) -> std::collections::HashMap<String, OffsetDateTime> {
     let mut first = std::collections::HashMap::new();
     let all = db
         .connections
@@ -71,7 +71,7 @@ pub(crate) fn first_connections(db: &Db) -> std::collections::HashMap<&str, Offs
         .chain(db.retained.iter().map(|c| (c.user_id.as_str(), c.created)));
     for (user, created) in all {
         first
-            .entry(user)
+            .entry(user.to_owned())
             .and_modify(|t: &mut OffsetDateTime| *t = (*t).min(created))
             .or_insert(created);
     }

@@ -20,7 +20,7 @@ use crate::logins::{ACCOUNTS, TRANSACTIONS};
 use crate::query;
 use std::collections::HashMap;
 
-use crate::state::{AppState, Db, Job};
+use crate::state::{AppState, ConnectionInfo, Db, Job};
 
 /// Basiq keeps events for 7 days.
 const EVENT_WINDOW: time::Duration = time::Duration::days(7);
@@ -102,7 +102,7 @@ pub(crate) fn record(
 
 /// Every event up to `now` younger than 7 days, newest first.
 pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventView> {
-    events_in(db, base, now - EVENT_WINDOW, now)
+    events_in(db, base, now - EVENT_WINDOW, now, None, None)
 }
 
 /// The events with `after < at <= now`, newest first. Work is proportional to what can fall in
@@ -113,6 +113,8 @@ pub(crate) fn events_in(
     base: &str,
     after: OffsetDateTime,
     now: OffsetDateTime,
+    candidate_jobs: Option<&[String]>,
+    first_connections: Option<&HashMap<String, OffsetDateTime>>,
 ) -> Vec<EventView> {
     let in_range = |at: OffsetDateTime| at > after && at <= now;
     let mut out: Vec<EventView> = db
@@ -156,11 +158,12 @@ pub(crate) fn events_in(
     };
     // Jobs grouped by connection once (oldest first), not searched per connection.
     let mut jobs_by_connection: HashMap<&str, Vec<&Job>> = HashMap::new();
-    for job in db
-        .jobs
-        .values()
-        .filter(|j| j.finished_at() > after && j.start_at <= now)
-    {
+    let jobs: Box<dyn Iterator<Item = &Job>> = match candidate_jobs {
+        // The caller knows which jobs can still emit (the webhook pump's live jobs).
+        Some(ids) => Box::new(ids.iter().filter_map(|id| db.jobs.get(id))),
+        None => Box::new(db.jobs.values()),
+    };
+    for job in jobs.filter(|j| j.start_at <= now && j.finished_at() > after) {
         jobs_by_connection
             .entry(job.connection_id.as_str())
             .or_default()
@@ -170,70 +173,77 @@ pub(crate) fn events_in(
         jobs.sort_by_key(|j| j.seq);
     }
     // Live connections as of now, and deleted ones as they were (their events stay 7 days).
+    // Only those with something in the range: created in it, or a job emitting in it.
     let mut connections: Vec<_> = db.connections.values().collect();
     connections.sort_by_key(|c| c.seq);
     let live = connections.into_iter().map(|c| {
-        let jobs = jobs_by_connection.get(c.id.as_str());
-        (
-            c.id.clone(),
-            c.user_id.clone(),
-            c.created,
-            Some(c),
-            None,
-            jobs,
-        )
+        let info: Option<&ConnectionInfo> = None;
+        (c.id.as_str(), c.user_id.as_str(), c.created, Some(c), info)
     });
     let retained = db.retained.iter().map(|info| {
-        let jobs = jobs_by_connection.get(info.id.as_str());
         (
-            info.id.clone(),
-            info.user_id.clone(),
+            info.id.as_str(),
+            info.user_id.as_str(),
             info.created,
             None,
             Some(info),
-            jobs,
         )
     });
-    for (cid, uid, created, conn, info, jobs) in live.chain(retained) {
-        let no_jobs = Vec::new();
-        let jobs = jobs.unwrap_or(&no_jobs);
-        let conn_url = format!("{base}/users/{uid}/connections/{cid}");
-        derived(
-            created,
-            "connection",
-            "created",
-            &uid,
-            &cid,
-            conn_url.clone(),
-            &|| {
-                let info = match (conn, info) {
-                    (Some(c), _) => db.connection_info(c, now),
-                    (None, Some(info)) => info.clone(),
-                    (None, None) => return Value::Null,
-                };
-                crate::connections::connection_json(base, &info)
-            },
-        );
-        for job in jobs
-            .iter()
-            .filter(|j| j.finished_at() > after && j.start_at <= now)
-        {
+    let no_jobs = Vec::new();
+    for (cid, uid, created, conn, info) in live.chain(retained) {
+        let jobs = jobs_by_connection.get(cid).unwrap_or(&no_jobs);
+        if jobs.is_empty() && !in_range(created) {
+            continue;
+        }
+        if in_range(created) {
+            let conn_url = format!("{base}/users/{uid}/connections/{cid}");
+            derived(
+                created,
+                "connection",
+                "created",
+                uid,
+                cid,
+                conn_url,
+                &|| {
+                    let info = match (conn, info) {
+                        (Some(c), _) => db.connection_info(c, now),
+                        (None, Some(info)) => info.clone(),
+                        (None, None) => return Value::Null,
+                    };
+                    crate::connections::connection_json(base, &info)
+                },
+            );
+        }
+        for job in jobs {
             let data = || json!({ "connection": cid, "job": job.id });
             // The data links name the connection (as a filter), so an app knows which
             // connection Basiq refreshed without fetching the event.
             let filter = format!("?filter=connection.id.eq('{cid}')");
-            if let Some(at) = job.step_succeeded_at(ACCOUNTS, now) {
+            if let Some(at) = job
+                .step_succeeded_at(ACCOUNTS, now)
+                .filter(|at| in_range(*at))
+            {
                 let url = format!("{base}/users/{uid}/accounts{filter}");
-                derived(at, "account", "updated", &uid, &job.id, url, &data);
+                derived(at, "account", "updated", uid, &job.id, url, &data);
             }
-            if let Some(at) = job.step_succeeded_at(TRANSACTIONS, now) {
+            if let Some(at) = job
+                .step_succeeded_at(TRANSACTIONS, now)
+                .filter(|at| in_range(*at))
+            {
                 let url = format!("{base}/users/{uid}/transactions{filter}");
-                derived(at, "transactions", "updated", &uid, &job.id, url, &data);
+                derived(at, "transactions", "updated", uid, &job.id, url, &data);
             }
         }
     }
     // Only users one of whose consent instants falls in the range.
-    let first = super::consents::first_connections(db);
+    let computed;
+    let first = match first_connections {
+        Some(first) => first,
+        None => {
+            computed = super::consents::first_connections(db);
+            &computed
+        }
+    };
     let mut users: Vec<&String> = db
         .users
         .keys()

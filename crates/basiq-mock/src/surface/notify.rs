@@ -35,6 +35,7 @@ use time::OffsetDateTime;
 
 use super::events::events_in;
 use super::stable_id;
+use crate::logins::{ACCOUNTS, TRANSACTIONS};
 use crate::state::{AppState, ConnectionStatus, Db, JobKind};
 
 /// Basiq's waits before each retry (delivery-schedule-and-retries): 8 attempts in all.
@@ -111,12 +112,25 @@ pub(crate) struct NotifyState {
     pub(crate) smart_cache: bool,
     /// The smart cache has done everything due up to here.
     pub(crate) refreshed_until: Option<OffsetDateTime>,
+    /// The smart cache's next slot, and how many connections it was computed for.
+    next_slot: Option<(usize, OffsetDateTime)>,
     /// Events up to here have been turned into deliveries.
     pub(crate) scanned_until: Option<OffsetDateTime>,
     /// Every message to send, in creation order.
     pub(crate) deliveries: Vec<WebhookDelivery>,
     /// `(webhook, event)` pairs already queued.
     queued: HashSet<(String, String)>,
+    /// Jobs that may still emit events (unfinished at the last look), and the job counter they
+    /// were taken at: rescanned only when jobs were created, not at every step.
+    live_jobs: Vec<String>,
+    live_jobs_at: Option<u64>,
+    /// The newest job's creation at the last look: later looks only check jobs from then on.
+    live_jobs_since: Option<OffsetDateTime>,
+    /// Each user's first connection (consent start), and the connection counts it was taken at.
+    first_connections: Option<(
+        (usize, usize),
+        std::collections::HashMap<String, OffsetDateTime>,
+    )>,
     /// Indexes of the deliveries still pending (so a long run does not rescan them all).
     pending: Vec<usize>,
     /// Subscriptions disabled after a message exhausted its retries.
@@ -219,6 +233,19 @@ fn run_smart_cache(db: &mut Db, now: OffsetDateTime) {
     }
     let since = db.surface.notify.refreshed_until.unwrap_or(now);
     db.surface.notify.refreshed_until = Some(now);
+    // Nothing due before the cached next slot, unless connections came or went.
+    let connections = db.connections.len();
+    if let Some((count, next)) = db.surface.notify.next_slot {
+        if count == connections && now < next {
+            return;
+        }
+    }
+    db.surface.notify.next_slot = db
+        .connections
+        .values()
+        .map(|c| slot_at_or_before(&c.id, now) + time::Duration::DAY)
+        .min()
+        .map(|next| (connections, next));
     let mut due: Vec<(u64, String)> = db
         .connections
         .values()
@@ -253,19 +280,39 @@ fn queue_events(db: &mut Db, base: &str, now: OffsetDateTime) {
         db.surface.notify.scanned_until = Some(now);
         return;
     }
-    let after = db.surface.notify.scanned_until.unwrap_or_else(|| {
-        db.surface
-            .webhooks
-            .iter()
-            .map(|w| w.created)
-            .min()
-            .unwrap_or(now)
-            - time::Duration::NANOSECOND
-    });
+    // A second of overlap: an event recorded at the very instant of the last scan (a request
+    // between two pumps, with the clock standing still) is found now; `queued` drops repeats.
+    let after = db
+        .surface
+        .notify
+        .scanned_until
+        .map(|t| t - time::Duration::SECOND)
+        .unwrap_or_else(|| {
+            db.surface
+                .webhooks
+                .iter()
+                .map(|w| w.created)
+                .min()
+                .unwrap_or(now)
+                - time::Duration::NANOSECOND
+        });
     if after >= now {
         return;
     }
-    let mut events = events_in(db, base, after, now);
+    refresh_live_jobs(db, after);
+    refresh_first_connections(db);
+    let live = std::mem::take(&mut db.surface.notify.live_jobs);
+    let first = db.surface.notify.first_connections.take();
+    let mut events = events_in(
+        db,
+        base,
+        after,
+        now,
+        Some(&live),
+        first.as_ref().map(|f| &f.1),
+    );
+    db.surface.notify.live_jobs = live;
+    db.surface.notify.first_connections = first;
     events.reverse(); // oldest first
     let mut new = Vec::new();
     for e in &events {
@@ -314,6 +361,52 @@ fn queue_events(db: &mut Db, base: &str, now: OffsetDateTime) {
         db.surface.notify.deliveries.push(d);
     }
     db.surface.notify.scanned_until = Some(now);
+}
+
+/// Keeps `live_jobs` = the jobs that end after `after`: a full scan only when jobs were created
+/// since the last one, else just dropping those that have ended.
+fn refresh_live_jobs(db: &mut Db, after: OffsetDateTime) {
+    let created = db.stats.jobs_created;
+    if db.surface.notify.live_jobs_at != Some(created) {
+        // New jobs were created at or after the last look (jobs are created at `now`).
+        let since = db.surface.notify.live_jobs_since;
+        let mut live: Vec<String> = std::mem::take(&mut db.surface.notify.live_jobs);
+        let known: HashSet<&str> = live.iter().map(String::as_str).collect();
+        let new: Vec<String> = db
+            .jobs
+            .values()
+            .filter(|j| since.is_none_or(|s| j.created >= s))
+            .filter(|j| !known.contains(j.id.as_str()) && j.finished_at() > after)
+            .map(|j| j.id.clone())
+            .collect();
+        live.extend(new);
+        let jobs = &db.jobs;
+        live.retain(|id| jobs.get(id).is_some_and(|j| j.finished_at() > after));
+        db.surface.notify.live_jobs = live;
+        db.surface.notify.live_jobs_at = Some(created);
+        db.surface.notify.live_jobs_since = db.jobs.values().map(|j| j.created).max();
+    } else {
+        let jobs = &db.jobs;
+        db.surface
+            .notify
+            .live_jobs
+            .retain(|id| jobs.get(id).is_some_and(|j| j.finished_at() > after));
+    }
+}
+
+/// Keeps `first_connections` current (recomputed only when connections came or went).
+fn refresh_first_connections(db: &mut Db) {
+    let counts = (db.connections.len(), db.retained.len());
+    if db
+        .surface
+        .notify
+        .first_connections
+        .as_ref()
+        .is_none_or(|(at, _)| *at != counts)
+    {
+        db.surface.notify.first_connections =
+            Some((counts, super::consents::first_connections(db)));
+    }
 }
 
 /// The id of the message carrying `event_id` to `webhook_id` (the messages API uses it too).
@@ -373,18 +466,44 @@ fn next_due(db: &Db, now: OffsetDateTime) -> Option<OffsetDateTime> {
         }
     }
     if db.surface.notify.smart_cache {
-        for c in db.connections.values() {
-            consider(slot_at_or_before(&c.id, now) + time::Duration::DAY);
+        match db.surface.notify.next_slot {
+            Some((count, next)) if count == db.connections.len() => consider(next),
+            _ => {
+                for c in db.connections.values() {
+                    consider(slot_at_or_before(&c.id, now) + time::Duration::DAY);
+                }
+            }
         }
     }
     if !db.surface.webhooks.is_empty() {
-        // The end of each running job's steps: where account / transaction events appear.
-        for job in db.jobs.values().filter(|j| j.finished_at() > now) {
-            for (_, end) in job.windows() {
-                consider(end);
+        // The end of each running job's data steps: where account / transaction events appear.
+        let live = &db.surface.notify.live_jobs;
+        let live_current = db.surface.notify.live_jobs_at == Some(db.stats.jobs_created);
+        let jobs: Box<dyn Iterator<Item = &crate::state::Job>> = if live_current {
+            Box::new(live.iter().filter_map(|id| db.jobs.get(id)))
+        } else {
+            Box::new(db.jobs.values())
+        };
+        for job in jobs.filter(|j| j.finished_at() > now) {
+            for (step, (_, end)) in job.steps.iter().zip(job.windows()) {
+                if step.title == ACCOUNTS || step.title == TRANSACTIONS {
+                    consider(end);
+                }
             }
         }
-        for created in super::consents::first_connections(db).values() {
+        let computed;
+        let first = match &db.surface.notify.first_connections {
+            Some(((live, retained), first))
+                if *live == db.connections.len() && *retained == db.retained.len() =>
+            {
+                first
+            }
+            _ => {
+                computed = super::consents::first_connections(db);
+                &computed
+            }
+        };
+        for created in first.values() {
             let expires = *created + super::consents::CONSENT_TTL;
             consider(expires - super::consents::CONSENT_WARNING);
             consider(expires);

@@ -222,11 +222,30 @@ impl Job {
     }
 
     /// The failure, classified, with the action to take — `None` unless the job failed.
+    ///
+    /// Classified by Basiq's code only; [`diagnose_with`](Self::diagnose_with) also weighs the
+    /// connector's health, as `jobs().wait` and the daily triage do.
     pub fn diagnose(&self, kind: JobKind) -> Option<Diagnosis> {
+        self.diagnose_with(kind, &[])
+    }
+
+    /// [`diagnose`](Self::diagnose) against `/connectors`: a retryable or unknown failure at an
+    /// institution whose connector is in `partial-outage`/`major-outage` is
+    /// [`FailureClass::InstitutionOutage`] (their end: wait for the connector), the same verdict
+    /// [`triage_user`] gives for the same job.
+    pub fn diagnose_with(
+        &self,
+        kind: JobKind,
+        connectors: &[ConnectorStatusView],
+    ) -> Option<Diagnosis> {
         let JobState::Failed { step, failure } = self.state() else {
             return None;
         };
-        let class = classify(&step, &failure.code, kind);
+        let class = weigh_connector_health(
+            classify(&step, &failure.code, kind),
+            self.institution_id(),
+            connectors,
+        );
         let action = recommend(&class, &failure.code, &ActionContext::from_job(self));
         Some(Diagnosis {
             job_id: self.id.clone(),
@@ -494,6 +513,27 @@ impl FailureClass {
             self,
             Self::Transient { .. } | Self::ServerManagedRetry { .. } | Self::InstitutionOutage
         )
+    }
+}
+
+/// A failure's class seen against the connectors' health: a retryable or unknown failure at an
+/// institution `/connectors` reports in `partial-outage`/`major-outage` is
+/// [`FailureClass::InstitutionOutage`] — their end, not the user's. Any other class (a wrong
+/// password stays a wrong password) and any failure without an institution is kept. The one rule
+/// [`Job::diagnose_with`] (following a job) and [`triage_user`] (the daily check) share, so both
+/// give one verdict per failure.
+pub fn weigh_connector_health(
+    class: FailureClass,
+    institution: Option<&str>,
+    connectors: &[ConnectorStatusView],
+) -> FailureClass {
+    let outage = institution
+        .and_then(|i| status_of(connectors, i, None))
+        .is_some_and(ConnectorStatus::is_outage);
+    if outage && (class.is_retryable() || class == FailureClass::Unknown) {
+        FailureClass::InstitutionOutage
+    } else {
+        class
     }
 }
 
@@ -1106,15 +1146,11 @@ pub fn triage_user(
             JobKind::Unknown
         };
         let ctx = ActionContext::from_job(job);
-        let mut class = classify(step, &failure.code, kind);
-        let outage = ctx
-            .institution
-            .as_deref()
-            .and_then(|i| status_of(connectors, i, None))
-            .is_some_and(ConnectorStatus::is_outage);
-        if outage && (class.is_retryable() || class == FailureClass::Unknown) {
-            class = FailureClass::InstitutionOutage;
-        }
+        let class = weigh_connector_health(
+            classify(step, &failure.code, kind),
+            ctx.institution.as_deref(),
+            connectors,
+        );
         let consecutive_failures = u32::try_from(since_success).unwrap_or(u32::MAX);
         let mut action = recommend(&class, &failure.code, &ctx);
         if matches!(class, FailureClass::Transient { .. })

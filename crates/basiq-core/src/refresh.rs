@@ -77,7 +77,10 @@ pub struct ConnectionView {
     pub id: ConnectionId,
     /// Its status.
     pub status: ConnectionStatus,
-    /// Web, open banking (`open-banking` or `openbanking`), csv or pdf.
+    /// Web, open banking (`open-banking` or `openbanking`), csv or pdf. A connection that does
+    /// not say reads as `Other("")`: unknown methods are refreshable and count against the
+    /// open-banking daily quota ([`ConnectionMethod::has_daily_refresh_quota`]).
+    #[serde(default = "unstated_method")]
     pub method: ConnectionMethod,
     /// When Basiq last used (refreshed) it; SERVER scope only.
     #[serde(
@@ -101,11 +104,16 @@ impl From<&models::Connection> for ConnectionView {
         Self {
             id: connection.id.clone(),
             status: connection.status.clone(),
-            method: connection.method.clone(),
+            method: connection.method.clone().unwrap_or_else(unstated_method),
             last_used: connection.last_used,
             created_date: connection.created_date,
         }
     }
+}
+
+/// The method of a connection that does not state one.
+fn unstated_method() -> ConnectionMethod {
+    ConnectionMethod::Other(String::new())
 }
 
 /// How close to a connection's `createdDate` the job that created it starts (Basiq creates the
@@ -294,7 +302,7 @@ impl RefreshPolicy {
                 return Skip(SkipReason::RecentlyRefreshed { last, next_allowed });
             }
         }
-        if conn.method == ConnectionMethod::OpenBanking {
+        if conn.method.has_daily_refresh_quota() {
             let today = utc_day(now);
             // Today's refresh jobs: the job that created the connection is not one (Basiq
             // allows 20 refreshes a day, whatever else happened to the connection).

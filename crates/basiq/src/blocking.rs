@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use basiq_core::clock::Clock as _;
-use basiq_core::id::{InvalidId, UserId};
+use basiq_core::id::{IntoId, UserId};
 use basiq_core::operation::Operation;
 use basiq_core::secret::{AccessToken, ApiKey};
 use basiq_core::transport::BlockingTransport;
@@ -58,11 +58,8 @@ impl Client {
 
     /// A `CLIENT_ACCESS` token bound to `user_id` for the Consent UI. Fetched fresh each time,
     /// never cached, separate from the server token. Never log it.
-    pub fn client_token(
-        &self,
-        user_id: impl TryInto<UserId, Error = InvalidId>,
-    ) -> Result<AccessToken, Error> {
-        let user_id = user_id.try_into()?;
+    pub fn client_token(&self, user_id: impl IntoId<UserId>) -> Result<AccessToken, Error> {
+        let user_id = crate::id::IntoId::into_id(user_id)?;
         self.executor.client_token(user_id)
     }
 

@@ -20,8 +20,8 @@ use basiq_core::jobs::{
 use basiq_core::models::Job;
 use basiq_core::pause::{DuplicatePauseGuard, PauseDecision};
 use basiq_core::refresh::{
-    ConnectionMethod, ConnectionView, MemoryLedger, RefreshDecision, RefreshLedger, RefreshPolicy,
-    RefreshResponse, RefreshSchedule, RefreshScheduler, SkipReason,
+    ConnectionView, MemoryLedger, RefreshDecision, RefreshLedger, RefreshPolicy, RefreshResponse,
+    RefreshSchedule, RefreshScheduler, SkipReason,
 };
 use basiq_core::secret::AccessToken;
 use basiq_core::Error;
@@ -158,7 +158,7 @@ impl Policies {
             now,
             jobs,
         );
-        if conn.method != ConnectionMethod::OpenBanking {
+        if !conn.method.has_daily_refresh_quota() {
             return attempt;
         }
         let day = now.to_offset(time::UtcOffset::UTC).date();
@@ -345,6 +345,7 @@ impl JobReport {
         job: Job,
         stopped: PollStep,
         kind: JobKind,
+        connectors: &[basiq_core::connectors::ConnectorStatusView],
         events: Vec<StepEvent>,
         polls: u64,
         waited: Duration,
@@ -353,12 +354,14 @@ impl JobReport {
             PollStep::TimedOut | PollStep::Wait(_) => WaitOutcome::TimedOut,
             PollStep::MfaRequired(challenge) => WaitOutcome::MfaRequired(challenge),
             PollStep::Done(JobOutcome::Succeeded) => WaitOutcome::Succeeded,
-            PollStep::Done(JobOutcome::Failed { .. }) => match job.diagnose(kind) {
-                Some(diagnosis) => WaitOutcome::Failed(Box::new(diagnosis)),
-                // `observe` and `diagnose` read the same steps; this cannot disagree, but a
-                // timed-out answer is the safe one if it ever did.
-                None => WaitOutcome::TimedOut,
-            },
+            PollStep::Done(JobOutcome::Failed { .. }) => {
+                match job.diagnose_with(kind, connectors) {
+                    Some(diagnosis) => WaitOutcome::Failed(Box::new(diagnosis)),
+                    // `observe` and `diagnose` read the same steps; this cannot disagree, but a
+                    // timed-out answer is the safe one if it ever did.
+                    None => WaitOutcome::TimedOut,
+                }
+            }
         };
         let context = job_context(&job);
         Self {

@@ -32,10 +32,10 @@ macro_rules! endpoints {
         $(#[$meta])*
         pub $($async)* fn $name(
             self,
-            $($($id: impl TryInto<$crate::id::$id_ty, Error = $crate::id::InvalidId>,)*)?
+            $($($id: impl $crate::id::IntoId<$crate::id::$id_ty>,)*)?
             $($arg: $arg_ty,)*
         ) -> Result<$output, $crate::Error> {
-            $($(let $id = $id.try_into()?;)*)?
+            $($(let $id = $crate::id::IntoId::into_id($id)?;)*)?
             $($($before)*)?
             self.client.execute($op)$($await)*
         }
@@ -162,7 +162,7 @@ macro_rules! resources {
             /// connection (Basiq's advice for `service-unavailable` differs between the two).
             pub $($async)* fn wait(
                 self,
-                job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
+                job_id: impl $crate::id::IntoId<$crate::id::JobId>,
                 config: $crate::jobs::PollConfig,
             ) -> Result<$crate::JobReport, $crate::Error> {
                 self.wait_as(job_id, $crate::jobs::JobKind::Unknown, config)$($await)*
@@ -171,11 +171,11 @@ macro_rules! resources {
             /// [`wait`](Self::wait), classifying a failure as a job of `kind`.
             pub $($async)* fn wait_as(
                 self,
-                job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
+                job_id: impl $crate::id::IntoId<$crate::id::JobId>,
                 kind: $crate::jobs::JobKind,
                 config: $crate::jobs::PollConfig,
             ) -> Result<$crate::JobReport, $crate::Error> {
-                let job_id = job_id.try_into()?;
+                let job_id = $crate::id::IntoId::into_id(job_id)?;
                 let span = ::tracing::info_span!(
                     "basiq.jobs.wait",
                     job_id = %job_id,
@@ -222,10 +222,12 @@ macro_rules! resources {
                     );
                     match step {
                         std::ops::ControlFlow::Break(stopped) => {
+                            let connectors = self.client.connector_health(std::slice::from_ref(&job))$($await)*;
                             let report = $crate::JobReport::new(
                                 job,
                                 stopped,
                                 kind,
+                                &connectors,
                                 events,
                                 poller.observations(),
                                 waited,
@@ -263,13 +265,13 @@ macro_rules! resources {
             /// [`Error::InvalidInput`]($crate::Error::InvalidInput) before any request.
             pub $($async)* fn answer_mfa(
                 self,
-                job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                job_id: impl $crate::id::IntoId<$crate::id::JobId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 answers: Vec<String>,
             ) -> Result<$crate::models::Job, $crate::Error> {
                 let answers = $crate::mfa::MfaAnswers::new(answers);
-                let job_id = job_id.try_into()?;
-                let user_id = user_id.try_into()?;
+                let job_id = $crate::id::IntoId::into_id(job_id)?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let span = ::tracing::info_span!(
                     "basiq.jobs.answer_mfa",
                     job_id = %job_id,
@@ -317,9 +319,9 @@ macro_rules! resources {
             /// (classified by their code) and a warning is logged.
             pub $($async)* fn triage(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<Vec<$crate::jobs::UnresolvedFailure>, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let span = ::tracing::info_span!("basiq.users.triage", user_id = %user_id);
                 $traced!(span, self.triage_inner(user_id))
             }
@@ -329,25 +331,7 @@ macro_rules! resources {
                 user_id: $crate::id::UserId,
             ) -> Result<Vec<$crate::jobs::UnresolvedFailure>, $crate::Error> {
                 let jobs = self.client.all_user_jobs(&user_id)$($await)*?;
-                let mut connectors = Vec::new();
-                if let Some(filter) = $crate::flows::failed_institutions_filter(&jobs) {
-                    let mut op = $crate::operations::ListConnectors::new();
-                    if let Some(filter) = filter {
-                        op = op.filter(filter);
-                    }
-                    match self.client.execute(op)$($await)* {
-                        Ok(list) => connectors = list
-                            .data
-                            .iter()
-                            .map($crate::connectors::ConnectorStatusView::from)
-                            .collect(),
-                        Err(error) => ::tracing::warn!(
-                            user_id = %user_id,
-                            %error,
-                            "could not read /connectors; triaging by failure codes only"
-                        ),
-                    }
-                }
+                let connectors = self.client.connector_health(&jobs)$($await)*;
                 let failures =
                     $crate::jobs::triage_user(&jobs, &connectors, self.client.now());
                 for f in &failures {
@@ -365,6 +349,37 @@ macro_rules! resources {
         }
 
         impl $client {
+            /// The health of the connectors of `jobs`' failed institutions, for classifying their
+            /// failures (empty when nothing failed: `/connectors` is not asked). `wait` and
+            /// `triage` both use it, so one failure gets one verdict. If `/connectors` cannot be
+            /// read, a warning is logged and failures are classified by their codes only.
+            $($async)* fn connector_health(
+                &self,
+                jobs: &[$crate::models::Job],
+            ) -> Vec<$crate::connectors::ConnectorStatusView> {
+                let Some(filter) = $crate::flows::failed_institutions_filter(jobs) else {
+                    return Vec::new();
+                };
+                let mut op = $crate::operations::ListConnectors::new();
+                if let Some(filter) = filter {
+                    op = op.filter(filter);
+                }
+                match self.execute(op)$($await)* {
+                    Ok(list) => list
+                        .data
+                        .iter()
+                        .map($crate::connectors::ConnectorStatusView::from)
+                        .collect(),
+                    Err(error) => {
+                        ::tracing::warn!(
+                            %error,
+                            "could not read /connectors; classifying failures by their codes only"
+                        );
+                        Vec::new()
+                    }
+                }
+            }
+
             /// The user's jobs (Basiq keeps 7 days), following `links.next` should Basiq ever
             /// paginate them: the guards must see every running job, not the first page.
             $($async)* fn all_user_jobs(
@@ -403,10 +418,10 @@ macro_rules! resources {
             /// `institutionId`, `connectionId`, URL-encoded); `Debug` redacts it.
             pub $($async)* fn consent_url(
                 &self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 request: impl Into<$crate::ConsentRequest>,
             ) -> Result<$crate::ConsentOutcome, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let request = request.into();
                 let span = ::tracing::info_span!(
                     "basiq.consent_url",
@@ -576,11 +591,11 @@ macro_rules! resources {
             /// ambiguous failure call `refresh` again — the guard sees the job if it started.
             pub $($async)* fn refresh(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                connection_id: impl $crate::id::IntoId<$crate::id::ConnectionId>,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                let connection_id = connection_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                let connection_id = $crate::id::IntoId::into_id(connection_id)?;
                 let span = $crate::resources::refresh_span!(
                     "basiq.connections.refresh",
                     user_id,
@@ -662,11 +677,11 @@ macro_rules! resources {
             /// against the open-banking daily quota that `refresh` enforces.
             pub $($async)* fn refresh_unchecked(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                connection_id: impl $crate::id::IntoId<$crate::id::ConnectionId>,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                let connection_id = connection_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                let connection_id = $crate::id::IntoId::into_id(connection_id)?;
                 let span = $crate::resources::refresh_span!(
                     "basiq.connections.refresh_unchecked",
                     user_id,
@@ -703,10 +718,10 @@ macro_rules! resources {
             /// Without a fleet it is `refresh`.
             pub $($async)* fn refresh_planned(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 planned: &$crate::refresh::ScheduledRefresh,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 if let Some(fleet) = self.client.fleet_config() {
                     let mut claim = $crate::fleet::FleetAttempt::new(
                         fleet.keys().planned_slot(&planned.connection_id, planned.at),
@@ -768,10 +783,10 @@ macro_rules! resources {
             /// [`iter`](Self::iter).
             pub $($async)* fn list(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 query: $crate::TransactionQuery,
             ) -> Result<$crate::models::TransactionList, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client.execute(query.operation(user_id))$($await)*
             }
 
@@ -805,10 +820,10 @@ macro_rules! resources {
             /// [`Error::PageLimit`]($crate::Error::PageLimit)). Each page is one request.
             pub $($async)* fn all(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 query: $crate::TransactionQuery,
             ) -> Result<Vec<$crate::models::Transaction>, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let span = ::tracing::info_span!("basiq.transactions.all", user_id = %user_id);
                 $traced!(span, self.collect(user_id, query))
             }
@@ -832,10 +847,10 @@ macro_rules! resources {
             /// error.
             pub fn iter(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 query: $crate::TransactionQuery,
             ) -> Result<TransactionPager<'a>, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 Ok(TransactionPager::new(self.client, user_id, query))
             }
         }

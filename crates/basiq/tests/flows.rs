@@ -583,6 +583,47 @@ macro_rules! flow_scenarios {
             assert_eq!(route_count(&server, REFRESH_ROUTE), 20);
         }
 
+        /// A connection made today (no day boundary crossed): the job that created it is not a
+        /// refresh, so exactly 20 guarded refreshes are sent, the 21st is skipped locally, and
+        /// the emulator counted 20.
+        #[$test]
+        $($async)* fn open_banking_connection_made_today_gets_twenty_refreshes() {
+            let (server, clock) = server();
+            let policy = RefreshPolicy::default().with_min_interval(Duration::ZERO);
+            let client = client_with(&server, &clock, |b| b.refresh_policy(policy));
+            let user = user(&client, "today@example.com")$($await)*;
+            let action = ConsentAction::connect_to(InstitutionId::new(HOOLI_OPEN_BANKING).unwrap());
+            let job = connect(&client, &user, action, None)$($await)*;
+            let report = client.jobs().wait(job, PollConfig::default())$($await)*.unwrap();
+            assert!(report.is_success());
+            let conn = connection_of(&report);
+            let connected_on = clock.now().date();
+
+            let mut sent = 0;
+            for i in 0..20 {
+                let outcome = client.connections().refresh(&user, &conn)$($await)*.unwrap();
+                let RefreshOutcome::Started(job) = outcome else {
+                    panic!("refresh {} should start: {outcome:?}", i + 1);
+                };
+                sent += 1;
+                // The `JobId` from the outcome, by value.
+                let report = client
+                    .jobs()
+                    .wait_as(job, JobKind::Refresh, PollConfig::default())$($await)*
+                    .unwrap();
+                assert!(report.is_success());
+            }
+            assert_eq!(clock.now().date(), connected_on, "still the day it was connected");
+            let outcome = client.connections().refresh(&user, &conn)$($await)*.unwrap();
+            assert_matches!(
+                outcome,
+                RefreshOutcome::Skipped(SkipReason::DailyQuotaExhausted { .. })
+            );
+            assert_eq!(sent, 20);
+            assert_eq!(route_count(&server, REFRESH_ROUTE), 20);
+            assert_eq!(server.stats().refreshes.get(conn.as_str()), Some(&20));
+        }
+
         /// A second consent attempt while the first job runs is not sent (follow the job); once a
         /// duplicate has been sent anyway (another tab), Basiq pauses it 6 minutes and the SDK says
         /// so.
@@ -741,10 +782,11 @@ macro_rules! flow_scenarios {
             assert_eq!(server.stats().requests, before.requests, "nothing was sent");
         }
 
-        /// A connector in major outage: the job fails, and the daily triage says "their end" —
-        /// `InstitutionOutage`, wait for the connector — instead of bothering the user.
+        /// A connector in major outage: the job fails, and both `wait` and the daily triage say
+        /// "their end" — `InstitutionOutage`, wait for the connector, the same class and action —
+        /// instead of bothering the user or waiting on Basiq's retry queue.
         #[$test]
-        $($async)* fn connector_outage_triage_says_institution_outage() {
+        $($async)* fn connector_outage_wait_and_triage_give_one_verdict() {
             let (server, _clock, client, user) = with_user("outage@example.com")$($await)*;
             assert!(client.users().triage(&user)$($await)*.unwrap().is_empty());
             assert_eq!(
@@ -760,19 +802,24 @@ macro_rules! flow_scenarios {
                 .unwrap();
             assert!(connector.status.is_outage());
             let report = connect_and_wait(&client, &user, ("jared", "django"))$($await)*;
+            let diagnosis = report.diagnosis().unwrap();
+            assert_eq!(diagnosis.failure.code.as_str(), "service-unavailable");
+            // `wait` consulted /connectors too: their end, not Basiq's 2-hourly retry queue.
+            assert_eq!(diagnosis.class, FailureClass::InstitutionOutage);
             assert_eq!(
-                report.diagnosis().unwrap().failure.code.as_str(),
-                "service-unavailable"
+                diagnosis.action,
+                RecommendedAction::WaitForConnector { institution: Some(HOOLI.to_owned()) }
             );
+            // Followed as a job of unknown kind, the same failure gets the same verdict.
+            let again = client.jobs().wait(report.job_id(), PollConfig::default())$($await)*.unwrap();
+            assert_eq!(again.diagnosis(), Some(diagnosis));
 
             let failures = client.users().triage(&user)$($await)*.unwrap();
             assert_eq!(failures.len(), 1, "{failures:?}");
             let f = &failures[0];
             assert_eq!(f.class, FailureClass::InstitutionOutage);
-            assert!(matches!(
-                f.action,
-                RecommendedAction::WaitForConnector { .. }
-            ));
+            // One verdict per failure: triage and wait agree on the class and the action.
+            assert_eq!((&f.class, &f.action), (&diagnosis.class, &diagnosis.action));
             assert_eq!(f.user_id.as_ref(), Some(&user));
             assert_eq!(f.job_id, *report.job_id());
             assert!(route_count(&server, "GET /connectors") >= 1);

@@ -164,10 +164,13 @@ fn emit_method(
         match &p.ty {
             Ty::Id(id) => {
                 args.push(format!(
-                    "{}: impl TryInto<$crate::id::{id}, Error = $crate::id::InvalidId>",
+                    "{}: impl $crate::id::IntoId<$crate::id::{id}>",
                     p.rust
                 ));
-                converts.push(format!("let {0} = {0}.try_into()?;", p.rust));
+                converts.push(format!(
+                    "let {0} = $crate::id::IntoId::into_id({0})?;",
+                    p.rust
+                ));
             }
             Ty::String => {
                 args.push(format!("{}: impl Into<String>", p.rust));

@@ -113,8 +113,12 @@ impl Client {
         }
     }
 
-    /// The client's `now` (the executor's clock).
-    pub(crate) fn now(&self) -> time::OffsetDateTime {
+    /// The client's `now`: its [`Clock`](crate::clock::Clock) (the system clock, or the
+    /// [`ManualClock`](crate::clock::ManualClock) given to the builder). Every rule the helpers
+    /// apply reads this time, so pass it to [`plan_refreshes`](Connections::plan_refreshes)
+    /// and to your own checks too.
+    #[must_use]
+    pub fn now(&self) -> crate::OffsetDateTime {
         self.executor.clock().now()
     }
 

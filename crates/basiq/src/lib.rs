@@ -256,7 +256,6 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! use basiq::clock::Clock;
 //! use basiq::id::ConnectionId;
 //! use basiq::TransactionQuery;
 //!
@@ -271,7 +270,7 @@
 //!
 //! // Many connections to refresh: a plan over an hour, never a burst, each connection at a
 //! // stable slot; at each slot `connections().refresh` still applies Basiq's rules.
-//! let now = client.executor().clock().now();
+//! let now = client.now();
 //! let plan = client.connections().plan_refreshes(&fleet, Duration::from_secs(3600), now);
 //! for slot in &plan.planned {
 //!     println!("refresh {} at {}", slot.connection_id, slot.at);
@@ -338,11 +337,47 @@
 // add an allocation per error and an API different from the core's.
 #![allow(clippy::result_large_err)]
 
-/// Everything from the sans-IO core: `models`, `operations`, `id`, `error`, `token`, `clock`,
-/// `secret`, `transport`, `auth`, policies, and `Error`/`ErrorKind`/`ErrorContext`.
-pub use basiq_core::*;
+// What a user of `basiq` needs, re-exported by name (never a glob: the core's executor
+// internals — `ExecutorCore`, `TokenState`, `Retrying`, the telemetry helpers — are not public
+// API of this crate). Whole modules where every item is for users; curated ones otherwise.
+pub use basiq_core::{
+    clock, connectors, error, id, jobs, mfa, models, operation, operations, pagination, pause,
+    plan, refresh, retry, secret, statements, transport, webhooks,
+};
+pub use basiq_core::{Error, ErrorContext, ErrorKind};
 
 pub use basiq_core::secret::{AccessToken, ApiKey};
+
+/// Types of other crates that this crate's API mentions, so an app needs no extra dependency
+/// (or version match) to name them.
+pub use ::http::{HeaderMap, HeaderName, HeaderValue};
+pub use ::time::OffsetDateTime;
+pub use ::url::Url;
+
+/// The executor's settings, for [`AsyncExecutor`] / `BlockingExecutor` built by hand.
+pub mod auth {
+    pub use basiq_core::auth::{
+        ExecutorConfig, DEFAULT_BASE_URL, DEFAULT_CALL_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES,
+    };
+}
+
+/// The server token: its lifetime policy, and the store a fleet shares it through.
+pub mod token {
+    pub use basiq_core::token::{
+        MemoryTokenStore, PostToken, StoreError, StoredToken, TokenPolicy, TokenScope, TokenStore,
+        BASIQ_TOKEN_LIFETIME, BASIQ_VERSION,
+    };
+}
+
+/// Fleet mode: Basiq's per-application state shared by an app's instances through a key-value
+/// store (see `docs/fleet.md`); implement [`FleetStore`](fleet::FleetStore) /
+/// [`AsyncFleetStore`](fleet::AsyncFleetStore) over your store, or use `basiq-redis`.
+pub mod fleet {
+    pub use basiq_core::fleet::{
+        AsyncFleet, AsyncFleetStore, BlockingFleet, FleetAnswer, FleetConfig, FleetKey, FleetKeys,
+        FleetOp, FleetStore, FleetTokenPolicy, MemoryFleetStore, TokenSealer,
+    };
+}
 
 #[cfg(any(feature = "async", feature = "blocking"))]
 mod flows;

@@ -470,8 +470,8 @@ macro_rules! resources {
                 let token = self.client_token(&user_id)$($await)*;
                 if let Some(attempt) = &attempt {
                     let settled = match &token {
-                        Ok(_) => $crate::fleet::AttemptResult::HandedOut,
-                        Err(_) => $crate::fleet::AttemptResult::NotActed,
+                        Ok(_) => ::basiq_core::fleet::AttemptResult::HandedOut,
+                        Err(_) => ::basiq_core::fleet::AttemptResult::NotActed,
                     };
                     self.settle_attempt(attempt, &settled)$($await)*;
                 }
@@ -723,7 +723,7 @@ macro_rules! resources {
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
                 if let Some(fleet) = self.client.fleet_config() {
-                    let mut claim = $crate::fleet::FleetAttempt::new(
+                    let mut claim = ::basiq_core::fleet::FleetAttempt::new(
                         fleet.keys().planned_slot(&planned.connection_id, planned.at),
                         fleet.instance(),
                         self.client.now(),

@@ -123,6 +123,7 @@ const CONNECT_JOB_SLACK: time::Duration = time::Duration::minutes(1);
 /// Why a refresh should not be sent now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub enum SkipReason {
     /// Only `active` connections may be refreshed; an `invalid` web connection needs the user to
     /// re-enter credentials first.
@@ -166,6 +167,7 @@ pub enum SkipReason {
 
 /// The policy's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub enum RefreshDecision {
     /// Send the refresh (and [`RefreshLedger::record`] it).
     Allowed,
@@ -221,7 +223,11 @@ fn utc_day(t: OffsetDateTime) -> Date {
 }
 
 /// When a connection may be refreshed.
+///
+/// Fields may be added: start from [`RefreshPolicy::default`] and use the `with_` setters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct RefreshPolicy {
     /// The minimum time between two refreshes of one connection.
     pub min_interval: Duration,
@@ -249,6 +255,13 @@ impl RefreshPolicy {
     /// The default policy with another minimum interval.
     pub fn with_min_interval(mut self, min_interval: Duration) -> Self {
         self.min_interval = min_interval;
+        self
+    }
+
+    /// Another open-banking daily limit (Basiq's is 20: a lower one leaves headroom for
+    /// refreshes made elsewhere; a higher one only gets Basiq's refusals).
+    pub fn with_open_banking_daily_limit(mut self, limit: u32) -> Self {
+        self.open_banking_daily_limit = limit;
         self
     }
 

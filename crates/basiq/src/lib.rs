@@ -81,13 +81,14 @@
 //! # }
 //! ```
 //!
-//! Tests run the same code against the embedded emulator (`basiq-mock`) on 127.0.0.1; unsafe
-//! ids never reach it:
+//! Tests run the same code against the embedded emulator on 127.0.0.1 (the `basiq-mock` crate,
+//! a dev-dependency: here `server` is `basiq_mock::MockServer::start()`); unsafe ids never reach
+//! it:
 //!
 //! ```
 //! # #[cfg(feature = "async")]
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let server = basiq_mock::MockServer::start();
+//! # let server = basiq_mock::MockServer::start();
 //! let client = basiq::Client::builder()
 //!     .api_key(server.api_key())
 //!     .base_url(server.url())
@@ -214,7 +215,8 @@
 //! use basiq::{ConsentAction, ConsentOutcome};
 //!
 //! let clock = ManualClock::starting_now();
-//! let server = basiq_mock::MockServer::builder().clock(clock.clone()).start();
+//! // The emulator on the same clock: `basiq_mock::MockServer::builder().clock(clock.clone()).start()`.
+//! # let server = basiq_mock::MockServer::builder().clock(clock.clone()).start();
 //! let tick = clock.clone();
 //! let client = basiq::Client::builder()
 //!     .api_key(server.api_key())
@@ -284,9 +286,9 @@
 //!
 //! ```
 //! use basiq::webhooks::{self, WebhookSecret};
-//! use time::OffsetDateTime;
+//! use basiq::OffsetDateTime;
 //!
-//! fn on_webhook(secret: &WebhookSecret, headers: &http::HeaderMap, body: &[u8]) -> u16 {
+//! fn on_webhook(secret: &WebhookSecret, headers: &basiq::HeaderMap, body: &[u8]) -> u16 {
 //!     match webhooks::verify(secret, headers, body, OffsetDateTime::now_utc()) {
 //!         Ok(message) => {
 //!             println!("{:?} about {}", message.event_type_id, message.links.event_entity);
@@ -296,7 +298,7 @@
 //!     }
 //! }
 //! # let secret = WebhookSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-//! # assert_eq!(on_webhook(&secret, &http::HeaderMap::new(), b"{}"), 401);
+//! # assert_eq!(on_webhook(&secret, &basiq::HeaderMap::new(), b"{}"), 401);
 //! ```
 //!
 //! Every HTTP request is a `basiq.http` span with OpenTelemetry's HTTP client fields (method,
@@ -348,8 +350,8 @@ pub use basiq_core::{Error, ErrorContext, ErrorKind};
 
 pub use basiq_core::secret::{AccessToken, ApiKey};
 
-/// Types of other crates that this crate's API mentions, so an app needs no extra dependency
-/// (or version match) to name them.
+// Types of other crates that this crate's API mentions, so an app needs no extra dependency
+// (or version match) to name them.
 pub use ::http::{HeaderMap, HeaderName, HeaderValue};
 pub use ::time::OffsetDateTime;
 pub use ::url::Url;

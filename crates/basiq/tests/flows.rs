@@ -341,10 +341,7 @@ macro_rules! flow_scenarios {
         $($async)* fn wait_times_out_without_an_error() {
             let (_server, _clock, client, user) = with_user("slow@example.com")$($await)*;
             let job = connect(&client, &user, hooli(), Some(("slow", "slow")))$($await)*;
-            let config = PollConfig {
-                deadline: Duration::from_secs(30),
-                ..PollConfig::default()
-            };
+            let config = PollConfig::new().deadline(Duration::from_secs(30));
             let report = client.jobs().wait(&job, config)$($await)*.unwrap();
             assert_eq!(report.outcome, WaitOutcome::TimedOut);
             assert!(report.waited <= Duration::from_secs(30));
@@ -727,7 +724,7 @@ macro_rules! flow_scenarios {
         #[$test]
         $($async)* fn transactions_walk_every_page_once() {
             let (_server, _clock, client, user) = with_user("pages@example.com")$($await)*;
-            connect_and_wait(&client, &user, ("jared", "django"))$($await)*;
+            assert!(connect_and_wait(&client, &user, ("jared", "django"))$($await)*.is_success());
 
             let first = client
                 .transactions()
@@ -968,7 +965,7 @@ mod blocking_client {
     #[test]
     fn pager_is_an_iterator() {
         let (_server, _clock, client, user) = with_user("iter@example.com");
-        connect_and_wait(&client, &user, ("jared", "django"));
+        assert!(connect_and_wait(&client, &user, ("jared", "django")).is_success());
         let total = client
             .transactions()
             .list(&user, TransactionQuery::new())

@@ -184,6 +184,25 @@ macro_rules! flow_scenarios {
                     && e.to == StepStatus::Success));
         }
 
+        /// `basiq-mock`'s test support completes the Consent UI for the user in one call: the
+        /// job it returns is followed to success; a link with a wrong token is refused.
+        #[$test]
+        $($async)* fn the_emulator_completes_the_consent_ui_for_a_test() {
+            let (server, _clock, client, user) = with_user("helper@example.com")$($await)*;
+            let outcome = client.consent_url(&user, hooli())$($await)*.unwrap();
+            let link = outcome.link().expect("nothing runs yet");
+            let jobs = server
+                .complete_consent(link.expose_url().as_str(), Some(("jared", "django")))
+                .unwrap();
+            assert_eq!(jobs.len(), 1);
+            let report = client.jobs().wait(jobs[0].as_str(), PollConfig::new())$($await)*.unwrap();
+            assert!(report.is_success(), "{report}");
+            assert_eq!(report.context.user_id.as_ref(), Some(&user));
+            let forged = format!("{}/consent/home?token=forged&action=connect", server.url());
+            let err = server.complete_consent(&forged, Some(("jared", "django"))).unwrap_err();
+            assert_eq!(err.status, 401, "{err}");
+        }
+
         /// Pied Piper Bank challenges every login: `wait` stops at once with `MfaRequired` (the
         /// method, both security questions, the expiry) instead of polling to the deadline;
         /// `answer_mfa` sends the right answers with a fresh client token (the server token

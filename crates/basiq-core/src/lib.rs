@@ -46,6 +46,7 @@ pub mod connectors;
 pub mod error;
 pub mod executor;
 pub mod fleet;
+pub mod flows;
 pub mod id;
 pub mod jobs;
 pub mod mfa;

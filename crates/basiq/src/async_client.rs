@@ -14,6 +14,7 @@ use basiq_http_async::{AsyncExecutor, ReqwestTransport};
 use crate::flows::Policies;
 use crate::resources::resources;
 use crate::settings::{builder_methods, client_builder};
+use crate::streams::{Items, Pages};
 
 /// The async Basiq client.
 ///

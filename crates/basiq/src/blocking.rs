@@ -16,6 +16,7 @@ use basiq_core::Error;
 
 pub use basiq_http_blocking::{BlockingExecutor, UreqTransport};
 
+pub use crate::blocking_pages::{Items, Pages};
 use crate::flows::Policies;
 use crate::resources::resources;
 use crate::settings::{builder_methods, client_builder};
@@ -138,18 +139,6 @@ macro_rules! traced {
 resources!(client = Client, [], [], traced = traced);
 crate::endpoints::generated_resources!(client = Client, [], []);
 crate::statement_upload::statement_upload!(client = Client, [], []);
-
-impl Iterator for TransactionPager<'_> {
-    type Item = Result<crate::models::Transaction, Error>;
-
-    /// The next transaction, fetching the next page (same origin only) when the current one is
-    /// used up; after an error, `None`.
-    fn next(&mut self) -> Option<Self::Item> {
-        TransactionPager::next(self)
-    }
-}
-
-impl std::iter::FusedIterator for TransactionPager<'_> {}
 
 client_builder! {
     /// Builds a blocking [`Client`]. `Debug` never shows the API key.

@@ -693,19 +693,17 @@ impl TransactionQuery {
     }
 }
 
-/// A pager's position.
-pub(crate) enum PagerState<Op> {
-    /// The first page has not been fetched.
-    Start,
-    /// The next page to fetch.
-    Next(Op),
-    /// Report this error once the buffered items are out, then end.
-    Failed(Error),
-    /// No more pages.
-    Done,
+/// How many items to reserve for collecting a whole list, from its first page: Basiq's `size`
+/// (the list's total) when it sends one, capped so a hostile `size` cannot make the client
+/// allocate gigabytes before the first item; the `Vec` still grows past the cap if it must.
+pub(crate) fn reserve_for<P: basiq_core::pagination::Page>(first: &P) -> usize {
+    const RESERVE_CAP: u64 = 1 << 20;
+    let len = u64::try_from(first.items().len()).unwrap_or(u64::MAX);
+    let total = first.total().unwrap_or(len).min(RESERVE_CAP);
+    usize::try_from(total).unwrap_or(0)
 }
 
-/// A pager's walk over `links.next`: loops, empty pages and the client's page limits.
+/// A walk over `links.next`: loops, empty pages and the client's page limits.
 pub(crate) use basiq_core::pagination::PageWalk;
 
 // ---------------------------------------------------------------------------------------------

@@ -34,8 +34,10 @@
 //!   for many users, [`plan::TriageScheduler`] spreads that check over a window at a rate on the
 //!   refresh grid (never a burst) and [`plan::Pacer`] keeps the sends one step apart, also after
 //!   a resume — what `basiq triage` (the `basiq-cli` crate) runs;
-//! - **every page, once**: [`transactions().all`](Transactions::all) /
-//!   [`iter`](Transactions::iter) follow `links.next` on Basiq's origin only.
+//! - **every page, once, owned**: every list is an owned stream ([`Items`], [`Pages`]; a
+//!   blocking [`Iterator`](blocking::Items) on the blocking client) — `Send + 'static`, one page
+//!   in memory — following `links.next` on Basiq's origin only
+//!   ([`transactions().items`](Transactions::items), [`Client::items`] for any list).
 //! - **webhooks you can trust**: [`webhooks::verify`] checks Basiq's signature (`whsec_`
 //!   secret, HMAC-SHA256 over `id.timestamp.body`) and the 5-minute tolerance before it parses a
 //!   [`webhooks::WebhookMessage`] (pure, no client needed; example in [`webhooks`]).
@@ -259,13 +261,14 @@
 //! use std::time::Duration;
 //!
 //! use basiq::id::ConnectionId;
-//! use basiq::TransactionQuery;
+//! use basiq::{StreamExt as _, TransactionQuery};
 //!
 //! # async fn run(client: basiq::Client, user_id: &str, fleet: Vec<ConnectionId>) -> Result<(), basiq::Error> {
 //! // A stream of transactions, one page (`links.next`) fetched at a time: constant memory
-//! // however long the history is.
-//! let mut pager = client.transactions().iter(user_id, TransactionQuery::new().limit(500))?;
-//! while let Some(transaction) = pager.next().await {
+//! // however long the history is. It owns a clone of the client: spawn it, return it, combine
+//! // it (`StreamExt` from `futures` / `futures-util`).
+//! let mut transactions = client.transactions().items(user_id, TransactionQuery::new().limit(500))?;
+//! while let Some(transaction) = transactions.next().await {
 //!     let transaction = transaction?;
 //!     println!("{} {:?}", transaction.id, transaction.amount);
 //! }
@@ -405,9 +408,19 @@ pub use settings::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 mod async_client;
 #[cfg(feature = "async")]
 pub use async_client::{
-    Accounts, Client, ClientBuilder, Connections, Connectors, Jobs, TransactionPager, Transactions,
-    Users,
+    Accounts, Client, ClientBuilder, Connections, Connectors, Jobs, Transactions, Users,
 };
+#[cfg(feature = "async")]
+mod streams;
+/// The trait of the async client's owned streams ([`Pages`], [`Items`]): `futures`' `Stream`.
+#[cfg(feature = "async")]
+pub use futures_core::Stream;
+/// `futures`' combinators for [`Stream`]s (`next`, `map`, `take`, `collect`, …), so an app
+/// needs no `futures` dependency to consume the owned streams.
+#[cfg(feature = "async")]
+pub use futures_util::StreamExt;
+#[cfg(feature = "async")]
+pub use streams::{Items, Pages};
 // The resources generated from the spec (`endpoints.rs`) and the statement upload.
 #[cfg(feature = "async")]
 pub use async_client::{
@@ -419,6 +432,8 @@ pub use basiq_http_async::{AsyncExecutor, ReqwestTransport};
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+#[cfg(feature = "blocking")]
+mod blocking_pages;
 
 /// Basiq's production API root.
 pub use basiq_core::auth::DEFAULT_BASE_URL;

@@ -779,8 +779,8 @@ macro_rules! resources {
 
         impl<'a> Transactions<'a> {
             /// `GET /users/{userId}/transactions`: **one page** (at most `limit`, default 500).
-            /// Follow [`next_page`](Self::next_page) for more, or use [`all`](Self::all) /
-            /// [`iter`](Self::iter).
+            /// Follow [`next_page`](Self::next_page) for more, or use [`items`](Self::items) /
+            /// [`pages`](Self::pages) / [`all`](Self::all).
             pub $($async)* fn list(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -817,7 +817,9 @@ macro_rules! resources {
             /// Every transaction matching `query`, following `links.next` to the last page
             /// (same origin only; a link that loops back is an error; an empty page ends the
             /// walk; beyond the client's [`page_limits`](ClientBuilder::page_limits) it is an
-            /// [`Error::PageLimit`]($crate::Error::PageLimit)). Each page is one request.
+            /// [`Error::PageLimit`]($crate::Error::PageLimit)). Each page is one request; the
+            /// `Vec` is reserved from Basiq's `size` and each page is dropped once moved in. For
+            /// long histories prefer [`items`](Self::items): one page in memory at a time.
             pub $($async)* fn all(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -825,122 +827,122 @@ macro_rules! resources {
             ) -> Result<Vec<$crate::models::Transaction>, $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let span = ::tracing::info_span!("basiq.transactions.all", user_id = %user_id);
-                $traced!(span, self.collect(user_id, query))
+                let pages = Pages::new(self.client.clone(), query.operation(user_id));
+                $traced!(span, pages.collect_items())
             }
 
-            $($async)* fn collect(
-                self,
-                user_id: $crate::id::UserId,
-                query: $crate::TransactionQuery,
-            ) -> Result<Vec<$crate::models::Transaction>, $crate::Error> {
-                let mut pager = TransactionPager::new(self.client, user_id, query);
-                let mut out = Vec::new();
-                while let Some(item) = pager.next()$($await)* {
-                    out.push(item?);
-                }
-                ::tracing::debug!(transactions = out.len(), pages = pager.pages, "walked every page");
-                Ok(out)
-            }
-
-            /// A pager over every transaction matching `query`, one page fetched at a time (no
-            /// request until the first `next`). Ends after the last page, or after yielding one
-            /// error.
-            pub fn iter(
+            /// Every transaction matching `query`, one at a time: an owned stream (async client)
+            /// or iterator (blocking client) holding a clone of the client, fetching the next
+            /// page (`links.next`, same origin only) when the current one is used up — one page
+            /// in memory however long the history. No request until it is first polled; it ends
+            /// after the last page, or after yielding one error.
+            pub fn items(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 query: $crate::TransactionQuery,
-            ) -> Result<TransactionPager<'a>, $crate::Error> {
-                let user_id = $crate::id::IntoId::into_id(user_id)?;
-                Ok(TransactionPager::new(self.client, user_id, query))
+            ) -> Result<Items<$crate::models::TransactionList>, $crate::Error> {
+                Ok(self.pages(user_id, query)?.items())
             }
-        }
 
-        /// Walks every page of a transaction list: `next()` yields one transaction at a time and
-        /// fetches the next page (its `links.next`, same origin only) when the current one is
-        /// used up. After an error it yields `None`.
-        pub struct TransactionPager<'a> {
-            client: &'a $client,
-            user_id: $crate::id::UserId,
-            query: $crate::TransactionQuery,
-            buffer: std::vec::IntoIter<$crate::models::Transaction>,
-            state: $crate::flows::PagerState<
-                $crate::pagination::NextPage<$crate::models::TransactionList>,
-            >,
-            walk: $crate::flows::PageWalk,
-            pages: u64,
-        }
-
-        impl std::fmt::Debug for TransactionPager<'_> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct("TransactionPager")
-                    .field("user_id", &self.user_id)
-                    .field("query", &self.query)
-                    .field("buffered", &self.buffer.len())
-                    .field("pages", &self.pages)
-                    .finish_non_exhaustive()
-            }
-        }
-
-        impl<'a> TransactionPager<'a> {
-            fn new(
-                client: &'a $client,
-                user_id: $crate::id::UserId,
+            /// The pages of [`items`](Self::items), each a
+            /// [`TransactionList`]($crate::models::TransactionList) (with Basiq's `size`).
+            pub fn pages(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 query: $crate::TransactionQuery,
-            ) -> Self {
-                Self {
-                    client,
-                    user_id,
-                    query,
-                    buffer: Vec::new().into_iter(),
-                    state: $crate::flows::PagerState::Start,
-                    walk: $crate::flows::PageWalk::new(client.policies().page_limits),
-                    pages: 0,
-                }
+            ) -> Result<Pages<$crate::models::TransactionList>, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                Ok(Pages::new(self.client.clone(), query.operation(user_id)))
+            }
+        }
+
+        impl<'a> Accounts<'a> {
+            /// Every account of the user, page after page (owned; see
+            /// [`Transactions::items`]).
+            pub fn items(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Items<$crate::models::AccountList>, $crate::Error> {
+                Ok(self.pages(user_id)?.items())
             }
 
-            /// How many pages were fetched so far.
-            pub fn pages(&self) -> u64 {
-                self.pages
+            /// The pages of [`items`](Self::items).
+            pub fn pages(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Pages<$crate::models::AccountList>, $crate::Error> {
+                let op = $crate::operations::ListAccounts::new($crate::id::IntoId::into_id(user_id)?);
+                Ok(Pages::new(self.client.clone(), op))
+            }
+        }
+
+        impl<'a> Connections<'a> {
+            /// Every connection of the user, page after page (owned; see
+            /// [`Transactions::items`]).
+            pub fn items(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Items<$crate::models::ConnectionList>, $crate::Error> {
+                Ok(self.pages(user_id)?.items())
             }
 
-            /// The next transaction; `None` after the last one (or after an error).
-            #[allow(clippy::should_implement_trait)]
-            pub $($async)* fn next(
-                &mut self,
-            ) -> Option<Result<$crate::models::Transaction, $crate::Error>> {
-                use $crate::flows::PagerState;
-                use $crate::pagination::Page as _;
-                loop {
-                    if let Some(item) = self.buffer.next() {
-                        return Some(Ok(item));
-                    }
-                    let context = $crate::ErrorContext::new().with_user(&self.user_id);
-                    let page = match std::mem::replace(&mut self.state, PagerState::Done) {
-                        PagerState::Done => return None,
-                        PagerState::Failed(error) => return Some(Err(error)),
-                        PagerState::Start => {
-                            self.client
-                                .execute(self.query.operation(self.user_id.clone()))
-                                $($await)*
-                        }
-                        PagerState::Next(op) => self.client.execute(op)$($await)*,
-                    };
-                    let page = match page {
-                        Ok(page) => page,
-                        Err(error) => return Some(Err(error.with_context(&context))),
-                    };
-                    self.pages = self.pages.saturating_add(1);
-                    self.state = match page.next_page(self.client.executor().base_url()) {
-                        Ok(None) => PagerState::Done,
-                        Ok(Some(op)) => match self.walk.follow(&page, Some(op.url()), &context) {
-                            Ok(true) => PagerState::Next(op.with_context(context.clone())),
-                            Ok(false) => PagerState::Done,
-                            Err(error) => PagerState::Failed(error),
-                        },
-                        Err(error) => PagerState::Failed(error.with_context(&context)),
-                    };
-                    self.buffer = page.into_items().into_iter();
-                }
+            /// The pages of [`items`](Self::items).
+            pub fn pages(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Pages<$crate::models::ConnectionList>, $crate::Error> {
+                let op = $crate::operations::ListConnections::new($crate::id::IntoId::into_id(user_id)?);
+                Ok(Pages::new(self.client.clone(), op))
+            }
+        }
+
+        impl<'a> Jobs<'a> {
+            /// Every job of the user (Basiq keeps 7 days), page after page (owned; see
+            /// [`Transactions::items`]).
+            pub fn items_for_user(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Items<$crate::models::JobList>, $crate::Error> {
+                Ok(self.pages_for_user(user_id)?.items())
+            }
+
+            /// The pages of [`items_for_user`](Self::items_for_user).
+            pub fn pages_for_user(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Pages<$crate::models::JobList>, $crate::Error> {
+                let op = $crate::operations::ListUserJobs::new($crate::id::IntoId::into_id(user_id)?);
+                Ok(Pages::new(self.client.clone(), op))
+            }
+        }
+
+        impl $client {
+            /// The pages of any list operation — every list of Basiq's API, filtered as the
+            /// operation says (e.g. `ListAccounts::new(user).filter(..)`,
+            /// `ListConsents::new(user)`): an owned stream (async) or iterator (blocking) that
+            /// follows `links.next` on the API's origin only, one page in memory at a time.
+            pub fn pages<O>(&self, list: O) -> Pages<O::Output>
+            where
+                O: $crate::operation::Operation + Send + Sync + 'static,
+                O::Output: $crate::pagination::Page
+                    + ::serde::de::DeserializeOwned
+                    + Send
+                    + 'static,
+            {
+                Pages::new(self.clone(), list)
+            }
+
+            /// The items of [`pages`](Self::pages), one at a time.
+            pub fn items<O>(&self, list: O) -> Items<O::Output>
+            where
+                O: $crate::operation::Operation + Send + Sync + 'static,
+                O::Output: $crate::pagination::Page
+                    + ::serde::de::DeserializeOwned
+                    + Send
+                    + 'static,
+                <O::Output as $crate::pagination::Page>::Item: Send + 'static,
+            {
+                self.pages(list).items()
             }
         }
 
@@ -948,6 +950,19 @@ macro_rules! resources {
             $client,
             /// Connector endpoints: `client.connectors()`.
             Connectors
+        }
+
+        impl<'a> Connectors<'a> {
+            /// Every connector (institution and method) with its health, page after page
+            /// (owned; see [`Transactions::items`]).
+            pub fn items(self) -> Items<$crate::models::ConnectorList> {
+                self.pages().items()
+            }
+
+            /// The pages of [`items`](Self::items).
+            pub fn pages(self) -> Pages<$crate::models::ConnectorList> {
+                Pages::new(self.client.clone(), $crate::operations::ListConnectors::new())
+            }
         }
 
         impl<'a> Connectors<'a> {

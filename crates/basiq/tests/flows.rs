@@ -9,6 +9,8 @@
 //! `blocking_client::<scenario>`. What only one client has (the futures are `Send`; the blocking
 //! pager is an `Iterator`) is tested in its own module.
 
+#![allow(clippy::result_large_err)]
+
 mod common;
 
 use std::collections::HashSet;
@@ -767,17 +769,68 @@ macro_rules! flow_scenarios {
             assert_eq!(all.len(), total);
             assert_eq!(ids.len(), total, "no duplicates");
 
-            let mut pager = client
+            let mut items = client
                 .transactions()
-                .iter(&user, TransactionQuery::new().limit(200))
+                .items(&user, TransactionQuery::new().limit(200))
                 .unwrap();
             let mut seen = HashSet::new();
-            while let Some(t) = pager.next()$($await)* {
+            while let Some(t) = items.next()$($await)* {
                 assert!(seen.insert(t.unwrap().id), "duplicate");
             }
             assert_eq!(seen, ids);
-            assert_eq!(pager.pages() as usize, total.div_ceil(200));
-            assert!(pager.next()$($await)*.is_none(), "fused");
+            assert!(items.next()$($await)*.is_none(), "fused");
+            let mut pages = client
+                .transactions()
+                .pages(&user, TransactionQuery::new().limit(200))
+                .unwrap();
+            let mut count = 0;
+            while let Some(page) = pages.next()$($await)* {
+                assert!(page.unwrap().data.len() <= 200);
+                count += 1;
+            }
+            assert_eq!(count, total.div_ceil(200));
+        }
+
+        /// Every list has an owned walk: accounts, connections, jobs, connectors, and any list
+        /// operation through `client.items(op)` (here the generated `ListConsents`).
+        #[$test]
+        $($async)* fn every_list_walks_as_owned_items() {
+            let (_server, _clock, client, user) = with_user("lists@example.com")$($await)*;
+            assert!(connect_and_wait(&client, &user, ("jared", "django"))$($await)*.is_success());
+
+            let mut n = 0;
+            let mut accounts = client.accounts().items(&user).unwrap();
+            while let Some(account) = accounts.next()$($await)* {
+                account.unwrap();
+                n += 1;
+            }
+            assert_eq!(n, client.accounts().list(&user)$($await)*.unwrap().data.len());
+            assert!(n > 0);
+
+            let mut connections = client.connections().items(user.clone()).unwrap();
+            let first = connections.next()$($await)*.expect("one connection").unwrap();
+            assert_eq!(first.status, ConnectionStatus::Active);
+            assert!(connections.next()$($await)*.is_none());
+
+            let mut jobs = client.jobs().items_for_user(user.as_str()).unwrap();
+            assert!(jobs.next()$($await)*.expect("the connect job").is_ok());
+
+            let mut connectors = client.connectors().items();
+            let mut institutions = HashSet::new();
+            while let Some(c) = connectors.next()$($await)* {
+                institutions.insert(c.unwrap().id.as_str().to_owned());
+            }
+            assert!(institutions.contains(HOOLI), "{institutions:?}");
+
+            let mut consents = client.items(basiq::operations::ListConsents::new(user.clone()));
+            while let Some(consent) = consents.next()$($await)* {
+                consent.unwrap();
+            }
+            // An unsafe id never becomes a walk.
+            assert_eq!(
+                client.accounts().items("../x").unwrap_err().kind(),
+                ErrorKind::InvalidId
+            );
         }
 
         /// A `links.next` to another origin is refused before any request: the token stays home.
@@ -946,6 +999,7 @@ mod async_client {
     use super::*;
     use basiq::{Client, ClientBuilder};
     use common::async_on_virtual_time as builder;
+    use futures_util::StreamExt as _;
 
     flow_scenarios!(#[tokio::test(flavor = "multi_thread")], [async], [.await]);
 
@@ -965,11 +1019,73 @@ mod async_client {
         assert_send(client.consent_url("u", ConsentAction::connect()));
         assert_send(client.users().triage("u"));
         assert_send(client.transactions().all("u", TransactionQuery::new()));
-        let mut pager = client
+        let mut items = client
             .transactions()
-            .iter("u", TransactionQuery::new())
+            .items("u", TransactionQuery::new())
             .unwrap();
-        assert_send(pager.next());
+        assert_send(items.next());
+    }
+
+    /// An owned stream, as an app uses one: returned from a function (no borrow of the client).
+    fn transactions_of(
+        client: &Client,
+        user: &UserId,
+    ) -> impl basiq::Stream<Item = Result<basiq::models::Transaction, basiq::Error>> + Send + 'static
+    {
+        client
+            .transactions()
+            .items(user, TransactionQuery::new().limit(100))
+            .unwrap()
+    }
+
+    /// The stream outlives the client handle it came from, runs on another task, and takes
+    /// `StreamExt` / `TryStreamExt` combinators.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn streams_are_owned_spawnable_and_combinable() {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        let (_server, _clock, client, user) = with_user("stream@example.com").await;
+        assert!(connect_and_wait(&client, &user, ("jared", "django"))
+            .await
+            .is_success());
+        let total = client
+            .transactions()
+            .list(&user, TransactionQuery::new())
+            .await
+            .unwrap()
+            .size
+            .unwrap() as usize;
+        assert!(total > 100, "several pages: {total}");
+
+        let stream = transactions_of(&client, &user);
+        let other = client.clone();
+        drop(client);
+        let ids: Vec<String> =
+            tokio::spawn(async move { stream.map_ok(|t| t.id.into_string()).try_collect().await })
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(ids.len(), total);
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            total,
+            "no duplicates"
+        );
+
+        let first_five: Vec<_> = transactions_of(&other, &user)
+            .take(5)
+            .map(|t| t.unwrap().id)
+            .collect()
+            .await;
+        assert_eq!(first_five.len(), 5);
+        let pages: Vec<usize> = other
+            .transactions()
+            .pages(&user, TransactionQuery::new().limit(100))
+            .unwrap()
+            .map(|page| page.unwrap().data.len())
+            .collect()
+            .await;
+        assert_eq!(pages.iter().sum::<usize>(), total);
+        assert_eq!(pages.len(), total.div_ceil(100));
     }
 }
 
@@ -993,10 +1109,24 @@ mod blocking_client {
             .unwrap() as usize;
         let ids: HashSet<_> = client
             .transactions()
-            .iter(&user, TransactionQuery::new())
+            .items(&user, TransactionQuery::new())
             .unwrap()
             .map(|t| t.unwrap().id)
             .collect();
         assert_eq!(ids.len(), total);
+        // Owned: moved to another thread, the client handle dropped first.
+        let items = client
+            .transactions()
+            .items(&user, TransactionQuery::new())
+            .unwrap();
+        drop(client);
+        let moved = std::thread::spawn(move || {
+            items
+                .map(|t| t.map(|t| t.id))
+                .collect::<Result<HashSet<_>, _>>()
+                .unwrap()
+                .len()
+        });
+        assert_eq!(moved.join().unwrap(), total);
     }
 }

@@ -45,6 +45,8 @@ mod server;
 mod state;
 mod stats;
 mod surface;
+#[cfg(feature = "test-support")]
+mod test_support;
 
 /// The largest statement file `POST /users/{id}/statements` takes; a larger one is a 413
 /// `payload-too-large`. Basiq documents no number; 5 MiB keeps tests of the 413 cheap.

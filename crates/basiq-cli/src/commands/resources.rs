@@ -220,7 +220,9 @@ fn connection_row(c: &basiq::models::Connection) -> Vec<String> {
     vec![
         c.id.to_string(),
         or_dash(c.institution.as_ref().map(|i| i.id.as_str())),
-        c.method.to_string(),
+        c.method
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string),
         c.status.to_string(),
         c.last_used
             .map(crate::output::rfc3339)

@@ -40,7 +40,14 @@
 //!   ([`transactions().items`](Transactions::items), [`Client::items`] for any list).
 //! - **webhooks you can trust**: [`webhooks::verify`] checks Basiq's signature (`whsec_`
 //!   secret, HMAC-SHA256 over `id.timestamp.body`) and the 5-minute tolerance before it parses a
-//!   [`webhooks::WebhookMessage`] (pure, no client needed; example in [`webhooks`]).
+//!   [`webhooks::WebhookMessage`] (pure, no client needed; example in [`webhooks`]);
+//!   [`webhooks::WebhookReceiver`] also de-duplicates Basiq's retries by `webhook-id`, types
+//!   every event ([`webhooks::WebhookEvent`]) and records what Basiq refreshed in a
+//!   [`freshness`] ledger that the guarded refresh consults first (`.freshness_ledger(..)`), so
+//!   the smart cache makes ad-hoc refreshes unnecessary; feature `axum` has the endpoint ready.
+//! - **the consent lifecycle**: `client.consent_lifecycle(user, &policy)` — a re-consent link
+//!   before expiry or after a policy change, one purge per active connection after a
+//!   revocation ([`consent_lifecycle`], `docs/webhooks.md`).
 //!
 //! ## Features (additive)
 //!

@@ -3,7 +3,7 @@
 //!
 //! [`endpoint`] is an axum `MethodRouter` — mount it on any route; it is also a tower
 //! `Service`. For each POST it reads the body (at most [`MAX_BODY_BYTES`], else 413), runs the
-//! [`WebhookReceiver`] and answers with [`ReceiveError::status`] when the message is refused
+//! [`WebhookReceiver`] and answers with [`ReceiveError::status`](super::ReceiveError::status) when the message is refused
 //! (never calling the app), 204 for a duplicate, and for a new message calls `on_event`: `Ok`
 //! → acknowledged and 204, `Err` → released and 500, so Basiq retries. Basiq waits for the
 //! answer: keep `on_event` short (push to a queue or a channel) and do the slow work after.

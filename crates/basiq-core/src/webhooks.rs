@@ -521,7 +521,7 @@ impl VerifiedWebhook {
         parse_message(&self.body)
     }
 
-    /// The body as a typed [`WebhookEvent`](event::WebhookEvent) (unknown types kept).
+    /// The body as a typed [`WebhookEvent`] (unknown types kept).
     ///
     /// # Errors
     ///

@@ -11,7 +11,7 @@
 //!    Redis in a fleet): a retry of a handled message is a [`Receipt::Duplicate`], answered
 //!    2xx and not handed over again;
 //! 3. **record freshness**: a `transactions.updated` / `account.updated` naming a connection
-//!    goes into the [`FreshnessLedger`](crate::freshness::FreshnessLedger) that the client's
+//!    goes into the freshness ledger ([`crate::freshness::FreshnessLedger`]) that the client's
 //!    guarded `refresh` consults, so the app never refreshes what Basiq just refreshed;
 //! 4. hand the typed [`WebhookEvent`] to the app as a [`Delivery`]: [`Delivery::ack`] once
 //!    handled (remembered as seen), [`Delivery::nack`] when handling failed (Basiq's retry is

@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use basiq_core::flows::follow::{FollowStep, JobFollow, JobProgress};
 use basiq_core::flows::pagination::{PageCursor, PageRequest};
 use basiq_core::operation::Operation;
 use basiq_core::pagination::Page;
@@ -120,5 +121,65 @@ impl<P: Page> Iterator for Items<P> {
                 Err(error) => return Some(Err(error)),
             }
         }
+    }
+}
+
+/// A followed job's progress as it happens: an owned `Iterator<Item = Result<JobProgress,
+/// Error>>`, from [`jobs().follow`](crate::blocking::Jobs::follow). Step events come while the
+/// job runs; [`JobProgress::Finished`] with the [`JobReport`](crate::JobReport) is the last item.
+/// After an error (a failed `GET /jobs/{id}`, with the ids) it ends.
+#[must_use = "an iterator does nothing until consumed"]
+pub struct Follow {
+    client: Client,
+    follow: JobFollow,
+    span: tracing::Span,
+}
+
+impl fmt::Debug for Follow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Follow")
+            .field("follow", &self.follow)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Follow {
+    pub(crate) fn new(client: Client, follow: JobFollow, span: tracing::Span) -> Self {
+        Self {
+            client,
+            follow,
+            span,
+        }
+    }
+
+    fn step(&mut self) -> Option<Result<JobProgress, Error>> {
+        loop {
+            match self.follow.next_step() {
+                FollowStep::Fetch(op) => {
+                    let job = self.client.execute(op);
+                    if let Err(error) = self.follow.on_job(job, self.client.now()) {
+                        return Some(Err(error));
+                    }
+                    crate::flows::record_ids(&self.span, self.follow.context());
+                }
+                FollowStep::Connectors(op) => self.follow.on_connectors(self.client.execute(op)),
+                FollowStep::Sleep(d) => {
+                    self.client.sleep_for(d);
+                    self.follow.slept(d);
+                }
+                FollowStep::Progress(event) => return Some(Ok(event)),
+                // `FollowStep` may grow; anything unknown ends the follow.
+                _ => return None,
+            }
+        }
+    }
+}
+
+impl Iterator for Follow {
+    type Item = Result<JobProgress, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let span = self.span.clone();
+        span.in_scope(|| self.step())
     }
 }

@@ -34,6 +34,7 @@ mod data_routes;
 mod error;
 pub mod faults;
 mod filter;
+mod front;
 mod ids;
 mod jobs;
 mod logins;
@@ -243,7 +244,7 @@ impl MockServerBuilder {
                     };
                     let _ = ready_tx.send(Ok(()));
                     tokio::select! {
-                        result = axum::serve(listener, app) => {
+                        result = axum::serve(front::FrontListener(listener), app) => {
                             if let Err(e) = result {
                                 tracing::error!("basiq-mock server stopped: {e}");
                             }

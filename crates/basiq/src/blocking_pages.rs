@@ -19,8 +19,14 @@ use crate::blocking::Client;
 
 type NextPageFn<P> = Box<dyn FnMut() -> Option<Result<P, Error>> + Send>;
 
-/// The pages of a list, one request each (see the [module docs](self)). From
+/// The pages of a list, one request each: an owned `Iterator<Item = Result<P, Error>>`. From
 /// [`Client::pages`], or a resource's `pages` method.
+///
+/// It holds a clone of the client and its walk's state, never a borrow: `Send + 'static`, so it
+/// can be returned from a function, stored, or moved to another thread. The next page is
+/// fetched when this one is taken, so memory stays at one page however long the list. Pages
+/// come from `links.next` on the API's origin only (a link elsewhere, or one followed before, is
+/// an error); after an error it ends.
 #[must_use = "an iterator does nothing until consumed"]
 pub struct Pages<P> {
     next: NextPageFn<P>,
@@ -92,8 +98,9 @@ impl<P> Iterator for Pages<P> {
     }
 }
 
-/// The items of a list, page after page (see the [module docs](self)). From [`Client::items`], a
-/// resource's `items` method, or [`Pages::items`]. One page is buffered at a time.
+/// The items of a list, page after page: an owned `Iterator<Item = Result<P::Item, Error>>`,
+/// like [`Pages`]. From [`Client::items`], a resource's `items` method, or [`Pages::items`]. One
+/// page is buffered at a time; after an error it ends.
 #[must_use = "an iterator does nothing until consumed"]
 pub struct Items<P: Page> {
     pages: Pages<P>,

@@ -23,8 +23,14 @@ use serde::de::DeserializeOwned;
 
 use crate::Client;
 
-/// The pages of a list, one request each (see the [module docs](self)). From
+/// The pages of a list, one request each: an owned `Stream<Item = Result<P, Error>>`. From
 /// [`Client::pages`], or a resource's `pages` method.
+///
+/// It holds a clone of the client and its walk's state, never a borrow: `Send + 'static`, so it
+/// can be `tokio::spawn`ed, returned from a function, stored, or combined with
+/// [`StreamExt`](crate::StreamExt). The next page is fetched when this one is taken, so memory
+/// stays at one page however long the list. Pages come from `links.next` on the API's origin
+/// only (a link elsewhere, or one followed before, is an error); after an error it ends.
 #[must_use = "a stream does nothing until polled"]
 pub struct Pages<P> {
     inner: BoxStream<'static, Result<P, Error>>,
@@ -100,8 +106,25 @@ impl<P> Stream for Pages<P> {
 }
 
 /// The items of a list, page after page: `Stream<Item = Result<P::Item, Error>>`, `Send +
-/// 'static` (see the [module docs](self)). From [`Client::items`], a resource's `items` method,
-/// or [`Pages::items`]. One page is buffered at a time; after an error the stream ends.
+/// 'static`, like [`Pages`]. From [`Client::items`], a resource's `items` method, or
+/// [`Pages::items`]. One page is buffered at a time; after an error the stream ends.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// # let server = basiq_mock::MockServer::start();
+/// # let client = basiq::Client::builder().api_key(server.api_key()).base_url(server.url()).build()?;
+/// use basiq::StreamExt as _;
+///
+/// // Owned: returned from a function, spawned on another task.
+/// fn institutions(client: &basiq::Client) -> basiq::Items<basiq::models::ConnectorList> {
+///     client.connectors().items()
+/// }
+/// let mut connectors = institutions(&client);
+/// let first = tokio::spawn(async move { connectors.next().await }).await.unwrap();
+/// assert!(!first.expect("the emulator lists connectors")?.status.is_outage());
+/// # Ok::<(), basiq::Error>(())
+/// # }).unwrap();
+/// ```
 #[must_use = "a stream does nothing until polled"]
 pub struct Items<P: Page> {
     pages: Pages<P>,

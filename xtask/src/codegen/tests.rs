@@ -405,13 +405,22 @@ fn a_new_operation_gives_both_clients_a_method() {
     let files = generate(&dir).unwrap();
     let file = |path: &str| &files.iter().find(|f| f.path == path).unwrap().contents;
     let ops = file("crates/basiq-core/src/operations.rs");
-    assert!(ops.contains("pub struct ListWidgets"), "the operation is generated");
+    assert!(
+        ops.contains("pub struct ListWidgets"),
+        "the operation is generated"
+    );
     let endpoints = file("crates/basiq/src/endpoints.rs");
-    assert!(endpoints.contains("pub fn widgets(&self) -> Widgets<'_>"), "{endpoints}");
+    assert!(
+        endpoints.contains("pub fn widgets(&self) -> Widgets<'_>"),
+        "{endpoints}"
+    );
     assert!(endpoints.contains("`GET /users/{userId}/widgets`: list the user's widgets"));
     assert!(endpoints.contains("ListWidgets::new(user_id)"));
     // Both clients stamp the generated resources, so both get `client.widgets().list(user)`.
-    for client in ["crates/basiq/src/async_client.rs", "crates/basiq/src/blocking.rs"] {
+    for client in [
+        "crates/basiq/src/async_client.rs",
+        "crates/basiq/src/blocking.rs",
+    ] {
         let source = std::fs::read_to_string(root().join(client)).unwrap();
         assert!(
             source.contains("crate::endpoints::generated_resources!(client = Client"),

@@ -449,6 +449,9 @@ impl RefreshScheduler {
 
     /// Plans refreshes for `candidates` (in priority order; duplicates are planned once) in
     /// `[start, start + window)`. `jitter` in `[0, 1]` shifts the grid by that fraction of a slot.
+    ///
+    /// Clones each planned (and overflowing) id out of the slice; a caller that owns its list
+    /// can hand it over with [`schedule_owned`](Self::schedule_owned), which moves them instead.
     pub fn schedule(
         &self,
         start: OffsetDateTime,
@@ -465,6 +468,39 @@ impl RefreshScheduler {
         }
     }
 
+    /// [`schedule`](Self::schedule) for an owned list: the same plan, with every id moved into
+    /// it rather than cloned (a million candidates are a million allocations saved).
+    pub fn schedule_owned(
+        &self,
+        start: OffsetDateTime,
+        candidates: Vec<ConnectionId>,
+        jitter: f64,
+    ) -> RefreshSchedule {
+        let placements = self.place(&candidates, ConnectionId::as_str);
+        let mut planned = Vec::with_capacity(placements.planned);
+        let mut overflow = Vec::with_capacity(placements.overflow);
+        for (connection_id, place) in candidates.into_iter().zip(placements.slots) {
+            match place {
+                Place::Slot(slot) => planned.push((slot, connection_id)),
+                Place::Overflow => overflow.push(connection_id),
+                Place::Duplicate => {}
+            }
+        }
+        planned.sort_unstable_by_key(|(slot, _)| *slot);
+        let phase = self.phase_ns(jitter);
+        let spacing = self.spacing_ns().unwrap_or(0);
+        RefreshSchedule {
+            planned: planned
+                .into_iter()
+                .map(|(slot, connection_id)| ScheduledRefresh {
+                    connection_id,
+                    at: slot_time(start, slot, spacing, phase),
+                })
+                .collect(),
+            overflow,
+        }
+    }
+
     /// The grid itself, for any kind of id (refreshes here, the daily triage in
     /// [`crate::plan`]): each distinct candidate at a stable slot, sorted by time, and the
     /// candidates beyond the window's capacity.
@@ -475,51 +511,89 @@ impl RefreshScheduler {
         key: impl Fn(&K) -> &str,
         jitter: f64,
     ) -> (Vec<(K, OffsetDateTime)>, Vec<K>) {
-        let mut planned = Vec::new();
-        let mut overflow = Vec::new();
-        let capacity = self.capacity();
+        let placements = self.place(candidates, &key);
+        let mut planned: Vec<(u64, &K)> = Vec::with_capacity(placements.planned);
+        let mut overflow = Vec::with_capacity(placements.overflow);
+        for (id, place) in candidates.iter().zip(placements.slots) {
+            match place {
+                Place::Slot(slot) => planned.push((slot, id)),
+                Place::Overflow => overflow.push(id.clone()),
+                Place::Duplicate => {}
+            }
+        }
+        // Slots are distinct, so their times are too: sorting by slot is sorting by time.
+        planned.sort_unstable_by_key(|(slot, _)| *slot);
+        let phase = self.phase_ns(jitter);
         let spacing = self.spacing_ns().unwrap_or(0);
-        let phase = if spacing == 0 {
-            0
-        } else {
-            // Truncation is intended: a fraction of one slot.
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                clippy::cast_precision_loss
-            )]
-            let p = (time_util::unit(jitter) * spacing as f64) as u64;
-            p.min(spacing - 1)
+        let planned = planned
+            .into_iter()
+            .map(|(slot, id)| (id.clone(), slot_time(start, slot, spacing, phase)))
+            .collect();
+        (planned, overflow)
+    }
+
+    /// Where each candidate goes, in input order: its slot (FNV-1a of the id, then the next free
+    /// one), past the capacity, or a repeat of an earlier candidate.
+    ///
+    /// Linear in the candidates: the "seen" set hashes with foldhash (SipHash, std's default,
+    /// costs several times more per short id and buys DoS resistance this input does not need:
+    /// the host's own ids, and foldhash is still seeded per process), and the "next free slot"
+    /// links live in a flat array when the grid is not much larger than the list, so a million
+    /// candidates stay cache- and allocation-friendly.
+    fn place<K: Eq + std::hash::Hash>(
+        &self,
+        candidates: &[K],
+        key: impl Fn(&K) -> &str,
+    ) -> Placements {
+        let capacity = self.capacity();
+        let mut seen: HashSet<&K, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(candidates.len(), Default::default());
+        let mut next_free = FreeSlots::new(capacity, candidates.len());
+        let mut out = Placements {
+            slots: Vec::with_capacity(candidates.len()),
+            planned: 0,
+            overflow: 0,
         };
-        let mut seen = HashSet::new();
-        // next_free[s] = a later slot to look at when s is taken (union-find with path halving).
-        let mut next_free: HashMap<u64, u64> = HashMap::new();
-        let mut taken: u64 = 0;
         for id in candidates {
             if !seen.insert(id) {
+                out.slots.push(Place::Duplicate);
                 continue;
             }
-            if taken >= capacity {
-                overflow.push(id.clone());
+            if out.planned as u64 >= capacity {
+                out.slots.push(Place::Overflow);
+                out.overflow += 1;
                 continue;
             }
+            // next_free[s] = a later slot to look at when s is taken (union-find with path
+            // halving).
             let mut slot = fnv1a64(key(id).as_bytes()) % capacity;
-            while let Some(&next) = next_free.get(&slot) {
-                if let Some(&after) = next_free.get(&next) {
-                    next_free.insert(slot, after);
+            while let Some(next) = next_free.get(slot) {
+                if let Some(after) = next_free.get(next) {
+                    next_free.set(slot, after);
                 }
                 slot = next;
             }
-            next_free.insert(slot, (slot + 1) % capacity);
-            taken += 1;
-            let offset = slot.saturating_mul(spacing).saturating_add(phase);
-            planned.push((
-                id.clone(),
-                time_util::add(start, Duration::from_nanos(offset)),
-            ));
+            next_free.set(slot, (slot + 1) % capacity);
+            out.slots.push(Place::Slot(slot));
+            out.planned += 1;
         }
-        planned.sort_by(|a, b| (a.1, key(&a.0)).cmp(&(b.1, key(&b.0))));
-        (planned, overflow)
+        out
+    }
+
+    /// The grid's shift: `jitter` of one slot, in nanoseconds.
+    fn phase_ns(&self, jitter: f64) -> u64 {
+        let spacing = self.spacing_ns().unwrap_or(0);
+        if spacing == 0 {
+            return 0;
+        }
+        // Truncation is intended: a fraction of one slot.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let p = (time_util::unit(jitter) * spacing as f64) as u64;
+        p.min(spacing - 1)
     }
 
     /// The shortest time between two sends on this grid (`ceil(60 s / max_per_minute)`);
@@ -527,6 +601,72 @@ impl RefreshScheduler {
     /// least this far apart, so a late send cannot bunch up with the next ones.
     pub fn spacing(&self) -> Option<Duration> {
         self.spacing_ns().map(Duration::from_nanos)
+    }
+}
+
+/// The time of grid slot `slot`.
+fn slot_time(start: OffsetDateTime, slot: u64, spacing: u64, phase: u64) -> OffsetDateTime {
+    let offset = slot.saturating_mul(spacing).saturating_add(phase);
+    time_util::add(start, Duration::from_nanos(offset))
+}
+
+/// Where one candidate goes (see [`RefreshScheduler::place`]).
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Slot(u64),
+    Overflow,
+    Duplicate,
+}
+
+#[derive(Debug)]
+struct Placements {
+    slots: Vec<Place>,
+    planned: usize,
+    overflow: usize,
+}
+
+/// The "next free slot" links of the grid: a flat array when the grid has at most a few slots
+/// per candidate (the usual case: a window sized for the list), else a map holding only the
+/// slots touched, so a sparse plan over a huge window costs memory in the candidates only.
+enum FreeSlots {
+    /// `links[s] == u64::MAX`: slot `s` is free.
+    Dense(Vec<u64>),
+    Sparse(HashMap<u64, u64, foldhash::fast::RandomState>),
+}
+
+impl FreeSlots {
+    fn new(capacity: u64, candidates: usize) -> Self {
+        let dense_limit = (candidates as u64).saturating_mul(4).saturating_add(4096);
+        match usize::try_from(capacity) {
+            Ok(len) if capacity <= dense_limit => Self::Dense(vec![u64::MAX; len]),
+            _ => Self::Sparse(HashMap::with_capacity_and_hasher(
+                candidates.min(1 << 20),
+                Default::default(),
+            )),
+        }
+    }
+
+    fn get(&self, slot: u64) -> Option<u64> {
+        match self {
+            Self::Dense(links) => usize::try_from(slot)
+                .ok()
+                .and_then(|s| links.get(s).copied())
+                .filter(|&next| next != u64::MAX),
+            Self::Sparse(links) => links.get(&slot).copied(),
+        }
+    }
+
+    fn set(&mut self, slot: u64, next: u64) {
+        match self {
+            Self::Dense(links) => {
+                if let Some(link) = usize::try_from(slot).ok().and_then(|s| links.get_mut(s)) {
+                    *link = next;
+                }
+            }
+            Self::Sparse(links) => {
+                links.insert(slot, next);
+            }
+        }
     }
 }
 

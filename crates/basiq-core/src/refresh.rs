@@ -476,29 +476,22 @@ impl RefreshScheduler {
         candidates: Vec<ConnectionId>,
         jitter: f64,
     ) -> RefreshSchedule {
-        let placements = self.place(&candidates, ConnectionId::as_str);
-        let mut planned = Vec::with_capacity(placements.planned);
-        let mut overflow = Vec::with_capacity(placements.overflow);
-        for (connection_id, place) in candidates.into_iter().zip(placements.slots) {
-            match place {
-                Place::Slot(slot) => planned.push((slot, connection_id)),
-                Place::Overflow => overflow.push(connection_id),
-                Place::Duplicate => {}
-            }
-        }
-        planned.sort_unstable_by_key(|(slot, _)| *slot);
-        let phase = self.phase_ns(jitter);
-        let spacing = self.spacing_ns().unwrap_or(0);
-        RefreshSchedule {
-            planned: planned
-                .into_iter()
-                .map(|(slot, connection_id)| ScheduledRefresh {
-                    connection_id,
+        let placed = self.place(&candidates, ConnectionId::as_str);
+        let mut candidates: Vec<Option<ConnectionId>> = candidates.into_iter().map(Some).collect();
+        let mut take = |i: u32| candidates.get_mut(i as usize).and_then(Option::take);
+        let (spacing, phase) = (self.spacing_ns().unwrap_or(0), self.phase_ns(jitter));
+        let planned = placed
+            .planned
+            .iter()
+            .filter_map(|&(slot, i)| {
+                Some(ScheduledRefresh {
+                    connection_id: take(i)?,
                     at: slot_time(start, slot, spacing, phase),
                 })
-                .collect(),
-            overflow,
-        }
+            })
+            .collect();
+        let overflow = placed.overflow.iter().filter_map(|&i| take(i)).collect();
+        RefreshSchedule { planned, overflow }
     }
 
     /// The grid itself, for any kind of id (refreshes here, the daily triage in
@@ -511,73 +504,35 @@ impl RefreshScheduler {
         key: impl Fn(&K) -> &str,
         jitter: f64,
     ) -> (Vec<(K, OffsetDateTime)>, Vec<K>) {
-        let placements = self.place(candidates, &key);
-        let mut planned: Vec<(u64, &K)> = Vec::with_capacity(placements.planned);
-        let mut overflow = Vec::with_capacity(placements.overflow);
-        for (id, place) in candidates.iter().zip(placements.slots) {
-            match place {
-                Place::Slot(slot) => planned.push((slot, id)),
-                Place::Overflow => overflow.push(id.clone()),
-                Place::Duplicate => {}
-            }
-        }
-        // Slots are distinct, so their times are too: sorting by slot is sorting by time.
-        planned.sort_unstable_by_key(|(slot, _)| *slot);
-        let phase = self.phase_ns(jitter);
-        let spacing = self.spacing_ns().unwrap_or(0);
-        let planned = planned
-            .into_iter()
-            .map(|(slot, id)| (id.clone(), slot_time(start, slot, spacing, phase)))
+        let placed = self.place(candidates, &key);
+        // Cloned in input order, then moved into time order: the ids' bytes are read
+        // sequentially (a clone in slot order would read a million ids at random).
+        let mut owned: Vec<Option<K>> = candidates.iter().cloned().map(Some).collect();
+        let mut take = |i: u32| owned.get_mut(i as usize).and_then(Option::take);
+        let (spacing, phase) = (self.spacing_ns().unwrap_or(0), self.phase_ns(jitter));
+        let planned = placed
+            .planned
+            .iter()
+            .filter_map(|&(slot, i)| Some((take(i)?, slot_time(start, slot, spacing, phase))))
             .collect();
+        let overflow = placed.overflow.iter().filter_map(|&i| take(i)).collect();
         (planned, overflow)
     }
 
-    /// Where each candidate goes, in input order: its slot (FNV-1a of the id, then the next free
-    /// one), past the capacity, or a repeat of an earlier candidate.
-    ///
-    /// Linear in the candidates: the "seen" set hashes with foldhash (SipHash, std's default,
-    /// costs several times more per short id and buys DoS resistance this input does not need:
-    /// the host's own ids, and foldhash is still seeded per process), and the "next free slot"
-    /// links live in a flat array when the grid is not much larger than the list, so a million
-    /// candidates stay cache- and allocation-friendly.
-    fn place<K: Eq + std::hash::Hash>(
-        &self,
-        candidates: &[K],
-        key: impl Fn(&K) -> &str,
-    ) -> Placements {
+    /// Where the candidates go: each distinct one at its slot (FNV-1a of the id, then the next
+    /// free one), in slot (so time) order; and those past the capacity, in input order. Slots
+    /// are distinct, so their times are too.
+    fn place<K: Eq + std::hash::Hash>(&self, candidates: &[K], key: impl Fn(&K) -> &str) -> Placed {
         let capacity = self.capacity();
-        let mut seen: HashSet<&K, foldhash::fast::RandomState> =
-            HashSet::with_capacity_and_hasher(candidates.len(), Default::default());
-        let mut next_free = FreeSlots::new(capacity, candidates.len());
-        let mut out = Placements {
-            slots: Vec::with_capacity(candidates.len()),
-            planned: 0,
-            overflow: 0,
-        };
-        for id in candidates {
-            if !seen.insert(id) {
-                out.slots.push(Place::Duplicate);
-                continue;
+        let dense_limit = (candidates.len() as u64)
+            .saturating_mul(4)
+            .saturating_add(4096);
+        match (u32::try_from(capacity), u32::try_from(candidates.len())) {
+            (Ok(cap), Ok(_)) if cap > 0 && capacity <= dense_limit && cap < u32::MAX => {
+                place_dense(cap, candidates, key)
             }
-            if out.planned as u64 >= capacity {
-                out.slots.push(Place::Overflow);
-                out.overflow += 1;
-                continue;
-            }
-            // next_free[s] = a later slot to look at when s is taken (union-find with path
-            // halving).
-            let mut slot = fnv1a64(key(id).as_bytes()) % capacity;
-            while let Some(next) = next_free.get(slot) {
-                if let Some(after) = next_free.get(next) {
-                    next_free.set(slot, after);
-                }
-                slot = next;
-            }
-            next_free.set(slot, (slot + 1) % capacity);
-            out.slots.push(Place::Slot(slot));
-            out.planned += 1;
+            _ => place_sparse(capacity, candidates, key),
         }
-        out
     }
 
     /// The grid's shift: `jitter` of one slot, in nanoseconds.
@@ -610,64 +565,126 @@ fn slot_time(start: OffsetDateTime, slot: u64, spacing: u64, phase: u64) -> Offs
     time_util::add(start, Duration::from_nanos(offset))
 }
 
-/// Where one candidate goes (see [`RefreshScheduler::place`]).
-#[derive(Debug, Clone, Copy)]
-enum Place {
-    Slot(u64),
-    Overflow,
-    Duplicate,
+/// The outcome of [`RefreshScheduler::place`], as indices into the candidates.
+#[derive(Debug, Default)]
+struct Placed {
+    /// `(slot, candidate)`, by slot.
+    planned: Vec<(u64, u32)>,
+    /// Candidates past the capacity, in input order.
+    overflow: Vec<u32>,
 }
 
-#[derive(Debug)]
-struct Placements {
-    slots: Vec<Place>,
-    planned: usize,
-    overflow: usize,
+const NONE: u32 = u32::MAX;
+
+/// One slot of the dense grid: the union-find link to a later slot to look at when this one is
+/// taken (`NONE`: free), the candidate in it, and the first candidate whose *preferred* slot
+/// this is (the head of a chain through `same_start`, which finds duplicates). One entry holds
+/// all three, so placing a candidate costs about one cache miss however large the grid.
+#[derive(Clone, Copy)]
+struct Slot {
+    link: u32,
+    owner: u32,
+    first: u32,
 }
 
-/// The "next free slot" links of the grid: a flat array when the grid has at most a few slots
-/// per candidate (the usual case: a window sized for the list), else a map holding only the
-/// slots touched, so a sparse plan over a huge window costs memory in the candidates only.
-enum FreeSlots {
-    /// `links[s] == u64::MAX`: slot `s` is free.
-    Dense(Vec<u64>),
-    Sparse(HashMap<u64, u64, foldhash::fast::RandomState>),
-}
-
-impl FreeSlots {
-    fn new(capacity: u64, candidates: usize) -> Self {
-        let dense_limit = (candidates as u64).saturating_mul(4).saturating_add(4096);
-        match usize::try_from(capacity) {
-            Ok(len) if capacity <= dense_limit => Self::Dense(vec![u64::MAX; len]),
-            _ => Self::Sparse(HashMap::with_capacity_and_hasher(
-                candidates.min(1 << 20),
-                Default::default(),
-            )),
-        }
-    }
-
-    fn get(&self, slot: u64) -> Option<u64> {
-        match self {
-            Self::Dense(links) => usize::try_from(slot)
-                .ok()
-                .and_then(|s| links.get(s).copied())
-                .filter(|&next| next != u64::MAX),
-            Self::Sparse(links) => links.get(&slot).copied(),
-        }
-    }
-
-    fn set(&mut self, slot: u64, next: u64) {
-        match self {
-            Self::Dense(links) => {
-                if let Some(link) = usize::try_from(slot).ok().and_then(|s| links.get_mut(s)) {
-                    *link = next;
-                }
+/// The usual case, a window sized for the list: a flat grid, linear in the candidates
+/// (`capacity` > 0).
+///
+/// Duplicates are found without hashing the ids again: equal ids have equal FNV-1a hashes, so
+/// they share a preferred slot, and the chain of candidates preferring that slot (about one
+/// long at the densities used) is checked by hash, then by id.
+fn place_dense<K: Eq>(capacity: u32, candidates: &[K], key: impl Fn(&K) -> &str) -> Placed {
+    let hashes: Vec<u64> = candidates
+        .iter()
+        .map(|id| fnv1a64(key(id).as_bytes()))
+        .collect();
+    let empty = Slot {
+        link: NONE,
+        owner: NONE,
+        first: NONE,
+    };
+    let mut grid = vec![empty; capacity as usize];
+    let mut same_start = vec![NONE; candidates.len()];
+    let mut placed = Placed::default();
+    let mut taken: u32 = 0;
+    for (i, (id, &hash)) in (0u32..).zip(candidates.iter().zip(&hashes)) {
+        let start = (hash % u64::from(capacity)) as u32;
+        let mut seen = grid[start as usize].first;
+        let mut duplicate = false;
+        while seen != NONE {
+            if hashes[seen as usize] == hash && candidates[seen as usize] == *id {
+                duplicate = true;
+                break;
             }
-            Self::Sparse(links) => {
-                links.insert(slot, next);
+            seen = same_start[seen as usize];
+        }
+        if duplicate {
+            continue;
+        }
+        same_start[i as usize] = grid[start as usize].first;
+        grid[start as usize].first = i;
+        if taken >= capacity {
+            placed.overflow.push(i);
+            continue;
+        }
+        // next free slot: union-find with path halving over `link`.
+        let mut slot = start;
+        loop {
+            let next = grid[slot as usize].link;
+            if next == NONE {
+                break;
             }
+            let after = grid[next as usize].link;
+            if after != NONE {
+                grid[slot as usize].link = after;
+            }
+            slot = next;
+        }
+        grid[slot as usize].link = (slot + 1) % capacity;
+        grid[slot as usize].owner = i;
+        taken += 1;
+    }
+    // Slot order is time order: read it off the grid, no sort.
+    placed.planned.reserve(taken as usize);
+    for (slot, entry) in (0u64..).zip(&grid) {
+        if entry.owner != NONE {
+            placed.planned.push((slot, entry.owner));
         }
     }
+    placed
+}
+
+/// A window far larger than the list: only the touched slots are kept (in maps), then sorted.
+fn place_sparse<K: Eq + std::hash::Hash>(
+    capacity: u64,
+    candidates: &[K],
+    key: impl Fn(&K) -> &str,
+) -> Placed {
+    let hasher = foldhash::fast::RandomState::default;
+    let mut seen: HashSet<&K, _> = HashSet::with_capacity_and_hasher(candidates.len(), hasher());
+    let mut links: HashMap<u64, u64, _> =
+        HashMap::with_capacity_and_hasher(candidates.len().min(1 << 20), hasher());
+    let mut placed = Placed::default();
+    for (i, id) in (0u32..).zip(candidates) {
+        if !seen.insert(id) {
+            continue;
+        }
+        if placed.planned.len() as u64 >= capacity {
+            placed.overflow.push(i);
+            continue;
+        }
+        let mut slot = fnv1a64(key(id).as_bytes()) % capacity;
+        while let Some(&next) = links.get(&slot) {
+            if let Some(&after) = links.get(&next) {
+                links.insert(slot, after);
+            }
+            slot = next;
+        }
+        links.insert(slot, (slot + 1) % capacity);
+        placed.planned.push((slot, i));
+    }
+    placed.planned.sort_unstable_by_key(|&(slot, _)| slot);
+    placed
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -664,12 +664,43 @@ fn transaction_json(ctx: &DataContext, a: &AccountData, t: &Tx) -> Value {
     })
 }
 
+/// An account as embedded in a user or a connection (basiq-api.md §3.3): the summary fields
+/// and the `self` and `transactions` links.
+pub fn account_summary(account: &Value) -> Value {
+    const SUMMARY: &[&str] = &[
+        "type",
+        "id",
+        "name",
+        "currency",
+        "class",
+        "accountNo",
+        "availableFunds",
+        "balance",
+        "lastUpdated",
+        "status",
+    ];
+    let mut out = serde_json::Map::new();
+    for k in SUMMARY {
+        if let Some(v) = account.get(*k) {
+            out.insert((*k).to_string(), v.clone());
+        }
+    }
+    out.insert(
+        "links".into(),
+        json!({ "self": account["links"]["self"], "transactions": account["links"]["transactions"] }),
+    );
+    Value::Object(out)
+}
+
 /// One connection's generated data, built once per [`DataContext`] and shared ([`of`]): the
 /// accounts (as JSON, they are few) and the transactions, compact, newest first.
 #[derive(Debug)]
 pub struct ConnectionData {
     accounts: Vec<AccountData>,
     accounts_json: Vec<Value>,
+    /// Each account in summary form (as embedded in a user or a connection), serialized once:
+    /// a user with 16 connections is answered by copying these, not by rebuilding 40 objects.
+    summaries: Vec<Box<serde_json::value::RawValue>>,
     /// Newest first: by day, then account, then order within the day (later first), so the
     /// order is total and stable. At most `transaction_count` entries.
     order: Vec<TxRef>,
@@ -705,7 +736,11 @@ impl ConnectionData {
 
     fn with_reps(ctx: &DataContext, reps: u64) -> Self {
         let accounts = build(ctx, reps);
-        let accounts_json = accounts.iter().map(|a| account_json(ctx, a)).collect();
+        let accounts_json: Vec<Value> = accounts.iter().map(|a| account_json(ctx, a)).collect();
+        let summaries = accounts_json
+            .iter()
+            .filter_map(|a| serde_json::value::to_raw_value(&account_summary(a)).ok())
+            .collect();
         let mut order: Vec<TxRef> = Vec::with_capacity(accounts.iter().map(|a| a.txs.len()).sum());
         for a in &accounts {
             for (i, t) in a.txs.iter().enumerate() {
@@ -720,6 +755,7 @@ impl ConnectionData {
         Self {
             accounts,
             accounts_json,
+            summaries,
             order,
         }
     }
@@ -727,6 +763,11 @@ impl ConnectionData {
     /// The accounts, in a stable order (everyday, saver, card).
     pub fn accounts(&self) -> &[Value] {
         &self.accounts_json
+    }
+
+    /// The accounts in summary form, serialized (see [`account_summary`]).
+    pub fn summaries(&self) -> &[Box<serde_json::value::RawValue>] {
+        &self.summaries
     }
 
     /// How many transactions there are.

@@ -87,40 +87,19 @@ fn context(base: &str, info: &ConnectionInfo) -> DataContext {
 /// The `accounts` list embedded in a connection (basiq-api.md §3.3): its accounts in summary form,
 /// empty until a job has retrieved them and while the connection is purged.
 pub(crate) fn connection_accounts(base: &str, info: &ConnectionInfo) -> Value {
-    const SUMMARY: &[&str] = &[
-        "type",
-        "id",
-        "name",
-        "currency",
-        "class",
-        "accountNo",
-        "availableFunds",
-        "balance",
-        "lastUpdated",
-        "status",
-    ];
-    let data: Vec<Value> = if info.accounts_retrieved && !info.purged {
-        data::of(&context(base, info))
-            .accounts()
-            .iter()
-            .map(|a| {
-                let mut out = serde_json::Map::new();
-                for k in SUMMARY {
-                    if let Some(v) = a.get(*k) {
-                        out.insert((*k).to_string(), v.clone());
-                    }
-                }
-                out.insert(
-                    "links".into(),
-                    json!({ "self": a["links"]["self"], "transactions": a["links"]["transactions"] }),
-                );
-                Value::Object(out)
-            })
-            .collect()
-    } else {
-        Vec::new()
+    let data: Vec<Value> = match connection_data(base, info) {
+        Some(d) => d.accounts().iter().map(data::account_summary).collect(),
+        None => Vec::new(),
     };
     json!({ "type": "list", "count": data.len(), "data": data })
+}
+
+/// The connection's generated data, if it has accounts (a job retrieved them, no purge since).
+pub(crate) fn connection_data(
+    base: &str,
+    info: &ConnectionInfo,
+) -> Option<Arc<data::ConnectionData>> {
+    (info.accounts_retrieved && !info.purged).then(|| data::of(&context(base, info)))
 }
 
 /// The user's connections plus the frozen snapshots of deleted ones (whose data Basiq keeps on

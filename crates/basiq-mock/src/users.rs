@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -179,8 +179,6 @@ impl UserView {
     }
 
     pub(crate) fn json(&self, base: &str) -> Value {
-        let user = &self.user;
-        let uid = &user.id;
         let accounts: Vec<Value> = self
             .infos
             .iter()
@@ -189,6 +187,54 @@ impl UserView {
                 list["data"].as_array().cloned().unwrap_or_default()
             })
             .collect();
+        self.json_with(
+            base,
+            json!({ "type": "list", "count": accounts.len(), "data": accounts }),
+        )
+    }
+
+    /// The user JSON serialized, its accounts copied in as each connection's cached summaries
+    /// (the same JSON as [`json`](Self::json), keys in another order).
+    pub(crate) fn body(&self, base: &str) -> Result<String, serde_json::Error> {
+        let data: Vec<_> = self
+            .infos
+            .iter()
+            .filter_map(|info| crate::data_routes::connection_data(base, info))
+            .collect();
+        let summaries: Vec<&serde_json::value::RawValue> = data
+            .iter()
+            .flat_map(|d| d.summaries().iter().map(AsRef::as_ref))
+            .collect();
+        #[derive(serde::Serialize)]
+        struct Accounts<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            count: usize,
+            data: &'a [&'a serde_json::value::RawValue],
+        }
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            #[serde(flatten)]
+            user: Value,
+            accounts: Accounts<'a>,
+        }
+        let mut user = self.json_with(base, Value::Null);
+        if let Some(fields) = user.as_object_mut() {
+            fields.remove("accounts");
+        }
+        serde_json::to_string(&Body {
+            user,
+            accounts: Accounts {
+                kind: "list",
+                count: summaries.len(),
+                data: &summaries,
+            },
+        })
+    }
+
+    fn json_with(&self, base: &str, accounts: Value) -> Value {
+        let user = &self.user;
+        let uid = &user.id;
         let conns: Vec<Value> = self
             .connection_ids
             .iter()
@@ -221,7 +267,7 @@ impl UserView {
             "verificationStatus": user.verification_status.unwrap_or(false),
             "verificationDate": user.verification_date,
             "connections": { "type": "list", "count": conns.len(), "data": conns },
-            "accounts": { "type": "list", "count": accounts.len(), "data": accounts },
+            "accounts": accounts,
             "links": {
                 "self": format!("{base}/users/{uid}"),
                 "accounts": format!("{base}/users/{uid}/accounts"),
@@ -291,7 +337,7 @@ async fn get_user(
     _auth: ServerAuth,
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let now = state.now();
     let view = {
         let db = state.db();
@@ -303,7 +349,15 @@ async fn get_user(
     };
     // Built after the lock is released: the accounts of every connection (generated on first
     // use) never make other requests wait.
-    Ok(Json(view.json(state.base())))
+    let body = view.body(state.base()).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-server-error",
+            "Internal Server Error",
+            format!("cannot encode the user: {e}"),
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `POST /users/{id}`: partial update → 200 with the user.

@@ -549,3 +549,36 @@ async fn the_builder_sets_every_connections_count_and_deep_pages_agree() {
     assert!(dates.windows(2).all(|w| w[0] >= w[1]), "newest first");
     assert_eq!(ids(&items).into_iter().collect::<HashSet<_>>().len(), 5_200);
 }
+
+/// The user JSON embeds each account in summary form (copied from the connection's cached
+/// summaries): the same accounts `/accounts` lists, with the summary fields only, and the same
+/// objects the connection JSON embeds.
+#[tokio::test]
+async fn the_user_embeds_the_same_account_summaries_as_its_connections() {
+    let f = fixture().await;
+    let (status, user) = f.get(&format!("/users/{}", f.user)).await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    let (_, accounts) = f.get(&format!("/users/{}/accounts", f.user)).await;
+    let (_, connection) = f
+        .get(&format!("/users/{}/connections/{}", f.user, f.connection))
+        .await;
+    let embedded = user["accounts"]["data"]
+        .as_array()
+        .expect("accounts")
+        .clone();
+    assert_eq!(user["accounts"]["count"], embedded.len());
+    assert_eq!(
+        ids(&embedded),
+        ids(accounts["data"].as_array().expect("list"))
+    );
+    assert_eq!(
+        Value::Array(embedded.clone()),
+        connection["accounts"]["data"]
+    );
+    for a in &embedded {
+        assert!(
+            a.get("bsb").is_none() && a["links"]["self"].is_string(),
+            "{a}"
+        );
+    }
+}

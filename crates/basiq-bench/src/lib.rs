@@ -376,6 +376,26 @@ const HAPPY_LOGINS: &[(&str, &str)] = &[
     ("ashMann", "hooli2024"),
 ];
 
+/// A raw reqwest client set up as the SDK's transport is (10 s connect, 60 s overall, no
+/// redirects): the baseline.
+pub fn raw_reqwest() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+/// A raw ureq agent set up as the SDK's transport is: the baseline.
+pub fn raw_ureq() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .redirects(0)
+        .build()
+}
+
 /// The median of `samples` (0 for none).
 pub fn median(mut samples: Vec<f64>) -> f64 {
     if samples.is_empty() {

@@ -3,6 +3,9 @@
 //! fetched once by hand (the floor), and by the SDK (token cache, id validation, operation,
 //! span, limits, error mapping).
 //!
+//! The raw clients are configured as the SDK's are (connect and overall timeouts, no
+//! redirects): what a careful integrator without the SDK would run.
+//!
 //! Four scenarios — async sequential, async 64 tasks (2 runtime workers), blocking sequential,
 //! blocking 8 threads — each in latency, CPU (this process, all threads) and allocations per
 //! request. Rounds alternate raw and SDK; each figure is the median round.
@@ -92,7 +95,7 @@ fn asynchronous(env: &Env, user: &str, token: &str, rounds: usize) -> Result<(),
         .build()
         .map_err(|e| e.to_string())?;
     let client = env.async_client()?;
-    let raw = reqwest::Client::new();
+    let raw = crate::raw_reqwest();
     let url = format!("{}/users/{user}", env.emulator);
     let auth = format!("Bearer {token}");
 
@@ -178,7 +181,7 @@ fn asynchronous(env: &Env, user: &str, token: &str, rounds: usize) -> Result<(),
 
 fn blocking(env: &Env, user: &str, token: &str, rounds: usize) -> Result<(), String> {
     let client = env.blocking_client()?;
-    let agent = ureq::AgentBuilder::new().build();
+    let agent = crate::raw_ureq();
     let url = format!("{}/users/{user}", env.emulator);
     let auth = format!("Bearer {token}");
 

@@ -181,7 +181,7 @@ fn next_link(list: &TransactionList) -> Option<String> {
 
 fn raw_async(env: &Env, user: &str) -> Result<u64, String> {
     let auth = format!("Bearer {}", env.admin().token()?);
-    let client = reqwest::Client::new();
+    let client = crate::raw_reqwest();
     runtime()?.block_on(async {
         let mut url = Some(format!(
             "{}/users/{user}/transactions?limit=500",
@@ -212,7 +212,7 @@ fn raw_async(env: &Env, user: &str) -> Result<u64, String> {
 
 fn raw_blocking(env: &Env, user: &str) -> Result<u64, String> {
     let auth = format!("Bearer {}", env.admin().token()?);
-    let agent = ureq::AgentBuilder::new().build();
+    let agent = crate::raw_ureq();
     let mut url = Some(format!(
         "{}/users/{user}/transactions?limit=500",
         env.emulator

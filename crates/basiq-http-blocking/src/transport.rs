@@ -220,15 +220,24 @@ fn read_response(response: ureq::Response, max: u64) -> Result<HttpResponse, Tra
         .map_err(|e| TransportError::new(TransportErrorKind::Io, e))?;
     let names = response.headers_names();
     let mut headers = http::HeaderMap::with_capacity(names.len());
-    for name in &names {
-        // ureq already lower-cased the names: the standard ones need no allocation here.
+    for (i, name) in names.iter().enumerate() {
+        // One pass per name: its first line. ureq lower-cased the names, so the standard ones
+        // need no allocation here.
+        if names[..i].contains(name) {
+            continue;
+        }
         let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
             continue;
         };
-        for value in response.all(name) {
+        let mut add = |value: &str| {
             if let Ok(value) = http::HeaderValue::from_str(value) {
                 headers.append(header.clone(), value);
             }
+        };
+        if names[i + 1..].contains(name) {
+            response.all(name).into_iter().for_each(&mut add);
+        } else if let Some(value) = response.header(name) {
+            add(value);
         }
     }
     let capacity = usize::try_from(declared.unwrap_or(0).min(1024 * 1024)).unwrap_or(0);

@@ -918,13 +918,13 @@ fn cache() -> std::sync::MutexGuard<'static, Cache> {
 /// The connection's data for `ctx`, generated on first use and shared afterwards. The generator
 /// is a pure function of the context, so the cache changes nothing but speed.
 pub fn of(ctx: &DataContext) -> Arc<ConnectionData> {
-    let cell = {
+    let (cell, added) = {
         let mut cache = cache();
         cache.tick += 1;
         let tick = cache.tick;
         if let Some(entry) = cache.entries.get_mut(ctx) {
             entry.last_used = tick;
-            entry.data.clone()
+            (entry.data.clone(), false)
         } else {
             let cell = Arc::new(OnceLock::new());
             cache.entries.insert(
@@ -934,13 +934,16 @@ pub fn of(ctx: &DataContext) -> Arc<ConnectionData> {
                     last_used: tick,
                 },
             );
-            cell
+            (cell, true)
         }
     };
     let data = cell
         .get_or_init(|| Arc::new(ConnectionData::build(ctx)))
         .clone();
-    evict(ctx);
+    // Only an addition can push the cache over its bounds.
+    if added {
+        evict(ctx);
+    }
     data
 }
 

@@ -28,6 +28,7 @@ const EXAMPLES: &[&str] = &[
     "webhook_receiver",
     "blocking_app",
     "own_http_client",
+    "fleet_instances",
 ];
 
 /// Cargo subcommands that resolve dependencies: CI passes them `--locked`, so a stale or

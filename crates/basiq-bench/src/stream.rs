@@ -5,9 +5,8 @@
 //! so its peak RSS (`VmHWM`) is that walk's alone; flat memory means the 1M walk peaks within
 //! 1.1× of the 10k one.
 //!
-//! The SDK walk uses today's public API, `transactions().iter(user, query)` and its `next()`;
-//! when the facade's owned stream / iterator lands, [`sdk_async`] and [`sdk_blocking`] are the
-//! two functions to switch.
+//! The SDK walks are the owned `transactions().items(user, query)`: a `Stream` on the async
+//! client, an `Iterator` on the blocking one.
 
 use std::process::Command;
 use std::time::Instant;
@@ -147,12 +146,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 pub fn sdk_async(env: &Env, user: &str) -> Result<u64, String> {
     let client = env.async_client()?;
     runtime()?.block_on(async {
-        let mut pager = client
+        use basiq::StreamExt as _;
+        let mut items = client
             .transactions()
-            .iter(user, TransactionQuery::new())
+            .items(user, TransactionQuery::new())
             .map_err(|e| e.to_string())?;
         let mut n = 0;
-        while let Some(transaction) = pager.next().await {
+        while let Some(transaction) = items.next().await {
             std::hint::black_box(transaction.map_err(|e| e.to_string())?);
             n += 1;
         }
@@ -163,12 +163,12 @@ pub fn sdk_async(env: &Env, user: &str) -> Result<u64, String> {
 /// Every transaction through the blocking SDK, one at a time, none kept.
 pub fn sdk_blocking(env: &Env, user: &str) -> Result<u64, String> {
     let client = env.blocking_client()?;
-    let mut pager = client
+    let items = client
         .transactions()
-        .iter(user, TransactionQuery::new())
+        .items(user, TransactionQuery::new())
         .map_err(|e| e.to_string())?;
     let mut n = 0;
-    while let Some(transaction) = pager.next() {
+    for transaction in items {
         std::hint::black_box(transaction.map_err(|e| e.to_string())?);
         n += 1;
     }

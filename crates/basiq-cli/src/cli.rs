@@ -60,6 +60,10 @@ pub(crate) enum Command {
     /// Jobs: follow one live to its verdict.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// What happened in the last 7 days (Basiq keeps events that long): users, connections,
+    /// consents, transactions.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// The daily check for many users: their unresolved failures and what to do about each,
     /// spread over a window at a rate (never a burst); resumable.
     Triage(TriageArgs),
@@ -150,6 +154,19 @@ pub(crate) enum ConnectorsCommand {
         /// Only connectors in `partial-outage` or `major-outage`.
         #[arg(long)]
         outages: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCommand {
+    /// The events of the last 7 days, newest first, optionally only one type or one user's.
+    List {
+        /// Only this event type, e.g. `connection.created`, `consent.revoked`.
+        #[arg(long = "type", value_name = "TYPE")]
+        event_type: Option<String>,
+        /// Only this user's events.
+        #[arg(long)]
+        user: Option<String>,
     },
 }
 

@@ -12,6 +12,7 @@
 //! export BASIQ_API_KEY=…                               # never an argument, never printed
 //! basiq connectors list --outages
 //! basiq jobs wait 61723 --kind create                  # live steps, then the verdict
+//! basiq events list --user USER --type consent.revoked # the last 7 days' events
 //! basiq triage --users-from users.txt --window 24h --max-per-minute 30 --json
 //! basiq refresh USER CONNECTION                        # guarded: prints why not, if not
 //! basiq refresh plan --from conns.txt --window 24h --max-per-minute 10 --execute
@@ -108,6 +109,7 @@ fn run(cli: &Cli, out: Output) -> Result<i32, CliError> {
         Command::Connections(cmd) => commands::resources::connections(&open()?, cmd),
         Command::Connectors(cmd) => commands::resources::connectors(&open()?, cmd),
         Command::Jobs(cmd) => commands::jobs::run(&open()?, cmd),
+        Command::Events(cmd) => commands::resources::events(&open()?, cmd),
         Command::Triage(args) => commands::triage::run(&open()?, args),
         Command::Refresh(args) => commands::refresh::run(&open()?, args),
     }

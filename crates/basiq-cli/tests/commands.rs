@@ -481,3 +481,62 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn events_list_filters_by_type_and_user() {
+    let emu = Emu::start();
+    let gavin = emu.user("gavin@hooli.com");
+    let jared = emu.user("jared@piedpiper.com");
+    let job = emu.connect(&jared, "AU00000", "jared", "django");
+    emu.advance(Duration::from_secs(60));
+    let connection = emu.connection_of(&job);
+
+    let all = emu.run(&["--json", "events", "list"]);
+    assert_eq!(all.code, 0, "{all:?}");
+    let data = all.json()["data"].as_array().unwrap().clone();
+    assert!(data.iter().any(|e| e["userId"] == gavin.as_str()));
+    assert!(data.iter().any(|e| e["userId"] == jared.as_str()));
+
+    let jareds = emu.run(&[
+        "events",
+        "list",
+        "--user",
+        &jared,
+        "--type",
+        "connection.created",
+    ]);
+    assert_eq!(jareds.code, 0, "{jareds:?}");
+    assert!(
+        jareds.stdout.contains("connection.created"),
+        "{}",
+        jareds.stdout
+    );
+    assert!(!jareds.stdout.contains(&gavin), "{}", jareds.stdout);
+    snap(&emu.server.url(), "events_list_filtered", &jareds);
+    let json = emu.run(&[
+        "--json",
+        "events",
+        "list",
+        "--user",
+        &jared,
+        "--type",
+        "connection.created",
+    ]);
+    let data = json.json()["data"].as_array().unwrap().clone();
+    assert_eq!(data.len(), 1, "{data:?}");
+    assert!(
+        data[0]["dataRef"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&connection)
+            || data[0]["links"].to_string().contains(&connection),
+        "{}",
+        data[0]
+    );
+
+    let none = emu.run(&["events", "list", "--type", "consent.revoked"]);
+    assert_eq!(none.code, 0);
+    assert!(none.stdout.contains("No events in the last 7 days match"));
+    let bad = emu.run(&["events", "list", "--user", "x'),event.type.eq('y"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+}

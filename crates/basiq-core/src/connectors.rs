@@ -72,6 +72,13 @@ impl ConnectionMethod {
     pub fn is_refreshable(&self) -> bool {
         !matches!(self, Self::Csv | Self::Pdf)
     }
+
+    /// Whether refreshes of a connection of this kind count against Basiq's open-banking limit
+    /// of 20 a day: open banking, and — the conservative choice — any method this SDK does not
+    /// know (or a connection that states none), so an unexpected value never lifts the limit.
+    pub fn has_daily_refresh_quota(&self) -> bool {
+        matches!(self, Self::OpenBanking | Self::Other(_))
+    }
 }
 
 /// The minimum of a connector that the policies need: which institution, which method, how healthy.

@@ -69,6 +69,28 @@ pub fn validate_id(kind: &'static str, value: &str) -> Result<(), InvalidId> {
     Ok(())
 }
 
+/// Anything a method taking an id accepts: the validated id by value or by reference, or text
+/// (`&str`, `String`, `&String`) that is validated on the way in — so `user.id`, `&user.id`,
+/// `"ea3a81"` and a `String` from a request all work, and `"../x"` is an [`InvalidId`] before any
+/// request exists.
+///
+/// ```
+/// use basiq_core::id::{IntoId, JobId};
+/// fn follow(job: impl IntoId<JobId>) -> Result<JobId, basiq_core::id::InvalidId> {
+///     job.into_id()
+/// }
+/// let job = JobId::new("61723").unwrap();
+/// assert_eq!(follow(&job).unwrap(), job);
+/// assert_eq!(follow(job.clone()).unwrap(), job);
+/// assert_eq!(follow("61723").unwrap(), job);
+/// assert_eq!(follow(String::from("61723")).unwrap(), job);
+/// assert!(follow("../x").is_err());
+/// ```
+pub trait IntoId<T> {
+    /// The validated id.
+    fn into_id(self) -> Result<T, InvalidId>;
+}
+
 macro_rules! define_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
@@ -144,6 +166,36 @@ macro_rules! define_id {
             type Error = InvalidId;
             fn try_from(s: &$name) -> Result<Self, Self::Error> {
                 Ok(s.clone())
+            }
+        }
+
+        impl IntoId<$name> for $name {
+            fn into_id(self) -> Result<$name, InvalidId> {
+                Ok(self)
+            }
+        }
+
+        impl IntoId<$name> for &$name {
+            fn into_id(self) -> Result<$name, InvalidId> {
+                Ok(self.clone())
+            }
+        }
+
+        impl IntoId<$name> for &str {
+            fn into_id(self) -> Result<$name, InvalidId> {
+                $name::new(self)
+            }
+        }
+
+        impl IntoId<$name> for String {
+            fn into_id(self) -> Result<$name, InvalidId> {
+                $name::new(self)
+            }
+        }
+
+        impl IntoId<$name> for &String {
+            fn into_id(self) -> Result<$name, InvalidId> {
+                $name::new(self.as_str())
             }
         }
 

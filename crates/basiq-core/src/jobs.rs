@@ -222,11 +222,30 @@ impl Job {
     }
 
     /// The failure, classified, with the action to take — `None` unless the job failed.
+    ///
+    /// Classified by Basiq's code only; [`diagnose_with`](Self::diagnose_with) also weighs the
+    /// connector's health, as `jobs().wait` and the daily triage do.
     pub fn diagnose(&self, kind: JobKind) -> Option<Diagnosis> {
+        self.diagnose_with(kind, &[])
+    }
+
+    /// [`diagnose`](Self::diagnose) against `/connectors`: a retryable or unknown failure at an
+    /// institution whose connector is in `partial-outage`/`major-outage` is
+    /// [`FailureClass::InstitutionOutage`] (their end: wait for the connector), the same verdict
+    /// [`triage_user`] gives for the same job.
+    pub fn diagnose_with(
+        &self,
+        kind: JobKind,
+        connectors: &[ConnectorStatusView],
+    ) -> Option<Diagnosis> {
         let JobState::Failed { step, failure } = self.state() else {
             return None;
         };
-        let class = classify(&step, &failure.code, kind);
+        let class = weigh_connector_health(
+            classify(&step, &failure.code, kind),
+            self.institution_id(),
+            connectors,
+        );
         let action = recommend(&class, &failure.code, &ActionContext::from_job(self));
         Some(Diagnosis {
             job_id: self.id.clone(),
@@ -271,6 +290,26 @@ pub struct MfaChallenge {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+impl Diagnosis {
+    /// A diagnosis of `job_id`'s failed `step` (usually from [`Job::diagnose_with`]; this is for
+    /// an app's own tests and tables).
+    pub fn new(
+        job_id: JobId,
+        step: StepTitle,
+        failure: StepFailure,
+        class: FailureClass,
+        action: RecommendedAction,
+    ) -> Self {
+        Self {
+            job_id,
+            step,
+            failure,
+            class,
+            action,
+        }
+    }
+}
+
 impl MfaChallenge {
     /// Time left at `now` to answer, `None` when unknown; zero once expired.
     pub fn time_left(&self, now: OffsetDateTime) -> Option<Duration> {
@@ -278,8 +317,11 @@ impl MfaChallenge {
     }
 }
 
-/// A failed job, explained.
+/// A failed job, explained. `Display` is the end user's text; [`Diagnosis::operator_text`] the
+/// log line with the ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct Diagnosis {
     /// The job.
     pub job_id: JobId,
@@ -481,7 +523,7 @@ pub enum FailureClass {
     InstitutionOutage,
     /// An uploaded statement / CSV is wrong: fix the file and upload again.
     FileProblem,
-    /// Retrying will not help and the user cannot fix it (e.g. `institution-not-found`).
+    /// Trying again will not help and the user cannot fix it (e.g. `institution-not-found`).
     Permanent,
     /// A code we cannot classify: log it with the ids and contact support.
     Unknown,
@@ -494,6 +536,27 @@ impl FailureClass {
             self,
             Self::Transient { .. } | Self::ServerManagedRetry { .. } | Self::InstitutionOutage
         )
+    }
+}
+
+/// A failure's class seen against the connectors' health: a retryable or unknown failure at an
+/// institution `/connectors` reports in `partial-outage`/`major-outage` is
+/// [`FailureClass::InstitutionOutage`] — their end, not the user's. Any other class (a wrong
+/// password stays a wrong password) and any failure without an institution is kept. The one rule
+/// [`Job::diagnose_with`] (following a job) and [`triage_user`] (the daily check) share, so both
+/// give one verdict per failure.
+pub fn weigh_connector_health(
+    class: FailureClass,
+    institution: Option<&str>,
+    connectors: &[ConnectorStatusView],
+) -> FailureClass {
+    let outage = institution
+        .and_then(|i| status_of(connectors, i, None))
+        .is_some_and(ConnectorStatus::is_outage);
+    if outage && (class.is_retryable() || class == FailureClass::Unknown) {
+        FailureClass::InstitutionOutage
+    } else {
+        class
     }
 }
 
@@ -823,7 +886,17 @@ pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How a [`JobPoller`] paces its `GET /jobs/{id}` calls. `first` and `cap` are raised to
 /// [`MIN_POLL_INTERVAL`] when below it.
+///
+/// Fields may be added: build one from [`PollConfig::new`] (the default) and its setters.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = basiq_core::jobs::PollConfig::new().deadline(Duration::from_secs(30));
+/// assert_eq!(config.deadline, Duration::from_secs(30));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+#[must_use]
 pub struct PollConfig {
     /// The first wait. Connection jobs take 3–30 s, so 1 s catches fast ones quickly.
     pub first: Duration,
@@ -844,6 +917,37 @@ impl Default for PollConfig {
             cap: Duration::from_secs(10),
             deadline: Duration::from_secs(5 * 60),
         }
+    }
+}
+
+impl PollConfig {
+    /// The default: 1 s, ×1.5, capped at 10 s, for at most 5 minutes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the first wait.
+    pub fn first(mut self, first: Duration) -> Self {
+        self.first = first;
+        self
+    }
+
+    /// Sets the growth factor of the waits.
+    pub fn factor(mut self, factor: f64) -> Self {
+        self.factor = factor;
+        self
+    }
+
+    /// Sets the longest wait.
+    pub fn cap(mut self, cap: Duration) -> Self {
+        self.cap = cap;
+        self
+    }
+
+    /// Sets how long to follow before giving up (the job keeps running at Basiq).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 }
 
@@ -984,8 +1088,10 @@ impl JobPoller {
 // Daily / at-login triage
 // ---------------------------------------------------------------------------------------------
 
-/// A failure that no later success has fixed.
+/// A failure that no later success has fixed. `Display` is the end user's text;
+/// [`UnresolvedFailure::operator_text`] the log line with the ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UnresolvedFailure {
     /// The latest failed job.
     pub job_id: JobId,
@@ -1106,15 +1212,11 @@ pub fn triage_user(
             JobKind::Unknown
         };
         let ctx = ActionContext::from_job(job);
-        let mut class = classify(step, &failure.code, kind);
-        let outage = ctx
-            .institution
-            .as_deref()
-            .and_then(|i| status_of(connectors, i, None))
-            .is_some_and(ConnectorStatus::is_outage);
-        if outage && (class.is_retryable() || class == FailureClass::Unknown) {
-            class = FailureClass::InstitutionOutage;
-        }
+        let class = weigh_connector_health(
+            classify(step, &failure.code, kind),
+            ctx.institution.as_deref(),
+            connectors,
+        );
         let consecutive_failures = u32::try_from(since_success).unwrap_or(u32::MAX);
         let mut action = recommend(&class, &failure.code, &ctx);
         if matches!(class, FailureClass::Transient { .. })

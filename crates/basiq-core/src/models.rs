@@ -890,8 +890,11 @@ pub struct Connection {
     /// as `Other`); only active connections may be refreshed.
     pub status: ConnectionStatus,
     /// Web or open banking; Basiq spells the latter `open-banking` or `openbanking`, and both read
-    /// as `OpenBanking`.
-    pub method: ConnectionMethod,
+    /// as `OpenBanking`. Optional: a connection without it (or with a method this SDK does not
+    /// know) still decodes, and the refresh policy counts it against the open-banking daily quota
+    /// (the conservative choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<ConnectionMethod>,
     /// When it was created (SERVER scope only).
     #[serde(
         default,

@@ -208,6 +208,17 @@ impl_page!(
     AccountList => crate::models::Account;
     ConnectionList => crate::models::Connection;
     JobList => crate::models::Job, total: size;
+    crate::models::ConnectorList => crate::models::Connector;
+    crate::models::JobRefList => crate::models::JobRef;
+    crate::models::ConsentList => crate::models::Consent;
+    crate::models::EventList => crate::models::Event;
+    crate::models::EventTypeList => crate::models::EventType;
+    crate::models::IdentityList => crate::models::Identity;
+    crate::models::AffordabilityList => crate::models::Affordability;
+    crate::models::ReportList => crate::models::Report;
+    crate::models::ReportTypeList => crate::models::ReportType;
+    crate::models::WebhookList => crate::models::Webhook;
+    crate::models::WebhookMessageList => crate::models::WebhookDelivery;
 );
 
 /// How far a walk over `links.next` may go before it is an [`Error::PageLimit`]. A server that

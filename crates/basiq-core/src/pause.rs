@@ -20,6 +20,7 @@ pub const PAUSE: Duration = Duration::from_secs(6 * 60);
 
 /// What to do instead of (or before) a new attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub enum PauseDecision {
     /// No matching job is running: go ahead.
     Proceed,

@@ -77,7 +77,10 @@ pub struct ConnectionView {
     pub id: ConnectionId,
     /// Its status.
     pub status: ConnectionStatus,
-    /// Web, open banking (`open-banking` or `openbanking`), csv or pdf.
+    /// Web, open banking (`open-banking` or `openbanking`), csv or pdf. A connection that does
+    /// not say reads as `Other("")`: unknown methods are refreshable and count against the
+    /// open-banking daily quota ([`ConnectionMethod::has_daily_refresh_quota`]).
+    #[serde(default = "unstated_method")]
     pub method: ConnectionMethod,
     /// When Basiq last used (refreshed) it; SERVER scope only.
     #[serde(
@@ -101,11 +104,16 @@ impl From<&models::Connection> for ConnectionView {
         Self {
             id: connection.id.clone(),
             status: connection.status.clone(),
-            method: connection.method.clone(),
+            method: connection.method.clone().unwrap_or_else(unstated_method),
             last_used: connection.last_used,
             created_date: connection.created_date,
         }
     }
+}
+
+/// The method of a connection that does not state one.
+fn unstated_method() -> ConnectionMethod {
+    ConnectionMethod::Other(String::new())
 }
 
 /// How close to a connection's `createdDate` the job that created it starts (Basiq creates the
@@ -115,6 +123,7 @@ const CONNECT_JOB_SLACK: time::Duration = time::Duration::minutes(1);
 /// Why a refresh should not be sent now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub enum SkipReason {
     /// Only `active` connections may be refreshed; an `invalid` web connection needs the user to
     /// re-enter credentials first.
@@ -158,6 +167,7 @@ pub enum SkipReason {
 
 /// The policy's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub enum RefreshDecision {
     /// Send the refresh (and [`RefreshLedger::record`] it).
     Allowed,
@@ -213,7 +223,11 @@ fn utc_day(t: OffsetDateTime) -> Date {
 }
 
 /// When a connection may be refreshed.
+///
+/// Fields may be added: start from [`RefreshPolicy::default`] and use the `with_` setters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct RefreshPolicy {
     /// The minimum time between two refreshes of one connection.
     pub min_interval: Duration,
@@ -241,6 +255,13 @@ impl RefreshPolicy {
     /// The default policy with another minimum interval.
     pub fn with_min_interval(mut self, min_interval: Duration) -> Self {
         self.min_interval = min_interval;
+        self
+    }
+
+    /// Another open-banking daily limit (Basiq's is 20: a lower one leaves headroom for
+    /// refreshes made elsewhere; a higher one only gets Basiq's refusals).
+    pub fn with_open_banking_daily_limit(mut self, limit: u32) -> Self {
+        self.open_banking_daily_limit = limit;
         self
     }
 
@@ -294,7 +315,7 @@ impl RefreshPolicy {
                 return Skip(SkipReason::RecentlyRefreshed { last, next_allowed });
             }
         }
-        if conn.method == ConnectionMethod::OpenBanking {
+        if conn.method.has_daily_refresh_quota() {
             let today = utc_day(now);
             // Today's refresh jobs: the job that created the connection is not one (Basiq
             // allows 20 refreshes a day, whatever else happened to the connection).

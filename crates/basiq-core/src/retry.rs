@@ -146,7 +146,11 @@ pub enum RetryDecision {
 }
 
 /// Sizing of a [`RetryBudget`].
+///
+/// Fields may be added: build one with [`BudgetConfig::new`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct BudgetConfig {
     /// Retries available at once.
     pub capacity: u32,
@@ -166,7 +170,20 @@ impl Default for BudgetConfig {
 }
 
 /// When and how often to repeat a failed request.
+///
+/// Fields may be added: start from [`RetryPolicy::default`] or [`RetryPolicy::never`] and use
+/// the setters.
+///
+/// ```
+/// use std::time::Duration;
+/// let policy = basiq_core::retry::RetryPolicy::default()
+///     .max_attempts(2)
+///     .base(Duration::from_millis(200));
+/// assert_eq!(policy.max_attempts, 2);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct RetryPolicy {
     /// Attempts in total, the first included (1 = never retry).
     pub max_attempts: u32,
@@ -193,7 +210,47 @@ impl Default for RetryPolicy {
     }
 }
 
+impl BudgetConfig {
+    /// `capacity` retries at once, one earned back per `refill_every`.
+    pub fn new(capacity: u32, refill_every: Duration) -> Self {
+        Self {
+            capacity,
+            refill_every,
+        }
+    }
+}
+
 impl RetryPolicy {
+    /// Sets the attempts in total, the first included (1 = never retry).
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Sets the backoff before the first retry (before jitter).
+    pub fn base(mut self, base: Duration) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// Sets the longest backoff.
+    pub fn cap(mut self, cap: Duration) -> Self {
+        self.cap = cap;
+        self
+    }
+
+    /// Sets the longest `Retry-After` honoured.
+    pub fn retry_after_cap(mut self, retry_after_cap: Duration) -> Self {
+        self.retry_after_cap = retry_after_cap;
+        self
+    }
+
+    /// Sets the sizing of the shared retry budget.
+    pub fn budget(mut self, budget: BudgetConfig) -> Self {
+        self.budget = budget;
+        self
+    }
+
     /// A policy that never retries.
     pub fn never() -> Self {
         Self {

@@ -233,16 +233,20 @@ mod data_surface {
         let single = GetConnection::new(user(), connection())
             .parse(response(200, &fixture("connection.json")))
             .expect("connection");
-        assert_eq!(single.method, ConnectionMethod::OpenBanking, "open-banking");
+        assert_eq!(
+            single.method,
+            Some(ConnectionMethod::OpenBanking),
+            "open-banking"
+        );
         let list = ListConnections::new(user())
             .parse(response(200, &fixture("connection-list.json")))
             .expect("list");
         assert_eq!(
             list.data[0].method,
-            ConnectionMethod::OpenBanking,
+            Some(ConnectionMethod::OpenBanking),
             "openbanking"
         );
-        assert_eq!(list.data[1].method, ConnectionMethod::Web);
+        assert_eq!(list.data[1].method, Some(ConnectionMethod::Web));
         // `expiryDate: ""` on web connections and `lastUsed: null` are absent, not errors.
         assert_eq!(list.data[1].expiry_date, None);
         assert_eq!(list.data[1].last_used, None);
@@ -515,6 +519,6 @@ mod data_surface {
             .parse(response(200, &fixture("connector.json")))
             .expect("connector");
         let status = ConnectorStatusView::from(&connector);
-        assert!(status.applies_to("AU00000", Some(&c.method)));
+        assert!(status.applies_to("AU00000", c.method.as_ref()));
     }
 }

@@ -48,15 +48,15 @@ pub(crate) fn routes() -> Router<AppState> {
 /// The consent fields, shared by the form and the JSON variant.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ConsentForm {
-    token: Option<String>,
-    user_id: Option<String>,
-    state: Option<String>,
-    action: Option<String>,
-    institution_id: Option<String>,
-    connection_id: Option<String>,
-    login_id: Option<String>,
-    password: Option<String>,
+pub(crate) struct ConsentForm {
+    pub(crate) token: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) action: Option<String>,
+    pub(crate) institution_id: Option<String>,
+    pub(crate) connection_id: Option<String>,
+    pub(crate) login_id: Option<String>,
+    pub(crate) password: Option<String>,
 }
 
 fn escape(s: &str) -> String {
@@ -73,7 +73,7 @@ fn escape(s: &str) -> String {
 }
 
 /// A CLIENT_ACCESS token's user (server tokens are refused, as on the real Consent UI).
-fn client_user(state: &AppState, token: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn client_user(state: &AppState, token: Option<&str>) -> Result<String, ApiError> {
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::missing("token", "token parameter is required"))?;
@@ -138,7 +138,7 @@ async fn home(
 }
 
 /// Creates or updates a connection and starts its job; returns the job id.
-fn connect(
+pub(crate) fn connect(
     db: &mut Db,
     now: OffsetDateTime,
     user_id: &str,

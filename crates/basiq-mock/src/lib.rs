@@ -34,6 +34,7 @@ mod data_routes;
 mod error;
 pub mod faults;
 mod filter;
+mod front;
 mod ids;
 mod jobs;
 mod logins;
@@ -44,6 +45,8 @@ mod server;
 mod state;
 mod stats;
 mod surface;
+#[cfg(feature = "test-support")]
+mod test_support;
 
 /// The largest statement file `POST /users/{id}/statements` takes; a larger one is a 413
 /// `payload-too-large`. Basiq documents no number; 5 MiB keeps tests of the 413 cheap.
@@ -256,7 +259,7 @@ impl MockServerBuilder {
                     };
                     let _ = ready_tx.send(Ok(()));
                     tokio::select! {
-                        result = axum::serve(listener, app) => {
+                        result = axum::serve(front::FrontListener(listener), app) => {
                             if let Err(e) = result {
                                 tracing::error!("basiq-mock server stopped: {e}");
                             }

@@ -78,7 +78,7 @@ async fn generated_operations_read_the_emulator() {
     assert_eq!(connection.status, ConnectionStatus::Active);
     assert!(matches!(
         connection.method,
-        ConnectionMethod::Web | ConnectionMethod::OpenBanking
+        Some(ConnectionMethod::Web | ConnectionMethod::OpenBanking)
     ));
     let embedded = connection.accounts.as_ref().expect("accounts");
     assert!(!embedded.data.is_empty());

@@ -95,3 +95,75 @@ async fn garbage_never_crashes_a_handler() {
     let (s, _) = token_request(&server, "scope=SERVER_ACCESS").await;
     assert!(s.is_success());
 }
+
+/// Requests hyper refuses before routing (a 64 KiB path, oversized headers, a malformed request
+/// line) still get Basiq's error list, not a bare head; a good request earlier on the same
+/// kept-alive connection is answered untouched. Raw sockets: HTTP clients refuse to send these.
+#[tokio::test]
+async fn requests_refused_before_routing_get_basiq_errors() {
+    let (server, _clock, t, user) = setup().await;
+    let addr = server.url().trim_start_matches("http://").to_owned();
+    let exchange = |request: String| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+            tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .expect("timeout");
+            tcp.write_all(request.as_bytes()).expect("write");
+            let mut out = Vec::new();
+            // hyper closes the connection after an error it answers itself.
+            tcp.read_to_end(&mut out).expect("read");
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    };
+    let good =
+        format!("GET /users/{user} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {t}\r\n\r\n");
+    let cases = [
+        (
+            format!(
+                "GET /users/{} HTTP/1.1\r\nhost: x\r\n\r\n",
+                "a".repeat(64 * 1024)
+            ),
+            "HTTP/1.1 414 URI Too Long\r\n",
+            "uri-too-long",
+        ),
+        (
+            format!(
+                "GET /users/{user} HTTP/1.1\r\nhost: x\r\nx-padding: {}\r\n\r\n",
+                "p".repeat(512 * 1024)
+            ),
+            "HTTP/1.1 431 Request Header Fields Too Large\r\n",
+            "request-header-fields-too-large",
+        ),
+        (
+            "NOT HTTP AT ALL\r\n\r\n".to_owned(),
+            "HTTP/1.1 400 Bad Request\r\n",
+            "invalid-content",
+        ),
+    ];
+    for (bad, status_line, code) in cases {
+        let raw = exchange(format!("{good}{bad}")).await.expect("exchange");
+        assert!(
+            raw.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{}",
+            &raw[..raw.len().min(300)]
+        );
+        let at = raw
+            .find(status_line)
+            .unwrap_or_else(|| panic!("no {status_line:?} in {}", &raw[..raw.len().min(600)]));
+        let (head, body) = raw[at..].split_once("\r\n\r\n").expect("a head");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        let body: Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(body["type"], "list", "{body}");
+        assert_eq!(body["data"][0]["code"], code, "{body}");
+        assert!(body["data"][0]
+            .as_object()
+            .expect("an item")
+            .contains_key("source"));
+    }
+}

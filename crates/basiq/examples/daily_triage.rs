@@ -43,10 +43,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Ok(()); // real API: a person has to open the link
         };
         for job in jobs {
-            client
-                .jobs()
-                .wait(job.as_str(), PollConfig::default())
-                .await?;
+            let report = client.jobs().wait(job, PollConfig::default()).await?;
+            println!("{report}");
         }
     }
 

@@ -14,7 +14,6 @@ mod support;
 
 use std::time::Duration;
 
-use basiq::clock::Clock;
 use basiq::id::{ConnectionId, InstitutionId};
 use basiq::jobs::PollConfig;
 use basiq::models::NewUser;
@@ -83,7 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fleet: Vec<ConnectionId> = (1..=5)
         .map(|i| ConnectionId::new(format!("conn-{i}")))
         .collect::<Result<_, _>>()?;
-    let now = client.executor().clock().now();
+    let now = client.now();
     let plan = client
         .connections()
         .plan_refreshes(&fleet, Duration::from_secs(2 * 60), now);

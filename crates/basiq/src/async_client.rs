@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use basiq_core::clock::Clock as _;
-use basiq_core::id::{InvalidId, UserId};
+use basiq_core::id::{IntoId, UserId};
 use basiq_core::operation::Operation;
 use basiq_core::secret::{AccessToken, ApiKey};
 use basiq_core::transport::{AsyncTransport, BoxFuture};
@@ -14,6 +14,7 @@ use basiq_http_async::{AsyncExecutor, ReqwestTransport};
 use crate::flows::Policies;
 use crate::resources::resources;
 use crate::settings::{builder_methods, client_builder};
+use crate::streams::{Items, Pages};
 
 /// The async Basiq client.
 ///
@@ -55,11 +56,8 @@ impl Client {
     /// A `CLIENT_ACCESS` token bound to `user_id` for the Consent UI
     /// (`https://consent.basiq.io/home?token=…`). Fetched fresh each time, never cached, and
     /// separate from the server token. Hand it to the user's browser only; never log it.
-    pub async fn client_token(
-        &self,
-        user_id: impl TryInto<UserId, Error = InvalidId>,
-    ) -> Result<AccessToken, Error> {
-        let user_id = user_id.try_into()?;
+    pub async fn client_token(&self, user_id: impl IntoId<UserId>) -> Result<AccessToken, Error> {
+        let user_id = crate::id::IntoId::into_id(user_id)?;
         self.executor.client_token(user_id).await
     }
 
@@ -72,8 +70,12 @@ impl Client {
         &self.policies
     }
 
-    /// The client's `now` (the executor's clock).
-    pub(crate) fn now(&self) -> time::OffsetDateTime {
+    /// The client's `now`: its [`Clock`](crate::clock::Clock) (the system clock, or the
+    /// [`ManualClock`](crate::clock::ManualClock) given to the builder). Every rule the helpers
+    /// apply reads this time, so pass it to [`plan_refreshes`](Connections::plan_refreshes)
+    /// and to your own checks too.
+    #[must_use]
+    pub fn now(&self) -> crate::OffsetDateTime {
         self.executor.clock().now()
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use basiq_core::clock::Clock as _;
-use basiq_core::id::{InvalidId, UserId};
+use basiq_core::id::{IntoId, UserId};
 use basiq_core::operation::Operation;
 use basiq_core::secret::{AccessToken, ApiKey};
 use basiq_core::transport::BlockingTransport;
@@ -16,6 +16,7 @@ use basiq_core::Error;
 
 pub use basiq_http_blocking::{BlockingExecutor, UreqTransport};
 
+pub use crate::blocking_pages::{Items, Pages};
 use crate::flows::Policies;
 use crate::resources::resources;
 use crate::settings::{builder_methods, client_builder};
@@ -58,11 +59,8 @@ impl Client {
 
     /// A `CLIENT_ACCESS` token bound to `user_id` for the Consent UI. Fetched fresh each time,
     /// never cached, separate from the server token. Never log it.
-    pub fn client_token(
-        &self,
-        user_id: impl TryInto<UserId, Error = InvalidId>,
-    ) -> Result<AccessToken, Error> {
-        let user_id = user_id.try_into()?;
+    pub fn client_token(&self, user_id: impl IntoId<UserId>) -> Result<AccessToken, Error> {
+        let user_id = crate::id::IntoId::into_id(user_id)?;
         self.executor.client_token(user_id)
     }
 
@@ -116,8 +114,12 @@ impl Client {
         }
     }
 
-    /// The client's `now` (the executor's clock).
-    pub(crate) fn now(&self) -> time::OffsetDateTime {
+    /// The client's `now`: its [`Clock`](crate::clock::Clock) (the system clock, or the
+    /// [`ManualClock`](crate::clock::ManualClock) given to the builder). Every rule the helpers
+    /// apply reads this time, so pass it to [`plan_refreshes`](Connections::plan_refreshes)
+    /// and to your own checks too.
+    #[must_use]
+    pub fn now(&self) -> crate::OffsetDateTime {
         self.executor.clock().now()
     }
 
@@ -137,18 +139,6 @@ macro_rules! traced {
 resources!(client = Client, [], [], traced = traced);
 crate::endpoints::generated_resources!(client = Client, [], []);
 crate::statement_upload::statement_upload!(client = Client, [], []);
-
-impl Iterator for TransactionPager<'_> {
-    type Item = Result<crate::models::Transaction, Error>;
-
-    /// The next transaction, fetching the next page (same origin only) when the current one is
-    /// used up; after an error, `None`.
-    fn next(&mut self) -> Option<Self::Item> {
-        TransactionPager::next(self)
-    }
-}
-
-impl std::iter::FusedIterator for TransactionPager<'_> {}
 
 client_builder! {
     /// Builds a blocking [`Client`]. `Debug` never shows the API key.

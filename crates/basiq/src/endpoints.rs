@@ -4,9 +4,9 @@
 //! Plain endpoint methods generated from `x-sdk` in our OpenAPI document, for both clients.
 //!
 //! Each method validates its ids (a path trick is an `Error::InvalidId` before any request
-//! exists), builds one `basiq_core::operations` value and hands it to the client's `execute`.
-//! Lists answer one page; follow `links.next` with `basiq_core::pagination::NextPage`. Optional
-//! query parameters other than `filter` are set on the operation itself
+//! exists), builds one `basiq::operations` value and hands it to the client's `execute`. Lists
+//! answer one page; follow `links.next` with `basiq::pagination::NextPage`. Optional query
+//! parameters other than `filter` are set on the operation itself
 //! (`client.execute(op.limit(100))`).
 
 /// Stamps the generated resource wrappers and their accessors for one client flavour
@@ -77,9 +77,9 @@ macro_rules! generated_resources {
             /// `GET /users/{userId}/consents`: list the user's consents.
             pub $($async)* fn list(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<$crate::models::ConsentList, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client
                     .execute($crate::operations::ListConsents::new(user_id))
                     $($await)*
@@ -91,10 +91,10 @@ macro_rules! generated_resources {
             /// revoking twice leaves it revoked (the second call may answer 404).
             pub $($async)* fn revoke(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 consent_id: impl Into<String>,
             ) -> Result<(), $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let consent_id: String = consent_id.into();
                 self.client
                     .execute($crate::operations::RevokeConsent::new(user_id, consent_id))
@@ -114,9 +114,9 @@ macro_rules! generated_resources {
             /// Answers 410 `resource-no-longer-available` once the link expired or was deleted.
             pub $($async)* fn get(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<$crate::models::AuthLink, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client
                     .execute($crate::operations::GetAuthLink::new(user_id))
                     $($await)*
@@ -129,10 +129,10 @@ macro_rules! generated_resources {
             /// Not idempotent: never repeated after an ambiguous failure.
             pub $($async)* fn create(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::AuthLinkRequest,
             ) -> Result<$crate::models::AuthLink, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client
                     .execute($crate::operations::CreateAuthLink::new(user_id, body))
                     $($await)*
@@ -141,9 +141,9 @@ macro_rules! generated_resources {
             /// `DELETE /users/{userId}/auth_link`: delete the user's auth link.
             pub $($async)* fn delete(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<(), $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client
                     .execute($crate::operations::DeleteAuthLink::new(user_id))
                     $($await)*
@@ -225,9 +225,9 @@ macro_rules! generated_resources {
             /// `GET /users/{userId}/identities`: list the identities read from the user's connections.
             pub $($async)* fn list(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<$crate::models::IdentityList, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client
                     .execute($crate::operations::ListIdentities::new(user_id))
                     $($await)*
@@ -236,10 +236,10 @@ macro_rules! generated_resources {
             /// `GET /users/{userId}/identities/{identityId}`: retrieve an identity.
             pub $($async)* fn get(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 identity_id: impl Into<String>,
             ) -> Result<$crate::models::Identity, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let identity_id: String = identity_id.into();
                 self.client
                     .execute($crate::operations::GetIdentity::new(user_id, identity_id))
@@ -257,9 +257,9 @@ macro_rules! generated_resources {
             /// `GET /users/{userId}/affordability`: list the user's affordability snapshots.
             pub $($async)* fn list(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<$crate::models::AffordabilityList, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client
                     .execute($crate::operations::ListAffordability::new(user_id))
                     $($await)*
@@ -272,10 +272,10 @@ macro_rules! generated_resources {
             /// Not idempotent: never repeated after an ambiguous failure.
             pub $($async)* fn create(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::SummaryRequest,
             ) -> Result<$crate::models::Affordability, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client
                     .execute($crate::operations::CreateAffordability::new(user_id, body))
                     $($await)*
@@ -284,10 +284,10 @@ macro_rules! generated_resources {
             /// `GET /users/{userId}/affordability/{snapshotId}`: retrieve an affordability snapshot.
             pub $($async)* fn get(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 snapshot_id: impl Into<String>,
             ) -> Result<$crate::models::Affordability, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let snapshot_id: String = snapshot_id.into();
                 self.client
                     .execute($crate::operations::GetAffordability::new(user_id, snapshot_id))
@@ -298,10 +298,10 @@ macro_rules! generated_resources {
             /// affordability snapshot, one page.
             pub $($async)* fn transactions(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 snapshot_id: impl Into<String>,
             ) -> Result<$crate::models::TransactionList, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let snapshot_id: String = snapshot_id.into();
                 self.client
                     .execute($crate::operations::ListAffordabilityTransactions::new(user_id, snapshot_id))
@@ -323,10 +323,10 @@ macro_rules! generated_resources {
             /// Not idempotent: never repeated after an ambiguous failure.
             pub $($async)* fn create(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::SummaryRequest,
             ) -> Result<$crate::models::Expenses, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client
                     .execute($crate::operations::CreateExpenses::new(user_id, body))
                     $($await)*
@@ -335,10 +335,10 @@ macro_rules! generated_resources {
             /// `GET /users/{userId}/expenses/{snapshotId}`: retrieve an expense summary.
             pub $($async)* fn get(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 snapshot_id: impl Into<String>,
             ) -> Result<$crate::models::Expenses, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let snapshot_id: String = snapshot_id.into();
                 self.client
                     .execute($crate::operations::GetExpenses::new(user_id, snapshot_id))
@@ -360,10 +360,10 @@ macro_rules! generated_resources {
             /// Not idempotent: never repeated after an ambiguous failure.
             pub $($async)* fn create(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::SummaryRequest,
             ) -> Result<$crate::models::Income, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client
                     .execute($crate::operations::CreateIncome::new(user_id, body))
                     $($await)*
@@ -372,10 +372,10 @@ macro_rules! generated_resources {
             /// `GET /users/{userId}/income/{snapshotId}`: retrieve an income summary.
             pub $($async)* fn get(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 snapshot_id: impl Into<String>,
             ) -> Result<$crate::models::Income, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let snapshot_id: String = snapshot_id.into();
                 self.client
                     .execute($crate::operations::GetIncome::new(user_id, snapshot_id))

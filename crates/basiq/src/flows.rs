@@ -2,7 +2,7 @@
 //! clients (the resource macro only adds the IO and the `.await`s).
 //!
 //! Every rule lives in `basiq-core` ([`RefreshPolicy`], [`DuplicatePauseGuard`], [`JobPoller`],
-//! [`triage_user`](basiq_core::jobs::triage_user)); this module wires them to what the clients
+//! [`triage_user`](crate::jobs::triage_user)); this module wires them to what the clients
 //! fetch, so the right thing is what a single call does.
 
 use std::collections::BTreeSet;
@@ -20,8 +20,8 @@ use basiq_core::jobs::{
 use basiq_core::models::Job;
 use basiq_core::pause::{DuplicatePauseGuard, PauseDecision};
 use basiq_core::refresh::{
-    ConnectionMethod, ConnectionView, MemoryLedger, RefreshDecision, RefreshLedger, RefreshPolicy,
-    RefreshResponse, RefreshSchedule, RefreshScheduler, SkipReason,
+    ConnectionView, MemoryLedger, RefreshDecision, RefreshLedger, RefreshPolicy, RefreshResponse,
+    RefreshSchedule, RefreshScheduler, SkipReason,
 };
 use basiq_core::secret::AccessToken;
 use basiq_core::Error;
@@ -158,7 +158,7 @@ impl Policies {
             now,
             jobs,
         );
-        if conn.method != ConnectionMethod::OpenBanking {
+        if !conn.method.has_daily_refresh_quota() {
             return attempt;
         }
         let day = now.to_offset(time::UtcOffset::UTC).date();
@@ -301,6 +301,7 @@ pub(crate) fn refresh_attempt_result(result: &Result<RefreshOutcome, Error>) -> 
 /// How a followed job ended (see [`JobReport`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub enum WaitOutcome {
     /// Every step succeeded.
     Succeeded,
@@ -324,6 +325,7 @@ pub enum WaitOutcome {
 /// jobId).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[must_use]
 pub struct JobReport {
     /// How it ended.
     pub outcome: WaitOutcome,
@@ -345,6 +347,7 @@ impl JobReport {
         job: Job,
         stopped: PollStep,
         kind: JobKind,
+        connectors: &[basiq_core::connectors::ConnectorStatusView],
         events: Vec<StepEvent>,
         polls: u64,
         waited: Duration,
@@ -353,12 +356,14 @@ impl JobReport {
             PollStep::TimedOut | PollStep::Wait(_) => WaitOutcome::TimedOut,
             PollStep::MfaRequired(challenge) => WaitOutcome::MfaRequired(challenge),
             PollStep::Done(JobOutcome::Succeeded) => WaitOutcome::Succeeded,
-            PollStep::Done(JobOutcome::Failed { .. }) => match job.diagnose(kind) {
-                Some(diagnosis) => WaitOutcome::Failed(Box::new(diagnosis)),
-                // `observe` and `diagnose` read the same steps; this cannot disagree, but a
-                // timed-out answer is the safe one if it ever did.
-                None => WaitOutcome::TimedOut,
-            },
+            PollStep::Done(JobOutcome::Failed { .. }) => {
+                match job.diagnose_with(kind, connectors) {
+                    Some(diagnosis) => WaitOutcome::Failed(Box::new(diagnosis)),
+                    // `observe` and `diagnose` read the same steps; this cannot disagree, but a
+                    // timed-out answer is the safe one if it ever did.
+                    None => WaitOutcome::TimedOut,
+                }
+            }
         };
         let context = job_context(&job);
         Self {
@@ -551,9 +556,11 @@ pub(crate) fn log_report(report: &JobReport) {
 // Refresh
 // ---------------------------------------------------------------------------------------------
 
-/// What [`connections().refresh`](crate::Connections::refresh) did.
+/// What [`connections().refresh`](crate::Connections::refresh) did. `Display` is text for the
+/// end user; the ids are in the variants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub enum RefreshOutcome {
     /// Basiq started a refresh job (202): follow it with `jobs().wait_as(id, JobKind::Refresh, ..)`.
     Started(JobId),
@@ -591,6 +598,42 @@ impl RefreshOutcome {
     }
 }
 
+impl fmt::Display for RefreshOutcome {
+    /// For the end user (no ids; the job to follow is [`job_id`](Self::job_id)).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Started(_) => f.write_str("updating your bank data"),
+            Self::AlreadyRunning(_) => {
+                f.write_str("an update of your bank data is already running")
+            }
+            Self::Skipped(reason) => write!(f, "not updated now: {reason}"),
+            Self::Paused { until, .. } => write!(
+                f,
+                "a repeated attempt is paused by the bank data service until {}",
+                UserTime(*until)
+            ),
+        }
+    }
+}
+
+/// A time for an end user: `2026-01-07 00:00 UTC`.
+struct UserTime(OffsetDateTime);
+
+impl fmt::Display for UserTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0.to_offset(time::UtcOffset::UTC);
+        write!(
+            f,
+            "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        )
+    }
+}
+
 impl From<RefreshResponse> for RefreshOutcome {
     fn from(response: RefreshResponse) -> Self {
         match response {
@@ -613,6 +656,8 @@ impl From<RefreshResponse> for RefreshOutcome {
 /// assert_eq!(query.limit, Some(500));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct TransactionQuery {
     /// A Basiq filter (`transaction.postDate`, `transaction.status`, `account.id`, …); encoded
     /// by the SDK.
@@ -648,19 +693,17 @@ impl TransactionQuery {
     }
 }
 
-/// A pager's position.
-pub(crate) enum PagerState<Op> {
-    /// The first page has not been fetched.
-    Start,
-    /// The next page to fetch.
-    Next(Op),
-    /// Report this error once the buffered items are out, then end.
-    Failed(Error),
-    /// No more pages.
-    Done,
+/// How many items to reserve for collecting a whole list, from its first page: Basiq's `size`
+/// (the list's total) when it sends one, capped so a hostile `size` cannot make the client
+/// allocate gigabytes before the first item; the `Vec` still grows past the cap if it must.
+pub(crate) fn reserve_for<P: basiq_core::pagination::Page>(first: &P) -> usize {
+    const RESERVE_CAP: u64 = 1 << 20;
+    let len = u64::try_from(first.items().len()).unwrap_or(u64::MAX);
+    let total = first.total().unwrap_or(len).min(RESERVE_CAP);
+    usize::try_from(total).unwrap_or(0)
 }
 
-/// A pager's walk over `links.next`: loops, empty pages and the client's page limits.
+/// A walk over `links.next`: loops, empty pages and the client's page limits.
 pub(crate) use basiq_core::pagination::PageWalk;
 
 // ---------------------------------------------------------------------------------------------
@@ -678,7 +721,7 @@ pub enum ConsentAction {
         institution: Option<InstitutionId>,
     },
     /// Re-enter the credentials of a web connection (`action=update`), e.g. after a failed job
-    /// recommended [`ReenterCredentials`](basiq_core::jobs::RecommendedAction::ReenterCredentials).
+    /// recommended [`ReenterCredentials`](crate::jobs::RecommendedAction::ReenterCredentials).
     Update {
         /// The connection.
         connection_id: ConnectionId,
@@ -743,6 +786,8 @@ impl ConsentAction {
 
 /// A [`ConsentAction`] and the `state` to get back on the redirect.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
 pub struct ConsentRequest {
     /// Why the user goes to the Consent UI.
     pub action: ConsentAction,
@@ -860,9 +905,11 @@ impl fmt::Debug for ConsentLink {
     }
 }
 
-/// What [`consent_url`](crate::Client::consent_url) answers.
+/// What [`consent_url`](crate::Client::consent_url) answers. `Display` is text for the end user
+/// (never the link).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[must_use]
 pub enum ConsentOutcome {
     /// No attempt with these credentials is running: send the user to this link.
     Link(ConsentLink),
@@ -886,6 +933,26 @@ pub enum ConsentOutcome {
         /// When the other instance's claim lapses at the latest.
         until: Option<OffsetDateTime>,
     },
+}
+
+impl fmt::Display for ConsentOutcome {
+    /// For the end user (no ids, never the link's token).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Link(_) => f.write_str("ready to connect your bank"),
+            Self::FollowExisting { .. } => {
+                f.write_str("connecting your bank is already in progress")
+            }
+            Self::Paused { until, .. } => write!(
+                f,
+                "a repeated attempt to connect your bank is paused until {}",
+                UserTime(*until)
+            ),
+            Self::InProgressElsewhere { .. } => {
+                f.write_str("connecting your bank has already been started")
+            }
+        }
+    }
 }
 
 impl ConsentOutcome {
@@ -1101,6 +1168,44 @@ mod tests {
             failed_institutions_filter(&[failed("j5", "it's")]),
             Some(None)
         );
+    }
+
+    #[test]
+    fn outcomes_display_for_the_end_user_without_ids_or_tokens() {
+        let j = JobId::new("j-17").unwrap();
+        let until = time::macros::datetime!(2026-01-05 10:08 UTC);
+        let texts = [
+            RefreshOutcome::Started(j.clone()).to_string(),
+            RefreshOutcome::Skipped(SkipReason::InProgress(j.clone())).to_string(),
+            RefreshOutcome::Paused {
+                until,
+                job_id: j.clone(),
+            }
+            .to_string(),
+            ConsentOutcome::FollowExisting { job_id: j.clone() }.to_string(),
+            ConsentOutcome::Paused {
+                until,
+                job_id: j.clone(),
+            }
+            .to_string(),
+        ];
+        for text in &texts {
+            assert!(!text.contains("j-17"), "{text}");
+        }
+        assert_eq!(
+            texts[2],
+            "a repeated attempt is paused by the bank data service until 2026-01-05 10:08 UTC"
+        );
+        assert_eq!(texts[1], "not updated now: an update is already running");
+        let base = Url::parse("https://consent.basiq.io/home").unwrap();
+        let link = ConsentLink::build(
+            &base,
+            &AccessToken::new("eyJ.secret.sig"),
+            UserId::new("u1").unwrap(),
+            ConsentRequest::new(ConsentAction::connect()),
+        );
+        let text = ConsentOutcome::Link(link).to_string();
+        assert!(!text.contains("secret"), "{text}");
     }
 
     #[test]

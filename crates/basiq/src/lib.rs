@@ -34,8 +34,10 @@
 //!   for many users, [`plan::TriageScheduler`] spreads that check over a window at a rate on the
 //!   refresh grid (never a burst) and [`plan::Pacer`] keeps the sends one step apart, also after
 //!   a resume — what `basiq triage` (the `basiq-cli` crate) runs;
-//! - **every page, once**: [`transactions().all`](Transactions::all) /
-//!   [`iter`](Transactions::iter) follow `links.next` on Basiq's origin only.
+//! - **every page, once, owned**: every list is an owned stream ([`Items`], [`Pages`]; a
+//!   blocking [`Iterator`](blocking::Items) on the blocking client) — `Send + 'static`, one page
+//!   in memory — following `links.next` on Basiq's origin only
+//!   ([`transactions().items`](Transactions::items), [`Client::items`] for any list).
 //! - **webhooks you can trust**: [`webhooks::verify`] checks Basiq's signature (`whsec_`
 //!   secret, HMAC-SHA256 over `id.timestamp.body`) and the 5-minute tolerance before it parses a
 //!   [`webhooks::WebhookMessage`] (pure, no client needed; example in [`webhooks`]).
@@ -81,13 +83,14 @@
 //! # }
 //! ```
 //!
-//! Tests run the same code against the embedded emulator (`basiq-mock`) on 127.0.0.1; unsafe
-//! ids never reach it:
+//! Tests run the same code against the embedded emulator on 127.0.0.1 (the `basiq-mock` crate,
+//! a dev-dependency: here `server` is `basiq_mock::MockServer::start()`); unsafe ids never reach
+//! it:
 //!
 //! ```
 //! # #[cfg(feature = "async")]
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let server = basiq_mock::MockServer::start();
+//! # let server = basiq_mock::MockServer::start();
 //! let client = basiq::Client::builder()
 //!     .api_key(server.api_key())
 //!     .base_url(server.url())
@@ -214,7 +217,8 @@
 //! use basiq::{ConsentAction, ConsentOutcome};
 //!
 //! let clock = ManualClock::starting_now();
-//! let server = basiq_mock::MockServer::builder().clock(clock.clone()).start();
+//! // The emulator on the same clock: `basiq_mock::MockServer::builder().clock(clock.clone()).start()`.
+//! # let server = basiq_mock::MockServer::builder().clock(clock.clone()).start();
 //! let tick = clock.clone();
 //! let client = basiq::Client::builder()
 //!     .api_key(server.api_key())
@@ -256,22 +260,22 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! use basiq::clock::Clock;
 //! use basiq::id::ConnectionId;
-//! use basiq::TransactionQuery;
+//! use basiq::{StreamExt as _, TransactionQuery};
 //!
 //! # async fn run(client: basiq::Client, user_id: &str, fleet: Vec<ConnectionId>) -> Result<(), basiq::Error> {
 //! // A stream of transactions, one page (`links.next`) fetched at a time: constant memory
-//! // however long the history is.
-//! let mut pager = client.transactions().iter(user_id, TransactionQuery::new().limit(500))?;
-//! while let Some(transaction) = pager.next().await {
+//! // however long the history is. It owns a clone of the client: spawn it, return it, combine
+//! // it (`StreamExt` from `futures` / `futures-util`).
+//! let mut transactions = client.transactions().items(user_id, TransactionQuery::new().limit(500))?;
+//! while let Some(transaction) = transactions.next().await {
 //!     let transaction = transaction?;
 //!     println!("{} {:?}", transaction.id, transaction.amount);
 //! }
 //!
 //! // Many connections to refresh: a plan over an hour, never a burst, each connection at a
 //! // stable slot; at each slot `connections().refresh` still applies Basiq's rules.
-//! let now = client.executor().clock().now();
+//! let now = client.now();
 //! let plan = client.connections().plan_refreshes(&fleet, Duration::from_secs(3600), now);
 //! for slot in &plan.planned {
 //!     println!("refresh {} at {}", slot.connection_id, slot.at);
@@ -285,9 +289,9 @@
 //!
 //! ```
 //! use basiq::webhooks::{self, WebhookSecret};
-//! use time::OffsetDateTime;
+//! use basiq::OffsetDateTime;
 //!
-//! fn on_webhook(secret: &WebhookSecret, headers: &http::HeaderMap, body: &[u8]) -> u16 {
+//! fn on_webhook(secret: &WebhookSecret, headers: &basiq::HeaderMap, body: &[u8]) -> u16 {
 //!     match webhooks::verify(secret, headers, body, OffsetDateTime::now_utc()) {
 //!         Ok(message) => {
 //!             println!("{:?} about {}", message.event_type_id, message.links.event_entity);
@@ -297,7 +301,7 @@
 //!     }
 //! }
 //! # let secret = WebhookSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-//! # assert_eq!(on_webhook(&secret, &http::HeaderMap::new(), b"{}"), 401);
+//! # assert_eq!(on_webhook(&secret, &basiq::HeaderMap::new(), b"{}"), 401);
 //! ```
 //!
 //! Every HTTP request is a `basiq.http` span with OpenTelemetry's HTTP client fields (method,
@@ -338,11 +342,47 @@
 // add an allocation per error and an API different from the core's.
 #![allow(clippy::result_large_err)]
 
-/// Everything from the sans-IO core: `models`, `operations`, `id`, `error`, `token`, `clock`,
-/// `secret`, `transport`, `auth`, policies, and `Error`/`ErrorKind`/`ErrorContext`.
-pub use basiq_core::*;
+// What a user of `basiq` needs, re-exported by name (never a glob: the core's executor
+// internals — `ExecutorCore`, `TokenState`, `Retrying`, the telemetry helpers — are not public
+// API of this crate). Whole modules where every item is for users; curated ones otherwise.
+pub use basiq_core::{
+    clock, connectors, error, id, jobs, mfa, models, operation, operations, pagination, pause,
+    plan, refresh, retry, secret, statements, transport, webhooks,
+};
+pub use basiq_core::{Error, ErrorContext, ErrorKind};
 
 pub use basiq_core::secret::{AccessToken, ApiKey};
+
+// Types of other crates that this crate's API mentions, so an app needs no extra dependency
+// (or version match) to name them.
+pub use ::http::{HeaderMap, HeaderName, HeaderValue};
+pub use ::time::OffsetDateTime;
+pub use ::url::Url;
+
+/// The executor's settings, for [`AsyncExecutor`] / `BlockingExecutor` built by hand.
+pub mod auth {
+    pub use basiq_core::auth::{
+        ExecutorConfig, DEFAULT_BASE_URL, DEFAULT_CALL_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES,
+    };
+}
+
+/// The server token: its lifetime policy, and the store a fleet shares it through.
+pub mod token {
+    pub use basiq_core::token::{
+        MemoryTokenStore, PostToken, StoreError, StoredToken, TokenPolicy, TokenScope, TokenStore,
+        BASIQ_TOKEN_LIFETIME, BASIQ_VERSION,
+    };
+}
+
+/// Fleet mode: Basiq's per-application state shared by an app's instances through a key-value
+/// store (see `docs/fleet.md`); implement [`FleetStore`](fleet::FleetStore) /
+/// [`AsyncFleetStore`](fleet::AsyncFleetStore) over your store, or use `basiq-redis`.
+pub mod fleet {
+    pub use basiq_core::fleet::{
+        AsyncFleet, AsyncFleetStore, BlockingFleet, FleetAnswer, FleetConfig, FleetKey, FleetKeys,
+        FleetOp, FleetStore, FleetTokenPolicy, MemoryFleetStore, TokenSealer,
+    };
+}
 
 #[cfg(any(feature = "async", feature = "blocking"))]
 mod flows;
@@ -368,9 +408,19 @@ pub use settings::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 mod async_client;
 #[cfg(feature = "async")]
 pub use async_client::{
-    Accounts, Client, ClientBuilder, Connections, Connectors, Jobs, TransactionPager, Transactions,
-    Users,
+    Accounts, Client, ClientBuilder, Connections, Connectors, Jobs, Transactions, Users,
 };
+#[cfg(feature = "async")]
+mod streams;
+/// The trait of the async client's owned streams ([`Pages`], [`Items`]): `futures`' `Stream`.
+#[cfg(feature = "async")]
+pub use futures_core::Stream;
+/// `futures`' combinators for [`Stream`]s (`next`, `map`, `take`, `collect`, …), so an app
+/// needs no `futures` dependency to consume the owned streams.
+#[cfg(feature = "async")]
+pub use futures_util::StreamExt;
+#[cfg(feature = "async")]
+pub use streams::{Items, Pages};
 // The resources generated from the spec (`endpoints.rs`) and the statement upload.
 #[cfg(feature = "async")]
 pub use async_client::{
@@ -382,6 +432,8 @@ pub use basiq_http_async::{AsyncExecutor, ReqwestTransport};
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+#[cfg(feature = "blocking")]
+mod blocking_pages;
 
 /// Basiq's production API root.
 pub use basiq_core::auth::DEFAULT_BASE_URL;

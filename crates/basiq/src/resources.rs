@@ -32,10 +32,10 @@ macro_rules! endpoints {
         $(#[$meta])*
         pub $($async)* fn $name(
             self,
-            $($($id: impl TryInto<$crate::id::$id_ty, Error = $crate::id::InvalidId>,)*)?
+            $($($id: impl $crate::id::IntoId<$crate::id::$id_ty>,)*)?
             $($arg: $arg_ty,)*
         ) -> Result<$output, $crate::Error> {
-            $($(let $id = $id.try_into()?;)*)?
+            $($(let $id = $crate::id::IntoId::into_id($id)?;)*)?
             $($($before)*)?
             self.client.execute($op)$($await)*
         }
@@ -162,7 +162,7 @@ macro_rules! resources {
             /// connection (Basiq's advice for `service-unavailable` differs between the two).
             pub $($async)* fn wait(
                 self,
-                job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
+                job_id: impl $crate::id::IntoId<$crate::id::JobId>,
                 config: $crate::jobs::PollConfig,
             ) -> Result<$crate::JobReport, $crate::Error> {
                 self.wait_as(job_id, $crate::jobs::JobKind::Unknown, config)$($await)*
@@ -171,11 +171,11 @@ macro_rules! resources {
             /// [`wait`](Self::wait), classifying a failure as a job of `kind`.
             pub $($async)* fn wait_as(
                 self,
-                job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
+                job_id: impl $crate::id::IntoId<$crate::id::JobId>,
                 kind: $crate::jobs::JobKind,
                 config: $crate::jobs::PollConfig,
             ) -> Result<$crate::JobReport, $crate::Error> {
-                let job_id = job_id.try_into()?;
+                let job_id = $crate::id::IntoId::into_id(job_id)?;
                 let span = ::tracing::info_span!(
                     "basiq.jobs.wait",
                     job_id = %job_id,
@@ -222,10 +222,12 @@ macro_rules! resources {
                     );
                     match step {
                         std::ops::ControlFlow::Break(stopped) => {
+                            let connectors = self.client.connector_health(std::slice::from_ref(&job))$($await)*;
                             let report = $crate::JobReport::new(
                                 job,
                                 stopped,
                                 kind,
+                                &connectors,
                                 events,
                                 poller.observations(),
                                 waited,
@@ -263,13 +265,13 @@ macro_rules! resources {
             /// [`Error::InvalidInput`]($crate::Error::InvalidInput) before any request.
             pub $($async)* fn answer_mfa(
                 self,
-                job_id: impl TryInto<$crate::id::JobId, Error = $crate::id::InvalidId>,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                job_id: impl $crate::id::IntoId<$crate::id::JobId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 answers: Vec<String>,
             ) -> Result<$crate::models::Job, $crate::Error> {
                 let answers = $crate::mfa::MfaAnswers::new(answers);
-                let job_id = job_id.try_into()?;
-                let user_id = user_id.try_into()?;
+                let job_id = $crate::id::IntoId::into_id(job_id)?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let span = ::tracing::info_span!(
                     "basiq.jobs.answer_mfa",
                     job_id = %job_id,
@@ -317,9 +319,9 @@ macro_rules! resources {
             /// (classified by their code) and a warning is logged.
             pub $($async)* fn triage(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<Vec<$crate::jobs::UnresolvedFailure>, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let span = ::tracing::info_span!("basiq.users.triage", user_id = %user_id);
                 $traced!(span, self.triage_inner(user_id))
             }
@@ -329,25 +331,7 @@ macro_rules! resources {
                 user_id: $crate::id::UserId,
             ) -> Result<Vec<$crate::jobs::UnresolvedFailure>, $crate::Error> {
                 let jobs = self.client.all_user_jobs(&user_id)$($await)*?;
-                let mut connectors = Vec::new();
-                if let Some(filter) = $crate::flows::failed_institutions_filter(&jobs) {
-                    let mut op = $crate::operations::ListConnectors::new();
-                    if let Some(filter) = filter {
-                        op = op.filter(filter);
-                    }
-                    match self.client.execute(op)$($await)* {
-                        Ok(list) => connectors = list
-                            .data
-                            .iter()
-                            .map($crate::connectors::ConnectorStatusView::from)
-                            .collect(),
-                        Err(error) => ::tracing::warn!(
-                            user_id = %user_id,
-                            %error,
-                            "could not read /connectors; triaging by failure codes only"
-                        ),
-                    }
-                }
+                let connectors = self.client.connector_health(&jobs)$($await)*;
                 let failures =
                     $crate::jobs::triage_user(&jobs, &connectors, self.client.now());
                 for f in &failures {
@@ -365,6 +349,37 @@ macro_rules! resources {
         }
 
         impl $client {
+            /// The health of the connectors of `jobs`' failed institutions, for classifying their
+            /// failures (empty when nothing failed: `/connectors` is not asked). `wait` and
+            /// `triage` both use it, so one failure gets one verdict. If `/connectors` cannot be
+            /// read, a warning is logged and failures are classified by their codes only.
+            $($async)* fn connector_health(
+                &self,
+                jobs: &[$crate::models::Job],
+            ) -> Vec<$crate::connectors::ConnectorStatusView> {
+                let Some(filter) = $crate::flows::failed_institutions_filter(jobs) else {
+                    return Vec::new();
+                };
+                let mut op = $crate::operations::ListConnectors::new();
+                if let Some(filter) = filter {
+                    op = op.filter(filter);
+                }
+                match self.execute(op)$($await)* {
+                    Ok(list) => list
+                        .data
+                        .iter()
+                        .map($crate::connectors::ConnectorStatusView::from)
+                        .collect(),
+                    Err(error) => {
+                        ::tracing::warn!(
+                            %error,
+                            "could not read /connectors; classifying failures by their codes only"
+                        );
+                        Vec::new()
+                    }
+                }
+            }
+
             /// The user's jobs (Basiq keeps 7 days), following `links.next` should Basiq ever
             /// paginate them: the guards must see every running job, not the first page.
             $($async)* fn all_user_jobs(
@@ -403,10 +418,10 @@ macro_rules! resources {
             /// `institutionId`, `connectionId`, URL-encoded); `Debug` redacts it.
             pub $($async)* fn consent_url(
                 &self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 request: impl Into<$crate::ConsentRequest>,
             ) -> Result<$crate::ConsentOutcome, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let request = request.into();
                 let span = ::tracing::info_span!(
                     "basiq.consent_url",
@@ -455,8 +470,8 @@ macro_rules! resources {
                 let token = self.client_token(&user_id)$($await)*;
                 if let Some(attempt) = &attempt {
                     let settled = match &token {
-                        Ok(_) => $crate::fleet::AttemptResult::HandedOut,
-                        Err(_) => $crate::fleet::AttemptResult::NotActed,
+                        Ok(_) => ::basiq_core::fleet::AttemptResult::HandedOut,
+                        Err(_) => ::basiq_core::fleet::AttemptResult::NotActed,
                     };
                     self.settle_attempt(attempt, &settled)$($await)*;
                 }
@@ -576,11 +591,11 @@ macro_rules! resources {
             /// ambiguous failure call `refresh` again — the guard sees the job if it started.
             pub $($async)* fn refresh(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                connection_id: impl $crate::id::IntoId<$crate::id::ConnectionId>,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                let connection_id = connection_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                let connection_id = $crate::id::IntoId::into_id(connection_id)?;
                 let span = $crate::resources::refresh_span!(
                     "basiq.connections.refresh",
                     user_id,
@@ -662,11 +677,11 @@ macro_rules! resources {
             /// against the open-banking daily quota that `refresh` enforces.
             pub $($async)* fn refresh_unchecked(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                connection_id: impl TryInto<$crate::id::ConnectionId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                connection_id: impl $crate::id::IntoId<$crate::id::ConnectionId>,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                let connection_id = connection_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                let connection_id = $crate::id::IntoId::into_id(connection_id)?;
                 let span = $crate::resources::refresh_span!(
                     "basiq.connections.refresh_unchecked",
                     user_id,
@@ -703,12 +718,12 @@ macro_rules! resources {
             /// Without a fleet it is `refresh`.
             pub $($async)* fn refresh_planned(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 planned: &$crate::refresh::ScheduledRefresh,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 if let Some(fleet) = self.client.fleet_config() {
-                    let mut claim = $crate::fleet::FleetAttempt::new(
+                    let mut claim = ::basiq_core::fleet::FleetAttempt::new(
                         fleet.keys().planned_slot(&planned.connection_id, planned.at),
                         fleet.instance(),
                         self.client.now(),
@@ -764,14 +779,14 @@ macro_rules! resources {
 
         impl<'a> Transactions<'a> {
             /// `GET /users/{userId}/transactions`: **one page** (at most `limit`, default 500).
-            /// Follow [`next_page`](Self::next_page) for more, or use [`all`](Self::all) /
-            /// [`iter`](Self::iter).
+            /// Follow [`next_page`](Self::next_page) for more, or use [`items`](Self::items) /
+            /// [`pages`](Self::pages) / [`all`](Self::all).
             pub $($async)* fn list(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 query: $crate::TransactionQuery,
             ) -> Result<$crate::models::TransactionList, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 self.client.execute(query.operation(user_id))$($await)*
             }
 
@@ -802,130 +817,132 @@ macro_rules! resources {
             /// Every transaction matching `query`, following `links.next` to the last page
             /// (same origin only; a link that loops back is an error; an empty page ends the
             /// walk; beyond the client's [`page_limits`](ClientBuilder::page_limits) it is an
-            /// [`Error::PageLimit`]($crate::Error::PageLimit)). Each page is one request.
+            /// [`Error::PageLimit`]($crate::Error::PageLimit)). Each page is one request; the
+            /// `Vec` is reserved from Basiq's `size` and each page is dropped once moved in. For
+            /// long histories prefer [`items`](Self::items): one page in memory at a time.
             pub $($async)* fn all(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 query: $crate::TransactionQuery,
             ) -> Result<Vec<$crate::models::Transaction>, $crate::Error> {
-                let user_id = user_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let span = ::tracing::info_span!("basiq.transactions.all", user_id = %user_id);
-                $traced!(span, self.collect(user_id, query))
+                let pages = Pages::new(self.client.clone(), query.operation(user_id));
+                $traced!(span, pages.collect_items())
             }
 
-            $($async)* fn collect(
+            /// Every transaction matching `query`, one at a time: an owned stream (async client)
+            /// or iterator (blocking client) holding a clone of the client, fetching the next
+            /// page (`links.next`, same origin only) when the current one is used up — one page
+            /// in memory however long the history. No request until it is first polled; it ends
+            /// after the last page, or after yielding one error.
+            pub fn items(
                 self,
-                user_id: $crate::id::UserId,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 query: $crate::TransactionQuery,
-            ) -> Result<Vec<$crate::models::Transaction>, $crate::Error> {
-                let mut pager = TransactionPager::new(self.client, user_id, query);
-                let mut out = Vec::new();
-                while let Some(item) = pager.next()$($await)* {
-                    out.push(item?);
-                }
-                ::tracing::debug!(transactions = out.len(), pages = pager.pages, "walked every page");
-                Ok(out)
+            ) -> Result<Items<$crate::models::TransactionList>, $crate::Error> {
+                Ok(self.pages(user_id, query)?.items())
             }
 
-            /// A pager over every transaction matching `query`, one page fetched at a time (no
-            /// request until the first `next`). Ends after the last page, or after yielding one
-            /// error.
-            pub fn iter(
+            /// The pages of [`items`](Self::items), each a
+            /// [`TransactionList`]($crate::models::TransactionList) (with Basiq's `size`).
+            pub fn pages(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 query: $crate::TransactionQuery,
-            ) -> Result<TransactionPager<'a>, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                Ok(TransactionPager::new(self.client, user_id, query))
+            ) -> Result<Pages<$crate::models::TransactionList>, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                Ok(Pages::new(self.client.clone(), query.operation(user_id)))
             }
         }
 
-        /// Walks every page of a transaction list: `next()` yields one transaction at a time and
-        /// fetches the next page (its `links.next`, same origin only) when the current one is
-        /// used up. After an error it yields `None`.
-        pub struct TransactionPager<'a> {
-            client: &'a $client,
-            user_id: $crate::id::UserId,
-            query: $crate::TransactionQuery,
-            buffer: std::vec::IntoIter<$crate::models::Transaction>,
-            state: $crate::flows::PagerState<
-                $crate::pagination::NextPage<$crate::models::TransactionList>,
-            >,
-            walk: $crate::flows::PageWalk,
-            pages: u64,
-        }
+        impl<'a> Accounts<'a> {
+            /// Every account of the user, page after page (owned; see
+            /// [`Transactions::items`]).
+            pub fn items(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Items<$crate::models::AccountList>, $crate::Error> {
+                Ok(self.pages(user_id)?.items())
+            }
 
-        impl std::fmt::Debug for TransactionPager<'_> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct("TransactionPager")
-                    .field("user_id", &self.user_id)
-                    .field("query", &self.query)
-                    .field("buffered", &self.buffer.len())
-                    .field("pages", &self.pages)
-                    .finish_non_exhaustive()
+            /// The pages of [`items`](Self::items).
+            pub fn pages(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Pages<$crate::models::AccountList>, $crate::Error> {
+                let op = $crate::operations::ListAccounts::new($crate::id::IntoId::into_id(user_id)?);
+                Ok(Pages::new(self.client.clone(), op))
             }
         }
 
-        impl<'a> TransactionPager<'a> {
-            fn new(
-                client: &'a $client,
-                user_id: $crate::id::UserId,
-                query: $crate::TransactionQuery,
-            ) -> Self {
-                Self {
-                    client,
-                    user_id,
-                    query,
-                    buffer: Vec::new().into_iter(),
-                    state: $crate::flows::PagerState::Start,
-                    walk: $crate::flows::PageWalk::new(client.policies().page_limits),
-                    pages: 0,
-                }
+        impl<'a> Connections<'a> {
+            /// Every connection of the user, page after page (owned; see
+            /// [`Transactions::items`]).
+            pub fn items(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Items<$crate::models::ConnectionList>, $crate::Error> {
+                Ok(self.pages(user_id)?.items())
             }
 
-            /// How many pages were fetched so far.
-            pub fn pages(&self) -> u64 {
-                self.pages
+            /// The pages of [`items`](Self::items).
+            pub fn pages(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Pages<$crate::models::ConnectionList>, $crate::Error> {
+                let op = $crate::operations::ListConnections::new($crate::id::IntoId::into_id(user_id)?);
+                Ok(Pages::new(self.client.clone(), op))
+            }
+        }
+
+        impl<'a> Jobs<'a> {
+            /// Every job of the user (Basiq keeps 7 days), page after page (owned; see
+            /// [`Transactions::items`]).
+            pub fn items_for_user(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Items<$crate::models::JobList>, $crate::Error> {
+                Ok(self.pages_for_user(user_id)?.items())
             }
 
-            /// The next transaction; `None` after the last one (or after an error).
-            #[allow(clippy::should_implement_trait)]
-            pub $($async)* fn next(
-                &mut self,
-            ) -> Option<Result<$crate::models::Transaction, $crate::Error>> {
-                use $crate::flows::PagerState;
-                use $crate::pagination::Page as _;
-                loop {
-                    if let Some(item) = self.buffer.next() {
-                        return Some(Ok(item));
-                    }
-                    let context = $crate::ErrorContext::new().with_user(&self.user_id);
-                    let page = match std::mem::replace(&mut self.state, PagerState::Done) {
-                        PagerState::Done => return None,
-                        PagerState::Failed(error) => return Some(Err(error)),
-                        PagerState::Start => {
-                            self.client
-                                .execute(self.query.operation(self.user_id.clone()))
-                                $($await)*
-                        }
-                        PagerState::Next(op) => self.client.execute(op)$($await)*,
-                    };
-                    let page = match page {
-                        Ok(page) => page,
-                        Err(error) => return Some(Err(error.with_context(&context))),
-                    };
-                    self.pages = self.pages.saturating_add(1);
-                    self.state = match page.next_page(self.client.executor().base_url()) {
-                        Ok(None) => PagerState::Done,
-                        Ok(Some(op)) => match self.walk.follow(&page, Some(op.url()), &context) {
-                            Ok(true) => PagerState::Next(op.with_context(context.clone())),
-                            Ok(false) => PagerState::Done,
-                            Err(error) => PagerState::Failed(error),
-                        },
-                        Err(error) => PagerState::Failed(error.with_context(&context)),
-                    };
-                    self.buffer = page.into_items().into_iter();
-                }
+            /// The pages of [`items_for_user`](Self::items_for_user).
+            pub fn pages_for_user(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<Pages<$crate::models::JobList>, $crate::Error> {
+                let op = $crate::operations::ListUserJobs::new($crate::id::IntoId::into_id(user_id)?);
+                Ok(Pages::new(self.client.clone(), op))
+            }
+        }
+
+        impl $client {
+            /// The pages of any list operation — every list of Basiq's API, filtered as the
+            /// operation says (e.g. `ListAccounts::new(user).filter(..)`,
+            /// `ListConsents::new(user)`): an owned stream (async) or iterator (blocking) that
+            /// follows `links.next` on the API's origin only, one page in memory at a time.
+            pub fn pages<O>(&self, list: O) -> Pages<O::Output>
+            where
+                O: $crate::operation::Operation + Send + Sync + 'static,
+                O::Output: $crate::pagination::Page
+                    + ::serde::de::DeserializeOwned
+                    + Send
+                    + 'static,
+            {
+                Pages::new(self.clone(), list)
+            }
+
+            /// The items of [`pages`](Self::pages), one at a time.
+            pub fn items<O>(&self, list: O) -> Items<O::Output>
+            where
+                O: $crate::operation::Operation + Send + Sync + 'static,
+                O::Output: $crate::pagination::Page
+                    + ::serde::de::DeserializeOwned
+                    + Send
+                    + 'static,
+                <O::Output as $crate::pagination::Page>::Item: Send + 'static,
+            {
+                self.pages(list).items()
             }
         }
 
@@ -933,6 +950,19 @@ macro_rules! resources {
             $client,
             /// Connector endpoints: `client.connectors()`.
             Connectors
+        }
+
+        impl<'a> Connectors<'a> {
+            /// Every connector (institution and method) with its health, page after page
+            /// (owned; see [`Transactions::items`]).
+            pub fn items(self) -> Items<$crate::models::ConnectorList> {
+                self.pages().items()
+            }
+
+            /// The pages of [`items`](Self::items).
+            pub fn pages(self) -> Pages<$crate::models::ConnectorList> {
+                Pages::new(self.client.clone(), $crate::operations::ListConnectors::new())
+            }
         }
 
         impl<'a> Connectors<'a> {

@@ -237,7 +237,8 @@ macro_rules! builder_methods {
         ///     }
         /// }
         ///
-        /// let server = basiq_mock::MockServer::start();
+        /// // `server`: the emulator, `basiq_mock::MockServer::start()`.
+        /// # let server = basiq_mock::MockServer::start();
         /// let store: Arc<dyn TokenStore> = Arc::new(SharedSlot::default());
         /// let process = || {
         ///     basiq::blocking::Client::builder()

@@ -30,12 +30,12 @@ macro_rules! statement_upload {
             /// instead).
             pub $($async)* fn upload(
                 self,
-                user_id: impl TryInto<$crate::id::UserId, Error = $crate::id::InvalidId>,
-                institution_id: impl TryInto<$crate::id::InstitutionId, Error = $crate::id::InvalidId>,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                institution_id: impl $crate::id::IntoId<$crate::id::InstitutionId>,
                 file: $crate::statements::StatementFile,
             ) -> Result<$crate::models::JobRef, $crate::Error> {
-                let user_id = user_id.try_into()?;
-                let institution_id = institution_id.try_into()?;
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                let institution_id = $crate::id::IntoId::into_id(institution_id)?;
                 self.client
                     .execute($crate::statements::UploadStatement::new(user_id, institution_id, file))
                     $($await)*

@@ -290,7 +290,7 @@ fn instances_executing_one_plan_refresh_each_connection_once() {
         .unwrap();
     let report = a
         .jobs()
-        .wait(&JobId::new(job).unwrap(), PollConfig::default())
+        .wait(JobId::new(job).unwrap(), PollConfig::default())
         .unwrap();
     assert!(report.is_success(), "{report:?}");
     let connection = a.connections().list(&user).unwrap().data[0].id.clone();

@@ -9,6 +9,8 @@
 //! `blocking_client::<scenario>`. What only one client has (the futures are `Send`; the blocking
 //! pager is an `Iterator`) is tested in its own module.
 
+#![allow(clippy::result_large_err)]
+
 mod common;
 
 use std::collections::HashSet;
@@ -184,6 +186,25 @@ macro_rules! flow_scenarios {
                     && e.to == StepStatus::Success));
         }
 
+        /// `basiq-mock`'s test support completes the Consent UI for the user in one call: the
+        /// job it returns is followed to success; a link with a wrong token is refused.
+        #[$test]
+        $($async)* fn the_emulator_completes_the_consent_ui_for_a_test() {
+            let (server, _clock, client, user) = with_user("helper@example.com")$($await)*;
+            let outcome = client.consent_url(&user, hooli())$($await)*.unwrap();
+            let link = outcome.link().expect("nothing runs yet");
+            let jobs = server
+                .complete_consent(link.expose_url().as_str(), Some(("jared", "django")))
+                .unwrap();
+            assert_eq!(jobs.len(), 1);
+            let report = client.jobs().wait(jobs[0].as_str(), PollConfig::new())$($await)*.unwrap();
+            assert!(report.is_success(), "{report}");
+            assert_eq!(report.context.user_id.as_ref(), Some(&user));
+            let forged = format!("{}/consent/home?token=forged&action=connect", server.url());
+            let err = server.complete_consent(&forged, Some(("jared", "django"))).unwrap_err();
+            assert_eq!(err.status, 401, "{err}");
+        }
+
         /// Pied Piper Bank challenges every login: `wait` stops at once with `MfaRequired` (the
         /// method, both security questions, the expiry) instead of polling to the deadline;
         /// `answer_mfa` sends the right answers with a fresh client token (the server token
@@ -341,10 +362,7 @@ macro_rules! flow_scenarios {
         $($async)* fn wait_times_out_without_an_error() {
             let (_server, _clock, client, user) = with_user("slow@example.com")$($await)*;
             let job = connect(&client, &user, hooli(), Some(("slow", "slow")))$($await)*;
-            let config = PollConfig {
-                deadline: Duration::from_secs(30),
-                ..PollConfig::default()
-            };
+            let config = PollConfig::new().deadline(Duration::from_secs(30));
             let report = client.jobs().wait(&job, config)$($await)*.unwrap();
             assert_eq!(report.outcome, WaitOutcome::TimedOut);
             assert!(report.waited <= Duration::from_secs(30));
@@ -583,6 +601,47 @@ macro_rules! flow_scenarios {
             assert_eq!(route_count(&server, REFRESH_ROUTE), 20);
         }
 
+        /// A connection made today (no day boundary crossed): the job that created it is not a
+        /// refresh, so exactly 20 guarded refreshes are sent, the 21st is skipped locally, and
+        /// the emulator counted 20.
+        #[$test]
+        $($async)* fn open_banking_connection_made_today_gets_twenty_refreshes() {
+            let (server, clock) = server();
+            let policy = RefreshPolicy::default().with_min_interval(Duration::ZERO);
+            let client = client_with(&server, &clock, |b| b.refresh_policy(policy));
+            let user = user(&client, "today@example.com")$($await)*;
+            let action = ConsentAction::connect_to(InstitutionId::new(HOOLI_OPEN_BANKING).unwrap());
+            let job = connect(&client, &user, action, None)$($await)*;
+            let report = client.jobs().wait(job, PollConfig::default())$($await)*.unwrap();
+            assert!(report.is_success());
+            let conn = connection_of(&report);
+            let connected_on = clock.now().date();
+
+            let mut sent = 0;
+            for i in 0..20 {
+                let outcome = client.connections().refresh(&user, &conn)$($await)*.unwrap();
+                let RefreshOutcome::Started(job) = outcome else {
+                    panic!("refresh {} should start: {outcome:?}", i + 1);
+                };
+                sent += 1;
+                // The `JobId` from the outcome, by value.
+                let report = client
+                    .jobs()
+                    .wait_as(job, JobKind::Refresh, PollConfig::default())$($await)*
+                    .unwrap();
+                assert!(report.is_success());
+            }
+            assert_eq!(clock.now().date(), connected_on, "still the day it was connected");
+            let outcome = client.connections().refresh(&user, &conn)$($await)*.unwrap();
+            assert_matches!(
+                outcome,
+                RefreshOutcome::Skipped(SkipReason::DailyQuotaExhausted { .. })
+            );
+            assert_eq!(sent, 20);
+            assert_eq!(route_count(&server, REFRESH_ROUTE), 20);
+            assert_eq!(server.stats().refreshes.get(conn.as_str()), Some(&20));
+        }
+
         /// A second consent attempt while the first job runs is not sent (follow the job); once a
         /// duplicate has been sent anyway (another tab), Basiq pauses it 6 minutes and the SDK says
         /// so.
@@ -686,7 +745,7 @@ macro_rules! flow_scenarios {
         #[$test]
         $($async)* fn transactions_walk_every_page_once() {
             let (_server, _clock, client, user) = with_user("pages@example.com")$($await)*;
-            connect_and_wait(&client, &user, ("jared", "django"))$($await)*;
+            assert!(connect_and_wait(&client, &user, ("jared", "django"))$($await)*.is_success());
 
             let first = client
                 .transactions()
@@ -710,17 +769,68 @@ macro_rules! flow_scenarios {
             assert_eq!(all.len(), total);
             assert_eq!(ids.len(), total, "no duplicates");
 
-            let mut pager = client
+            let mut items = client
                 .transactions()
-                .iter(&user, TransactionQuery::new().limit(200))
+                .items(&user, TransactionQuery::new().limit(200))
                 .unwrap();
             let mut seen = HashSet::new();
-            while let Some(t) = pager.next()$($await)* {
+            while let Some(t) = items.next()$($await)* {
                 assert!(seen.insert(t.unwrap().id), "duplicate");
             }
             assert_eq!(seen, ids);
-            assert_eq!(pager.pages() as usize, total.div_ceil(200));
-            assert!(pager.next()$($await)*.is_none(), "fused");
+            assert!(items.next()$($await)*.is_none(), "fused");
+            let mut pages = client
+                .transactions()
+                .pages(&user, TransactionQuery::new().limit(200))
+                .unwrap();
+            let mut count = 0;
+            while let Some(page) = pages.next()$($await)* {
+                assert!(page.unwrap().data.len() <= 200);
+                count += 1;
+            }
+            assert_eq!(count, total.div_ceil(200));
+        }
+
+        /// Every list has an owned walk: accounts, connections, jobs, connectors, and any list
+        /// operation through `client.items(op)` (here the generated `ListConsents`).
+        #[$test]
+        $($async)* fn every_list_walks_as_owned_items() {
+            let (_server, _clock, client, user) = with_user("lists@example.com")$($await)*;
+            assert!(connect_and_wait(&client, &user, ("jared", "django"))$($await)*.is_success());
+
+            let mut n = 0;
+            let mut accounts = client.accounts().items(&user).unwrap();
+            while let Some(account) = accounts.next()$($await)* {
+                account.unwrap();
+                n += 1;
+            }
+            assert_eq!(n, client.accounts().list(&user)$($await)*.unwrap().data.len());
+            assert!(n > 0);
+
+            let mut connections = client.connections().items(user.clone()).unwrap();
+            let first = connections.next()$($await)*.expect("one connection").unwrap();
+            assert_eq!(first.status, ConnectionStatus::Active);
+            assert!(connections.next()$($await)*.is_none());
+
+            let mut jobs = client.jobs().items_for_user(user.as_str()).unwrap();
+            assert!(jobs.next()$($await)*.expect("the connect job").is_ok());
+
+            let mut connectors = client.connectors().items();
+            let mut institutions = HashSet::new();
+            while let Some(c) = connectors.next()$($await)* {
+                institutions.insert(c.unwrap().id.as_str().to_owned());
+            }
+            assert!(institutions.contains(HOOLI), "{institutions:?}");
+
+            let mut consents = client.items(basiq::operations::ListConsents::new(user.clone()));
+            while let Some(consent) = consents.next()$($await)* {
+                consent.unwrap();
+            }
+            // An unsafe id never becomes a walk.
+            assert_eq!(
+                client.accounts().items("../x").unwrap_err().kind(),
+                ErrorKind::InvalidId
+            );
         }
 
         /// A `links.next` to another origin is refused before any request: the token stays home.
@@ -741,10 +851,11 @@ macro_rules! flow_scenarios {
             assert_eq!(server.stats().requests, before.requests, "nothing was sent");
         }
 
-        /// A connector in major outage: the job fails, and the daily triage says "their end" —
-        /// `InstitutionOutage`, wait for the connector — instead of bothering the user.
+        /// A connector in major outage: the job fails, and both `wait` and the daily triage say
+        /// "their end" — `InstitutionOutage`, wait for the connector, the same class and action —
+        /// instead of bothering the user or waiting on Basiq's retry queue.
         #[$test]
-        $($async)* fn connector_outage_triage_says_institution_outage() {
+        $($async)* fn connector_outage_wait_and_triage_give_one_verdict() {
             let (server, _clock, client, user) = with_user("outage@example.com")$($await)*;
             assert!(client.users().triage(&user)$($await)*.unwrap().is_empty());
             assert_eq!(
@@ -760,19 +871,24 @@ macro_rules! flow_scenarios {
                 .unwrap();
             assert!(connector.status.is_outage());
             let report = connect_and_wait(&client, &user, ("jared", "django"))$($await)*;
+            let diagnosis = report.diagnosis().unwrap();
+            assert_eq!(diagnosis.failure.code.as_str(), "service-unavailable");
+            // `wait` consulted /connectors too: their end, not Basiq's 2-hourly retry queue.
+            assert_eq!(diagnosis.class, FailureClass::InstitutionOutage);
             assert_eq!(
-                report.diagnosis().unwrap().failure.code.as_str(),
-                "service-unavailable"
+                diagnosis.action,
+                RecommendedAction::WaitForConnector { institution: Some(HOOLI.to_owned()) }
             );
+            // Followed as a job of unknown kind, the same failure gets the same verdict.
+            let again = client.jobs().wait(report.job_id(), PollConfig::default())$($await)*.unwrap();
+            assert_eq!(again.diagnosis(), Some(diagnosis));
 
             let failures = client.users().triage(&user)$($await)*.unwrap();
             assert_eq!(failures.len(), 1, "{failures:?}");
             let f = &failures[0];
             assert_eq!(f.class, FailureClass::InstitutionOutage);
-            assert!(matches!(
-                f.action,
-                RecommendedAction::WaitForConnector { .. }
-            ));
+            // One verdict per failure: triage and wait agree on the class and the action.
+            assert_eq!((&f.class, &f.action), (&diagnosis.class, &diagnosis.action));
             assert_eq!(f.user_id.as_ref(), Some(&user));
             assert_eq!(f.job_id, *report.job_id());
             assert!(route_count(&server, "GET /connectors") >= 1);
@@ -883,6 +999,7 @@ mod async_client {
     use super::*;
     use basiq::{Client, ClientBuilder};
     use common::async_on_virtual_time as builder;
+    use futures_util::StreamExt as _;
 
     flow_scenarios!(#[tokio::test(flavor = "multi_thread")], [async], [.await]);
 
@@ -902,11 +1019,73 @@ mod async_client {
         assert_send(client.consent_url("u", ConsentAction::connect()));
         assert_send(client.users().triage("u"));
         assert_send(client.transactions().all("u", TransactionQuery::new()));
-        let mut pager = client
+        let mut items = client
             .transactions()
-            .iter("u", TransactionQuery::new())
+            .items("u", TransactionQuery::new())
             .unwrap();
-        assert_send(pager.next());
+        assert_send(items.next());
+    }
+
+    /// An owned stream, as an app uses one: returned from a function (no borrow of the client).
+    fn transactions_of(
+        client: &Client,
+        user: &UserId,
+    ) -> impl basiq::Stream<Item = Result<basiq::models::Transaction, basiq::Error>> + Send + 'static
+    {
+        client
+            .transactions()
+            .items(user, TransactionQuery::new().limit(100))
+            .unwrap()
+    }
+
+    /// The stream outlives the client handle it came from, runs on another task, and takes
+    /// `StreamExt` / `TryStreamExt` combinators.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn streams_are_owned_spawnable_and_combinable() {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        let (_server, _clock, client, user) = with_user("stream@example.com").await;
+        assert!(connect_and_wait(&client, &user, ("jared", "django"))
+            .await
+            .is_success());
+        let total = client
+            .transactions()
+            .list(&user, TransactionQuery::new())
+            .await
+            .unwrap()
+            .size
+            .unwrap() as usize;
+        assert!(total > 100, "several pages: {total}");
+
+        let stream = transactions_of(&client, &user);
+        let other = client.clone();
+        drop(client);
+        let ids: Vec<String> =
+            tokio::spawn(async move { stream.map_ok(|t| t.id.into_string()).try_collect().await })
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(ids.len(), total);
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            total,
+            "no duplicates"
+        );
+
+        let first_five: Vec<_> = transactions_of(&other, &user)
+            .take(5)
+            .map(|t| t.unwrap().id)
+            .collect()
+            .await;
+        assert_eq!(first_five.len(), 5);
+        let pages: Vec<usize> = other
+            .transactions()
+            .pages(&user, TransactionQuery::new().limit(100))
+            .unwrap()
+            .map(|page| page.unwrap().data.len())
+            .collect()
+            .await;
+        assert_eq!(pages.iter().sum::<usize>(), total);
+        assert_eq!(pages.len(), total.div_ceil(100));
     }
 }
 
@@ -921,7 +1100,7 @@ mod blocking_client {
     #[test]
     fn pager_is_an_iterator() {
         let (_server, _clock, client, user) = with_user("iter@example.com");
-        connect_and_wait(&client, &user, ("jared", "django"));
+        assert!(connect_and_wait(&client, &user, ("jared", "django")).is_success());
         let total = client
             .transactions()
             .list(&user, TransactionQuery::new())
@@ -930,10 +1109,24 @@ mod blocking_client {
             .unwrap() as usize;
         let ids: HashSet<_> = client
             .transactions()
-            .iter(&user, TransactionQuery::new())
+            .items(&user, TransactionQuery::new())
             .unwrap()
             .map(|t| t.unwrap().id)
             .collect();
         assert_eq!(ids.len(), total);
+        // Owned: moved to another thread, the client handle dropped first.
+        let items = client
+            .transactions()
+            .items(&user, TransactionQuery::new())
+            .unwrap();
+        drop(client);
+        let moved = std::thread::spawn(move || {
+            items
+                .map(|t| t.map(|t| t.id))
+                .collect::<Result<HashSet<_>, _>>()
+                .unwrap()
+                .len()
+        });
+        assert_eq!(moved.join().unwrap(), total);
     }
 }

@@ -255,7 +255,7 @@ macro_rules! scenarios {
             let capped = client_for(&api.url, &clock, |b| {
                 b.page_limits(basiq::pagination::PageLimits::new().max_pages(2))
             });
-            let mut pager = capped.transactions().iter("capped", basiq::TransactionQuery::new()).unwrap();
+            let mut pager = capped.transactions().items("capped", basiq::TransactionQuery::new()).unwrap();
             let mut items = 0;
             let err = loop {
                 match pager.next()$($await)* {
@@ -288,6 +288,7 @@ macro_rules! scenarios {
 mod async_client {
     use super::*;
     use basiq::{Client, ClientBuilder};
+    use futures_util::StreamExt as _;
 
     fn builder_for(url: &str, clock: &ManualClock) -> ClientBuilder {
         let tick = clock.clone();

@@ -214,7 +214,8 @@ fn trace_logs_with_the_log_bridge_carry_no_key_token_or_mfa_answer() {
         .execute(SubmitConsent::new(&link, Some(("Whistler", "ShowBox"))))
         .unwrap();
     let job = JobId::new(job).unwrap();
-    client.jobs().wait(&job, PollConfig::default()).unwrap();
+    let report = client.jobs().wait(&job, PollConfig::default()).unwrap();
+    assert!(report.mfa_challenge().is_some(), "{report}");
     client
         .jobs()
         .answer_mfa(&job, &user, MFA_ANSWERS.map(String::from).to_vec())
@@ -251,11 +252,12 @@ fn trace_logs_with_the_log_bridge_carry_no_key_token_or_mfa_answer() {
             .await
             .unwrap();
         let job = JobId::new(job).unwrap();
-        client
+        let report = client
             .jobs()
             .wait(&job, PollConfig::default())
             .await
             .unwrap();
+        assert!(report.mfa_challenge().is_some(), "{report}");
         client
             .jobs()
             .answer_mfa(&job, &user, MFA_ANSWERS.map(String::from).to_vec())

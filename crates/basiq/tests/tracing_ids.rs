@@ -86,7 +86,8 @@ fn helpers_log_the_ids_and_never_a_token() {
         let job = JobId::new(job).unwrap();
         let report = client.jobs().wait(&job, PollConfig::default()).unwrap();
         let conn = report.connection_id().unwrap().clone();
-        client.connections().refresh(&user, &conn).unwrap();
+        let outcome = client.connections().refresh(&user, &conn).unwrap();
+        assert!(!outcome.was_sent(), "refreshed moments ago: {outcome:?}");
         client.users().triage(&user).unwrap();
         client
             .transactions()

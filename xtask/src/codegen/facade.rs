@@ -18,8 +18,8 @@ const MODULE_DOC: &str = "\
 Plain endpoint methods generated from `x-sdk` in our OpenAPI document, for both clients.
 
 Each method validates its ids (a path trick is an `Error::InvalidId` before any request exists),
-builds one `basiq_core::operations` value and hands it to the client's `execute`. Lists answer
-one page; follow `links.next` with `basiq_core::pagination::NextPage`. Optional query parameters
+builds one `basiq::operations` value and hands it to the client's `execute`. Lists answer
+one page; follow `links.next` with `basiq::pagination::NextPage`. Optional query parameters
 other than `filter` are set on the operation itself (`client.execute(op.limit(100))`).";
 
 /// One accessor (`client.events()`) and its operations, in document order.
@@ -164,10 +164,13 @@ fn emit_method(
         match &p.ty {
             Ty::Id(id) => {
                 args.push(format!(
-                    "{}: impl TryInto<$crate::id::{id}, Error = $crate::id::InvalidId>",
+                    "{}: impl $crate::id::IntoId<$crate::id::{id}>",
                     p.rust
                 ));
-                converts.push(format!("let {0} = {0}.try_into()?;", p.rust));
+                converts.push(format!(
+                    "let {0} = $crate::id::IntoId::into_id({0})?;",
+                    p.rust
+                ));
             }
             Ty::String => {
                 args.push(format!("{}: impl Into<String>", p.rust));

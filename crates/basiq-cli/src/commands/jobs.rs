@@ -188,10 +188,7 @@ pub(crate) fn follow(
     kind: JobKind,
     deadline: Duration,
 ) -> Result<Verdict, CliError> {
-    let config = PollConfig {
-        deadline,
-        ..PollConfig::default()
-    };
+    let config = PollConfig::new().deadline(deadline);
     let mut poller = JobPoller::new(s.now(), config);
     let mut view = StepView::new(&s.out, &job_id);
     let mut waited = Duration::ZERO;

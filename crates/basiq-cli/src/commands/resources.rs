@@ -1,10 +1,10 @@
-//! `users`, `connections`, `connectors`: thin wrappers over the facade's resources.
+//! `users`, `connections`, `connectors`, `events`: thin wrappers over the facade's resources.
 
 use basiq::models::NewUser;
 use serde_json::json;
 
 use super::to_json;
-use crate::cli::{ConnectionsCommand, ConnectorsCommand, UsersCommand};
+use crate::cli::{ConnectionsCommand, ConnectorsCommand, EventsCommand, UsersCommand};
 use crate::output::{table, CliError, EXIT_OK};
 use crate::session::Session;
 
@@ -164,11 +164,65 @@ pub(crate) fn connectors(s: &Session, cmd: &ConnectorsCommand) -> Result<i32, Cl
     Ok(EXIT_OK)
 }
 
+pub(crate) fn events(s: &Session, cmd: &EventsCommand) -> Result<i32, CliError> {
+    let EventsCommand::List { event_type, user } = cmd;
+    let filter = events_filter(event_type.as_deref(), user.as_deref())?;
+    let events = s.client.events();
+    let list = match &filter {
+        Some(filter) => events.list_filtered(filter.as_str())?,
+        None => events.list()?,
+    };
+    if s.out.json {
+        s.out.json(&to_json(&list));
+        return Ok(EXIT_OK);
+    }
+    if list.data.is_empty() {
+        s.out.line("No events in the last 7 days match");
+        return Ok(EXIT_OK);
+    }
+    let mut rows = vec![header(&["when", "type", "user", "event"])];
+    for e in &list.data {
+        let kind = match (e.entity.as_deref(), e.event_type.as_deref()) {
+            (Some(entity), Some(what)) => format!("{entity}.{what}"),
+            (one, other) => or_dash(one.or(other)),
+        };
+        rows.push(vec![
+            e.created_date
+                .map(crate::output::rfc3339)
+                .unwrap_or_else(|| "-".into()),
+            kind,
+            or_dash(e.user_id.as_deref()),
+            e.id.clone(),
+        ]);
+    }
+    s.out.line(table(&rows));
+    Ok(EXIT_OK)
+}
+
+/// Basiq's `filter` for `GET /events` (`event.type.eq('…'),user.id.eq('…')`). A value that could
+/// break out of its quotes is refused rather than escaped: no event type or id contains one.
+fn events_filter(event_type: Option<&str>, user: Option<&str>) -> Result<Option<String>, CliError> {
+    let mut terms = Vec::new();
+    for (field, value) in [("event.type", event_type), ("user.id", user)] {
+        let Some(value) = value else { continue };
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+        if value.is_empty() || !value.chars().all(plain) {
+            return Err(CliError::usage(format!(
+                "{field} {value:?}: only letters, digits, '.', '-' and '_'"
+            )));
+        }
+        terms.push(format!("{field}.eq('{value}')"));
+    }
+    Ok((!terms.is_empty()).then(|| terms.join(",")))
+}
+
 fn connection_row(c: &basiq::models::Connection) -> Vec<String> {
     vec![
         c.id.to_string(),
         or_dash(c.institution.as_ref().map(|i| i.id.as_str())),
-        c.method.to_string(),
+        c.method
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string),
         c.status.to_string(),
         c.last_used
             .map(crate::output::rfc3339)
@@ -193,5 +247,24 @@ fn contact(email: Option<&str>, mobile: Option<&str>) -> String {
         (Some(e), Some(m)) => format!("{e}, {m}"),
         (Some(x), None) | (None, Some(x)) => x.to_owned(),
         (None, None) => "-".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::events_filter;
+
+    #[test]
+    fn events_filter_joins_terms_and_refuses_quotes() {
+        assert_eq!(events_filter(None, None).ok().flatten(), None);
+        assert_eq!(
+            events_filter(Some("consent.revoked"), Some("ea3a81"))
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some("event.type.eq('consent.revoked'),user.id.eq('ea3a81')")
+        );
+        assert!(events_filter(Some("x'),user.id.eq('y"), None).is_err());
+        assert!(events_filter(None, Some("")).is_err());
     }
 }

@@ -475,3 +475,45 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn a_connection_without_a_known_method_decodes_and_counts_as_open_banking() {
+    // No `method` at all: the generated model and the view both decode it.
+    let json = r#"{"type":"connection","id":"c1","status":"active"}"#;
+    let connection: models::Connection = serde_json::from_str(json).unwrap();
+    assert_eq!(connection.method, None);
+    let view = ConnectionView::from(&connection);
+    assert_eq!(view.method, ConnectionMethod::Other(String::new()));
+    let direct: ConnectionView = serde_json::from_str(json).unwrap();
+    assert_eq!(direct, view);
+    // A method this SDK does not know is kept verbatim.
+    let smart: models::Connection =
+        serde_json::from_str(r#"{"id":"c1","status":"active","method":"cdr-v2"}"#).unwrap();
+    assert_eq!(
+        smart.method,
+        Some(ConnectionMethod::Other("cdr-v2".to_owned()))
+    );
+    // Both are refreshable and limited to 20 a UTC day, like open banking; web is not limited.
+    let policy = RefreshPolicy::default().with_min_interval(Duration::ZERO);
+    for view in [view, ConnectionView::from(&smart)] {
+        let mut ledger = MemoryLedger::new();
+        for _ in 0..20 {
+            assert_eq!(
+                policy.decide_and_record(&view, &[], &mut ledger, at(60)),
+                RefreshDecision::Allowed
+            );
+        }
+        assert!(matches!(
+            policy.decide(&view, &[], &ledger, at(60)),
+            RefreshDecision::Skip(SkipReason::DailyQuotaExhausted { .. })
+        ));
+    }
+    let web = conn("active", "web", None);
+    let mut ledger = MemoryLedger::new();
+    for _ in 0..25 {
+        assert_eq!(
+            policy.decide_and_record(&web, &[], &mut ledger, at(60)),
+            RefreshDecision::Allowed
+        );
+    }
+}

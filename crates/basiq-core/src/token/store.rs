@@ -24,6 +24,7 @@ use crate::secret::AccessToken;
 /// A server token as a [`TokenStore`] keeps it: the token and when it expires. `Debug` hides the
 /// token.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct StoredToken {
     /// The bearer token (a secret: store it where only the fleet can read it).
     pub token: AccessToken,

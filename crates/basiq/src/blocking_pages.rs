@@ -1,0 +1,124 @@
+//! Owned pagination on the blocking client: every list as an [`Iterator`] of pages or of items.
+//!
+//! An iterator holds a clone of the client (an `Arc` inside) and its walk's state, never a
+//! borrow: it can be returned from a function, stored, or moved to another thread (`Send +
+//! 'static`). It fetches one page when the previous one is used up, so memory stays at one page
+//! however long the list. Pages come from `links.next` on the API's origin only; after an error
+//! it ends.
+
+use std::fmt;
+
+use basiq_core::flows::pagination::{PageCursor, PageRequest};
+use basiq_core::operation::Operation;
+use basiq_core::pagination::Page;
+use basiq_core::Error;
+use serde::de::DeserializeOwned;
+
+use crate::blocking::Client;
+
+type NextPageFn<P> = Box<dyn FnMut() -> Option<Result<P, Error>> + Send>;
+
+/// The pages of a list, one request each (see the [module docs](self)). From
+/// [`Client::pages`], or a resource's `pages` method.
+#[must_use = "an iterator does nothing until consumed"]
+pub struct Pages<P> {
+    next: NextPageFn<P>,
+}
+
+impl<P> fmt::Debug for Pages<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pages").finish_non_exhaustive()
+    }
+}
+
+impl<P> Pages<P>
+where
+    P: Page + DeserializeOwned + Send + 'static,
+{
+    pub(crate) fn new<O>(client: Client, first: O) -> Self
+    where
+        O: Operation<Output = P> + Send + 'static,
+    {
+        let mut cursor = PageCursor::new(
+            first,
+            client.executor().base_url().clone(),
+            client.policies().page_limits,
+        );
+        let next = move || {
+            Some(match cursor.next_request()? {
+                Err(error) => Err(error),
+                Ok(PageRequest::First(op)) => cursor.on_page(client.execute(op)),
+                Ok(PageRequest::Next(op)) => cursor.on_page(client.execute(op)),
+            })
+        };
+        Self {
+            next: Box::new(next),
+        }
+    }
+
+    /// Every item of every page, in order (see [`Items`]).
+    pub fn items(self) -> Items<P> {
+        Items {
+            pages: self,
+            buffer: Vec::new().into_iter(),
+        }
+    }
+
+    /// Every item collected into one `Vec`, reserved from the first page's `size` when Basiq
+    /// sends it; each page is dropped as soon as its items are moved out. Stops at the first
+    /// error.
+    pub fn collect_items(self) -> Result<Vec<P::Item>, Error> {
+        let mut out = Vec::new();
+        let mut pages = 0u64;
+        for page in self {
+            let page = page?;
+            if pages == 0 {
+                out.reserve(crate::flows::reserve_for(&page));
+            }
+            pages += 1;
+            out.extend(page.into_items());
+        }
+        ::tracing::debug!(items = out.len(), pages, "walked every page");
+        Ok(out)
+    }
+}
+
+impl<P> Iterator for Pages<P> {
+    type Item = Result<P, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        (self.next)()
+    }
+}
+
+/// The items of a list, page after page (see the [module docs](self)). From [`Client::items`], a
+/// resource's `items` method, or [`Pages::items`]. One page is buffered at a time.
+#[must_use = "an iterator does nothing until consumed"]
+pub struct Items<P: Page> {
+    pages: Pages<P>,
+    buffer: std::vec::IntoIter<P::Item>,
+}
+
+impl<P: Page> fmt::Debug for Items<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Items")
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Page> Iterator for Items<P> {
+    type Item = Result<P::Item, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.buffer.next() {
+                return Some(Ok(item));
+            }
+            match self.pages.next()? {
+                Ok(page) => self.buffer = page.into_items().into_iter(),
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Owned pagination on the async client: every list as a [`Stream`] of pages or of items.
+//!
+//! A stream holds a clone of the client (an `Arc` inside) and its walk's state, never a
+//! borrow: it is `Send + 'static`, so it can be `tokio::spawn`ed, returned from a function,
+//! stored, or combined with `StreamExt`. It fetches one page when the previous one is used
+//! up, so memory stays at one page however long the list. Pages come from `links.next` on the
+//! API's origin only ([`PageCursor`]); after an error the stream ends.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use basiq_core::flows::pagination::{PageCursor, PageRequest};
+use basiq_core::operation::Operation;
+use basiq_core::pagination::Page;
+use basiq_core::Error;
+use futures_core::Stream;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt as _;
+use serde::de::DeserializeOwned;
+
+use crate::Client;
+
+/// The pages of a list, one request each (see the [module docs](self)). From
+/// [`Client::pages`], or a resource's `pages` method.
+#[must_use = "a stream does nothing until polled"]
+pub struct Pages<P> {
+    inner: BoxStream<'static, Result<P, Error>>,
+}
+
+impl<P> fmt::Debug for Pages<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pages").finish_non_exhaustive()
+    }
+}
+
+impl<P> Pages<P>
+where
+    P: Page + DeserializeOwned + Send + 'static,
+{
+    pub(crate) fn new<O>(client: Client, first: O) -> Self
+    where
+        O: Operation<Output = P> + Send + Sync + 'static,
+    {
+        let cursor = PageCursor::new(
+            first,
+            client.executor().base_url().clone(),
+            client.policies().page_limits,
+        );
+        let inner =
+            futures_util::stream::unfold((client, cursor), |(client, mut cursor)| async move {
+                let page = match cursor.next_request()? {
+                    Err(error) => Err(error),
+                    Ok(PageRequest::First(op)) => cursor.on_page(client.execute(op).await),
+                    Ok(PageRequest::Next(op)) => cursor.on_page(client.execute(op).await),
+                };
+                Some((page, (client, cursor)))
+            });
+        Self {
+            inner: Box::pin(inner),
+        }
+    }
+
+    /// Every item of every page, in order (see [`Items`]).
+    pub fn items(self) -> Items<P> {
+        Items {
+            pages: self,
+            buffer: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// Every item collected into one `Vec`, reserved from the first page's `size` when Basiq
+    /// sends it; each page is dropped as soon as its items are moved out. Stops at the first
+    /// error.
+    pub async fn collect_items(mut self) -> Result<Vec<P::Item>, Error> {
+        let mut out = Vec::new();
+        let mut pages = 0u64;
+        while let Some(page) = self.inner.next().await {
+            let page = page?;
+            if pages == 0 {
+                out.reserve(crate::flows::reserve_for(&page));
+            }
+            pages += 1;
+            out.extend(page.into_items());
+        }
+        ::tracing::debug!(items = out.len(), pages, "walked every page");
+        Ok(out)
+    }
+}
+
+impl<P> Stream for Pages<P> {
+    type Item = Result<P, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// The items of a list, page after page: `Stream<Item = Result<P::Item, Error>>`, `Send +
+/// 'static` (see the [module docs](self)). From [`Client::items`], a resource's `items` method,
+/// or [`Pages::items`]. One page is buffered at a time; after an error the stream ends.
+#[must_use = "a stream does nothing until polled"]
+pub struct Items<P: Page> {
+    pages: Pages<P>,
+    buffer: VecDeque<P::Item>,
+    done: bool,
+}
+
+impl<P: Page> fmt::Debug for Items<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Items")
+            .field("buffered", &self.buffer.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+// The buffer is only moved out of, never pinned.
+impl<P: Page> Unpin for Items<P> {}
+
+impl<P: Page> Stream for Items<P> {
+    type Item = Result<P::Item, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(item) = self.buffer.pop_front() {
+                return Poll::Ready(Some(Ok(item)));
+            }
+            if self.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut self.pages).poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(error)));
+                }
+                Poll::Ready(Some(Ok(page))) => self.buffer = page.into_items().into(),
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (
+            self.buffer.len(),
+            if self.done {
+                Some(self.buffer.len())
+            } else {
+                None
+            },
+        )
+    }
+}

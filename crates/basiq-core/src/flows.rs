@@ -2,4 +2,6 @@
 //! answer; the facade's async and blocking drivers only execute the operations (and wait).
 //! No IO, no clock: tested here with canned responses.
 
+pub mod follow;
 pub mod pagination;
+pub mod triage;

@@ -1119,6 +1119,46 @@ pub struct UnresolvedFailure {
     pub retry_at: Option<OffsetDateTime>,
 }
 
+impl UnresolvedFailure {
+    /// A failure seen once, from its diagnosis (usually [`triage_user`] builds these; this is for
+    /// an app's own tests and tables). The ids come from the diagnosis' action where it names
+    /// them; set the other fields as needed.
+    pub fn new(diagnosis: Diagnosis) -> Self {
+        let (user_id, connection_id) = match &diagnosis.action {
+            RecommendedAction::ContactSupport {
+                user_id,
+                connection_id,
+                ..
+            } => (user_id.clone(), connection_id.clone()),
+            RecommendedAction::ReenterCredentials { connection_id, .. }
+            | RecommendedAction::Reauthorise { connection_id }
+            | RecommendedAction::ClearBankPopupOrTerms { connection_id }
+            | RecommendedAction::ResolveAtInstitution { connection_id }
+            | RecommendedAction::CompleteMfa { connection_id } => (None, connection_id.clone()),
+            _ => (None, None),
+        };
+        let institution = match &diagnosis.action {
+            RecommendedAction::Reconnect { institution }
+            | RecommendedAction::WaitForConnector { institution } => institution.clone(),
+            _ => None,
+        };
+        Self {
+            job_id: diagnosis.job_id,
+            user_id,
+            connection_id,
+            institution,
+            step: diagnosis.step,
+            failure: diagnosis.failure,
+            failed_at: None,
+            consecutive_failures: 1,
+            retry_in_progress: None,
+            class: diagnosis.class,
+            action: diagnosis.action,
+            retry_at: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum TriageKey {
     Connection(String),

@@ -14,7 +14,8 @@ use basiq_http_async::{AsyncExecutor, ReqwestTransport};
 use crate::flows::Policies;
 use crate::resources::resources;
 use crate::settings::{builder_methods, client_builder};
-use crate::streams::{Items, Pages};
+use crate::streams::{Follow, Items, Pages};
+use futures_util::StreamExt as _;
 
 /// The async Basiq client.
 ///

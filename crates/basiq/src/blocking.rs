@@ -16,7 +16,7 @@ use basiq_core::Error;
 
 pub use basiq_http_blocking::{BlockingExecutor, UreqTransport};
 
-pub use crate::blocking_pages::{Items, Pages};
+pub use crate::blocking_pages::{Follow, Items, Pages};
 use crate::flows::Policies;
 use crate::resources::resources;
 use crate::settings::{builder_methods, client_builder};

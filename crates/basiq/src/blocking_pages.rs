@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use basiq_core::flows::follow::{FollowStep, JobFollow, JobProgress};
 use basiq_core::flows::pagination::{PageCursor, PageRequest};
 use basiq_core::operation::Operation;
 use basiq_core::pagination::Page;
@@ -18,8 +19,14 @@ use crate::blocking::Client;
 
 type NextPageFn<P> = Box<dyn FnMut() -> Option<Result<P, Error>> + Send>;
 
-/// The pages of a list, one request each (see the [module docs](self)). From
+/// The pages of a list, one request each: an owned `Iterator<Item = Result<P, Error>>`. From
 /// [`Client::pages`], or a resource's `pages` method.
+///
+/// It holds a clone of the client and its walk's state, never a borrow: `Send + 'static`, so it
+/// can be returned from a function, stored, or moved to another thread. The next page is
+/// fetched when this one is taken, so memory stays at one page however long the list. Pages
+/// come from `links.next` on the API's origin only (a link elsewhere, or one followed before, is
+/// an error); after an error it ends.
 #[must_use = "an iterator does nothing until consumed"]
 pub struct Pages<P> {
     next: NextPageFn<P>,
@@ -91,8 +98,9 @@ impl<P> Iterator for Pages<P> {
     }
 }
 
-/// The items of a list, page after page (see the [module docs](self)). From [`Client::items`], a
-/// resource's `items` method, or [`Pages::items`]. One page is buffered at a time.
+/// The items of a list, page after page: an owned `Iterator<Item = Result<P::Item, Error>>`,
+/// like [`Pages`]. From [`Client::items`], a resource's `items` method, or [`Pages::items`]. One
+/// page is buffered at a time; after an error it ends.
 #[must_use = "an iterator does nothing until consumed"]
 pub struct Items<P: Page> {
     pages: Pages<P>,
@@ -120,5 +128,65 @@ impl<P: Page> Iterator for Items<P> {
                 Err(error) => return Some(Err(error)),
             }
         }
+    }
+}
+
+/// A followed job's progress as it happens: an owned `Iterator<Item = Result<JobProgress,
+/// Error>>`, from [`jobs().follow`](crate::blocking::Jobs::follow). Step events come while the
+/// job runs; [`JobProgress::Finished`] with the [`JobReport`](crate::JobReport) is the last item.
+/// After an error (a failed `GET /jobs/{id}`, with the ids) it ends.
+#[must_use = "an iterator does nothing until consumed"]
+pub struct Follow {
+    client: Client,
+    follow: JobFollow,
+    span: tracing::Span,
+}
+
+impl fmt::Debug for Follow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Follow")
+            .field("follow", &self.follow)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Follow {
+    pub(crate) fn new(client: Client, follow: JobFollow, span: tracing::Span) -> Self {
+        Self {
+            client,
+            follow,
+            span,
+        }
+    }
+
+    fn step(&mut self) -> Option<Result<JobProgress, Error>> {
+        loop {
+            match self.follow.next_step() {
+                FollowStep::Fetch(op) => {
+                    let job = self.client.execute(op);
+                    if let Err(error) = self.follow.on_job(job, self.client.now()) {
+                        return Some(Err(error));
+                    }
+                    crate::flows::record_ids(&self.span, self.follow.context());
+                }
+                FollowStep::Connectors(op) => self.follow.on_connectors(self.client.execute(op)),
+                FollowStep::Sleep(d) => {
+                    self.client.sleep_for(d);
+                    self.follow.slept(d);
+                }
+                FollowStep::Progress(event) => return Some(Ok(event)),
+                // `FollowStep` may grow; anything unknown ends the follow.
+                _ => return None,
+            }
+        }
+    }
+}
+
+impl Iterator for Follow {
+    type Item = Result<JobProgress, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let span = self.span.clone();
+        span.in_scope(|| self.step())
     }
 }

@@ -5,7 +5,6 @@
 //! [`triage_user`](crate::jobs::triage_user)); this module wires them to what the clients
 //! fetch, so the right thing is what a single call does.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -13,10 +12,6 @@ use std::time::Duration;
 use basiq_core::error::ErrorContext;
 use basiq_core::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
 use basiq_core::id::{ConnectionId, InstitutionId, JobId, UserId};
-use basiq_core::jobs::{
-    Diagnosis, FailureClass, JobKind, JobOutcome, JobPoller, JobState, MfaChallenge, PollStep,
-    StepEvent,
-};
 use basiq_core::models::Job;
 use basiq_core::pause::{DuplicatePauseGuard, PauseDecision};
 use basiq_core::refresh::{
@@ -294,261 +289,13 @@ pub(crate) fn refresh_attempt_result(result: &Result<RefreshOutcome, Error>) -> 
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Following a job
-// ---------------------------------------------------------------------------------------------
-
-/// How a followed job ended (see [`JobReport`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-#[must_use]
-pub enum WaitOutcome {
-    /// Every step succeeded.
-    Succeeded,
-    /// A step failed: what it means and what to do ([`Diagnosis::action`]; its `Display` reads
-    /// well in an operator's log or a support ticket).
-    Failed(Box<Diagnosis>),
-    /// The deadline passed while the job was still running. It may still finish at Basiq: look
-    /// at it again later (e.g. in the daily [`triage`](crate::Users::triage)), never start a
-    /// second attempt with the same credentials now.
-    TimedOut,
-    /// The job waits for the user to answer a multi-factor challenge (its `mfa-challenge` step
-    /// is in progress): it cannot go on without them, so following stops here rather than at the
-    /// deadline. Show [`MfaChallenge::prompts`] (and `description`) to the user, send their
-    /// answers **once** with [`jobs().answer_mfa`](crate::Jobs::answer_mfa) before
-    /// [`MfaChallenge::expires_at`], then [`wait`](crate::Jobs::wait) again.
-    MfaRequired(MfaChallenge),
-}
-
-/// The result of [`jobs().wait`](crate::Jobs::wait): how the job ended, its last snapshot, the
-/// step changes seen, and the ids to log with it (Basiq support asks for userId, connectionId and
-/// jobId).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-#[must_use]
-pub struct JobReport {
-    /// How it ended.
-    pub outcome: WaitOutcome,
-    /// The last snapshot fetched.
-    pub job: Job,
-    /// `userId`, `connectionId` (from `links.source`) and `jobId`.
-    pub context: ErrorContext,
-    /// Every step change observed, in order.
-    pub events: Vec<StepEvent>,
-    /// How many times the job was fetched.
-    pub polls: u64,
-    /// How long was spent waiting between fetches.
-    pub waited: Duration,
-}
-
-impl JobReport {
-    /// `stopped`: the poller's last step ([`PollStep::Wait`] means "stopped at the deadline").
-    pub(crate) fn new(
-        job: Job,
-        stopped: PollStep,
-        kind: JobKind,
-        connectors: &[basiq_core::connectors::ConnectorStatusView],
-        events: Vec<StepEvent>,
-        polls: u64,
-        waited: Duration,
-    ) -> Self {
-        let outcome = match stopped {
-            PollStep::TimedOut | PollStep::Wait(_) => WaitOutcome::TimedOut,
-            PollStep::MfaRequired(challenge) => WaitOutcome::MfaRequired(challenge),
-            PollStep::Done(JobOutcome::Succeeded) => WaitOutcome::Succeeded,
-            PollStep::Done(JobOutcome::Failed { .. }) => {
-                match job.diagnose_with(kind, connectors) {
-                    Some(diagnosis) => WaitOutcome::Failed(Box::new(diagnosis)),
-                    // `observe` and `diagnose` read the same steps; this cannot disagree, but a
-                    // timed-out answer is the safe one if it ever did.
-                    None => WaitOutcome::TimedOut,
-                }
-            }
-        };
-        let context = job_context(&job);
-        Self {
-            outcome,
-            job,
-            context,
-            events,
-            polls,
-            waited,
-        }
+/// Records the ids a followed job's snapshots named on its span (never a token).
+pub(crate) fn record_ids(span: &tracing::Span, context: &ErrorContext) {
+    if let Some(user) = &context.user_id {
+        span.record("user_id", user.as_str());
     }
-
-    /// Whether every step succeeded.
-    pub fn is_success(&self) -> bool {
-        self.outcome == WaitOutcome::Succeeded
-    }
-
-    /// The failure, classified with its recommended action, when a step failed.
-    pub fn diagnosis(&self) -> Option<&Diagnosis> {
-        match &self.outcome {
-            WaitOutcome::Failed(d) => Some(d),
-            _ => None,
-        }
-    }
-
-    /// The challenge the job waits on, when following stopped for one
-    /// ([`WaitOutcome::MfaRequired`]).
-    pub fn mfa_challenge(&self) -> Option<&MfaChallenge> {
-        match &self.outcome {
-            WaitOutcome::MfaRequired(challenge) => Some(challenge),
-            _ => None,
-        }
-    }
-
-    /// The job id.
-    pub fn job_id(&self) -> &JobId {
-        &self.job.id
-    }
-
-    /// The connection the job worked on (from `links.source`).
-    pub fn connection_id(&self) -> Option<&ConnectionId> {
-        self.context.connection_id.as_ref()
-    }
-
-    /// For a report job (`reports().create`): the id of the report it built, the last segment of
-    /// its successful `create-report` step's result URL (`/reports/{id}`); `None` until then.
-    pub fn report_id(&self) -> Option<&str> {
-        self.job
-            .steps
-            .iter()
-            .find(|s| {
-                s.title == basiq_core::models::StepTitle::CreateReport
-                    && s.status == basiq_core::models::StepStatus::Success
-            })
-            .and_then(|s| s.result.as_ref()?.url.as_deref())
-            .and_then(|url| {
-                url.split(['?', '#'])
-                    .next()?
-                    .trim_end_matches('/')
-                    .rsplit('/')
-                    .next()
-            })
-            .filter(|id| !id.is_empty())
-    }
-}
-
-impl fmt::Display for JobReport {
-    /// One log line: how the job ended, the action for a failure, and the ids —
-    /// `job 5e1f… failed at verify-credentials: invalid-credentials — … ; ask the user to … [userId=…, connectionId=…, jobId=…]`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.outcome {
-            WaitOutcome::Succeeded => write!(f, "job {} succeeded", self.job.id)?,
-            WaitOutcome::Failed(d) => write!(
-                f,
-                "job {} failed at {}: {}; {}",
-                self.job.id, d.step, d.failure, d.action
-            )?,
-            WaitOutcome::TimedOut => write!(
-                f,
-                "job {} still running after {} polls; check it again later",
-                self.job.id, self.polls
-            )?,
-            WaitOutcome::MfaRequired(c) => write!(
-                f,
-                "job {} waits for the user to answer a {} challenge ({} prompt{}); answer it once, \
-                 then follow the job again",
-                self.job.id,
-                c.method,
-                c.prompts.len(),
-                if c.prompts.len() == 1 { "" } else { "s" }
-            )?,
-        }
-        write!(f, " [{}]", self.context)
-    }
-}
-
-/// The ids a job snapshot carries.
-pub(crate) fn job_context(job: &Job) -> ErrorContext {
-    let mut ctx = ErrorContext::new().with_job(&job.id);
-    if let Some(user) = job.user_id() {
-        ctx = ctx.with_user(&user);
-    }
-    if let Some(conn) = job.connection_id() {
-        ctx = ctx.with_connection(&conn);
-    }
-    ctx
-}
-
-/// One step of following a job, shared by both clients: observe the snapshot, log step changes,
-/// and say whether to stop (`Break` with the poller's step: done, MFA required, timed out — a
-/// `Wait` there means the time actually waited reached the deadline) or wait.
-pub(crate) fn observe_job(
-    poller: &mut JobPoller,
-    job: &Job,
-    now: OffsetDateTime,
-    waited: Duration,
-    deadline: Duration,
-    events: &mut Vec<StepEvent>,
-) -> std::ops::ControlFlow<PollStep, Duration> {
-    use std::ops::ControlFlow;
-    let step = poller.observe(job, now);
-    for event in poller.events() {
-        tracing::debug!(
-            job_id = %job.id,
-            step = %event.title,
-            from = event.from.as_ref().map(|s| s.as_str()),
-            to = %event.to,
-            "job step changed"
-        );
-        events.push(event.clone());
-    }
-    match step {
-        // Also bounded by the time actually waited, so a clock that does not move (a manual
-        // clock nobody advances) cannot keep the loop going forever.
-        PollStep::Wait(d) if waited < deadline => ControlFlow::Continue(d),
-        stop => ControlFlow::Break(stop),
-    }
-}
-
-/// Whether a job failure of this class needs the operator (contact Basiq support, fix the
-/// integration) rather than the end user or a later retry.
-pub(crate) fn operator_must_act(class: &FailureClass) -> bool {
-    // Permanent, Unknown, and any class added later.
-    !matches!(
-        class,
-        FailureClass::UserActionRequired(_)
-            | FailureClass::Transient { .. }
-            | FailureClass::ServerManagedRetry { .. }
-            | FailureClass::InstitutionOutage
-            | FailureClass::FileProblem
-    )
-}
-
-/// Logs how a followed job ended, with the ids (never a token).
-pub(crate) fn log_report(report: &JobReport) {
-    let ctx = &report.context;
-    let user_id = ctx.user_id.as_ref().map(UserId::as_str);
-    let connection_id = ctx.connection_id.as_ref().map(ConnectionId::as_str);
-    match &report.outcome {
-        WaitOutcome::Succeeded => tracing::info!(
-            job_id = %report.job.id, user_id, connection_id, polls = report.polls,
-            "job succeeded"
-        ),
-        // The level says who must act: the operator (WARN) only for failures nobody else fixes;
-        // a wrong password, a bank outage or a bad upload is the user's or time's (INFO).
-        WaitOutcome::Failed(d) if operator_must_act(&d.class) => tracing::warn!(
-            job_id = %report.job.id, user_id, connection_id, step = %d.step,
-            code = d.failure.code.as_str(), action = %d.action,
-            "job failed"
-        ),
-        WaitOutcome::Failed(d) => tracing::info!(
-            job_id = %report.job.id, user_id, connection_id, step = %d.step,
-            code = d.failure.code.as_str(), action = %d.action,
-            "job failed"
-        ),
-        WaitOutcome::TimedOut => tracing::warn!(
-            job_id = %report.job.id, user_id, connection_id, polls = report.polls,
-            "stopped following a job that is still running"
-        ),
-        // The prompts are the bank's questions, not secrets, but only their number is logged.
-        WaitOutcome::MfaRequired(c) => tracing::info!(
-            job_id = %report.job.id, user_id, connection_id, method = c.method.as_str(),
-            prompts = c.prompts.len(), expires_at = c.expires_at.map(tracing::field::display),
-            "job waits for the user's answer to a multi-factor challenge"
-        ),
+    if let Some(conn) = &context.connection_id {
+        span.record("connection_id", conn.as_str());
     }
 }
 
@@ -979,35 +726,6 @@ pub(crate) fn consent_guard(
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Triage
-// ---------------------------------------------------------------------------------------------
-
-/// A `/connectors` filter for the institutions of the user's failed jobs, `None` when nothing
-/// failed (then `/connectors` need not be asked at all). Institutions that would not quote
-/// safely widen the filter to every connector.
-pub(crate) fn failed_institutions_filter(jobs: &[Job]) -> Option<Option<String>> {
-    let failed: BTreeSet<&str> = jobs
-        .iter()
-        .filter(|j| matches!(j.state(), JobState::Failed { .. }))
-        .filter_map(Job::institution_id)
-        .collect();
-    if failed.is_empty() {
-        let any_failed = jobs
-            .iter()
-            .any(|j| matches!(j.state(), JobState::Failed { .. }));
-        return any_failed.then_some(None);
-    }
-    if failed
-        .iter()
-        .any(|i| !i.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-    {
-        return Some(None);
-    }
-    let list: Vec<String> = failed.iter().map(|i| format!("'{i}'")).collect();
-    Some(Some(format!("connector.id.in({})", list.join(","))))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1022,14 +740,6 @@ mod tests {
             "institution": {"id": inst},
             "steps": [{"title": "verify-credentials", "status": "in-progress", "result": null}],
             "links": {"source": format!("https://au-api.basiq.io/users/u1/connections/{conn}")}
-        }))
-    }
-
-    fn failed(id: &str, inst: &str) -> Job {
-        job(serde_json::json!({
-            "type": "job", "id": id, "institution": {"id": inst},
-            "steps": [{"title": "verify-credentials", "status": "failed",
-                       "result": {"code": "service-unavailable"}}],
         }))
     }
 
@@ -1148,64 +858,6 @@ mod tests {
             0,
             "nothing recorded"
         );
-    }
-
-    #[test]
-    fn triage_asks_connectors_only_for_failed_institutions() {
-        assert_eq!(failed_institutions_filter(&[]), None);
-        let ok = running("j1", "c1", "AU00000", "2026-01-05T10:00:00Z");
-        assert_eq!(failed_institutions_filter(&[ok]), None);
-        let jobs = [
-            failed("j2", "AU00001"),
-            failed("j3", "AU00000"),
-            failed("j4", "AU00000"),
-        ];
-        assert_eq!(
-            failed_institutions_filter(&jobs),
-            Some(Some("connector.id.in('AU00000','AU00001')".to_owned()))
-        );
-        assert_eq!(
-            failed_institutions_filter(&[failed("j5", "it's")]),
-            Some(None)
-        );
-    }
-
-    #[test]
-    fn outcomes_display_for_the_end_user_without_ids_or_tokens() {
-        let j = JobId::new("j-17").unwrap();
-        let until = time::macros::datetime!(2026-01-05 10:08 UTC);
-        let texts = [
-            RefreshOutcome::Started(j.clone()).to_string(),
-            RefreshOutcome::Skipped(SkipReason::InProgress(j.clone())).to_string(),
-            RefreshOutcome::Paused {
-                until,
-                job_id: j.clone(),
-            }
-            .to_string(),
-            ConsentOutcome::FollowExisting { job_id: j.clone() }.to_string(),
-            ConsentOutcome::Paused {
-                until,
-                job_id: j.clone(),
-            }
-            .to_string(),
-        ];
-        for text in &texts {
-            assert!(!text.contains("j-17"), "{text}");
-        }
-        assert_eq!(
-            texts[2],
-            "a repeated attempt is paused by the bank data service until 2026-01-05 10:08 UTC"
-        );
-        assert_eq!(texts[1], "not updated now: an update is already running");
-        let base = Url::parse("https://consent.basiq.io/home").unwrap();
-        let link = ConsentLink::build(
-            &base,
-            &AccessToken::new("eyJ.secret.sig"),
-            UserId::new("u1").unwrap(),
-            ConsentRequest::new(ConsentAction::connect()),
-        );
-        let text = ConsentOutcome::Link(link).to_string();
-        assert!(!text.contains("secret"), "{text}");
     }
 
     #[test]

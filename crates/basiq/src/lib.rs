@@ -386,11 +386,11 @@ pub mod fleet {
 
 #[cfg(any(feature = "async", feature = "blocking"))]
 mod flows;
+pub use basiq_core::flows::follow::{JobProgress, JobReport, WaitOutcome};
 #[cfg(any(feature = "async", feature = "blocking"))]
 pub use flows::{
-    ConsentAction, ConsentLink, ConsentOutcome, ConsentRequest, JobReport, RefreshOutcome,
-    SharedRefreshLedger, TransactionQuery, WaitOutcome, DEFAULT_CONSENT_URL,
-    DEFAULT_MAX_REFRESHES_PER_MINUTE,
+    ConsentAction, ConsentLink, ConsentOutcome, ConsentRequest, RefreshOutcome,
+    SharedRefreshLedger, TransactionQuery, DEFAULT_CONSENT_URL, DEFAULT_MAX_REFRESHES_PER_MINUTE,
 };
 #[cfg(any(feature = "async", feature = "blocking"))]
 #[rustfmt::skip]
@@ -420,7 +420,7 @@ pub use futures_core::Stream;
 #[cfg(feature = "async")]
 pub use futures_util::StreamExt;
 #[cfg(feature = "async")]
-pub use streams::{Items, Pages};
+pub use streams::{Follow, Items, Pages};
 // The resources generated from the spec (`endpoints.rs`) and the statement upload.
 #[cfg(feature = "async")]
 pub use async_client::{

@@ -139,10 +139,11 @@ macro_rules! resources {
 
         impl<'a> Jobs<'a> {
             /// Follows a job until it is done or `config.deadline` passes, and explains how it
-            /// ended. Basiq asks integrators to follow progress through the job's *steps*: steps
-            /// are found by title ([`JobPoller`]($crate::jobs::JobPoller)), never by index, and
-            /// the waits back off (1 s ×1.5, capped at 10 s by default) so following a job never
-            /// becomes a tight loop of `GET /jobs/{id}`.
+            /// ended: the last event of [`follow`](Self::follow). Basiq asks integrators to follow
+            /// progress through the job's *steps*: steps are found by title
+            /// ([`JobPoller`]($crate::jobs::JobPoller)), never by index, and the waits back off
+            /// (1 s ×1.5, capped at 10 s by default) so following a job never becomes a tight loop
+            /// of `GET /jobs/{id}`.
             ///
             /// A job waiting for the user's answer to a multi-factor challenge (its
             /// `mfa-challenge` step in progress) stops the wait at once with
@@ -152,10 +153,12 @@ macro_rules! resources {
             ///
             /// A failed job is not an `Err`: it is [`WaitOutcome::Failed`]($crate::WaitOutcome)
             /// with Basiq's code classified and the action to take (re-enter credentials, wait
-            /// for the institution, …) — failures are turned into actions. `Err` is kept for
-            /// calls that failed; it carries the job id (and the user and connection once a
-            /// snapshot named them). The time comes from the client's clock and the waits go
-            /// through the client's sleep, so tests run it on virtual time.
+            /// for the institution, …). When it failed, `/connectors` is consulted for its
+            /// institution, as [`users().triage`](Users::triage) does, so both give one verdict:
+            /// a failure during an outage is "their end". `Err` is kept for calls that failed; it
+            /// carries the job id (and the user and connection once a snapshot named them). The
+            /// time comes from the client's clock and the waits go through the client's sleep,
+            /// so tests run it on virtual time.
             ///
             /// The failure is classified as [`JobKind::Unknown`]($crate::jobs::JobKind); use
             /// [`wait_as`](Self::wait_as) when you know whether the job creates or refreshes a
@@ -182,65 +185,63 @@ macro_rules! resources {
                     user_id = ::tracing::field::Empty,
                     connection_id = ::tracing::field::Empty,
                 );
-                let recorder = span.clone();
-                $traced!(span, self.follow(job_id, kind, config, recorder))
+                let mut follow = self.start_follow(job_id, kind, config, span);
+                while let Some(event) = follow.next()$($await)* {
+                    if let $crate::JobProgress::Finished(report) = event? {
+                        return Ok(*report);
+                    }
+                }
+                // A follow always ends with its report or an error.
+                Err($crate::Error::invalid_input("following the job ended without a report"))
             }
 
-            $($async)* fn follow(
+            /// The job's progress **as it happens**: an owned stream (async client) or iterator
+            /// (blocking client) of [`JobProgress`]($crate::JobProgress) — a step started,
+            /// succeeded or failed, the bank's multi-factor challenge — ending with
+            /// [`Finished`]($crate::JobProgress::Finished) and the report [`wait`](Self::wait)
+            /// returns. Show the steps to the user while they wait; polls back off as in `wait`,
+            /// and `/connectors` is consulted for a failure. It holds a clone of the client, so
+            /// it can be spawned or returned. The span `basiq.jobs.follow` carries the job, user
+            /// and connection ids.
+            pub fn follow(
+                self,
+                job_id: impl $crate::id::IntoId<$crate::id::JobId>,
+                config: $crate::jobs::PollConfig,
+            ) -> Result<Follow, $crate::Error> {
+                self.follow_as(job_id, $crate::jobs::JobKind::Unknown, config)
+            }
+
+            /// [`follow`](Self::follow), classifying a failure as a job of `kind`.
+            pub fn follow_as(
+                self,
+                job_id: impl $crate::id::IntoId<$crate::id::JobId>,
+                kind: $crate::jobs::JobKind,
+                config: $crate::jobs::PollConfig,
+            ) -> Result<Follow, $crate::Error> {
+                let job_id = $crate::id::IntoId::into_id(job_id)?;
+                let span = ::tracing::info_span!(
+                    "basiq.jobs.follow",
+                    job_id = %job_id,
+                    user_id = ::tracing::field::Empty,
+                    connection_id = ::tracing::field::Empty,
+                );
+                Ok(self.start_follow(job_id, kind, config, span))
+            }
+
+            fn start_follow(
                 self,
                 job_id: $crate::id::JobId,
                 kind: $crate::jobs::JobKind,
                 config: $crate::jobs::PollConfig,
                 span: ::tracing::Span,
-            ) -> Result<$crate::JobReport, $crate::Error> {
-                let mut poller = $crate::jobs::JobPoller::new(self.client.now(), config);
-                let mut events = Vec::new();
-                let mut waited = std::time::Duration::ZERO;
-                let mut context = $crate::ErrorContext::new().with_job(&job_id);
-                loop {
-                    let job = self
-                        .client
-                        .execute($crate::operations::GetJob::new(job_id.clone()))
-                        $($await)*
-                        .map_err(|e| e.with_context(&context))?;
-                    if context.user_id.is_none() || context.connection_id.is_none() {
-                        context = $crate::flows::job_context(&job).merge(&context);
-                        if let Some(user) = &context.user_id {
-                            span.record("user_id", user.as_str());
-                        }
-                        if let Some(conn) = &context.connection_id {
-                            span.record("connection_id", conn.as_str());
-                        }
-                    }
-                    let step = $crate::flows::observe_job(
-                        &mut poller,
-                        &job,
-                        self.client.now(),
-                        waited,
-                        config.deadline,
-                        &mut events,
-                    );
-                    match step {
-                        std::ops::ControlFlow::Break(stopped) => {
-                            let connectors = self.client.connector_health(std::slice::from_ref(&job))$($await)*;
-                            let report = $crate::JobReport::new(
-                                job,
-                                stopped,
-                                kind,
-                                &connectors,
-                                events,
-                                poller.observations(),
-                                waited,
-                            );
-                            $crate::flows::log_report(&report);
-                            return Ok(report);
-                        }
-                        std::ops::ControlFlow::Continue(delay) => {
-                            self.client.sleep_for(delay)$($await)*;
-                            waited = waited.saturating_add(delay);
-                        }
-                    }
-                }
+            ) -> Follow {
+                let follow = ::basiq_core::flows::follow::JobFollow::new(
+                    job_id,
+                    kind,
+                    config,
+                    self.client.now(),
+                );
+                Follow::new(self.client.clone(), follow, span)
             }
 
             /// `POST /jobs/{jobId}/mfa`: sends the user's answers to the multi-factor challenge
@@ -357,13 +358,9 @@ macro_rules! resources {
                 &self,
                 jobs: &[$crate::models::Job],
             ) -> Vec<$crate::connectors::ConnectorStatusView> {
-                let Some(filter) = $crate::flows::failed_institutions_filter(jobs) else {
+                let Some(op) = ::basiq_core::flows::triage::connectors_for_failures(jobs) else {
                     return Vec::new();
                 };
-                let mut op = $crate::operations::ListConnectors::new();
-                if let Some(filter) = filter {
-                    op = op.filter(filter);
-                }
                 match self.execute(op)$($await)* {
                     Ok(list) => list
                         .data

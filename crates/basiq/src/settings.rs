@@ -160,6 +160,7 @@ macro_rules! client_builder {
     ($(#[$meta:meta])* transport: $transport:ty, sleep: $sleep:ty, fleet: $fleet:ty $(,)?) => {
         $(#[$meta])*
         #[derive(Clone, Default)]
+        #[must_use = "a builder does nothing until `build()`"]
         pub struct ClientBuilder {
             settings: $crate::settings::Settings,
             transport: Option<std::sync::Arc<$transport>>,

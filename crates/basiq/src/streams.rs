@@ -11,6 +11,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use basiq_core::flows::follow::{FollowStep, JobFollow, JobProgress};
 use basiq_core::flows::pagination::{PageCursor, PageRequest};
 use basiq_core::operation::Operation;
 use basiq_core::pagination::Page;
@@ -22,8 +23,14 @@ use serde::de::DeserializeOwned;
 
 use crate::Client;
 
-/// The pages of a list, one request each (see the [module docs](self)). From
+/// The pages of a list, one request each: an owned `Stream<Item = Result<P, Error>>`. From
 /// [`Client::pages`], or a resource's `pages` method.
+///
+/// It holds a clone of the client and its walk's state, never a borrow: `Send + 'static`, so it
+/// can be `tokio::spawn`ed, returned from a function, stored, or combined with
+/// [`StreamExt`](crate::StreamExt). The next page is fetched when this one is taken, so memory
+/// stays at one page however long the list. Pages come from `links.next` on the API's origin
+/// only (a link elsewhere, or one followed before, is an error); after an error it ends.
 #[must_use = "a stream does nothing until polled"]
 pub struct Pages<P> {
     inner: BoxStream<'static, Result<P, Error>>,
@@ -99,8 +106,25 @@ impl<P> Stream for Pages<P> {
 }
 
 /// The items of a list, page after page: `Stream<Item = Result<P::Item, Error>>`, `Send +
-/// 'static` (see the [module docs](self)). From [`Client::items`], a resource's `items` method,
-/// or [`Pages::items`]. One page is buffered at a time; after an error the stream ends.
+/// 'static`, like [`Pages`]. From [`Client::items`], a resource's `items` method, or
+/// [`Pages::items`]. One page is buffered at a time; after an error the stream ends.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// # let server = basiq_mock::MockServer::start();
+/// # let client = basiq::Client::builder().api_key(server.api_key()).base_url(server.url()).build()?;
+/// use basiq::StreamExt as _;
+///
+/// // Owned: returned from a function, spawned on another task.
+/// fn institutions(client: &basiq::Client) -> basiq::Items<basiq::models::ConnectorList> {
+///     client.connectors().items()
+/// }
+/// let mut connectors = institutions(&client);
+/// let first = tokio::spawn(async move { connectors.next().await }).await.unwrap();
+/// assert!(!first.expect("the emulator lists connectors")?.status.is_outage());
+/// # Ok::<(), basiq::Error>(())
+/// # }).unwrap();
+/// ```
 #[must_use = "a stream does nothing until polled"]
 pub struct Items<P: Page> {
     pages: Pages<P>,
@@ -155,5 +179,74 @@ impl<P: Page> Stream for Items<P> {
                 None
             },
         )
+    }
+}
+
+/// A followed job's progress as it happens: `Stream<Item = Result<JobProgress, Error>>`, owned
+/// (`Send + 'static`), from [`jobs().follow`](crate::Jobs::follow). Step events come while the
+/// job runs; [`JobProgress::Finished`] with the [`JobReport`](crate::JobReport) is the last item.
+/// After an error (a failed `GET /jobs/{id}`, with the ids) it ends.
+#[must_use = "a stream does nothing until polled"]
+pub struct Follow {
+    inner: BoxStream<'static, Result<JobProgress, Error>>,
+}
+
+impl fmt::Debug for Follow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Follow").finish_non_exhaustive()
+    }
+}
+
+impl Follow {
+    pub(crate) fn new(client: Client, follow: JobFollow, span: tracing::Span) -> Self {
+        let inner = futures_util::stream::unfold(
+            (client, follow, span),
+            |(client, mut follow, span)| async move {
+                let item = tracing::Instrument::instrument(
+                    drive_to_event(&client, &mut follow, &span),
+                    span.clone(),
+                )
+                .await?;
+                Some((item, (client, follow, span)))
+            },
+        );
+        Self {
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+/// Runs the follow's requests and waits until it has an event (or an error) to hand out.
+async fn drive_to_event(
+    client: &Client,
+    follow: &mut JobFollow,
+    span: &tracing::Span,
+) -> Option<Result<JobProgress, Error>> {
+    loop {
+        match follow.next_step() {
+            FollowStep::Fetch(op) => {
+                let job = client.execute(op).await;
+                if let Err(error) = follow.on_job(job, client.now()) {
+                    return Some(Err(error));
+                }
+                crate::flows::record_ids(span, follow.context());
+            }
+            FollowStep::Connectors(op) => follow.on_connectors(client.execute(op).await),
+            FollowStep::Sleep(d) => {
+                client.sleep_for(d).await;
+                follow.slept(d);
+            }
+            FollowStep::Progress(event) => return Some(Ok(event)),
+            // `FollowStep` may grow; anything unknown ends the follow.
+            _ => return None,
+        }
+    }
+}
+
+impl Stream for Follow {
+    type Item = Result<JobProgress, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
     }
 }

@@ -24,8 +24,8 @@ use basiq::jobs::{FailureClass, JobKind, MfaMethod, PollConfig, RecommendedActio
 use basiq::models::{StepStatus, StepTitle, TransactionList};
 use basiq::refresh::{ConnectionStatus, MemoryLedger, RefreshLedger, RefreshPolicy, SkipReason};
 use basiq::{
-    ConsentAction, ConsentOutcome, ConsentRequest, ErrorKind, RefreshOutcome, TransactionQuery,
-    WaitOutcome,
+    ConsentAction, ConsentOutcome, ConsentRequest, ErrorKind, JobProgress, RefreshOutcome,
+    TransactionQuery, WaitOutcome,
 };
 use basiq_mock::{Fault, FaultRule, MockServer};
 use common::{new_user, route_count, token_requests, SubmitConsent, REFRESH_ROUTE, UNSAFE_IDS};
@@ -203,6 +203,41 @@ macro_rules! flow_scenarios {
             let forged = format!("{}/consent/home?token=forged&action=connect", server.url());
             let err = server.complete_consent(&forged, Some(("jared", "django"))).unwrap_err();
             assert_eq!(err.status, 401, "{err}");
+        }
+
+        /// `follow` hands out step events while the job still runs at the emulator (virtual
+        /// time: nothing moves between the event and the direct read), and ends with the
+        /// report `wait` would give.
+        #[$test]
+        $($async)* fn follow_yields_steps_before_the_job_finishes() {
+            let (_server, _clock, client, user) = with_user("follow@example.com")$($await)*;
+            let job = connect(&client, &user, hooli(), Some(("jared", "django")))$($await)*;
+            let mut follow = client.jobs().follow(&job, PollConfig::new()).unwrap();
+            let mut seen_while_running = Vec::new();
+            let mut last = None;
+            while let Some(event) = follow.next()$($await)* {
+                let event = event.unwrap();
+                if let JobProgress::StepSucceeded { title } | JobProgress::StepStarted { title } = &event {
+                    let now = client.jobs().get(&job)$($await)*.unwrap();
+                    if !now.state().is_done() {
+                        seen_while_running.push(title.clone());
+                    }
+                }
+                last = Some(event);
+            }
+            assert!(
+                seen_while_running.contains(&StepTitle::VerifyCredentials),
+                "a step event arrived before the job finished: {seen_while_running:?}"
+            );
+            let report = last.expect("events").report().cloned().expect("the last event is the report");
+            assert!(report.is_success(), "{report}");
+            assert_eq!(report.context.user_id.as_ref(), Some(&user));
+            // Owned: the follow of a finished job, returned and driven after the client is gone.
+            let again = client.jobs().follow(job.clone(), PollConfig::new()).unwrap();
+            drop(client);
+            let mut again = again;
+            let first = again.next()$($await)*.unwrap().unwrap();
+            assert!(!matches!(first, JobProgress::Finished(_)), "steps first: {first:?}");
         }
 
         /// Pied Piper Bank challenges every login: `wait` stops at once with `MfaRequired` (the

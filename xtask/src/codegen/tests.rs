@@ -368,3 +368,66 @@ fn extension_misuse_names_its_place() {
     assert!(no_body.contains("x-rust-output"), "bad test case");
     assert!(generate_err(&no_body).contains("document their body"));
 }
+
+/// Issue 6's promise: adding an operation to (a temporary copy of) our spec and running codegen
+/// gives both clients a method, with no other edit. The spec's copy gains `GET
+/// /users/{userId}/widgets` (`x-sdk: widgets.list`); the generated files gain its operation and a
+/// `widgets()` accessor with `list`, inside the one `generated_resources!` that both clients
+/// invoke; the checked-in files are untouched.
+#[test]
+fn a_new_operation_gives_both_clients_a_method() {
+    let dir = std::env::temp_dir().join(format!("basiq-codegen-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("fixtures/openapi")).unwrap();
+    let spec = std::fs::read_to_string(root().join(SPEC_PATH)).unwrap();
+    let widgets = r#"paths:
+  /users/{userId}/widgets:
+    get:
+      operationId: getWidgets
+      x-operation-name: ListWidgets
+      x-sdk: widgets.list
+      x-idempotent: true
+      tags: [consents]
+      summary: list the user's widgets
+      parameters:
+        - $ref: '#/components/parameters/UserId'
+      responses:
+        '200':
+          description: "The widgets."
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ConsentList'
+"#;
+    let copy = spec.replacen("paths:\n", widgets, 1);
+    assert_ne!(copy, spec, "the spec has a paths section");
+    std::fs::write(dir.join(SPEC_PATH), &copy).unwrap();
+
+    let files = generate(&dir).unwrap();
+    let file = |path: &str| &files.iter().find(|f| f.path == path).unwrap().contents;
+    let ops = file("crates/basiq-core/src/operations.rs");
+    assert!(
+        ops.contains("pub struct ListWidgets"),
+        "the operation is generated"
+    );
+    let endpoints = file("crates/basiq/src/endpoints.rs");
+    assert!(
+        endpoints.contains("pub fn widgets(&self) -> Widgets<'_>"),
+        "{endpoints}"
+    );
+    assert!(endpoints.contains("`GET /users/{userId}/widgets`: list the user's widgets"));
+    assert!(endpoints.contains("ListWidgets::new(user_id)"));
+    // Both clients stamp the generated resources, so both get `client.widgets().list(user)`.
+    for client in [
+        "crates/basiq/src/async_client.rs",
+        "crates/basiq/src/blocking.rs",
+    ] {
+        let source = std::fs::read_to_string(root().join(client)).unwrap();
+        assert!(
+            source.contains("crate::endpoints::generated_resources!(client = Client"),
+            "{client} invokes the generated resources"
+        );
+    }
+    // Nothing else needed an edit: the repository's own files are unchanged by this.
+    assert!(stale(&root(), &generate(&root()).unwrap()).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

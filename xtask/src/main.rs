@@ -23,7 +23,7 @@ const HELP: &str = "\
 cargo xtask <command>
 
 Commands:
-  codegen           regenerate crates/basiq-core/src/{models,operations}.rs
+  codegen           regenerate crates/basiq-core/src/api/{models,operations}.rs
                     from fixtures/openapi/basiq.yaml
   codegen --check   regenerate in memory; fail, naming the files, if those on disk are stale
   ci                everything CI runs, in order, stopping at the first failing step:

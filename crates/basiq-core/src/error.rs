@@ -264,7 +264,7 @@ pub enum TransportErrorKind {
     /// The connection failed mid-exchange (reset, truncated body): outcome unknown.
     Io,
     /// The response body is larger than the configured cap
-    /// ([`ExecutorConfig::max_response_bytes`](crate::auth::ExecutorConfig::max_response_bytes)).
+    /// ([`ExecutorConfig::max_response_bytes`](crate::engine::auth::ExecutorConfig::max_response_bytes)).
     /// Never retried: it would be downloaded again only to be refused again.
     TooLarge,
     /// Anything else.
@@ -329,7 +329,7 @@ pub enum ErrorKind {
     Transport,
     /// The answer could not be understood.
     Decode,
-    /// A walk over `links.next` reached its [`PageLimits`](crate::pagination::PageLimits).
+    /// A walk over `links.next` reached its [`PageLimits`](crate::policy::pagination::PageLimits).
     PageLimit,
 }
 
@@ -380,7 +380,7 @@ pub enum Error {
         /// Ids.
         context: ErrorContext,
     },
-    /// A walk over `links.next` reached its [`PageLimits`](crate::pagination::PageLimits):
+    /// A walk over `links.next` reached its [`PageLimits`](crate::policy::pagination::PageLimits):
     /// the server kept handing out next pages beyond what the list said it holds (or the cap).
     #[error(
         "stopped following links.next after {pages} pages and {items} items (the page limit){}",

@@ -4,26 +4,15 @@
 //! best-practice guide. No IO, no async runtime, no clock reads — time is passed in — so every
 //! rule here is unit- and property-tested, and both the async and the blocking clients share it.
 //!
-//! | module | what it holds |
-//! |---|---|
-//! | [`operation`] | the [`Operation`](operation::Operation) trait: build a request, parse a response |
-//! | [`transport`] | the [`AsyncTransport`](transport::AsyncTransport) / [`BlockingTransport`](transport::BlockingTransport) seams |
-//! | [`token`] | `POST /token` and the [`TokenCache`](token::TokenCache) lifetime policy |
-//! | [`auth`] | what both executors share: [`ExecutorConfig`](auth::ExecutorConfig), [`TokenState`](auth::TokenState) |
-//! | [`executor`] | the executors' sans-IO run loop: [`ExecutorCore`](executor::ExecutorCore), [`Retrying`](executor::Retrying) (sleep or done), re-authenticate once |
-//! | [`jobs`] | steps by title, [`JobPoller`](jobs::JobPoller), failure [`classify`](jobs::classify) → action, [`triage_user`](jobs::triage_user) |
-//! | [`mfa`] | [`AnswerJobMfa`](mfa::AnswerJobMfa): `POST /jobs/{id}/mfa` with a fresh client token, answers redacted, never retried |
-//! | [`refresh`] | [`RefreshPolicy`](refresh::RefreshPolicy) (active only, rarely, 20/day open banking), [`RefreshScheduler`](refresh::RefreshScheduler) |
-//! | [`plan`] | [`TriageScheduler`](plan::TriageScheduler): the daily check of many users spread over a window at a rate (the refresh grid); [`Pacer`](plan::Pacer): sends never closer than the grid step |
-//! | [`fleet`] | fleet mode: one token, one quota, one attempt across every instance ([`FleetOp`](fleet::FleetOp) over a shared store) |
-//! | [`pause`] | [`DuplicatePauseGuard`](pause::DuplicatePauseGuard): never trigger Basiq's 6-minute duplicate pause |
-//! | [`retry`] | [`RetryPolicy`](retry::RetryPolicy): backoff, `Retry-After`, no blind repeat of non-idempotent calls |
-//! | [`telemetry`] | one `basiq.http` span per request (OpenTelemetry HTTP client fields, `correlationId`, ids; never a header or body) |
-//! | [`connectors`] | connector status: outage or not |
-//! | [`pagination`] | [`NextPage`](pagination::NextPage) follows `links.next` (same origin only, so the token never leaves); [`Page`](pagination::Page) |
-//! | [`webhooks`] | [`verify`](webhooks::verify) Basiq's signed webhook messages (`whsec_` secret, HMAC-SHA256, 5-minute tolerance) → [`WebhookMessage`](webhooks::WebhookMessage) |
-//! | [`models`], [`operations`] | generated from `fixtures/openapi/basiq.yaml` by `cargo xtask codegen` |
-//! | [`id`], [`secret`], [`error`], [`clock`] | validated ids, redacted secrets, errors with ids, time |
+//! The folders are the layers, each using only the ones above it in this list:
+//!
+//! | layer | modules | what it holds |
+//! |---|---|---|
+//! | foundations (the crate root) | [`id`], [`secret`], [`error`], [`clock`], [`vocabulary`] | validated ids, redacted secrets, errors with ids, time, the open enums models and policies share (connection method and status, connector status) |
+//! | [`api`] — Basiq's API surface | [`api::models`], [`api::operations`] (generated from `fixtures/openapi/basiq.yaml` by `cargo xtask codegen`); [`api::statements`], [`api::mfa`] (hand-written operations: multipart upload; MFA answers redacted, never retried) | one type per payload, one [`Operation`](engine::operation::Operation) per endpoint |
+//! | [`policy`] — Basiq's rules, pure | [`policy::token`], [`policy::refresh`], [`policy::plan`], [`policy::jobs`], [`policy::pause`], [`policy::retry`], [`policy::connectors`], [`policy::pagination`], [`policy::webhooks`], [`policy::freshness`], [`policy::consent_lifecycle`], [`policy::fleet`] | token lifetime, refresh rarely (20/day open banking), spread plans, job steps and failure → action, the 6-minute duplicate pause, backoff, outages, same-origin `links.next`, signed webhooks, freshness from events, consent verdicts, fleet-wide state |
+//! | [`flows`] — multi-step helpers as state machines | [`flows::pagination`], [`flows::follow`], [`flows::triage`] | values that say "execute this", "wait this long" or "done", fed the responses; both clients drive them |
+//! | [`engine`] — what runs an operation | [`engine::operation`], [`engine::transport`], [`engine::auth`], [`engine::executor`], [`engine::telemetry`] | the `Operation` trait, the async / blocking transport seams, the executors' sans-IO run loop (single-flight token, retry steps, re-authenticate once), one `basiq.http` span per request |
 //!
 //! ```
 //! use basiq_core::id::UserId;
@@ -40,42 +29,21 @@
 )]
 #![warn(missing_docs)]
 
-pub mod auth;
+// Foundations: below every layer.
 pub mod clock;
-pub mod connectors;
-pub mod consent_lifecycle;
 pub mod error;
-pub mod executor;
-pub mod fleet;
-pub mod flows;
-pub mod freshness;
 pub mod id;
-pub mod jobs;
-pub mod mfa;
 mod open_enum;
-pub mod operation;
-pub mod pagination;
-pub mod pause;
-pub mod plan;
-pub mod refresh;
-pub mod retry;
 pub mod secret;
-pub mod statements;
-pub mod telemetry;
+mod serde_util;
 #[cfg(test)]
 mod test_support;
 mod time_util;
-pub mod token;
-pub mod transport;
-mod user_text;
-pub mod webhooks;
+pub mod vocabulary;
 
-// Generated by `cargo xtask codegen` and printed by prettyplease; rustfmt would reformat them
-// and make `cargo xtask codegen --check` fail, so it leaves them alone.
-#[rustfmt::skip]
-pub mod models;
-#[rustfmt::skip]
-pub mod operations;
-mod serde_util;
+pub mod api;
+pub mod engine;
+pub mod flows;
+pub mod policy;
 
 pub use error::{Error, ErrorContext, ErrorKind};

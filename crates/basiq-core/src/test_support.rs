@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::models::Job;
+use crate::api::models::Job;
 
 /// 2026-01-01T00:00:00Z.
 pub(crate) fn t0() -> OffsetDateTime {

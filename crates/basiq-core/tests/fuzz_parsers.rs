@@ -10,16 +10,16 @@ use proptest::prelude::*;
 use time::OffsetDateTime;
 use url::Url;
 
+use basiq_core::api::mfa::{AnswerJobMfa, MfaAnswers};
+use basiq_core::api::models::{AccountList, ConnectionList, JobList, TransactionList};
+use basiq_core::api::operations::*;
+use basiq_core::engine::operation::{retry_after, Operation};
 use basiq_core::error::{ApiError, Error};
 use basiq_core::id::{AccountId, ConnectionId, InstitutionId, JobId, TransactionId, UserId};
-use basiq_core::mfa::{AnswerJobMfa, MfaAnswers};
-use basiq_core::models::{AccountList, ConnectionList, JobList, TransactionList};
-use basiq_core::operation::{retry_after, Operation};
-use basiq_core::operations::*;
-use basiq_core::pagination::{NextPage, Page};
+use basiq_core::policy::pagination::{NextPage, Page};
+use basiq_core::policy::token::PostToken;
+use basiq_core::policy::webhooks::{self, WebhookSecret};
 use basiq_core::secret::ApiKey;
-use basiq_core::token::PostToken;
-use basiq_core::webhooks::{self, WebhookSecret};
 
 /// Real payloads to mutate: every fixture the project keeps.
 const FIXTURES: &[&str] = &[
@@ -202,7 +202,7 @@ proptest! {
         let _ = ConnectionId::new(raw.clone());
         let _ = JobId::new(raw.clone());
         let _ = InstitutionId::new(raw.clone());
-        let _ = basiq_core::auth::parse_base_url(&raw);
+        let _ = basiq_core::engine::auth::parse_base_url(&raw);
     }
 
     #[test]

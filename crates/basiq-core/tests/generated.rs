@@ -2,11 +2,13 @@
 //! requests each operation builds, the statuses it accepts, the up-front checks, and the
 //! leniency of the models towards Basiq's inconsistent payloads (basiq-api.md §10).
 
+use basiq_core::api::models::{self, JobType, NewUser, StepStatus, StepTitle, UserUpdate};
+use basiq_core::api::operations::{
+    CreateUser, DeleteUser, GetJob, GetUser, ListUserJobs, UpdateUser,
+};
+use basiq_core::engine::operation::Operation;
 use basiq_core::error::ErrorKind;
 use basiq_core::id::{JobId, UserId};
-use basiq_core::models::{self, JobType, NewUser, StepStatus, StepTitle, UserUpdate};
-use basiq_core::operation::Operation;
-use basiq_core::operations::{CreateUser, DeleteUser, GetJob, GetUser, ListUserJobs, UpdateUser};
 use url::Url;
 
 fn base() -> Url {
@@ -195,20 +197,20 @@ fn bad_ids_never_reach_a_url() {
 mod data_surface {
     use std::str::FromStr;
 
-    use basiq_core::connectors::{ConnectionMethod, ConnectorStatus};
-    use basiq_core::error::ErrorKind;
-    use basiq_core::id::{AccountId, ConnectionId, InstitutionId, JobId, TransactionId};
-    use basiq_core::models::{
+    use basiq_core::api::models::{
         Account, AccountClassType, AccountStatus, Connection, ConnectorStage, Transaction,
         TransactionClass, TransactionDirection, TransactionList, TransactionStatus,
     };
-    use basiq_core::operation::Operation;
-    use basiq_core::operations::{
+    use basiq_core::api::operations::{
         DeleteConnection, GetAccount, GetConnection, GetConnector, GetTransaction, ListAccounts,
         ListConnections, ListConnectors, ListTransactions, PurgeConnection, RefreshAllConnections,
         RefreshConnection,
     };
-    use basiq_core::refresh::{ConnectionStatus, RefreshResponse};
+    use basiq_core::engine::operation::Operation;
+    use basiq_core::error::ErrorKind;
+    use basiq_core::id::{AccountId, ConnectionId, InstitutionId, JobId, TransactionId};
+    use basiq_core::policy::connectors::{ConnectionMethod, ConnectorStatus};
+    use basiq_core::policy::refresh::{ConnectionStatus, RefreshResponse};
     use rust_decimal::Decimal;
 
     use super::{base, response, user};
@@ -510,8 +512,8 @@ mod data_surface {
 
     #[test]
     fn connection_model_feeds_the_policies() {
-        use basiq_core::connectors::ConnectorStatusView;
-        use basiq_core::refresh::ConnectionView;
+        use basiq_core::policy::connectors::ConnectorStatusView;
+        use basiq_core::policy::refresh::ConnectionView;
         let c: Connection = serde_json::from_str(&fixture("connection.json")).expect("connection");
         let view = ConnectionView::from(&c);
         assert_eq!(view.last_used, c.last_used);

@@ -6,23 +6,23 @@
 
 use std::path::PathBuf;
 
-use basiq_core::connectors::ConnectionMethod;
-use basiq_core::error::{Error, ErrorContext, TransportError, TransportErrorKind};
-use basiq_core::id::{AccountId, ConnectionId, InstitutionId, JobId, TransactionId, UserId};
-use basiq_core::jobs::{JobKind, JobState};
-use basiq_core::mfa::{AnswerJobMfa, MfaAnswers};
-use basiq_core::models::{Address, BusinessIdNoType, Job, NewUser, UserUpdate};
-use basiq_core::operation::{Authentication, Operation};
-use basiq_core::operations::{
+use basiq_core::api::mfa::{AnswerJobMfa, MfaAnswers};
+use basiq_core::api::models::{Address, BusinessIdNoType, Job, NewUser, UserUpdate};
+use basiq_core::api::operations::{
     CreateUser, DeleteConnection, DeleteUser, GetAccount, GetConnection, GetConnector, GetJob,
     GetTransaction, GetUser, ListAccounts, ListConnections, ListConnectors, ListTransactions,
     ListUserJobs, PurgeConnection, RefreshAllConnections, RefreshConnection, UpdateUser,
 };
-use basiq_core::pagination::{NextPage, Page};
-use basiq_core::refresh::ConnectionView;
+use basiq_core::engine::operation::{Authentication, Operation};
+use basiq_core::engine::transport::{HttpRequest, HttpResponse};
+use basiq_core::error::{Error, ErrorContext, TransportError, TransportErrorKind};
+use basiq_core::id::{AccountId, ConnectionId, InstitutionId, JobId, TransactionId, UserId};
+use basiq_core::policy::connectors::ConnectionMethod;
+use basiq_core::policy::jobs::{JobKind, JobState};
+use basiq_core::policy::pagination::{NextPage, Page};
+use basiq_core::policy::refresh::ConnectionView;
+use basiq_core::policy::token::{PostToken, TokenScope};
 use basiq_core::secret::ApiKey;
-use basiq_core::token::{PostToken, TokenScope};
-use basiq_core::transport::{HttpRequest, HttpResponse};
 use http::header::AUTHORIZATION;
 use url::Url;
 
@@ -262,7 +262,7 @@ fn next_page_of_transactions() {
         .next_link()
         .unwrap()
         .replace("au-api.basiq.io", "au-api.basiq.io.evil.example");
-    assert!(NextPage::<basiq_core::models::TransactionList>::new(&base(), &evil).is_err());
+    assert!(NextPage::<basiq_core::api::models::TransactionList>::new(&base(), &evil).is_err());
 }
 
 // --- fixtures ---------------------------------------------------------------------------------
@@ -498,8 +498,8 @@ fn error_display() {
 /// The daily / at-login check over the job-list fixture, with the institution in outage or not.
 #[test]
 fn job_list_fixture_triaged() {
-    use basiq_core::connectors::{ConnectorStatus, ConnectorStatusView};
-    use basiq_core::jobs::triage_user;
+    use basiq_core::policy::connectors::{ConnectorStatus, ConnectorStatusView};
+    use basiq_core::policy::jobs::triage_user;
     let list = ListUserJobs::new(user())
         .parse(response(200, "job-list.json"))
         .unwrap();

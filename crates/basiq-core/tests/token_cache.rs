@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use basiq_core::token::{
+use basiq_core::policy::token::{
     FetchReason, TokenCache, TokenDecision, TokenLease, TokenPolicy, TokenResponse,
 };
 use proptest::prelude::*;

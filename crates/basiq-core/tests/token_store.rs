@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use basiq_core::auth::{parse_base_url, ExecutorConfig};
 use basiq_core::clock::{Clock, ManualClock};
+use basiq_core::engine::auth::{parse_base_url, ExecutorConfig};
+use basiq_core::engine::executor::{AuthStep, ExecutorCore};
 use basiq_core::error::Error;
-use basiq_core::executor::{AuthStep, ExecutorCore};
-use basiq_core::secret::ApiKey;
-use basiq_core::token::{
+use basiq_core::policy::token::{
     MemoryTokenStore, StoreError, StoredToken, TokenLease, TokenPolicy, TokenResponse, TokenStore,
 };
+use basiq_core::secret::ApiKey;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 

@@ -5,19 +5,19 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use basiq_core::auth::ExecutorConfig;
 use basiq_core::clock::Clock;
-use basiq_core::error::Error;
-use basiq_core::executor::{
+use basiq_core::engine::auth::ExecutorConfig;
+use basiq_core::engine::executor::{
     AuthPlan, AuthStep, ExecutorCore, Failure, PendingFetch, RetryStep, Retrying,
 };
-use basiq_core::fleet::{AsyncFleet, FleetStep};
+use basiq_core::engine::operation::Operation;
+use basiq_core::engine::telemetry::{self, SendCount};
+use basiq_core::engine::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
+use basiq_core::error::Error;
 use basiq_core::id::UserId;
-use basiq_core::operation::Operation;
+use basiq_core::policy::fleet::{AsyncFleet, FleetStep};
+use basiq_core::policy::token::{TokenLease, TokenResponse};
 use basiq_core::secret::AccessToken;
-use basiq_core::telemetry::{self, SendCount};
-use basiq_core::token::{TokenLease, TokenResponse};
-use basiq_core::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
 use time::OffsetDateTime;
 use tracing::Instrument;
 use url::Url;
@@ -44,7 +44,7 @@ pub type Sleep = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
 ///
 /// **Retries.** An expired-token answer is re-authenticated and repeated once: Basiq refused the
 /// request before acting on it, so this is safe even for a non-idempotent operation. Beyond that,
-/// the [`RetryPolicy`](basiq_core::retry::RetryPolicy) of the configuration repeats *idempotent*
+/// the [`RetryPolicy`](basiq_core::policy::retry::RetryPolicy) of the configuration repeats *idempotent*
 /// operations (GET, DELETE, `/token`) after transport errors, 429 and 5xx, with jittered backoff
 /// and a client-wide budget. A non-idempotent operation (creating a user, a refresh) is never
 /// repeated: after an ambiguous failure the caller reconciles instead.
@@ -76,7 +76,7 @@ impl AsyncExecutor {
     }
 
     /// An executor that shares its server token with the app's other instances through
-    /// `fleet` (one `/token` per lifetime for the whole fleet; see [`basiq_core::fleet`]). The
+    /// `fleet` (one `/token` per lifetime for the whole fleet; see [`basiq_core::policy::fleet`]). The
     /// store is consulted only inside the fetch gate, with `.await` (never blocking a runtime
     /// worker): a request with a cached token costs no round trip to it.
     pub fn in_fleet(
@@ -171,7 +171,7 @@ impl AsyncExecutor {
     async fn attempt_as_client<O: Operation>(
         &self,
         op: &O,
-        fetch: basiq_core::token::PostToken,
+        fetch: basiq_core::policy::token::PostToken,
         deadline: Option<OffsetDateTime>,
         sends: &SendCount,
     ) -> Result<O::Output, Failure> {
@@ -287,7 +287,7 @@ impl AsyncExecutor {
 
     /// Sends `request` inside its `basiq.http` span ([`telemetry::request_span`]) with the body
     /// cap and what is left of `deadline` attached
-    /// ([`RequestLimits`](basiq_core::transport::RequestLimits)), and checks the answer's size.
+    /// ([`RequestLimits`](basiq_core::engine::transport::RequestLimits)), and checks the answer's size.
     async fn send_within(
         &self,
         request: HttpRequest,

@@ -1,7 +1,7 @@
 //! # basiq-http-async
 //!
 //! The async half of the Basiq SDK's IO edge: [`ReqwestTransport`] (reqwest + rustls, one pooled
-//! client) and [`AsyncExecutor`], which runs any [`basiq_core::operation::Operation`] with a
+//! client) and [`AsyncExecutor`], which runs any [`basiq_core::engine::operation::Operation`] with a
 //! shared server token fetched at most once at a time (single flight).
 //!
 //! Most users want the `basiq` facade (`basiq::Client`) rather than this crate directly.

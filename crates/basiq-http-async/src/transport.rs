@@ -3,10 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use basiq_core::error::{Error, TransportError, TransportErrorKind};
-use basiq_core::transport::{
+use basiq_core::engine::transport::{
     AsyncTransport, BoxFuture, HttpRequest, HttpResponse, RequestLimits, RequestUrl, USER_AGENT,
 };
+use basiq_core::error::{Error, TransportError, TransportErrorKind};
 
 /// How long establishing a connection (TCP + TLS) may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -16,7 +16,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// this.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest response body read when a request carries no
-/// [`RequestLimits`](basiq_core::transport::RequestLimits) (the executor always attaches them,
+/// [`RequestLimits`](basiq_core::engine::transport::RequestLimits) (the executor always attaches them,
 /// from `ExecutorConfig::max_response_bytes`). Basiq's biggest pages (500 transactions) are a few
 /// MB; the cap only stops a broken or hostile server from exhausting memory.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -36,7 +36,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// `redirect(reqwest::redirect::Policy::none())`; if it follows one anyway, the answer is
 /// refused (a transport error) rather than returned as Basiq's.
 ///
-/// Each request's [`RequestLimits`](basiq_core::transport::RequestLimits) cap the body read and
+/// Each request's [`RequestLimits`](basiq_core::engine::transport::RequestLimits) cap the body read and
 /// shorten the total timeout to what is left of the call's deadline.
 #[derive(Clone)]
 pub struct ReqwestTransport {

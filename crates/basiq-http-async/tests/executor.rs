@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use basiq_core::auth::ExecutorConfig;
+use basiq_core::api::operations::CreateUser;
 use basiq_core::clock::ManualClock;
+use basiq_core::engine::auth::ExecutorConfig;
+use basiq_core::engine::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
 use basiq_core::error::{Error, ErrorKind, TransportError, TransportErrorKind};
 use basiq_core::id::UserId;
-use basiq_core::operations::CreateUser;
 use basiq_core::secret::ApiKey;
-use basiq_core::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
 use basiq_http_async::AsyncExecutor;
 use support::*;
 

@@ -8,8 +8,8 @@ mod support;
 
 use std::time::Duration;
 
+use basiq_core::engine::transport::AsyncTransport;
 use basiq_core::error::TransportErrorKind;
-use basiq_core::transport::AsyncTransport;
 use basiq_http_async::ReqwestTransport;
 use support::*;
 

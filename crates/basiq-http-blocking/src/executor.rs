@@ -4,19 +4,19 @@ use std::fmt;
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
-use basiq_core::auth::ExecutorConfig;
 use basiq_core::clock::Clock;
-use basiq_core::error::Error;
-use basiq_core::executor::{
+use basiq_core::engine::auth::ExecutorConfig;
+use basiq_core::engine::executor::{
     AuthPlan, AuthStep, ExecutorCore, Failure, PendingFetch, RetryStep, Retrying,
 };
-use basiq_core::fleet::{BlockingFleet, FleetStep};
+use basiq_core::engine::operation::Operation;
+use basiq_core::engine::telemetry::{self, SendCount};
+use basiq_core::engine::transport::{BlockingTransport, HttpRequest, HttpResponse};
+use basiq_core::error::Error;
 use basiq_core::id::UserId;
-use basiq_core::operation::Operation;
+use basiq_core::policy::fleet::{BlockingFleet, FleetStep};
+use basiq_core::policy::token::{TokenLease, TokenResponse};
 use basiq_core::secret::AccessToken;
-use basiq_core::telemetry::{self, SendCount};
-use basiq_core::token::{TokenLease, TokenResponse};
-use basiq_core::transport::{BlockingTransport, HttpRequest, HttpResponse};
 use time::OffsetDateTime;
 use url::Url;
 
@@ -38,7 +38,7 @@ pub type Sleep = Arc<dyn Fn(Duration) + Send + Sync>;
 ///
 /// **Retries.** An expired-token answer is re-authenticated and repeated once (Basiq refused the
 /// request before acting on it, so this is safe even for a non-idempotent operation). Beyond
-/// that, the configuration's [`RetryPolicy`](basiq_core::retry::RetryPolicy) repeats
+/// that, the configuration's [`RetryPolicy`](basiq_core::policy::retry::RetryPolicy) repeats
 /// *idempotent* operations after transport errors, 429 and 5xx, with jittered backoff and a
 /// client-wide budget. A non-idempotent operation is never repeated.
 #[derive(Clone)]
@@ -69,7 +69,7 @@ impl BlockingExecutor {
 
     /// An executor that shares its server token with the app's other instances through
     /// `fleet` (one `/token` per lifetime for the whole fleet; see
-    /// [`basiq_core::fleet`]). Consulted only inside the fetch gate: a request with a cached
+    /// [`basiq_core::policy::fleet`]). Consulted only inside the fetch gate: a request with a cached
     /// token costs no round trip to the fleet's store.
     pub fn in_fleet(
         config: ExecutorConfig,
@@ -152,7 +152,7 @@ impl BlockingExecutor {
     fn attempt_as_client<O: Operation>(
         &self,
         op: &O,
-        fetch: basiq_core::token::PostToken,
+        fetch: basiq_core::policy::token::PostToken,
         deadline: Option<OffsetDateTime>,
         sends: &SendCount,
     ) -> Result<O::Output, Failure> {
@@ -244,7 +244,7 @@ impl BlockingExecutor {
 
     /// Sends `request` inside its `basiq.http` span ([`telemetry::request_span`]) with the body
     /// cap and what is left of `deadline` attached
-    /// ([`RequestLimits`](basiq_core::transport::RequestLimits)), and checks the answer's size.
+    /// ([`RequestLimits`](basiq_core::engine::transport::RequestLimits)), and checks the answer's size.
     fn send_within(
         &self,
         request: HttpRequest,

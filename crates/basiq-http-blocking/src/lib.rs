@@ -1,7 +1,7 @@
 //! # basiq-http-blocking
 //!
 //! The blocking half of the Basiq SDK's IO edge: [`UreqTransport`] (ureq + rustls, one agent)
-//! and [`BlockingExecutor`], which runs any [`basiq_core::operation::Operation`] with a shared
+//! and [`BlockingExecutor`], which runs any [`basiq_core::engine::operation::Operation`] with a shared
 //! server token fetched at most once at a time (single flight). No tokio in the dependency tree:
 //! it never panics inside an async host the way `block_on`-based blocking clients do.
 //!

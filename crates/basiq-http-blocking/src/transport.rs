@@ -11,10 +11,10 @@ use std::fmt;
 use std::io::{self, Read};
 use std::time::Duration;
 
-use basiq_core::error::{TransportError, TransportErrorKind};
-use basiq_core::transport::{
+use basiq_core::engine::transport::{
     BlockingTransport, HttpRequest, HttpResponse, RequestLimits, RequestUrl, USER_AGENT,
 };
+use basiq_core::error::{TransportError, TransportErrorKind};
 
 /// How long establishing a connection (TCP + TLS) may take by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use basiq_core::api::operations::CreateUser;
 use basiq_core::clock::ManualClock;
+use basiq_core::engine::transport::{BlockingTransport, HttpRequest, HttpResponse};
 use basiq_core::error::{Error, ErrorKind, TransportError, TransportErrorKind};
 use basiq_core::id::UserId;
-use basiq_core::operations::CreateUser;
-use basiq_core::transport::{BlockingTransport, HttpRequest, HttpResponse};
 use basiq_http_blocking::BlockingExecutor;
 use support::*;
 

@@ -8,8 +8,8 @@ mod support;
 
 use std::time::Duration;
 
+use basiq_core::engine::transport::BlockingTransport;
 use basiq_core::error::TransportErrorKind;
-use basiq_core::transport::BlockingTransport;
 use basiq_http_blocking::UreqTransport;
 use support::*;
 

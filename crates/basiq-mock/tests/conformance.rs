@@ -13,7 +13,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use basiq_core::statements::Multipart;
+use basiq_core::api::statements::Multipart;
 use common::{connect, server_token};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};

@@ -8,16 +8,16 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use basiq_core::connectors::{ConnectionMethod, ConnectorStatusView};
-use basiq_core::id::{ConnectionId, InstitutionId, UserId};
-use basiq_core::operation::Operation;
-use basiq_core::operations::{
+use basiq_core::api::operations::{
     DeleteConnection, GetAccount, GetConnection, GetConnector, GetTransaction, ListAccounts,
     ListConnections, ListConnectors, ListTransactions, PurgeConnection, RefreshAllConnections,
     RefreshConnection,
 };
-use basiq_core::pagination::Page;
-use basiq_core::refresh::{ConnectionStatus, ConnectionView, RefreshResponse};
+use basiq_core::engine::operation::Operation;
+use basiq_core::id::{ConnectionId, InstitutionId, UserId};
+use basiq_core::policy::connectors::{ConnectionMethod, ConnectorStatusView};
+use basiq_core::policy::pagination::Page;
+use basiq_core::policy::refresh::{ConnectionStatus, ConnectionView, RefreshResponse};
 use basiq_mock::MockServer;
 use common::*;
 use url::Url;

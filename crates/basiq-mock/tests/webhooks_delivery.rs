@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use basiq_core::clock::ManualClock;
-use basiq_core::webhooks::{self, WebhookSecret};
+use basiq_core::policy::webhooks::{self, WebhookSecret};
 use basiq_mock::{DeliveryState, MockServer, RETRY_DELAYS};
 use common::*;
 use reqwest::StatusCode;

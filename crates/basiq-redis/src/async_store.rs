@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use basiq_core::fleet::{AsyncFleetStore, FleetAnswer, FleetOp};
-use basiq_core::token::StoreError;
+use basiq_core::policy::fleet::{AsyncFleetStore, FleetAnswer, FleetOp};
+use basiq_core::policy::token::StoreError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::{answer, prepare, store_error, Prepared};

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use basiq_core::fleet::{FleetAnswer, FleetOp, FleetStore};
-use basiq_core::token::StoreError;
+use basiq_core::policy::fleet::{FleetAnswer, FleetOp, FleetStore};
+use basiq_core::policy::token::StoreError;
 
 use crate::{answer, prepare, store_error, Prepared};
 

@@ -4,7 +4,7 @@
 //! (cross-process single flight of `/token`), **one daily refresh quota** per open-banking
 //! connection (atomic check-and-reserve) and **one running attempt** per connection or user and
 //! institution (claims with Basiq's 6-minute pause as horizon). The rules live in
-//! [`basiq_core::fleet`]; this crate runs its [`FleetOp`]s on Redis with one command or one Lua
+//! [`basiq_core::policy::fleet`]; this crate runs its [`FleetOp`]s on Redis with one command or one Lua
 //! script each, under a per-operation timeout.
 //!
 //! * async client: [`RedisFleet::async_fleet`] — redis-rs's `ConnectionManager` (multiplexed,
@@ -40,10 +40,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use basiq_core::error::Error;
-use basiq_core::fleet::{
+use basiq_core::policy::fleet::{
     FleetAnswer, FleetConfig, FleetKeys, FleetOp, FleetTokenPolicy, TokenSealer,
 };
-use basiq_core::token::StoreError;
+use basiq_core::policy::token::StoreError;
 
 mod sealer;
 pub use sealer::ChaChaSealer;
@@ -158,8 +158,8 @@ impl RedisFleet {
 
     /// The fleet for the async client (`basiq::ClientBuilder::fleet`).
     #[cfg(feature = "async")]
-    pub fn async_fleet(&self) -> basiq_core::fleet::AsyncFleet {
-        basiq_core::fleet::AsyncFleet {
+    pub fn async_fleet(&self) -> basiq_core::policy::fleet::AsyncFleet {
+        basiq_core::policy::fleet::AsyncFleet {
             store: Arc::new(AsyncRedisStore::new(
                 self.client.clone(),
                 self.timeout,
@@ -171,8 +171,8 @@ impl RedisFleet {
 
     /// The fleet for the blocking client (`basiq::blocking::ClientBuilder::fleet`).
     #[cfg(feature = "blocking")]
-    pub fn blocking_fleet(&self) -> basiq_core::fleet::BlockingFleet {
-        basiq_core::fleet::BlockingFleet {
+    pub fn blocking_fleet(&self) -> basiq_core::policy::fleet::BlockingFleet {
+        basiq_core::policy::fleet::BlockingFleet {
             store: Arc::new(BlockingRedisStore::new(
                 self.client.clone(),
                 self.timeout,
@@ -189,8 +189,8 @@ impl RedisFleet {
     /// `basiq::webhooks::WebhookReceiver::seen_store`: instances behind one load balancer handle
     /// each `webhook-id` once. Synchronous like every seen-store (one round trip per delivery,
     /// under this fleet's timeout); it works in async hosts too.
-    pub fn seen_store(&self) -> Arc<dyn basiq_core::webhooks::SeenStore> {
-        Arc::new(basiq_core::webhooks::seen::FleetSeenStore::new(
+    pub fn seen_store(&self) -> Arc<dyn basiq_core::policy::webhooks::SeenStore> {
+        Arc::new(basiq_core::policy::webhooks::seen::FleetSeenStore::new(
             self.blocking_fleet().store,
             self.config.keys().clone(),
         ))
@@ -199,8 +199,8 @@ impl RedisFleet {
     /// The freshness ledger on this Redis (`{prefix}:fresh:{connectionId}`): give it to the
     /// webhook receiver and to every client's builder (`.freshness_ledger(..)`), so the instance
     /// asked to refresh knows what another instance's receiver heard from Basiq.
-    pub fn freshness_ledger(&self) -> Arc<dyn basiq_core::freshness::FreshnessLedger> {
-        Arc::new(basiq_core::freshness::FleetFreshnessLedger::new(
+    pub fn freshness_ledger(&self) -> Arc<dyn basiq_core::policy::freshness::FreshnessLedger> {
+        Arc::new(basiq_core::policy::freshness::FleetFreshnessLedger::new(
             self.blocking_fleet().store,
             self.config.keys().clone(),
         ))

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use basiq_core::fleet::TokenSealer;
-use basiq_core::token::StoreError;
+use basiq_core::policy::fleet::TokenSealer;
+use basiq_core::policy::token::StoreError;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use basiq_core::clock::Clock as _;
+use basiq_core::engine::operation::Operation;
+use basiq_core::engine::transport::BlockingTransport;
 use basiq_core::id::{IntoId, UserId};
-use basiq_core::operation::Operation;
 use basiq_core::secret::{AccessToken, ApiKey};
-use basiq_core::transport::BlockingTransport;
 use basiq_core::Error;
 
 pub use basiq_http_blocking::{BlockingExecutor, UreqTransport};
@@ -74,16 +74,16 @@ impl Client {
     }
 
     /// The fleet's configuration when the client shares state with other instances.
-    pub(crate) fn fleet_config(&self) -> Option<&basiq_core::fleet::FleetConfig> {
+    pub(crate) fn fleet_config(&self) -> Option<&basiq_core::policy::fleet::FleetConfig> {
         self.executor.fleet().map(|fleet| &fleet.config)
     }
 
     /// Runs a fleet attempt to its verdict on the fleet's store (`Ok` without a fleet).
     pub(crate) fn drive_attempt(
         &self,
-        attempt: &mut basiq_core::fleet::FleetAttempt,
-    ) -> Result<(), basiq_core::fleet::AttemptRefusal> {
-        use basiq_core::fleet::AttemptStep;
+        attempt: &mut basiq_core::policy::fleet::FleetAttempt,
+    ) -> Result<(), basiq_core::policy::fleet::AttemptRefusal> {
+        use basiq_core::policy::fleet::AttemptStep;
         let Some(fleet) = self.executor.fleet() else {
             return Ok(());
         };
@@ -101,8 +101,8 @@ impl Client {
     /// counters expire by themselves).
     pub(crate) fn settle_attempt(
         &self,
-        attempt: &basiq_core::fleet::FleetAttempt,
-        result: &basiq_core::fleet::AttemptResult,
+        attempt: &basiq_core::policy::fleet::FleetAttempt,
+        result: &basiq_core::policy::fleet::AttemptResult,
     ) {
         let Some(fleet) = self.executor.fleet() else {
             return;
@@ -144,7 +144,7 @@ client_builder! {
     /// Builds a blocking [`Client`]. `Debug` never shows the API key.
     transport: dyn BlockingTransport,
     sleep: dyn Fn(Duration) + Send + Sync,
-    fleet: basiq_core::fleet::BlockingFleet,
+    fleet: basiq_core::policy::fleet::BlockingFleet,
 }
 
 impl ClientBuilder {
@@ -156,7 +156,7 @@ impl ClientBuilder {
     /// `basiq_redis::RedisFleet::connect(..)?.blocking_fleet()?`. The
     /// fleet's store is consulted only when the process's own state cannot answer; its errors
     /// are logged and never fail a request.
-    pub fn fleet(mut self, fleet: basiq_core::fleet::BlockingFleet) -> Self {
+    pub fn fleet(mut self, fleet: basiq_core::policy::fleet::BlockingFleet) -> Self {
         self.fleet = Some(fleet);
         self
     }

@@ -8,10 +8,10 @@
 
 use std::fmt;
 
+use basiq_core::engine::operation::Operation;
 use basiq_core::flows::follow::{FollowStep, JobFollow, JobProgress};
 use basiq_core::flows::pagination::{PageCursor, PageRequest};
-use basiq_core::operation::Operation;
-use basiq_core::pagination::Page;
+use basiq_core::policy::pagination::Page;
 use basiq_core::Error;
 use serde::de::DeserializeOwned;
 

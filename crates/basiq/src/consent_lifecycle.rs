@@ -1,6 +1,6 @@
 //! The consent lifecycle, acted on: `client.consent_lifecycle(user, &policy)`.
 //!
-//! The pure rules are [`basiq_core::consent_lifecycle`] (re-exported here): a user's consents
+//! The pure rules are [`basiq_core::policy::consent_lifecycle`] (re-exported here): a user's consents
 //! and the app's [`ConsentPolicy`] give one [`ConsentVerdict`]. The client method reads the
 //! consents (`GET /users/{id}/consents`) and does what the verdict asks:
 //!
@@ -16,7 +16,7 @@
 
 use basiq_core::id::{ConnectionId, UserId};
 
-pub use basiq_core::consent_lifecycle::*;
+pub use basiq_core::policy::consent_lifecycle::*;
 
 use crate::ConsentOutcome;
 
@@ -97,7 +97,7 @@ macro_rules! consent_lifecycle_method {
                         let connections = self.connections().list(user_id.as_str())$($await)*?.data;
                         let mut purged = Vec::new();
                         for c in connections.iter().filter(|c| {
-                            c.status == basiq_core::refresh::ConnectionStatus::Active
+                            c.status == basiq_core::policy::refresh::ConnectionStatus::Active
                         }) {
                             self.connections()
                                 .purge(user_id.as_str(), c.id.as_str())

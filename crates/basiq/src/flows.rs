@@ -9,12 +9,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use basiq_core::api::models::Job;
 use basiq_core::error::ErrorContext;
-use basiq_core::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
 use basiq_core::id::{ConnectionId, InstitutionId, JobId, UserId};
-use basiq_core::models::Job;
-use basiq_core::pause::{DuplicatePauseGuard, PauseDecision};
-use basiq_core::refresh::{
+use basiq_core::policy::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
+use basiq_core::policy::pause::{DuplicatePauseGuard, PauseDecision};
+use basiq_core::policy::refresh::{
     ConnectionView, MemoryLedger, RefreshDecision, RefreshLedger, RefreshPolicy, RefreshResponse,
     RefreshSchedule, RefreshScheduler, SkipReason,
 };
@@ -44,9 +44,9 @@ pub(crate) struct Policies {
     pub(crate) consent_base: Option<Url>,
     pub(crate) max_refreshes_per_minute: u32,
     /// How far the pagers follow `links.next`.
-    pub(crate) page_limits: basiq_core::pagination::PageLimits,
+    pub(crate) page_limits: basiq_core::policy::pagination::PageLimits,
     /// When Basiq last refreshed each connection (webhooks); `None` = not consulted.
-    pub(crate) freshness: Option<Arc<dyn basiq_core::freshness::FreshnessLedger>>,
+    pub(crate) freshness: Option<Arc<dyn basiq_core::policy::freshness::FreshnessLedger>>,
 }
 
 impl Default for Policies {
@@ -56,7 +56,7 @@ impl Default for Policies {
             ledger: Arc::new(Mutex::new(MemoryLedger::new())),
             consent_base: None,
             max_refreshes_per_minute: DEFAULT_MAX_REFRESHES_PER_MINUTE,
-            page_limits: basiq_core::pagination::PageLimits::default(),
+            page_limits: basiq_core::policy::pagination::PageLimits::default(),
             freshness: None,
         }
     }
@@ -435,8 +435,11 @@ impl TransactionQuery {
     }
 
     /// The generated operation with this query's parameters; it validates `limit` itself.
-    pub(crate) fn operation(&self, user_id: UserId) -> basiq_core::operations::ListTransactions {
-        let mut op = basiq_core::operations::ListTransactions::new(user_id);
+    pub(crate) fn operation(
+        &self,
+        user_id: UserId,
+    ) -> basiq_core::api::operations::ListTransactions {
+        let mut op = basiq_core::api::operations::ListTransactions::new(user_id);
         op.filter.clone_from(&self.filter);
         op.limit = self.limit;
         op
@@ -446,7 +449,7 @@ impl TransactionQuery {
 /// How many items to reserve for collecting a whole list, from its first page: Basiq's `size`
 /// (the list's total) when it sends one, capped so a hostile `size` cannot make the client
 /// allocate gigabytes before the first item; the `Vec` still grows past the cap if it must.
-pub(crate) fn reserve_for<P: basiq_core::pagination::Page>(first: &P) -> usize {
+pub(crate) fn reserve_for<P: basiq_core::policy::pagination::Page>(first: &P) -> usize {
     const RESERVE_CAP: u64 = 1 << 20;
     let len = u64::try_from(first.items().len()).unwrap_or(u64::MAX);
     let total = first.total().unwrap_or(len).min(RESERVE_CAP);
@@ -454,7 +457,7 @@ pub(crate) fn reserve_for<P: basiq_core::pagination::Page>(first: &P) -> usize {
 }
 
 /// A walk over `links.next`: loops, empty pages and the client's page limits.
-pub(crate) use basiq_core::pagination::PageWalk;
+pub(crate) use basiq_core::policy::pagination::PageWalk;
 
 // ---------------------------------------------------------------------------------------------
 // Consent UI

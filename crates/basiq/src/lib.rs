@@ -438,10 +438,12 @@
 // What a user of `basiq` needs, re-exported by name (never a glob: the core's executor
 // internals — `ExecutorCore`, `TokenState`, `Retrying`, the telemetry helpers — are not public
 // API of this crate). Whole modules where every item is for users; curated ones otherwise.
-pub use basiq_core::{
-    clock, connectors, error, freshness, id, jobs, mfa, models, operation, operations, pagination,
-    pause, plan, refresh, retry, secret, statements, transport,
+pub use basiq_core::api::{mfa, models, operations, statements};
+pub use basiq_core::engine::{operation, transport};
+pub use basiq_core::policy::{
+    connectors, freshness, jobs, pagination, pause, plan, refresh, retry,
 };
+pub use basiq_core::{clock, error, id, secret, vocabulary};
 pub use basiq_core::{Error, ErrorContext, ErrorKind};
 
 pub use basiq_core::secret::{AccessToken, ApiKey};
@@ -454,14 +456,14 @@ pub use ::url::Url;
 
 /// The executor's settings, for [`AsyncExecutor`] / `BlockingExecutor` built by hand.
 pub mod auth {
-    pub use basiq_core::auth::{
+    pub use basiq_core::engine::auth::{
         ExecutorConfig, DEFAULT_BASE_URL, DEFAULT_CALL_DEADLINE, DEFAULT_MAX_RESPONSE_BYTES,
     };
 }
 
 /// The server token: its lifetime policy, and the store a fleet shares it through.
 pub mod token {
-    pub use basiq_core::token::{
+    pub use basiq_core::policy::token::{
         MemoryTokenStore, PostToken, StoreError, StoredToken, TokenPolicy, TokenScope, TokenStore,
         BASIQ_TOKEN_LIFETIME, BASIQ_VERSION,
     };
@@ -471,7 +473,7 @@ pub mod token {
 /// store (see `docs/fleet.md`); implement [`FleetStore`](fleet::FleetStore) /
 /// [`AsyncFleetStore`](fleet::AsyncFleetStore) over your store, or use `basiq-redis`.
 pub mod fleet {
-    pub use basiq_core::fleet::{
+    pub use basiq_core::policy::fleet::{
         AsyncFleet, AsyncFleetStore, BlockingFleet, FleetAnswer, FleetConfig, FleetKey, FleetKeys,
         FleetOp, FleetStore, FleetTokenPolicy, MemoryFleetStore, TokenSealer,
     };
@@ -533,7 +535,7 @@ pub mod blocking;
 mod blocking_pages;
 
 /// Basiq's production API root.
-pub use basiq_core::auth::DEFAULT_BASE_URL;
+pub use basiq_core::engine::auth::DEFAULT_BASE_URL;
 
 /// The crate README's examples, compiled as doctests so the crates.io page cannot drift from
 /// the API (the repository README's Use example is built and run by `cargo xtask ci`).

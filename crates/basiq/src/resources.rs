@@ -467,8 +467,8 @@ macro_rules! resources {
                 let token = self.client_token(&user_id)$($await)*;
                 if let Some(attempt) = &attempt {
                     let settled = match &token {
-                        Ok(_) => ::basiq_core::fleet::AttemptResult::HandedOut,
-                        Err(_) => ::basiq_core::fleet::AttemptResult::NotActed,
+                        Ok(_) => ::basiq_core::policy::fleet::AttemptResult::HandedOut,
+                        Err(_) => ::basiq_core::policy::fleet::AttemptResult::NotActed,
                     };
                     self.settle_attempt(attempt, &settled)$($await)*;
                 }
@@ -724,7 +724,7 @@ macro_rules! resources {
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
                 if let Some(fleet) = self.client.fleet_config() {
-                    let mut claim = ::basiq_core::fleet::FleetAttempt::new(
+                    let mut claim = ::basiq_core::policy::fleet::FleetAttempt::new(
                         fleet.keys().planned_slot(&planned.connection_id, planned.at),
                         fleet.instance(),
                         self.client.now(),

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use std::fmt;
 
-use basiq_core::auth::{parse_base_url, ExecutorConfig, DEFAULT_BASE_URL};
 use basiq_core::clock::{Clock, SystemClock};
-use basiq_core::refresh::{MemoryLedger, RefreshPolicy};
-use basiq_core::retry::RetryPolicy;
+use basiq_core::engine::auth::{parse_base_url, ExecutorConfig, DEFAULT_BASE_URL};
+use basiq_core::policy::refresh::{MemoryLedger, RefreshPolicy};
+use basiq_core::policy::retry::RetryPolicy;
+use basiq_core::policy::token::{TokenPolicy, TokenStore};
 use basiq_core::secret::ApiKey;
-use basiq_core::token::{TokenPolicy, TokenStore};
 use basiq_core::Error;
 use url::Url;
 
@@ -40,8 +40,8 @@ pub(crate) struct Settings {
     pub(crate) max_response_bytes: u64,
     pub(crate) call_deadline: Option<Duration>,
     pub(crate) allow_insecure_http: bool,
-    pub(crate) page_limits: basiq_core::pagination::PageLimits,
-    pub(crate) freshness_ledger: Option<Arc<dyn basiq_core::freshness::FreshnessLedger>>,
+    pub(crate) page_limits: basiq_core::policy::pagination::PageLimits,
+    pub(crate) freshness_ledger: Option<Arc<dyn basiq_core::policy::freshness::FreshnessLedger>>,
 }
 
 /// A [`SharedRefreshLedger`] that prints as a name (the trait has no `Debug`).
@@ -69,10 +69,10 @@ impl Default for Settings {
             consent_base_url: None,
             max_refreshes_per_minute: DEFAULT_MAX_REFRESHES_PER_MINUTE,
             token_store: None,
-            max_response_bytes: basiq_core::auth::DEFAULT_MAX_RESPONSE_BYTES,
-            call_deadline: Some(basiq_core::auth::DEFAULT_CALL_DEADLINE),
+            max_response_bytes: basiq_core::engine::auth::DEFAULT_MAX_RESPONSE_BYTES,
+            call_deadline: Some(basiq_core::engine::auth::DEFAULT_CALL_DEADLINE),
             allow_insecure_http: false,
-            page_limits: basiq_core::pagination::PageLimits::default(),
+            page_limits: basiq_core::policy::pagination::PageLimits::default(),
             freshness_ledger: None,
         }
     }

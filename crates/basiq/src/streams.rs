@@ -11,10 +11,10 @@ use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use basiq_core::engine::operation::Operation;
 use basiq_core::flows::follow::{FollowStep, JobFollow, JobProgress};
 use basiq_core::flows::pagination::{PageCursor, PageRequest};
-use basiq_core::operation::Operation;
-use basiq_core::pagination::Page;
+use basiq_core::policy::pagination::Page;
 use basiq_core::Error;
 use futures_core::Stream;
 use futures_util::stream::BoxStream;

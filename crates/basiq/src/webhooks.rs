@@ -1,6 +1,6 @@
 //! Receiving Basiq's webhooks: verify, de-duplicate, record freshness, hand typed events over.
 //!
-//! Everything of [`basiq_core::webhooks`] is here (the pure [`verify`], [`WebhookSecret`],
+//! Everything of [`basiq_core::policy::webhooks`] is here (the pure [`verify`], [`WebhookSecret`],
 //! [`WebhookEvent`], [`SeenStore`]), plus a [`WebhookReceiver`] that does in one call what every
 //! endpoint must:
 //!
@@ -73,13 +73,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use basiq_core::clock::{Clock, SystemClock};
-use basiq_core::freshness::FreshnessLedger;
-use basiq_core::token::StoreError;
+use basiq_core::policy::freshness::FreshnessLedger;
+use basiq_core::policy::token::StoreError;
 use http::StatusCode;
 
-pub use basiq_core::webhooks::*;
+pub use basiq_core::policy::webhooks::*;
 // The submodules by their paths too (`basiq::webhooks::event::EventSubject`).
-pub use basiq_core::webhooks::{event, seen};
+pub use basiq_core::policy::webhooks::{event, seen};
 pub use event::{EventDetails, EventSubject};
 pub use seen::FleetSeenStore;
 

@@ -486,7 +486,7 @@ pub fn operations(api: &Api, source: &str) -> Result<String, Error> {
     });
     let models_use = uses_models.then(|| {
         quote!(
-            use crate::models;
+            use crate::api::models;
         )
     });
     let ops = api
@@ -502,8 +502,8 @@ pub fn operations(api: &Api, source: &str) -> Result<String, Error> {
         #error_use
         #id_use
         #models_use
-        use crate::operation::{self, Operation};
-        use crate::transport::{HttpRequest, HttpResponse};
+        use crate::engine::operation::{self, Operation};
+        use crate::engine::transport::{HttpRequest, HttpResponse};
 
         #(#ops)*
     };
@@ -688,10 +688,10 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
                 })?;
             let name = ident(name);
             (
-                quote!(crate::#module::#name),
+                quote!(crate::policy::#module::#name),
                 quote! {
                     operation::check_status(&response, &[#(#statuses),*])?;
-                    crate::#module::#name::parse(&response)
+                    crate::policy::#module::#name::parse(&response)
                 },
             )
         }

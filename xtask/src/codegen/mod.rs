@@ -62,11 +62,11 @@ pub fn generate_from_str(spec_text: &str) -> Result<Vec<Generated>, Error> {
     })?;
     Ok(vec![
         Generated {
-            path: "crates/basiq-core/src/models.rs",
+            path: "crates/basiq-core/src/api/models.rs",
             contents: emit::models(&api, SPEC_PATH)?,
         },
         Generated {
-            path: "crates/basiq-core/src/operations.rs",
+            path: "crates/basiq-core/src/api/operations.rs",
             contents: emit::operations(&api, SPEC_PATH)?,
         },
         Generated {

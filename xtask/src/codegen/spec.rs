@@ -28,9 +28,9 @@ pub const ID_TYPES: &[&str] = &[
 /// generating a second copy would force conversions everywhere, and `ConnectionMethod` needs
 /// aliases (`open-banking` / `openbanking`) the generated enums do not have.
 pub const CORE_TYPES: &[(&str, &str)] = &[
-    ("ConnectionStatus", "refresh"),
-    ("ConnectionMethod", "connectors"),
-    ("ConnectorStatus", "connectors"),
+    ("ConnectionMethod", "vocabulary"),
+    ("ConnectionStatus", "vocabulary"),
+    ("ConnectorStatus", "vocabulary"),
 ];
 
 /// Hand-written outputs an operation may declare with `x-rust-output`, with the module that

@@ -250,8 +250,7 @@ fn extensions_generate_what_they_promise() {
     let (models, ops) = (&files[0].contents, &files[1].contents);
     for expected in [
         "use rust_decimal::Decimal;",
-        "use crate::connectors::ConnectionMethod;",
-        "use crate::refresh::ConnectionStatus;",
+        "use crate::vocabulary::{ConnectionMethod, ConnectionStatus};",
         "pub status: Option<ConnectionStatus>",
         r#"with = "rust_decimal::serde::str_option""#,
         "pub balance: Option<Decimal>",
@@ -264,9 +263,9 @@ fn extensions_generate_what_they_promise() {
         );
     }
     for expected in [
-        "type Output = crate::refresh::RefreshResponse;",
+        "type Output = crate::policy::refresh::RefreshResponse;",
         "operation::check_status(&response, &[200, 202])?;",
-        "crate::refresh::RefreshResponse::parse(&response)",
+        "crate::policy::refresh::RefreshResponse::parse(&response)",
         "pub limit: Option<u32>",
         "pub fn limit(mut self, limit: u32) -> Self",
         "if !(1..=500).contains(&value)",
@@ -278,7 +277,7 @@ fn extensions_generate_what_they_promise() {
         );
     }
     // `models` is not imported when the only output is hand-written (it would be unused).
-    assert!(!ops.contains("use crate::models;"), "{ops}");
+    assert!(!ops.contains("use crate::api::models;"), "{ops}");
 
     let string_path = MINIMAL.replacen(
         "x-rust-type: ConnectionId, x-context: connection, ",
@@ -404,7 +403,7 @@ fn a_new_operation_gives_both_clients_a_method() {
 
     let files = generate(&dir).unwrap();
     let file = |path: &str| &files.iter().find(|f| f.path == path).unwrap().contents;
-    let ops = file("crates/basiq-core/src/operations.rs");
+    let ops = file("crates/basiq-core/src/api/operations.rs");
     assert!(
         ops.contains("pub struct ListWidgets"),
         "the operation is generated"

@@ -14,15 +14,15 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::connectors::ConnectorStatusView;
+use crate::api::models::{ConnectorList, Job, StepStatus, StepTitle};
+use crate::api::operations::{GetJob, ListConnectors};
 use crate::error::{Error, ErrorContext};
 use crate::id::{ConnectionId, JobId, UserId};
-use crate::jobs::{
+use crate::policy::connectors::ConnectorStatusView;
+use crate::policy::jobs::{
     Diagnosis, FailureClass, JobKind, JobOutcome, JobPoller, MfaChallenge, PollConfig, PollStep,
     StepEvent, StepFailure,
 };
-use crate::models::{ConnectorList, Job, StepStatus, StepTitle};
-use crate::operations::{GetJob, ListConnectors};
 
 use super::triage::connectors_for_failures;
 
@@ -348,7 +348,7 @@ enum Awaiting {
 ///
 /// ```
 /// use basiq_core::flows::follow::{FollowStep, JobFollow, JobProgress};
-/// use basiq_core::jobs::{JobKind, PollConfig};
+/// use basiq_core::policy::jobs::{JobKind, PollConfig};
 ///
 /// let now = time::macros::datetime!(2026-01-05 10:00 UTC);
 /// let job_id = basiq_core::id::JobId::new("j1").unwrap();

@@ -7,9 +7,9 @@
 //!
 //! ```
 //! use basiq_core::flows::pagination::{PageCursor, PageRequest};
-//! use basiq_core::models::TransactionList;
-//! use basiq_core::operations::ListTransactions;
-//! use basiq_core::pagination::PageLimits;
+//! use basiq_core::api::models::TransactionList;
+//! use basiq_core::api::operations::ListTransactions;
+//! use basiq_core::policy::pagination::PageLimits;
 //!
 //! let base = url::Url::parse("https://au-api.basiq.io").unwrap();
 //! let user = basiq_core::id::UserId::new("u1").unwrap();
@@ -25,9 +25,9 @@ use std::fmt;
 
 use url::Url;
 
+use crate::engine::operation::Operation;
 use crate::error::{Error, ErrorContext};
-use crate::operation::Operation;
-use crate::pagination::{NextPage, Page, PageLimits, PageWalk};
+use crate::policy::pagination::{NextPage, Page, PageLimits, PageWalk};
 
 /// What a [`PageCursor`] asks its driver to fetch.
 #[derive(Debug)]
@@ -136,10 +136,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::models::TransactionList;
+    use crate::api::operations::ListTransactions;
     use crate::error::ErrorKind;
     use crate::id::UserId;
-    use crate::models::TransactionList;
-    use crate::operations::ListTransactions;
     use proptest::prelude::*;
 
     fn base() -> Url {

@@ -1,16 +1,16 @@
 //! What the daily / at-login check and a followed job's verdict ask of `/connectors`.
 //!
 //! A failure during a connector outage is "their end", not the user's: both
-//! [`triage_user`](crate::jobs::triage_user) and a followed job's
-//! [`diagnose_with`](crate::models::Job::diagnose_with) weigh the connectors' health, so the
+//! [`triage_user`](crate::policy::jobs::triage_user) and a followed job's
+//! [`diagnose_with`](crate::api::models::Job::diagnose_with) weigh the connectors' health, so the
 //! same failed job gets the same verdict either way. This decides the one `/connectors` request
 //! they need (none when nothing failed).
 
 use std::collections::BTreeSet;
 
-use crate::jobs::JobState;
-use crate::models::Job;
-use crate::operations::ListConnectors;
+use crate::api::models::Job;
+use crate::api::operations::ListConnectors;
+use crate::policy::jobs::JobState;
 
 /// The `/connectors` request for the institutions of `jobs`' failures: `None` when nothing
 /// failed (then `/connectors` need not be asked at all), every connector when an institution

@@ -14,14 +14,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use basiq_core::auth::ExecutorConfig;
+use basiq_core::api::models::NewUser;
+use basiq_core::api::operations::GetUser;
 use basiq_core::clock::ManualClock;
+use basiq_core::engine::auth::ExecutorConfig;
+use basiq_core::engine::transport::{HttpRequest, HttpResponse};
 use basiq_core::error::TransportError;
 use basiq_core::id::UserId;
-use basiq_core::models::NewUser;
-use basiq_core::operations::GetUser;
 use basiq_core::secret::ApiKey;
-use basiq_core::transport::{HttpRequest, HttpResponse};
 
 pub const KEY: &str = "a2V5OnNlY3JldA==";
 
@@ -240,11 +240,11 @@ pub fn new_user() -> NewUser {
 }
 
 /// `POST /jobs/{job}/mfa` for user `u1`, answering `1234`.
-pub fn answer_mfa(job: &str) -> basiq_core::mfa::AnswerJobMfa {
-    basiq_core::mfa::AnswerJobMfa::new(
+pub fn answer_mfa(job: &str) -> basiq_core::api::mfa::AnswerJobMfa {
+    basiq_core::api::mfa::AnswerJobMfa::new(
         basiq_core::id::JobId::new(job).unwrap(),
         UserId::new("u1").unwrap(),
-        basiq_core::mfa::MfaAnswers::new(vec!["1234".into()]),
+        basiq_core::api::mfa::MfaAnswers::new(vec!["1234".into()]),
     )
 }
 
@@ -398,7 +398,7 @@ macro_rules! executor_scenarios {
                 "u1"
             );
             assert!(err.to_string().contains("userId=u1"));
-            let attempts = basiq_core::retry::RetryPolicy::default().max_attempts as usize;
+            let attempts = basiq_core::policy::retry::RetryPolicy::default().max_attempts as usize;
             assert_eq!(fake.api(), attempts, "a GET is retried up to max_attempts");
             assert_eq!(fake.tokens(), 1);
         }

@@ -65,7 +65,7 @@ pub fn refusing_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-pub fn get(url: &str) -> basiq_core::transport::HttpRequest {
+pub fn get(url: &str) -> basiq_core::engine::transport::HttpRequest {
     http::Request::get(format!("{url}/users/x"))
         .body(Vec::new())
         .unwrap()
@@ -74,7 +74,7 @@ pub fn get(url: &str) -> basiq_core::transport::HttpRequest {
 /// Asserts the request text carries the SDK's `User-Agent`.
 pub fn assert_user_agent(seen: &str) {
     let seen = seen.to_ascii_lowercase();
-    let expected = format!("user-agent: {}", basiq_core::transport::USER_AGENT);
+    let expected = format!("user-agent: {}", basiq_core::engine::transport::USER_AGENT);
     assert!(seen.contains(&expected.to_ascii_lowercase()), "{seen}");
 }
 

@@ -28,7 +28,7 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use basiq_core::webhooks::{self, WebhookSecret};
+use basiq_core::policy::webhooks::{self, WebhookSecret};
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::jobs::RecommendedAction;
+use crate::policy::jobs::RecommendedAction;
 use proptest::prelude::*;
 
 fn t0() -> OffsetDateTime {

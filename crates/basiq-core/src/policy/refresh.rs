@@ -1,0 +1,757 @@
+//! Refreshing connections: when it is allowed, and how to spread many refreshes out.
+//!
+//! Basiq's best-practice guide (basiq-api.md §8): refresh *rarely* — banks lock users out or block Basiq
+//! when refreshed too often —, only *active* connections, check `lastUsed` and the jobs before an
+//! ad-hoc refresh, never bulk-refresh everything at once, at most **20 refreshes per day** for an
+//! open-banking connection, and prefer Basiq's daily background refresh ("smart cache").
+//! A refresh while a job runs gets **200 with the existing job**: follow it, do not start another.
+//!
+//! * [`RefreshPolicy::decide`] says `Allowed` or why to skip;
+//! * [`RefreshLedger`] counts refreshes per connection per UTC day ([`MemoryLedger`] in memory);
+//! * [`RefreshScheduler`] spreads N refreshes over a window under a per-minute cap: never a burst;
+//! * [`RefreshResponse`] tells a new job (202) from the running one Basiq handed back (200).
+//!
+//! ```
+//! use basiq_core::policy::refresh::{ConnectionView, MemoryLedger, RefreshDecision, RefreshPolicy, SkipReason};
+//!
+//! let conn: ConnectionView = serde_json::from_str(
+//!     r#"{"id": "aaaf2c3b", "status": "active", "method": "open-banking",
+//!         "lastUsed": "2026-01-06T03:15:02Z"}"#,
+//! )?;
+//! let policy = RefreshPolicy::default(); // at most once per 24 h, 20/day for open banking
+//! let mut ledger = MemoryLedger::new();
+//! let now = time::macros::datetime!(2026-01-06 12:00 UTC);
+//! assert!(matches!(
+//!     policy.decide_and_record(&conn, &[], &mut ledger, now),
+//!     RefreshDecision::Skip(SkipReason::RecentlyRefreshed { .. })
+//! ));
+//! let tomorrow = time::macros::datetime!(2026-01-07 04:00 UTC);
+//! assert_eq!(policy.decide_and_record(&conn, &[], &mut ledger, tomorrow), RefreshDecision::Allowed);
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime, UtcOffset};
+
+use crate::api::models::{self, Job};
+use crate::engine::operation;
+use crate::engine::transport::HttpResponse;
+use crate::error::Error;
+use crate::id::{ConnectionId, JobId};
+pub use crate::policy::connectors::ConnectionMethod;
+use crate::policy::jobs::{classify, FailureClass, JobKind, JobState, TRANSIENT_RETRY_AFTER};
+use crate::time_util;
+
+pub use crate::vocabulary::ConnectionStatus;
+
+/// What the refresh policy needs to know about a connection.
+///
+/// Kept separate from the generated [`models::Connection`] so the policy depends on four fields
+/// only: get it with `ConnectionView::from(&connection)`, or deserialize it straight from Basiq's
+/// connection JSON (the other fields are ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    /// The connection.
+    pub id: ConnectionId,
+    /// Its status.
+    pub status: ConnectionStatus,
+    /// Web, open banking (`open-banking` or `openbanking`), csv or pdf. A connection that does
+    /// not say reads as `Other("")`: unknown methods are refreshable and count against the
+    /// open-banking daily quota ([`ConnectionMethod::has_daily_refresh_quota`]).
+    #[serde(default = "unstated_method")]
+    pub method: ConnectionMethod,
+    /// When Basiq last used (refreshed) it; SERVER scope only.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp"
+    )]
+    pub last_used: Option<OffsetDateTime>,
+    /// When the connection was created: the job that created it is not a refresh, so it does
+    /// not count against the daily refresh quota.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::timestamp_or_empty",
+        serialize_with = "crate::serde_util::serialize_timestamp"
+    )]
+    pub created_date: Option<OffsetDateTime>,
+}
+
+impl From<&models::Connection> for ConnectionView {
+    fn from(connection: &models::Connection) -> Self {
+        Self {
+            id: connection.id.clone(),
+            status: connection.status.clone(),
+            method: connection.method.clone().unwrap_or_else(unstated_method),
+            last_used: connection.last_used,
+            created_date: connection.created_date,
+        }
+    }
+}
+
+/// The method of a connection that does not state one.
+fn unstated_method() -> ConnectionMethod {
+    ConnectionMethod::Other(String::new())
+}
+
+/// How close to a connection's `createdDate` the job that created it starts (Basiq creates the
+/// connection while that job verifies the credentials).
+const CONNECT_JOB_SLACK: time::Duration = time::Duration::minutes(1);
+
+/// Why a refresh should not be sent now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub enum SkipReason {
+    /// Only `active` connections may be refreshed; an `invalid` web connection needs the user to
+    /// re-enter credentials first.
+    Inactive(ConnectionStatus),
+    /// Uploaded statements (csv, pdf) cannot be refreshed.
+    NotRefreshable(ConnectionMethod),
+    /// A job for this connection is running: follow it (Basiq would answer 200 with it anyway).
+    InProgress(JobId),
+    /// The connection's latest job failed and nothing has fixed it since. Refreshing again with
+    /// bad credentials risks locking the user's bank account, and a transient failure should be
+    /// retried after Basiq's 10 minutes, not immediately.
+    LastAttemptFailed {
+        /// The failed job.
+        job_id: JobId,
+        /// Its classification (as a refresh).
+        class: FailureClass,
+        /// When a refresh may be tried again; `None` until someone acts (the user re-enters
+        /// credentials, support fixes it), which also makes the connection `active` again.
+        retry_at: Option<OffsetDateTime>,
+    },
+    /// Refreshed recently; Basiq asks to refresh rarely.
+    RecentlyRefreshed {
+        /// The last refresh (max of `lastUsed` and the latest successful job).
+        last: OffsetDateTime,
+        /// The earliest time the policy allows the next one.
+        next_allowed: OffsetDateTime,
+    },
+    /// The open-banking limit of refreshes per day is used up.
+    DailyQuotaExhausted {
+        /// When the day (UTC) ends.
+        resets_at: OffsetDateTime,
+    },
+    /// Basiq itself refreshed the connection recently (its smart cache, or a refresh it
+    /// announced by webhook), as the client's [`FreshnessLedger`](crate::policy::freshness::FreshnessLedger)
+    /// recorded: nothing to do, and nothing was even read from Basiq to decide it.
+    RefreshedByBasiq {
+        /// When Basiq refreshed it (a time in the future is taken as now).
+        at: OffsetDateTime,
+        /// The earliest time the policy allows a refresh by hand.
+        next_allowed: OffsetDateTime,
+    },
+    /// Another instance of this app (fleet mode) is refreshing the connection, or holds its
+    /// planned slot, and Basiq has not shown a job for it yet: follow the user's jobs instead of
+    /// sending a duplicate that Basiq would pause for 6 minutes.
+    InProgressElsewhere {
+        /// When the other instance's claim lapses at the latest.
+        until: Option<OffsetDateTime>,
+    },
+}
+
+/// The policy's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum RefreshDecision {
+    /// Send the refresh (and [`RefreshLedger::record`] it).
+    Allowed,
+    /// Do not send it.
+    Skip(SkipReason),
+}
+
+/// Counts refreshes per connection per UTC day. Implement it over a shared store when several
+/// processes refresh the same connections, so the daily limit holds fleet-wide.
+pub trait RefreshLedger {
+    /// Refreshes recorded for `connection` on the UTC `day`.
+    fn count(&self, connection: &ConnectionId, day: Date) -> u32;
+    /// Records a refresh sent at `at`. Record it when it is *sent*: a request that may have
+    /// reached Basiq counts, whatever its answer.
+    fn record(&mut self, connection: &ConnectionId, at: OffsetDateTime);
+}
+
+/// An in-memory [`RefreshLedger`].
+#[derive(Debug, Clone, Default)]
+pub struct MemoryLedger {
+    counts: HashMap<(ConnectionId, Date), u32>,
+}
+
+impl MemoryLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets days before `day`, so the ledger stays small in a long-running process.
+    pub fn prune_before(&mut self, day: Date) {
+        self.counts.retain(|(_, d), _| *d >= day);
+    }
+}
+
+impl RefreshLedger for MemoryLedger {
+    fn count(&self, connection: &ConnectionId, day: Date) -> u32 {
+        self.counts
+            .get(&(connection.clone(), day))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn record(&mut self, connection: &ConnectionId, at: OffsetDateTime) {
+        let day = utc_day(at);
+        let n = self.counts.entry((connection.clone(), day)).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+}
+
+fn utc_day(t: OffsetDateTime) -> Date {
+    t.to_offset(UtcOffset::UTC).date()
+}
+
+/// When a connection may be refreshed.
+///
+/// Fields may be added: start from [`RefreshPolicy::default`] and use the `with_` setters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub struct RefreshPolicy {
+    /// The minimum time between two refreshes of one connection.
+    pub min_interval: Duration,
+    /// Refreshes per UTC day for an open-banking connection (Basiq: 20).
+    pub open_banking_daily_limit: u32,
+}
+
+impl Default for RefreshPolicy {
+    /// `min_interval` = 24 h, `open_banking_daily_limit` = 20.
+    ///
+    /// Why 24 h: Basiq asks to refresh rarely and recommends its daily background refresh (smart
+    /// cache) over cron-style refreshes; banks post transactions about daily, so a second refresh
+    /// within a day rarely brings data, while each one raises the lock-out risk. The 20/day
+    /// open-banking limit is a hard ceiling, not a target. Apps that truly need fresher data
+    /// (e.g. a user-initiated "refresh now") can lower it with [`RefreshPolicy::with_min_interval`].
+    fn default() -> Self {
+        Self {
+            min_interval: Duration::from_secs(24 * 60 * 60),
+            open_banking_daily_limit: 20,
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// The default policy with another minimum interval.
+    pub fn with_min_interval(mut self, min_interval: Duration) -> Self {
+        self.min_interval = min_interval;
+        self
+    }
+
+    /// Another open-banking daily limit (Basiq's is 20: a lower one leaves headroom for
+    /// refreshes made elsewhere; a higher one only gets Basiq's refusals).
+    pub fn with_open_banking_daily_limit(mut self, limit: u32) -> Self {
+        self.open_banking_daily_limit = limit;
+        self
+    }
+
+    /// The last refresh of `conn`: the later of `lastUsed` and the latest successful job.
+    pub fn last_refresh(conn: &ConnectionView, recent_jobs: &[Job]) -> Option<OffsetDateTime> {
+        let last_job = recent_jobs
+            .iter()
+            .filter(|j| j.connection_id().as_ref() == Some(&conn.id))
+            .filter(|j| j.state() == JobState::Succeeded)
+            .filter_map(Job::last_change)
+            .max();
+        conn.last_used.max(last_job)
+    }
+
+    /// Whether `conn` may be refreshed at `now`. Checks, in order: active, refreshable method,
+    /// no job running for it, its latest job did not fail in a way that still blocks (see
+    /// [`SkipReason::LastAttemptFailed`]), `min_interval` since the last refresh, and for open banking the
+    /// daily limit (the larger of the ledger's count and today's jobs for the connection, so
+    /// refreshes made by another process still count).
+    pub fn decide(
+        &self,
+        conn: &ConnectionView,
+        recent_jobs: &[Job],
+        ledger: &dyn RefreshLedger,
+        now: OffsetDateTime,
+    ) -> RefreshDecision {
+        use RefreshDecision::Skip;
+        if conn.status != ConnectionStatus::Active {
+            return Skip(SkipReason::Inactive(conn.status.clone()));
+        }
+        if !conn.method.is_refreshable() {
+            return Skip(SkipReason::NotRefreshable(conn.method.clone()));
+        }
+        let mine: Vec<&Job> = recent_jobs
+            .iter()
+            .filter(|j| j.connection_id().as_ref() == Some(&conn.id))
+            .collect();
+        if let Some(running) = mine
+            .iter()
+            .filter(|j| !j.state().is_done())
+            .max_by_key(|j| j.created)
+        {
+            return Skip(SkipReason::InProgress(running.id.clone()));
+        }
+        if let Some(skip) = Self::last_attempt_failed(&mine, now) {
+            return Skip(skip);
+        }
+        if let Some(last) = Self::last_refresh(conn, recent_jobs) {
+            let next_allowed = time_util::add(last, self.min_interval);
+            if now < next_allowed {
+                return Skip(SkipReason::RecentlyRefreshed { last, next_allowed });
+            }
+        }
+        if conn.method.has_daily_refresh_quota() {
+            let today = utc_day(now);
+            // Today's refresh jobs: the job that created the connection is not one (Basiq
+            // allows 20 refreshes a day, whatever else happened to the connection).
+            let connect_job_until = conn.created_date.map(|c| c + CONNECT_JOB_SLACK);
+            let jobs_today = mine
+                .iter()
+                .filter(|j| j.created.map(utc_day) == Some(today))
+                .filter(|j| match (j.created, connect_job_until) {
+                    (Some(created), Some(until)) => created > until,
+                    _ => true,
+                })
+                .count();
+            let used = ledger
+                .count(&conn.id, today)
+                .max(u32::try_from(jobs_today).unwrap_or(u32::MAX));
+            if used >= self.open_banking_daily_limit {
+                return Skip(SkipReason::DailyQuotaExhausted {
+                    resets_at: time_util::next_utc_midnight(now),
+                });
+            }
+        }
+        RefreshDecision::Allowed
+    }
+
+    /// `LastAttemptFailed` when the latest finished job of the connection failed and its failure
+    /// still blocks at `now`: user action, permanent and file problems until something changes;
+    /// retryable and unknown failures for their retry delay (at least Basiq's 10 minutes).
+    fn last_attempt_failed(jobs: &[&Job], now: OffsetDateTime) -> Option<SkipReason> {
+        let latest = jobs
+            .iter()
+            .filter(|j| j.state().is_done())
+            .max_by_key(|j| (j.last_change(), j.state() == JobState::Succeeded))?;
+        let JobState::Failed { step, failure } = latest.state() else {
+            return None;
+        };
+        let class = classify(&step, &failure.code, JobKind::Refresh);
+        let wait = match &class {
+            FailureClass::UserActionRequired(_)
+            | FailureClass::Permanent
+            | FailureClass::FileProblem => None,
+            FailureClass::Transient { retry_after } => {
+                Some((*retry_after).max(TRANSIENT_RETRY_AFTER))
+            }
+            FailureClass::ServerManagedRetry { every, .. } => Some(*every),
+            FailureClass::InstitutionOutage | FailureClass::Unknown => Some(TRANSIENT_RETRY_AFTER),
+        };
+        let retry_at = match (wait, latest.last_change()) {
+            (None, _) => None,
+            (Some(wait), Some(failed_at)) => {
+                let at = time_util::add(failed_at, wait);
+                if now >= at {
+                    return None;
+                }
+                Some(at)
+            }
+            // A failure without a time cannot be aged: do not block on it.
+            (Some(_), None) => return None,
+        };
+        Some(SkipReason::LastAttemptFailed {
+            job_id: latest.id.clone(),
+            class,
+            retry_at,
+        })
+    }
+
+    /// The freshness check that runs before anything is read: `Some(RefreshedByBasiq)` when
+    /// Basiq refreshed the connection (`last_by_basiq`, from the
+    /// [`FreshnessLedger`](crate::policy::freshness::FreshnessLedger)) less than `min_interval` before
+    /// `now`. A refresh "in the future" (clock skew between Basiq and the app) counts as now.
+    pub fn refreshed_by_basiq(
+        &self,
+        last_by_basiq: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Option<SkipReason> {
+        let at = last_by_basiq?.min(now);
+        let next_allowed = time_util::add(at, self.min_interval);
+        (now < next_allowed).then_some(SkipReason::RefreshedByBasiq { at, next_allowed })
+    }
+
+    /// [`decide`](Self::decide), and when allowed, records the refresh in `ledger` at `now`.
+    pub fn decide_and_record(
+        &self,
+        conn: &ConnectionView,
+        recent_jobs: &[Job],
+        ledger: &mut dyn RefreshLedger,
+        now: OffsetDateTime,
+    ) -> RefreshDecision {
+        let decision = self.decide(conn, recent_jobs, &*ledger, now);
+        if decision == RefreshDecision::Allowed {
+            ledger.record(&conn.id, now);
+        }
+        decision
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scheduling
+// ---------------------------------------------------------------------------------------------
+
+/// Spreads refreshes over a window so they never arrive as a burst (Basiq: no bulk refreshes).
+///
+/// Each connection gets a *stable* preferred slot from an FNV-1a hash of its id (the same
+/// connection lands at the same time of the window every run, so its refresh interval stays
+/// regular), slots sit on a grid `60 s / max_per_minute` apart so that **any** 60-second span
+/// holds at most `max_per_minute` refreshes, and a collision moves to the next free slot. The
+/// injected `jitter` shifts the whole grid by a fraction of one slot: per-refresh jitter would
+/// let two neighbours drift into the same minute and break the cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshScheduler {
+    /// How long the refreshes may be spread over.
+    pub window: Duration,
+    /// The most refreshes sent in any 60 seconds.
+    pub max_per_minute: u32,
+}
+
+/// One planned refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledRefresh {
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// When to send the refresh.
+    pub at: OffsetDateTime,
+}
+
+/// A plan: refreshes in time order, and the candidates that did not fit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshSchedule {
+    /// Planned refreshes, sorted by time.
+    pub planned: Vec<ScheduledRefresh>,
+    /// Candidates beyond the window's capacity at the cap (the last ones given), to plan later.
+    pub overflow: Vec<ConnectionId>,
+}
+
+/// FNV-1a, 64 bit: a tiny, stable hash (unlike `DefaultHasher`, it never changes between Rust
+/// versions, so slots stay put across deployments).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl RefreshScheduler {
+    /// A scheduler for `window` at no more than `max_per_minute`.
+    pub fn new(window: Duration, max_per_minute: u32) -> Self {
+        Self {
+            window,
+            max_per_minute,
+        }
+    }
+
+    /// The grid step: `ceil(60 s / max_per_minute)` in nanoseconds (rounded up, so `cap` steps
+    /// always span at least a minute).
+    fn spacing_ns(&self) -> Option<u64> {
+        (self.max_per_minute > 0)
+            .then(|| 60_000_000_000_u64.div_ceil(u64::from(self.max_per_minute)))
+    }
+
+    /// How many refreshes the window holds at the cap.
+    pub fn capacity(&self) -> u64 {
+        let Some(spacing) = self.spacing_ns() else {
+            return 0;
+        };
+        let window = u64::try_from(self.window.as_nanos()).unwrap_or(u64::MAX);
+        window / spacing
+    }
+
+    /// Plans refreshes for `candidates` (in priority order; duplicates are planned once) in
+    /// `[start, start + window)`. `jitter` in `[0, 1]` shifts the grid by that fraction of a slot.
+    ///
+    /// Clones each planned (and overflowing) id out of the slice; a caller that owns its list
+    /// can hand it over with [`schedule_owned`](Self::schedule_owned), which moves them instead.
+    pub fn schedule(
+        &self,
+        start: OffsetDateTime,
+        candidates: &[ConnectionId],
+        jitter: f64,
+    ) -> RefreshSchedule {
+        let (planned, overflow) = self.spread(start, candidates, ConnectionId::as_str, jitter);
+        RefreshSchedule {
+            planned: planned
+                .into_iter()
+                .map(|(connection_id, at)| ScheduledRefresh { connection_id, at })
+                .collect(),
+            overflow,
+        }
+    }
+
+    /// [`schedule`](Self::schedule) for an owned list: the same plan, with every id moved into
+    /// it rather than cloned (a million candidates are a million allocations saved).
+    pub fn schedule_owned(
+        &self,
+        start: OffsetDateTime,
+        candidates: Vec<ConnectionId>,
+        jitter: f64,
+    ) -> RefreshSchedule {
+        let placed = self.place(&candidates, ConnectionId::as_str);
+        let mut candidates: Vec<Option<ConnectionId>> = candidates.into_iter().map(Some).collect();
+        let mut take = |i: u32| candidates.get_mut(i as usize).and_then(Option::take);
+        let (spacing, phase) = (self.spacing_ns().unwrap_or(0), self.phase_ns(jitter));
+        let planned = placed
+            .planned
+            .iter()
+            .filter_map(|&(slot, i)| {
+                Some(ScheduledRefresh {
+                    connection_id: take(i)?,
+                    at: slot_time(start, slot, spacing, phase),
+                })
+            })
+            .collect();
+        let overflow = placed.overflow.iter().filter_map(|&i| take(i)).collect();
+        RefreshSchedule { planned, overflow }
+    }
+
+    /// The grid itself, for any kind of id (refreshes here, the daily triage in
+    /// [`crate::policy::plan`]): each distinct candidate at a stable slot, sorted by time, and the
+    /// candidates beyond the window's capacity.
+    pub(crate) fn spread<K: Clone + Eq + std::hash::Hash>(
+        &self,
+        start: OffsetDateTime,
+        candidates: &[K],
+        key: impl Fn(&K) -> &str,
+        jitter: f64,
+    ) -> (Vec<(K, OffsetDateTime)>, Vec<K>) {
+        let placed = self.place(candidates, &key);
+        // Cloned in input order, then moved into time order: the ids' bytes are read
+        // sequentially (a clone in slot order would read a million ids at random).
+        let mut owned: Vec<Option<K>> = candidates.iter().cloned().map(Some).collect();
+        let mut take = |i: u32| owned.get_mut(i as usize).and_then(Option::take);
+        let (spacing, phase) = (self.spacing_ns().unwrap_or(0), self.phase_ns(jitter));
+        let planned = placed
+            .planned
+            .iter()
+            .filter_map(|&(slot, i)| Some((take(i)?, slot_time(start, slot, spacing, phase))))
+            .collect();
+        let overflow = placed.overflow.iter().filter_map(|&i| take(i)).collect();
+        (planned, overflow)
+    }
+
+    /// Where the candidates go: each distinct one at its slot (FNV-1a of the id, then the next
+    /// free one), in slot (so time) order; and those past the capacity, in input order. Slots
+    /// are distinct, so their times are too.
+    fn place<K: Eq + std::hash::Hash>(&self, candidates: &[K], key: impl Fn(&K) -> &str) -> Placed {
+        let capacity = self.capacity();
+        let dense_limit = (candidates.len() as u64)
+            .saturating_mul(4)
+            .saturating_add(4096);
+        match (u32::try_from(capacity), u32::try_from(candidates.len())) {
+            (Ok(cap), Ok(_)) if cap > 0 && capacity <= dense_limit && cap < u32::MAX => {
+                place_dense(cap, candidates, key)
+            }
+            _ => place_sparse(capacity, candidates, key),
+        }
+    }
+
+    /// The grid's shift: `jitter` of one slot, in nanoseconds.
+    fn phase_ns(&self, jitter: f64) -> u64 {
+        let spacing = self.spacing_ns().unwrap_or(0);
+        if spacing == 0 {
+            return 0;
+        }
+        // Truncation is intended: a fraction of one slot.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let p = (time_util::unit(jitter) * spacing as f64) as u64;
+        p.min(spacing - 1)
+    }
+
+    /// The shortest time between two sends on this grid (`ceil(60 s / max_per_minute)`);
+    /// `None` when `max_per_minute` is 0. A [`Pacer`](crate::policy::plan::Pacer) keeps real sends at
+    /// least this far apart, so a late send cannot bunch up with the next ones.
+    pub fn spacing(&self) -> Option<Duration> {
+        self.spacing_ns().map(Duration::from_nanos)
+    }
+}
+
+/// The time of grid slot `slot`.
+fn slot_time(start: OffsetDateTime, slot: u64, spacing: u64, phase: u64) -> OffsetDateTime {
+    let offset = slot.saturating_mul(spacing).saturating_add(phase);
+    time_util::add(start, Duration::from_nanos(offset))
+}
+
+/// The outcome of [`RefreshScheduler::place`], as indices into the candidates.
+#[derive(Debug, Default)]
+struct Placed {
+    /// `(slot, candidate)`, by slot.
+    planned: Vec<(u64, u32)>,
+    /// Candidates past the capacity, in input order.
+    overflow: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// One slot of the dense grid: the union-find link to a later slot to look at when this one is
+/// taken (`NONE`: free), the candidate in it, and the first candidate whose *preferred* slot
+/// this is (the head of a chain through `same_start`, which finds duplicates). One entry holds
+/// all three, so placing a candidate costs about one cache miss however large the grid.
+#[derive(Clone, Copy)]
+struct Slot {
+    link: u32,
+    owner: u32,
+    first: u32,
+}
+
+/// The usual case, a window sized for the list: a flat grid, linear in the candidates
+/// (`capacity` > 0).
+///
+/// Duplicates are found without hashing the ids again: equal ids have equal FNV-1a hashes, so
+/// they share a preferred slot, and the chain of candidates preferring that slot (about one
+/// long at the densities used) is checked by hash, then by id.
+fn place_dense<K: Eq>(capacity: u32, candidates: &[K], key: impl Fn(&K) -> &str) -> Placed {
+    let hashes: Vec<u64> = candidates
+        .iter()
+        .map(|id| fnv1a64(key(id).as_bytes()))
+        .collect();
+    let empty = Slot {
+        link: NONE,
+        owner: NONE,
+        first: NONE,
+    };
+    let mut grid = vec![empty; capacity as usize];
+    let mut same_start = vec![NONE; candidates.len()];
+    let mut placed = Placed::default();
+    let mut taken: u32 = 0;
+    for (i, (id, &hash)) in (0u32..).zip(candidates.iter().zip(&hashes)) {
+        let start = (hash % u64::from(capacity)) as u32;
+        let mut seen = grid[start as usize].first;
+        let mut duplicate = false;
+        while seen != NONE {
+            if hashes[seen as usize] == hash && candidates[seen as usize] == *id {
+                duplicate = true;
+                break;
+            }
+            seen = same_start[seen as usize];
+        }
+        if duplicate {
+            continue;
+        }
+        same_start[i as usize] = grid[start as usize].first;
+        grid[start as usize].first = i;
+        if taken >= capacity {
+            placed.overflow.push(i);
+            continue;
+        }
+        // next free slot: union-find with path halving over `link`.
+        let mut slot = start;
+        loop {
+            let next = grid[slot as usize].link;
+            if next == NONE {
+                break;
+            }
+            let after = grid[next as usize].link;
+            if after != NONE {
+                grid[slot as usize].link = after;
+            }
+            slot = next;
+        }
+        grid[slot as usize].link = (slot + 1) % capacity;
+        grid[slot as usize].owner = i;
+        taken += 1;
+    }
+    // Slot order is time order: read it off the grid, no sort.
+    placed.planned.reserve(taken as usize);
+    for (slot, entry) in (0u64..).zip(&grid) {
+        if entry.owner != NONE {
+            placed.planned.push((slot, entry.owner));
+        }
+    }
+    placed
+}
+
+/// A window far larger than the list: only the touched slots are kept (in maps), then sorted.
+fn place_sparse<K: Eq + std::hash::Hash>(
+    capacity: u64,
+    candidates: &[K],
+    key: impl Fn(&K) -> &str,
+) -> Placed {
+    let hasher = foldhash::fast::RandomState::default;
+    let mut seen: HashSet<&K, _> = HashSet::with_capacity_and_hasher(candidates.len(), hasher());
+    let mut links: HashMap<u64, u64, _> =
+        HashMap::with_capacity_and_hasher(candidates.len().min(1 << 20), hasher());
+    let mut placed = Placed::default();
+    for (i, id) in (0u32..).zip(candidates) {
+        if !seen.insert(id) {
+            continue;
+        }
+        if placed.planned.len() as u64 >= capacity {
+            placed.overflow.push(i);
+            continue;
+        }
+        let mut slot = fnv1a64(key(id).as_bytes()) % capacity;
+        while let Some(&next) = links.get(&slot) {
+            if let Some(&after) = links.get(&next) {
+                links.insert(slot, after);
+            }
+            slot = next;
+        }
+        links.insert(slot, (slot + 1) % capacity);
+        placed.planned.push((slot, i));
+    }
+    placed.planned.sort_unstable_by_key(|&(slot, _)| slot);
+    placed
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server's answer
+// ---------------------------------------------------------------------------------------------
+
+/// What `POST /users/{userId}/connections/{connectionId}/refresh` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshResponse {
+    /// 202 (or 201): a new refresh job.
+    Started(JobId),
+    /// 200: a job was already queued or running and Basiq returned it; follow that job.
+    AlreadyRunning(JobId),
+}
+
+impl RefreshResponse {
+    /// Maps the status of a successful answer: 200 → already running, 201/202 → started.
+    pub fn from_status(status: u16, job_id: JobId) -> Option<Self> {
+        match status {
+            200 => Some(Self::AlreadyRunning(job_id)),
+            201 | 202 => Some(Self::Started(job_id)),
+            _ => None,
+        }
+    }
+
+    /// Reads the answer to a refresh: `{type:"job", id, links}` with 200 or 202; any other status
+    /// is Basiq's error.
+    pub fn parse(response: &HttpResponse) -> Result<Self, Error> {
+        let status = response.status().as_u16();
+        let job: models::JobRef = operation::parse_json(response, &[200, 201, 202])?;
+        Self::from_status(status, job.id)
+            .ok_or_else(|| Error::decode(response.status(), "unexpected refresh status"))
+    }
+
+    /// The job to follow, new or not.
+    pub fn job_id(&self) -> &JobId {
+        match self {
+            Self::Started(id) | Self::AlreadyRunning(id) => id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,4 +4,5 @@
 
 pub mod follow;
 pub mod pagination;
+pub mod refresh;
 pub mod triage;

@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use basiq_core::error::ErrorContext;
-use basiq_core::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
+use basiq_core::fleet::{AttemptRefusal, FleetAttempt, FleetConfig};
+use basiq_core::flows::refresh::RefreshVerdict;
 use basiq_core::id::{ConnectionId, InstitutionId, JobId, UserId};
 use basiq_core::models::Job;
 use basiq_core::pause::{DuplicatePauseGuard, PauseDecision};
 use basiq_core::refresh::{
-    ConnectionView, MemoryLedger, RefreshDecision, RefreshLedger, RefreshPolicy, RefreshResponse,
-    RefreshSchedule, RefreshScheduler, SkipReason,
+    MemoryLedger, RefreshLedger, RefreshPolicy, RefreshResponse, RefreshSchedule, RefreshScheduler,
+    SkipReason,
 };
 use basiq_core::secret::AccessToken;
 use basiq_core::Error;
@@ -77,93 +78,11 @@ fn lock(ledger: &SharedRefreshLedger) -> MutexGuard<'_, dyn RefreshLedger + Send
 }
 
 impl Policies {
-    /// The refresh guard: `None` = send the refresh (already recorded in the ledger), or the
-    /// outcome to return without sending anything.
-    ///
-    /// Order: Basiq's 6-minute pause first (a paused duplicate means "send nothing before
-    /// `until`"), then [`RefreshPolicy::decide`] (active, refreshable, no job running, last attempt
-    /// not failed, not refreshed within `min_interval`, open-banking daily quota), then a running
-    /// job the pause guard matched (followed, not duplicated). Deciding and recording happen
-    /// under one lock, so two concurrent calls cannot both take the last quota slot.
-    pub(crate) fn gate_refresh(
-        &self,
-        conn: &ConnectionView,
-        user_jobs: &[Job],
-        now: OffsetDateTime,
-    ) -> Option<RefreshOutcome> {
-        self.gate(conn, user_jobs, now, true)
-    }
-
-    /// [`gate_refresh`](Self::gate_refresh) without recording: in fleet mode the refresh is
-    /// recorded only once the fleet's claim and quota reservation let it through.
-    pub(crate) fn check_refresh(
-        &self,
-        conn: &ConnectionView,
-        user_jobs: &[Job],
-        now: OffsetDateTime,
-    ) -> Option<RefreshOutcome> {
-        self.gate(conn, user_jobs, now, false)
-    }
-
-    fn gate(
-        &self,
-        conn: &ConnectionView,
-        user_jobs: &[Job],
-        now: OffsetDateTime,
-        record: bool,
-    ) -> Option<RefreshOutcome> {
-        let pause = DuplicatePauseGuard::check(user_jobs, None, Some(&conn.id), now);
-        if let PauseDecision::Paused { until, job_id } = pause {
-            return Some(RefreshOutcome::Paused { until, job_id });
-        }
-        let mut ledger = lock(&self.ledger);
-        match self.refresh_policy.decide(conn, user_jobs, &*ledger, now) {
-            RefreshDecision::Skip(reason) => Some(RefreshOutcome::Skipped(reason)),
-            RefreshDecision::Allowed => match pause {
-                PauseDecision::FollowExisting { job_id } => {
-                    Some(RefreshOutcome::Skipped(SkipReason::InProgress(job_id)))
-                }
-                PauseDecision::Proceed | PauseDecision::Paused { .. } => {
-                    if record {
-                        ledger.record(&conn.id, now);
-                    }
-                    None
-                }
-            },
-        }
-    }
-
-    /// The fleet attempt for refreshing `conn`: its claim, judged against the connection's
-    /// jobs, and for open banking one reservation of the day's quota.
-    pub(crate) fn refresh_attempt(
-        &self,
-        fleet: &FleetConfig,
-        conn: &ConnectionView,
-        user_jobs: &[Job],
-        now: OffsetDateTime,
-    ) -> FleetAttempt {
-        let jobs = user_jobs
-            .iter()
-            .filter(|j| j.connection_id().as_ref() == Some(&conn.id))
-            .cloned()
-            .collect();
-        let attempt = FleetAttempt::new(
-            fleet.keys().refresh_attempt(&conn.id),
-            fleet.instance(),
-            now,
-            jobs,
-        );
-        if !conn.method.has_daily_refresh_quota() {
-            return attempt;
-        }
-        let day = now.to_offset(time::UtcOffset::UTC).date();
-        // The counter outlives its day by an hour, then expires by itself.
-        let ttl = crate::flows::until_next_midnight(now) + Duration::from_secs(3600);
-        attempt.with_quota(
-            fleet.keys().quota(&conn.id, day),
-            self.refresh_policy.open_banking_daily_limit,
-            ttl,
-        )
+    /// Runs `f` on the refresh ledger under its lock (never held across an `.await`): the
+    /// guarded refresh decides and records in one call, so two concurrent calls cannot both
+    /// take the last quota slot.
+    pub(crate) fn with_ledger<R>(&self, f: impl FnOnce(&mut dyn RefreshLedger) -> R) -> R {
+        f(&mut *lock(&self.ledger))
     }
 
     /// Where the Consent UI lives.
@@ -231,28 +150,9 @@ impl Policies {
 /// How long a planned refresh slot stays claimed: a plan spans at most a day, plus margin.
 pub(crate) const PLANNED_SLOT_HORIZON: Duration = Duration::from_secs(26 * 60 * 60);
 
-/// Time left in the UTC day of `now`.
-pub(crate) fn until_next_midnight(now: OffsetDateTime) -> Duration {
-    let day = now.to_offset(time::UtcOffset::UTC).date();
-    let midnight = day.next_day().map_or(now, |d| d.midnight().assume_utc());
-    (midnight - now).try_into().unwrap_or(Duration::ZERO)
-}
-
 /// What a refresh the fleet refused turns into.
 pub(crate) fn refresh_refused(refusal: AttemptRefusal, now: OffsetDateTime) -> RefreshOutcome {
-    match refusal {
-        AttemptRefusal::HeldElsewhere {
-            job_id: Some(job), ..
-        } => RefreshOutcome::Skipped(SkipReason::InProgress(job)),
-        AttemptRefusal::QuotaExhausted => {
-            RefreshOutcome::Skipped(SkipReason::DailyQuotaExhausted {
-                resets_at: now + until_next_midnight(now),
-            })
-        }
-        other => RefreshOutcome::Skipped(SkipReason::InProgressElsewhere {
-            until: refusal_until(&other),
-        }),
-    }
+    RefreshOutcome::Skipped(basiq_core::flows::refresh::refused_skip(refusal, now))
 }
 
 fn refusal_until(refusal: &AttemptRefusal) -> Option<OffsetDateTime> {
@@ -271,20 +171,6 @@ pub(crate) fn consent_refused(refusal: AttemptRefusal) -> ConsentOutcome {
         } => ConsentOutcome::FollowExisting { job_id },
         other => ConsentOutcome::InProgressElsewhere {
             until: refusal_until(&other),
-        },
-    }
-}
-
-/// How a sent refresh ended, for the fleet's claim and quota: Basiq's refusal (a 4xx answer)
-/// means it did not act; a 5xx or a transport failure may have acted, so nothing is given back.
-pub(crate) fn refresh_attempt_result(result: &Result<RefreshOutcome, Error>) -> AttemptResult {
-    match result {
-        Ok(RefreshOutcome::Started(job)) => AttemptResult::Started(job.clone()),
-        Ok(RefreshOutcome::AlreadyRunning(job)) => AttemptResult::Existing(job.clone()),
-        Ok(_) => AttemptResult::NotActed,
-        Err(e) => match e.status() {
-            Some(status) if status.is_client_error() => AttemptResult::NotActed,
-            _ => AttemptResult::Unknown,
         },
     }
 }
@@ -378,6 +264,18 @@ impl fmt::Display for UserTime {
             t.hour(),
             t.minute()
         )
+    }
+}
+
+impl From<RefreshVerdict> for RefreshOutcome {
+    fn from(verdict: RefreshVerdict) -> Self {
+        match verdict {
+            RefreshVerdict::Sent(response) => response.into(),
+            RefreshVerdict::Skipped(reason) => Self::Skipped(reason),
+            RefreshVerdict::Paused { until, job_id } => Self::Paused { until, job_id },
+            // A verdict this version does not know: nothing is known to have been sent.
+            _ => Self::Skipped(SkipReason::InProgressElsewhere { until: None }),
+        }
     }
 }
 
@@ -789,75 +687,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn refresh_gate_records_only_what_it_lets_through() {
-        let policies = Policies {
-            refresh_policy: RefreshPolicy::default().with_min_interval(Duration::ZERO),
-            ..Policies::default()
-        };
-        let conn: ConnectionView = serde_json::from_value(serde_json::json!(
-            {"id": "c1", "status": "active", "method": "open-banking"}
-        ))
-        .unwrap();
-        let now = time::macros::datetime!(2026-01-05 10:05 UTC);
-        for _ in 0..20 {
-            assert_eq!(policies.gate_refresh(&conn, &[], now), None);
-        }
-        assert!(matches!(
-            policies.gate_refresh(&conn, &[], now),
-            Some(RefreshOutcome::Skipped(
-                SkipReason::DailyQuotaExhausted { .. }
-            ))
-        ));
-        let id = ConnectionId::new("c1").unwrap();
-        assert_eq!(lock(&policies.ledger).count(&id, now.date()), 20);
-        let busy = [running("j1", "c1", "AU00001", "2026-01-05T10:00:00Z")];
-        let other: ConnectionView = serde_json::from_value(serde_json::json!(
-            {"id": "c2", "status": "active", "method": "web"}
-        ))
-        .unwrap();
-        assert_eq!(policies.gate_refresh(&other, &busy, now), None);
-        assert_eq!(
-            policies.gate_refresh(
-                &ConnectionView {
-                    id: id.clone(),
-                    ..other.clone()
-                },
-                &busy,
-                now
-            ),
-            Some(RefreshOutcome::Skipped(SkipReason::InProgress(
-                JobId::new("j1").unwrap()
-            )))
-        );
-    }
-
-    #[test]
-    fn refresh_gate_reports_a_paused_duplicate_before_anything_else() {
-        let policies = Policies::default();
-        let conn: ConnectionView = serde_json::from_value(serde_json::json!(
-            {"id": "c1", "status": "invalid", "method": "web"}
-        ))
-        .unwrap();
-        let jobs = [
-            running("j1", "c1", "AU00000", "2026-01-05T10:00:00Z"),
-            running("j2", "c1", "AU00000", "2026-01-05T10:02:00Z"),
-        ];
-        let now = time::macros::datetime!(2026-01-05 10:05 UTC);
-        assert_eq!(
-            policies.gate_refresh(&conn, &jobs, now),
-            Some(RefreshOutcome::Paused {
-                until: time::macros::datetime!(2026-01-05 10:08 UTC),
-                job_id: JobId::new("j2").unwrap()
-            })
-        );
-        assert_eq!(
-            lock(&policies.ledger).count(&conn.id, now.date()),
-            0,
-            "nothing recorded"
-        );
     }
 
     #[test]

@@ -479,44 +479,36 @@ macro_rules! connections_refresh {
                 connection_id: $crate::id::ConnectionId,
                 span: ::tracing::Span,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
-                let context = $crate::ErrorContext::new()
-                    .with_user(&user_id)
-                    .with_connection(&connection_id);
-                let connection = self
-                    .client
-                    .execute($crate::operations::GetConnection::new(
-                        user_id.clone(),
-                        connection_id.clone(),
-                    ))
-                    $($await)*?;
-                let jobs = self
-                    .client
-                    .all_user_jobs(&user_id)
-                    $($await)*
-                    .map_err(|e| e.with_context(&context))?;
-                let view = $crate::refresh::ConnectionView::from(&connection);
-                let now = self.client.now();
-                let policies = self.client.policies();
-                let Some(fleet) = self.client.fleet_config() else {
-                    if let Some(outcome) = policies.gate_refresh(&view, &jobs, now) {
-                        return Ok($crate::resources::not_sent(outcome, &span));
-                    }
-                    return self.send_refresh(user_id, connection_id, span)$($await)*;
-                };
-                // Fleet mode: the local checks first, then the fleet's claim and quota.
-                if let Some(outcome) = policies.check_refresh(&view, &jobs, now) {
-                    return Ok($crate::resources::not_sent(outcome, &span));
+                use ::basiq_core::flows::refresh::{GuardedRefresh, RefreshStep, RefreshVerdict};
+                let (client, policies) = (self.client, self.client.policies());
+                let fleet = client.fleet_config().cloned();
+                let mut flow =
+                    GuardedRefresh::new(user_id, connection_id, policies.refresh_policy, fleet);
+                let mut step = flow.start();
+                loop {
+                    step = match step {
+                        RefreshStep::ReadConnection(op) => flow.on_connection(client.execute(op)$($await)*),
+                        RefreshStep::ReadJobs(user) => {
+                            let jobs = client.all_user_jobs(&user)$($await)*;
+                            policies.with_ledger(|ledger| flow.on_jobs(jobs, ledger, client.now()))
+                        }
+                        RefreshStep::Claim(mut attempt) => {
+                            let verdict = client.drive_attempt(&mut attempt)$($await)*;
+                            policies.with_ledger(|ledger| flow.on_claim(attempt, verdict, ledger, client.now()))
+                        }
+                        RefreshStep::Send(op) => flow.on_sent(client.execute(op)$($await)*),
+                        RefreshStep::Settle(attempt, result) => {
+                            client.settle_attempt(&attempt, &result)$($await)*;
+                            flow.on_settled()
+                        }
+                        RefreshStep::Done(Ok(RefreshVerdict::Sent(response))) => {
+                            return Ok($crate::resources::sent(response.into(), &span));
+                        }
+                        RefreshStep::Done(result) => {
+                            return result.map(|v| $crate::resources::not_sent(v.into(), &span));
+                        }
+                    };
                 }
-                let mut attempt = policies.refresh_attempt(fleet, &view, &jobs, now);
-                if let Err(refusal) = self.client.drive_attempt(&mut attempt)$($await)* {
-                    let outcome = $crate::flows::refresh_refused(refusal, now);
-                    return Ok($crate::resources::not_sent(outcome, &span));
-                }
-                policies.record_refresh(&view.id, now);
-                let result = self.send_refresh(user_id, connection_id, span)$($await)*;
-                let settled = $crate::flows::refresh_attempt_result(&result);
-                self.client.settle_attempt(&attempt, &settled)$($await)*;
-                result
             }
         }
     };
@@ -538,12 +530,7 @@ macro_rules! connections_refresh_send {
                     .client
                     .execute($crate::operations::RefreshConnection::new(user_id, connection_id))
                     $($await)*?;
-                let outcome = $crate::RefreshOutcome::from(response);
-                if let Some(job) = outcome.job_id() {
-                    span.record("job_id", job.as_str());
-                }
-                ::tracing::info!(?outcome, "refresh sent");
-                Ok(outcome)
+                Ok($crate::resources::sent(response.into(), &span))
             }
 
             /// Sends `POST …/refresh` **without** the guard of [`refresh`](Self::refresh): no
@@ -866,5 +853,17 @@ pub(crate) fn not_sent(
         span.record("job_id", job.as_str());
     }
     ::tracing::info!(?outcome, "refresh not sent");
+    outcome
+}
+
+/// Logs and returns the outcome of a refresh that was sent, recording its job on the span.
+pub(crate) fn sent(
+    outcome: crate::RefreshOutcome,
+    span: &::tracing::Span,
+) -> crate::RefreshOutcome {
+    if let Some(job) = outcome.job_id() {
+        span.record("job_id", job.as_str());
+    }
+    ::tracing::info!(?outcome, "refresh sent");
     outcome
 }

@@ -1,20 +1,20 @@
 //! The types the high-level helpers return, and the pure pieces of those helpers, shared by both
-//! clients (the resource macro only adds the IO and the `.await`s).
+//! clients (the resource macros only drive the flows and add the `.await`s).
 //!
-//! Every rule lives in `basiq-core` ([`RefreshPolicy`], [`DuplicatePauseGuard`], [`JobPoller`],
-//! [`triage_user`](crate::jobs::triage_user)); this module wires them to what the clients
-//! fetch, so the right thing is what a single call does.
+//! Every rule lives in `basiq-core` ([`RefreshPolicy`], the duplicate-pause guard,
+//! [`JobPoller`](crate::jobs::JobPoller), [`triage_user`](crate::jobs::triage_user)) and every multi-step helper is a
+//! sans-IO flow there (`basiq_core::flows::{refresh, consent, follow, pagination}`); this module
+//! holds what the clients return, so the right thing is what a single call does.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use basiq_core::error::ErrorContext;
-use basiq_core::fleet::{AttemptRefusal, FleetAttempt, FleetConfig};
+use basiq_core::fleet::AttemptRefusal;
+use basiq_core::flows::consent::ConsentVerdict;
 use basiq_core::flows::refresh::RefreshVerdict;
 use basiq_core::id::{ConnectionId, InstitutionId, JobId, UserId};
-use basiq_core::models::Job;
-use basiq_core::pause::{DuplicatePauseGuard, PauseDecision};
 use basiq_core::refresh::{
     MemoryLedger, RefreshLedger, RefreshPolicy, RefreshResponse, RefreshSchedule, RefreshScheduler,
     SkipReason,
@@ -95,41 +95,6 @@ impl Policies {
     }
 
     /// Records a refresh sent without the guard (it counts against the daily quota all the same).
-    /// The fleet attempt for sending `user` to the Consent UI with `action`, judged against the
-    /// user's jobs for the same institution (connect) or connection (update, reauthorise).
-    pub(crate) fn consent_attempt(
-        fleet: &FleetConfig,
-        user: &UserId,
-        action: &ConsentAction,
-        user_jobs: &[Job],
-        now: OffsetDateTime,
-    ) -> FleetAttempt {
-        let (key, jobs) = match action.connection_id() {
-            Some(conn) => (
-                fleet.keys().refresh_attempt(conn),
-                user_jobs
-                    .iter()
-                    .filter(|j| j.connection_id().as_ref() == Some(conn))
-                    .cloned()
-                    .collect(),
-            ),
-            None => {
-                let institution = action.institution();
-                (
-                    fleet.keys().consent_attempt(user, institution),
-                    user_jobs
-                        .iter()
-                        .filter(|j| {
-                            institution.is_none_or(|i| j.institution_id() == Some(i.as_str()))
-                        })
-                        .cloned()
-                        .collect(),
-                )
-            }
-        };
-        FleetAttempt::new(key, fleet.instance(), now, jobs)
-    }
-
     pub(crate) fn record_refresh(&self, connection: &ConnectionId, now: OffsetDateTime) {
         lock(&self.ledger).record(connection, now);
     }
@@ -155,23 +120,17 @@ pub(crate) fn refresh_refused(refusal: AttemptRefusal, now: OffsetDateTime) -> R
     RefreshOutcome::Skipped(basiq_core::flows::refresh::refused_skip(refusal, now))
 }
 
-fn refusal_until(refusal: &AttemptRefusal) -> Option<OffsetDateTime> {
-    match refusal {
-        AttemptRefusal::HeldElsewhere { until, .. } => *until,
-        _ => None,
-    }
-}
-
-/// What a consent link the fleet refused turns into.
-pub(crate) fn consent_refused(refusal: AttemptRefusal) -> ConsentOutcome {
-    match refusal {
-        AttemptRefusal::HeldElsewhere {
-            job_id: Some(job_id),
-            ..
-        } => ConsentOutcome::FollowExisting { job_id },
-        other => ConsentOutcome::InProgressElsewhere {
-            until: refusal_until(&other),
-        },
+/// What a consent attempt that hands out no link answers (the flow's other verdicts).
+pub(crate) fn consent_held(verdict: ConsentVerdict) -> ConsentOutcome {
+    match verdict {
+        ConsentVerdict::FollowExisting { job_id } => ConsentOutcome::FollowExisting { job_id },
+        ConsentVerdict::Paused { until, job_id } => ConsentOutcome::Paused { until, job_id },
+        ConsentVerdict::InProgressElsewhere { until } => {
+            ConsentOutcome::InProgressElsewhere { until }
+        }
+        // `Proceed` is handled by the driver (it holds the token); a verdict this version does
+        // not know hands out nothing.
+        _ => ConsentOutcome::InProgressElsewhere { until: None },
     }
 }
 
@@ -610,36 +569,9 @@ impl ConsentOutcome {
     }
 }
 
-/// The pause guard's answer for a consent attempt: `Err(outcome)` = do not send the user.
-pub(crate) fn consent_guard(
-    user_jobs: &[Job],
-    action: &ConsentAction,
-    now: OffsetDateTime,
-) -> Result<(), ConsentOutcome> {
-    let institution = action.institution().map(InstitutionId::as_str);
-    match DuplicatePauseGuard::check(user_jobs, institution, action.connection_id(), now) {
-        PauseDecision::Proceed => Ok(()),
-        PauseDecision::FollowExisting { job_id } => Err(ConsentOutcome::FollowExisting { job_id }),
-        PauseDecision::Paused { until, job_id } => Err(ConsentOutcome::Paused { until, job_id }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn job(json: serde_json::Value) -> Job {
-        serde_json::from_value(json).unwrap()
-    }
-
-    fn running(id: &str, conn: &str, inst: &str, created: &str) -> Job {
-        job(serde_json::json!({
-            "type": "job", "id": id, "created": created, "updated": created,
-            "institution": {"id": inst},
-            "steps": [{"title": "verify-credentials", "status": "in-progress", "result": null}],
-            "links": {"source": format!("https://au-api.basiq.io/users/u1/connections/{conn}")}
-        }))
-    }
 
     #[test]
     fn consent_link_encodes_params_and_redacts_the_token() {
@@ -658,35 +590,6 @@ mod tests {
         assert!(debug.contains("token=[REDACTED]&action=update&state=a+b%26c%3Dd&connectionId=c1"));
         assert!(!link.redacted_url().contains("secret"));
         assert_eq!(link.into_url().as_str(), url);
-    }
-
-    #[test]
-    fn consent_guard_follows_or_reports_the_pause() {
-        let now = time::macros::datetime!(2026-01-05 10:05 UTC);
-        let hooli = ConsentAction::connect_to(InstitutionId::new("AU00000").unwrap());
-        assert!(consent_guard(&[], &hooli, now).is_ok());
-        let one = [running("j1", "c1", "AU00000", "2026-01-05T10:00:00Z")];
-        assert!(matches!(
-            consent_guard(&one, &hooli, now),
-            Err(ConsentOutcome::FollowExisting { job_id }) if job_id.as_str() == "j1"
-        ));
-        let other = ConsentAction::connect_to(InstitutionId::new("AU00002").unwrap());
-        assert!(consent_guard(&one, &other, now).is_ok());
-        let two = [
-            one[0].clone(),
-            running("j2", "c1", "AU00000", "2026-01-05T10:02:00Z"),
-        ];
-        match consent_guard(
-            &two,
-            &ConsentAction::update(ConnectionId::new("c1").unwrap()),
-            now,
-        ) {
-            Err(ConsentOutcome::Paused { until, job_id }) => {
-                assert_eq!(job_id.as_str(), "j2");
-                assert_eq!(until, time::macros::datetime!(2026-01-05 10:08 UTC));
-            }
-            other => panic!("{other:?}"),
-        }
     }
 
     #[test]

@@ -381,47 +381,48 @@ macro_rules! client_consent_url {
                 user_id: $crate::id::UserId,
                 request: $crate::ConsentRequest,
             ) -> Result<$crate::ConsentOutcome, $crate::Error> {
+                use ::basiq_core::flows::consent::{ConsentFlow, ConsentStep, ConsentVerdict};
                 let base = self.policies().consent_base()?;
-                let mut context = $crate::ErrorContext::new().with_user(&user_id);
-                if let Some(conn) = request.action.connection_id() {
-                    context = context.with_connection(conn);
-                }
-                let jobs = self
-                    .all_user_jobs(&user_id)
-                    $($await)*
-                    .map_err(|e| e.with_context(&context))?;
-                if let Err(outcome) =
-                    $crate::flows::consent_guard(&jobs, &request.action, self.now())
-                {
-                    ::tracing::info!(?outcome, "not sending the user to the Consent UI");
-                    return Ok(outcome);
-                }
-                let attempt = match self.fleet_config() {
-                    Some(fleet) => {
-                        let mut attempt = $crate::flows::Policies::consent_attempt(
-                            fleet, &user_id, &request.action, &jobs, self.now(),
-                        );
-                        if let Err(refusal) = self.drive_attempt(&mut attempt)$($await)* {
-                            let outcome = $crate::flows::consent_refused(refusal);
-                            ::tracing::info!(?outcome, "another instance is sending the user to the Consent UI");
+                let (institution, connection) = (
+                    request.action.institution().cloned(),
+                    request.action.connection_id().cloned(),
+                );
+                let fleet = self.fleet_config().cloned();
+                let mut flow = ConsentFlow::new(user_id, institution, connection, fleet);
+                let mut token = None;
+                let mut step = flow.start();
+                loop {
+                    step = match step {
+                        ConsentStep::ReadJobs(user) => {
+                            let jobs = self.all_user_jobs(&user)$($await)*;
+                            flow.on_jobs(jobs, self.now())
+                        }
+                        ConsentStep::Claim(mut attempt) => {
+                            let verdict = self.drive_attempt(&mut attempt)$($await)*;
+                            flow.on_claim(attempt, verdict)
+                        }
+                        ConsentStep::MintToken(user) => {
+                            let minted = self.client_token(&user)$($await)*;
+                            flow.on_token(minted.map(|t| token = Some((user, t))))
+                        }
+                        ConsentStep::Settle(attempt, result) => {
+                            self.settle_attempt(&attempt, &result)$($await)*;
+                            flow.on_settled()
+                        }
+                        ConsentStep::Done(Ok(ConsentVerdict::Proceed)) => {
+                            let Some((user, token)) = token else {
+                                return Err($crate::Error::invalid_input("consent flow ended without a token"));
+                            };
+                            let link = $crate::ConsentLink::build(&base, &token, user, request);
+                            return Ok($crate::ConsentOutcome::Link(link));
+                        }
+                        ConsentStep::Done(result) => {
+                            let outcome = $crate::flows::consent_held(result?);
+                            ::tracing::info!(?outcome, "not sending the user to the Consent UI");
                             return Ok(outcome);
                         }
-                        Some(attempt)
-                    }
-                    None => None,
-                };
-                let token = self.client_token(&user_id)$($await)*;
-                if let Some(attempt) = &attempt {
-                    let settled = match &token {
-                        Ok(_) => ::basiq_core::fleet::AttemptResult::HandedOut,
-                        Err(_) => ::basiq_core::fleet::AttemptResult::NotActed,
                     };
-                    self.settle_attempt(attempt, &settled)$($await)*;
                 }
-                let token = token.map_err(|e| e.with_context(&context))?;
-                Ok($crate::ConsentOutcome::Link($crate::ConsentLink::build(
-                    &base, &token, user_id, request,
-                )))
             }
         }
     };

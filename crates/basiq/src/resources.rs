@@ -376,6 +376,16 @@ macro_rules! client_consent_url {
                 $traced!(span, self.consent_inner(user_id, request))
             }
 
+        }
+    };
+}
+
+pub(crate) use client_consent_url;
+
+/// Drives `basiq_core::flows::consent::ConsentFlow` for `consent_url`.
+macro_rules! client_consent_flow {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        impl $client {
             $($async)* fn consent_inner(
                 &self,
                 user_id: $crate::id::UserId,
@@ -428,7 +438,7 @@ macro_rules! client_consent_url {
     };
 }
 
-pub(crate) use client_consent_url;
+pub(crate) use client_consent_flow;
 
 /// `connections().refresh`: the guarded refresh.
 macro_rules! connections_refresh {
@@ -474,6 +484,16 @@ macro_rules! connections_refresh {
                 $traced!(span, self.refresh_guarded(user_id, connection_id, recorder))
             }
 
+        }
+    };
+}
+
+pub(crate) use connections_refresh;
+
+/// Drives `basiq_core::flows::refresh::GuardedRefresh` for `refresh`.
+macro_rules! connections_refresh_guarded {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        impl<'a> Connections<'a> {
             $($async)* fn refresh_guarded(
                 self,
                 user_id: $crate::id::UserId,
@@ -515,7 +535,7 @@ macro_rules! connections_refresh {
     };
 }
 
-pub(crate) use connections_refresh;
+pub(crate) use connections_refresh_guarded;
 
 /// Sending a refresh: after the guard, or `refresh_unchecked` without it.
 macro_rules! connections_refresh_send {
@@ -832,7 +852,9 @@ macro_rules! resources {
         $crate::resources::users_triage!(client = $client, [$($async)*], [$($await)*], traced = $traced);
         $crate::resources::client_job_reads!(client = $client, [$($async)*], [$($await)*], traced = $traced);
         $crate::resources::client_consent_url!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::client_consent_flow!(client = $client, [$($async)*], [$($await)*], traced = $traced);
         $crate::resources::connections_refresh!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::connections_refresh_guarded!(client = $client, [$($async)*], [$($await)*], traced = $traced);
         $crate::resources::connections_refresh_send!(client = $client, [$($async)*], [$($await)*], traced = $traced);
         $crate::resources::connections_refresh_plan!(client = $client, [$($async)*], [$($await)*], traced = $traced);
         $crate::resources::transactions_walk!(client = $client, [$($async)*], [$($await)*], traced = $traced);

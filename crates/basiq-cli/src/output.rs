@@ -245,6 +245,11 @@ pub(crate) fn skip_text(reason: &SkipReason) -> String {
             "the open-banking quota of 20 refreshes a day is used; it resets at {}",
             rfc3339(*resets_at)
         ),
+        SkipReason::RefreshedByBasiq { at, next_allowed } => format!(
+            "Basiq refreshed it at {} (smart cache); next refresh by hand allowed at {}",
+            rfc3339(*at),
+            rfc3339(*next_allowed)
+        ),
         other => format!("{other:?}"),
     }
 }
@@ -258,6 +263,7 @@ pub(crate) fn skip_label(reason: &SkipReason) -> &'static str {
         SkipReason::LastAttemptFailed { .. } => "last-attempt-failed",
         SkipReason::RecentlyRefreshed { .. } => "recently-refreshed",
         SkipReason::DailyQuotaExhausted { .. } => "daily-quota-exhausted",
+        SkipReason::RefreshedByBasiq { .. } => "refreshed-by-basiq",
         _ => "other",
     }
 }

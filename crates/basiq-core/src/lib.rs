@@ -43,10 +43,12 @@
 pub mod auth;
 pub mod clock;
 pub mod connectors;
+pub mod consent_lifecycle;
 pub mod error;
 pub mod executor;
 pub mod fleet;
 pub mod flows;
+pub mod freshness;
 pub mod id;
 pub mod jobs;
 pub mod mfa;

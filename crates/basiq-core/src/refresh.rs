@@ -156,6 +156,15 @@ pub enum SkipReason {
         /// When the day (UTC) ends.
         resets_at: OffsetDateTime,
     },
+    /// Basiq itself refreshed the connection recently (its smart cache, or a refresh it
+    /// announced by webhook), as the client's [`FreshnessLedger`](crate::freshness::FreshnessLedger)
+    /// recorded: nothing to do, and nothing was even read from Basiq to decide it.
+    RefreshedByBasiq {
+        /// When Basiq refreshed it (a time in the future is taken as now).
+        at: OffsetDateTime,
+        /// The earliest time the policy allows a refresh by hand.
+        next_allowed: OffsetDateTime,
+    },
     /// Another instance of this app (fleet mode) is refreshing the connection, or holds its
     /// planned slot, and Basiq has not shown a job for it yet: follow the user's jobs instead of
     /// sending a duplicate that Basiq would pause for 6 minutes.
@@ -379,6 +388,20 @@ impl RefreshPolicy {
             class,
             retry_at,
         })
+    }
+
+    /// The freshness check that runs before anything is read: `Some(RefreshedByBasiq)` when
+    /// Basiq refreshed the connection (`last_by_basiq`, from the
+    /// [`FreshnessLedger`](crate::freshness::FreshnessLedger)) less than `min_interval` before
+    /// `now`. A refresh "in the future" (clock skew between Basiq and the app) counts as now.
+    pub fn refreshed_by_basiq(
+        &self,
+        last_by_basiq: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Option<SkipReason> {
+        let at = last_by_basiq?.min(now);
+        let next_allowed = time_util::add(at, self.min_interval);
+        (now < next_allowed).then_some(SkipReason::RefreshedByBasiq { at, next_allowed })
     }
 
     /// [`decide`](Self::decide), and when allowed, records the refresh in `ledger` at `now`.

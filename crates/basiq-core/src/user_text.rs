@@ -163,6 +163,11 @@ impl fmt::Display for SkipReason {
                 When(*resets_at)
             ),
             Self::InProgressElsewhere { .. } => f.write_str("an update is already being started"),
+            Self::RefreshedByBasiq { at, .. } => write!(
+                f,
+                "the bank data was updated automatically at {}",
+                When(*at)
+            ),
         }
     }
 }

@@ -383,6 +383,62 @@ impl Verifier {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<WebhookMessage, WebhookError> {
+        self.verify_signature_bytes(secret, id, timestamp, signature, body, now)?;
+        parse_message(body)
+    }
+
+    /// Steps 1 to 4 of [`verify_parts`](Self::verify_parts) — headers, timestamp, signature —
+    /// **without** parsing the body: an app that queues deliveries stores the raw
+    /// [`VerifiedWebhook`] and parses it later with [`VerifiedWebhook::message`].
+    ///
+    /// # Errors
+    ///
+    /// As [`verify`](Self::verify), except [`WebhookError::InvalidBody`].
+    pub fn verify_signature(
+        &self,
+        secrets: &[&WebhookSecret],
+        headers: &http::HeaderMap,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<VerifiedWebhook, WebhookError> {
+        let header = |name: &'static str| {
+            headers
+                .get(name)
+                .map(http::HeaderValue::as_bytes)
+                .filter(|v| !v.is_empty())
+                .ok_or(WebhookError::MissingHeader(name))
+        };
+        let id = header(HEADER_ID)?;
+        let timestamp = header(HEADER_TIMESTAMP)?;
+        let signature = header(HEADER_SIGNATURE)?;
+        let sent = parse_timestamp(timestamp)?;
+        self.check_skew(sent, now)?;
+        let mut last = WebhookError::NoValidSignature;
+        // Several secrets while one is rotated on the app's side: any of them may have signed.
+        for secret in secrets {
+            match self.verify_signature_bytes(secret, id, timestamp, signature, body, now) {
+                Ok(()) => {
+                    return Ok(VerifiedWebhook {
+                        id: String::from_utf8_lossy(id).into_owned(),
+                        timestamp: sent,
+                        body: body.to_vec(),
+                    })
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn verify_signature_bytes(
+        &self,
+        secret: &WebhookSecret,
+        id: &[u8],
+        timestamp: &[u8],
+        signature: &[u8],
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(), WebhookError> {
         let sent = parse_timestamp(timestamp)?;
         self.check_skew(sent, now)?;
         let expected = secret.mac_for(id, timestamp, body);
@@ -398,7 +454,7 @@ impl Verifier {
         if !valid {
             return Err(WebhookError::NoValidSignature);
         }
-        serde_json::from_slice(body).map_err(|e| WebhookError::InvalidBody(e.to_string()))
+        Ok(())
     }
 
     fn check_skew(&self, sent: i64, now: OffsetDateTime) -> Result<(), WebhookError> {
@@ -417,6 +473,61 @@ impl Verifier {
             }
         }
         Ok(())
+    }
+}
+
+/// The body as a webhook message. Serde's message names a position and what was expected; it
+/// never quotes the body.
+fn parse_message(body: &[u8]) -> Result<WebhookMessage, WebhookError> {
+    serde_json::from_slice(body).map_err(|e| {
+        WebhookError::InvalidBody(format!(
+            "{} at line {} column {}",
+            match e.classify() {
+                serde_json::error::Category::Io => "unreadable",
+                serde_json::error::Category::Syntax => "not JSON",
+                serde_json::error::Category::Data => "not a webhook message",
+                serde_json::error::Category::Eof => "cut short",
+            },
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// A message whose signature and timestamp checked out, not parsed yet: what an app may queue
+/// (it is the raw body, byte for byte) before handling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedWebhook {
+    /// `webhook-id`: the same for every retry of one message, so it is the de-duplication key.
+    pub id: String,
+    /// `webhook-timestamp` in Unix seconds: when this attempt was sent.
+    pub timestamp: i64,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+impl VerifiedWebhook {
+    /// When this attempt was sent (`webhook-timestamp`).
+    pub fn sent_at(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.timestamp).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// The body as a [`WebhookMessage`].
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::InvalidBody`] when it is not one (the error does not quote the body).
+    pub fn message(&self) -> Result<WebhookMessage, WebhookError> {
+        parse_message(&self.body)
+    }
+
+    /// The body as a typed [`WebhookEvent`] (unknown types kept).
+    ///
+    /// # Errors
+    ///
+    /// [`WebhookError::InvalidBody`] when it is not a webhook message.
+    pub fn event(&self) -> Result<event::WebhookEvent, WebhookError> {
+        self.message().map(event::WebhookEvent::from)
     }
 }
 
@@ -456,6 +567,12 @@ pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &[u8]) -> St
         .into_bytes();
     format!("v1,{}", STANDARD.encode(tag))
 }
+
+pub mod event;
+pub mod seen;
+
+pub use event::WebhookEvent;
+pub use seen::{Claim, MemorySeenStore, SeenStore};
 
 #[cfg(test)]
 mod tests;

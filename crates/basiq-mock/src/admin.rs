@@ -9,6 +9,10 @@
 //! | `GET /__admin/requests` | | `{"requests": [{at, method, route, path}], "dropped"}`: the request log, oldest first |
 //! | `POST /__admin/reset` | | forgets users, connections, jobs, counters, connector statuses, fault rules |
 //! | `POST /__admin/connectors/{id}` | `{"status": "major-outage"}` | sets a connector's status |
+//! | `POST /__admin/smart-cache` | `{"enabled": true}` | turns the smart cache (daily background refresh) on or off |
+//! | `GET /__admin/webhooks/deliveries` | | `{"deliveries": [{messageId, webhookId, eventType, url, attempts, state, nextAttemptAt}]}` |
+//!
+//! `clock/advance` runs the smart cache and webhook deliveries due on the way, each at its time.
 
 use std::time::Duration;
 
@@ -34,6 +38,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/__admin/requests", get(requests))
         .route("/__admin/reset", post(reset))
         .route("/__admin/connectors/{connector_id}", post(set_connector))
+        .route("/__admin/smart-cache", post(smart_cache))
+        .route("/__admin/webhooks/deliveries", get(deliveries))
 }
 
 /// The furthest `/__admin/clock/advance` may move virtual time.
@@ -73,8 +79,25 @@ async fn advance(State(state): State<AppState>, body: Bytes) -> Result<Json<Valu
             "that would move the clock past the year 9000",
         ));
     }
-    state.inner.clock.advance(by);
+    if let Some(target) = target {
+        crate::surface::notify::run_until(&state, target).await;
+    }
     Ok(Json(now_json(state.now())))
+}
+
+#[derive(Debug, Deserialize)]
+struct SmartCache {
+    enabled: bool,
+}
+
+async fn smart_cache(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let SmartCache { enabled } = parse_json(&body)?;
+    crate::surface::notify::set_smart_cache(&state, enabled);
+    Ok(no_content())
+}
+
+async fn deliveries(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "deliveries": crate::surface::notify::deliveries(&state) }))
 }
 
 async fn stats(State(state): State<AppState>) -> Json<Stats> {

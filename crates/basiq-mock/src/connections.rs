@@ -376,6 +376,7 @@ async fn purge(
         c.purged_at = Some(now);
         c.data_generation += 1;
     }
+    *db.stats.purges.entry(cid).or_default() += 1;
     Ok(no_content())
 }
 

@@ -66,6 +66,7 @@ pub use clock::MockClock;
 pub use faults::{Fault, FaultRule, FaultStats, Faults, RateLimitRule};
 pub use state::RateLimit;
 pub use stats::{LoggedRequest, Stats};
+pub use surface::notify::{DeliveryAttempt, DeliveryState, WebhookDelivery, RETRY_DELAYS};
 
 use state::{AppState, Config};
 
@@ -109,6 +110,7 @@ pub struct MockServerBuilder {
     rate_limit: Option<RateLimit>,
     token_limit: RateLimit,
     body_timeout: Duration,
+    smart_cache: bool,
 }
 
 /// How long the emulator waits for a request body by default (see
@@ -126,6 +128,7 @@ impl Default for MockServerBuilder {
             rate_limit: None,
             token_limit: RateLimit::new(1500, Duration::from_secs(300)),
             body_timeout: DEFAULT_REQUEST_BODY_TIMEOUT,
+            smart_cache: false,
         }
     }
 }
@@ -184,6 +187,17 @@ impl MockServerBuilder {
         self
     }
 
+    /// Runs Basiq's smart cache: every active connection (with an active consent) is refreshed
+    /// in the background once a day at a stable, spread time, on virtual time, emitting
+    /// `account.updated` / `transactions.updated` (delivered to subscribed webhooks). Default
+    /// off, as at Basiq, where an application asks for it. Counted in
+    /// [`Stats::background_refreshes`], never in [`Stats::refreshes`]. Time must move through
+    /// [`MockServer::advance`] (or `/__admin/clock/advance`) for it to run.
+    pub fn smart_cache(mut self, on: bool) -> Self {
+        self.smart_cache = on;
+        self
+    }
+
     /// Starts the server; panics if the port cannot be bound (use [`Self::try_start`] to
     /// handle that).
     #[allow(clippy::expect_used)]
@@ -215,10 +229,13 @@ impl MockServerBuilder {
             body_timeout: self.body_timeout,
         };
         let state = AppState::new(config, clock);
+        if self.smart_cache {
+            surface::notify::set_smart_cache(&state, true);
+        }
         let app = server::router(state.clone());
 
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = mpsc::channel::<std::io::Result<()>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<std::io::Result<tokio::runtime::Handle>>();
         let thread = std::thread::Builder::new()
             .name(format!("basiq-mock-{}", addr.port()))
             .spawn(move || {
@@ -234,6 +251,7 @@ impl MockServerBuilder {
                         return;
                     }
                 };
+                let handle = rt.handle().clone();
                 rt.block_on(async move {
                     let listener = match tokio::net::TcpListener::from_std(listener) {
                         Ok(l) => l,
@@ -242,7 +260,7 @@ impl MockServerBuilder {
                             return;
                         }
                     };
-                    let _ = ready_tx.send(Ok(()));
+                    let _ = ready_tx.send(Ok(handle));
                     tokio::select! {
                         result = axum::serve(front::FrontListener(listener), app) => {
                             if let Err(e) = result {
@@ -256,15 +274,16 @@ impl MockServerBuilder {
                 // outlive it waiting for idle clients.
                 rt.shutdown_background();
             })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => {}
+        let runtime = match ready_rx.recv() {
+            Ok(Ok(handle)) => handle,
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(std::io::Error::other("basiq-mock server thread died")),
-        }
+        };
         Ok(MockServer {
             url,
             api_key,
             state,
+            runtime,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         })
@@ -277,6 +296,8 @@ pub struct MockServer {
     url: String,
     api_key: String,
     state: AppState,
+    /// The server's runtime: the webhook pump sends its deliveries from there.
+    runtime: tokio::runtime::Handle,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -312,9 +333,47 @@ impl MockServer {
         self.state.now()
     }
 
-    /// Moves the server's time forward (and that of a shared [`ManualClock`]).
+    /// Moves the server's time forward (and that of a shared [`ManualClock`]), doing on the
+    /// way whatever falls due: the smart cache's refreshes and webhook deliveries and retries,
+    /// each at its own instant (see `docs/webhooks.md`). Blocks until done, so a webhook
+    /// receiver must not run on the calling thread's runtime; from async code use
+    /// [`advance_async`](Self::advance_async).
     pub fn advance(&self, by: Duration) {
-        self.state.inner.clock.advance(by);
+        let target = self.target(by);
+        let state = self.state.clone();
+        let (tx, rx) = mpsc::channel();
+        self.runtime.spawn(async move {
+            surface::notify::run_until(&state, target).await;
+            let _ = tx.send(());
+        });
+        let _ = rx.recv();
+    }
+
+    /// [`advance`](Self::advance) for async callers: the deliveries run on the emulator's
+    /// runtime while the caller's runtime keeps serving (e.g. the app's webhook receiver).
+    pub async fn advance_async(&self, by: Duration) {
+        let target = self.target(by);
+        let state = self.state.clone();
+        let _ = self
+            .runtime
+            .spawn(async move { surface::notify::run_until(&state, target).await })
+            .await;
+    }
+
+    fn target(&self, by: Duration) -> OffsetDateTime {
+        self.now()
+            .saturating_add(time::Duration::try_from(by).unwrap_or(time::Duration::MAX))
+    }
+
+    /// Turns the smart cache on or off from now on (like `POST /__admin/smart-cache`).
+    pub fn set_smart_cache(&self, on: bool) {
+        surface::notify::set_smart_cache(&self.state, on);
+    }
+
+    /// Every webhook message the emulator has queued, with its attempts, oldest first (like
+    /// `GET /__admin/webhooks/deliveries`).
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        surface::notify::deliveries(&self.state)
     }
 
     /// The fault-injection registry and rate limiter (same as `/__admin/faults` and

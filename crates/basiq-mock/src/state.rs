@@ -172,6 +172,8 @@ pub(crate) enum JobKind {
     Connect,
     Update,
     Refresh,
+    /// The smart cache's daily background refresh (not one of the app's refreshes).
+    BackgroundRefresh,
 }
 
 /// The planned course of one step: how long it runs and how it ends.

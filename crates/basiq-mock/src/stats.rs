@@ -30,6 +30,15 @@ pub struct Stats {
     pub paused_attempts: u64,
     /// Jobs created (connect, update and refresh).
     pub jobs_created: u64,
+    /// Background refresh jobs the smart cache created per connection (not the app's refreshes,
+    /// which are `refreshes`).
+    pub background_refreshes: BTreeMap<String, u64>,
+    /// Purges (`POST …/purge` answered 204) per connection.
+    pub purges: BTreeMap<String, u64>,
+    /// Webhook delivery attempts made (every retry counts).
+    pub webhook_attempts: u64,
+    /// Webhook messages delivered (answered 2xx).
+    pub webhooks_delivered: u64,
     /// Users created by `POST /users` (a duplicated POST shows here even when its answer was
     /// lost).
     pub users_created: u64,

@@ -183,6 +183,30 @@ impl RedisFleet {
     }
 }
 
+#[cfg(feature = "blocking")]
+impl RedisFleet {
+    /// The webhook seen-store on this Redis (`{prefix}:webhook:seen:{id}`), for
+    /// `basiq::webhooks::WebhookReceiver::seen_store`: instances behind one load balancer handle
+    /// each `webhook-id` once. Synchronous like every seen-store (one round trip per delivery,
+    /// under this fleet's timeout); it works in async hosts too.
+    pub fn seen_store(&self) -> Arc<dyn basiq_core::webhooks::SeenStore> {
+        Arc::new(basiq_core::webhooks::seen::FleetSeenStore::new(
+            self.blocking_fleet().store,
+            self.config.keys().clone(),
+        ))
+    }
+
+    /// The freshness ledger on this Redis (`{prefix}:fresh:{connectionId}`): give it to the
+    /// webhook receiver and to every client's builder (`.freshness_ledger(..)`), so the instance
+    /// asked to refresh knows what another instance's receiver heard from Basiq.
+    pub fn freshness_ledger(&self) -> Arc<dyn basiq_core::freshness::FreshnessLedger> {
+        Arc::new(basiq_core::freshness::FleetFreshnessLedger::new(
+            self.blocking_fleet().store,
+            self.config.keys().clone(),
+        ))
+    }
+}
+
 /// `GET`, then delete if equal (compare-and-delete).
 const DELETE_IF_EQUALS: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then

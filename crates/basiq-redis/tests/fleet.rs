@@ -578,3 +578,39 @@ fn a_slow_redis_is_bounded_by_the_timeout_and_fails_no_request() {
     );
     sleeper.join().unwrap();
 }
+
+/// Two instances behind one load balancer share the webhook seen-store and the freshness
+/// ledger on Redis: a retried message is handled by one of them only, and what one instance's
+/// receiver heard, the other's refresh guard knows.
+#[test]
+fn webhook_ids_and_freshness_are_shared_on_redis() {
+    use basiq::webhooks::Claim;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let one = RedisFleet::new(&redis.url())
+        .unwrap()
+        .prefix("basiq:hooks")
+        .unwrap();
+    let two = RedisFleet::new(&redis.url())
+        .unwrap()
+        .prefix("basiq:hooks")
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let (seen_one, seen_two) = (one.seen_store(), two.seen_store());
+    assert_eq!(seen_one.claim("msg_1", now).unwrap(), Claim::First);
+    assert_eq!(seen_two.claim("msg_1", now).unwrap(), Claim::InProgress);
+    seen_one.complete("msg_1", now).unwrap();
+    assert_eq!(seen_two.claim("msg_1", now).unwrap(), Claim::Done);
+    assert_eq!(seen_two.claim("msg_2", now).unwrap(), Claim::First);
+    seen_two.release("msg_2").unwrap();
+    assert_eq!(seen_one.claim("msg_2", now).unwrap(), Claim::First);
+
+    let connection: basiq::id::ConnectionId = "c1".parse().unwrap();
+    let at = time::OffsetDateTime::from_unix_timestamp(now.unix_timestamp()).unwrap();
+    one.freshness_ledger().record(&connection, at).unwrap();
+    assert_eq!(
+        two.freshness_ledger().last_refreshed(&connection).unwrap(),
+        Some(at)
+    );
+}

@@ -5,49 +5,67 @@
 //! ```
 //!
 //! The receiver is a minimal HTTP endpoint on 127.0.0.1 (plain `std::net`, so the example needs
-//! no web framework; an application uses its own). Each request's raw body and headers go to
-//! `basiq::webhooks::verify` with the endpoint's `whsec_` secret: 204 for a message Basiq
-//! signed within the last 5 minutes, 401 for anything else. Set `BASIQ_WEBHOOK_SECRET` to your
-//! endpoint's secret and `BASIQ_WEBHOOK_PORT` to serve real deliveries (it then runs until
-//! stopped); without them the example signs and posts three messages to itself — a good one, a
-//! tampered one and a replayed one — and exits.
+//! no web framework; an application uses its own, or `basiq::webhooks::axum::endpoint`). Each
+//! request's raw body and headers go to a `basiq::webhooks::WebhookReceiver` holding the
+//! endpoint's `whsec_` secret: it verifies the signature and the 5-minute window, de-duplicates
+//! by `webhook-id` (Basiq retries until it gets a 2xx) and hands over a typed event; the answer
+//! is 204 for a message handled (or already handled), 401 for one Basiq did not sign just now,
+//! 400 for a malformed one. Set `BASIQ_WEBHOOK_SECRET` to your endpoint's secret and
+//! `BASIQ_WEBHOOK_PORT` to serve real deliveries (it then runs until stopped); without them the
+//! example signs and posts four messages to itself — a good one, the same one again (a retry),
+//! a tampered one and a replayed one — and exits.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 
-use basiq::webhooks::{self, EventType, WebhookError, WebhookSecret};
+use basiq::webhooks::{self, Receipt, WebhookEvent, WebhookReceiver, WebhookSecret};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use time::OffsetDateTime;
 
 /// What the endpoint does with one delivery.
-fn handle(secret: &WebhookSecret, headers: &HeaderMap, body: &[u8]) -> StatusCode {
-    match webhooks::verify(secret, headers, body, OffsetDateTime::now_utc()) {
-        Ok(message) => {
-            match message.event_type_id {
-                EventType::ConnectionInvalidated => println!(
-                    "   connection invalidated: ask the user to reconnect ({})",
-                    message.links.event_entity
+fn handle(receiver: &WebhookReceiver, headers: &HeaderMap, body: &[u8]) -> StatusCode {
+    match receiver.receive(headers, body) {
+        Ok(Receipt::New(delivery)) => {
+            match delivery.event() {
+                WebhookEvent::ConnectionInvalidated(details) => println!(
+                    "   connection invalidated: ask the user to reconnect ({:?})",
+                    details.subject.connection_id
                 ),
-                EventType::TransactionsUpdated => println!(
-                    "   new transactions: read {} (no refresh needed)",
-                    message.links.event_entity
+                WebhookEvent::TransactionsUpdated(details) => println!(
+                    "   new transactions for {:?}: read them (Basiq refreshed, no refresh needed)",
+                    details.subject.user_id
                 ),
-                other => println!("   event {other:?}: {}", message.links.event),
+                WebhookEvent::ConsentRevoked(_) | WebhookEvent::ConsentExpired(_) => {
+                    println!(
+                        "   consent ended: purge (client.consent_lifecycle) and delete local data"
+                    )
+                }
+                other => println!(
+                    "   event {}: {}",
+                    other.event_type(),
+                    other.message().links.event
+                ),
             }
+            // Handled: remembered, so Basiq's retries of this message are not handled again.
+            match delivery.ack() {
+                Ok(()) => StatusCode::NO_CONTENT,
+                Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+            }
+        }
+        Ok(Receipt::Duplicate { webhook_id }) => {
+            println!("   {webhook_id} was handled already: acknowledged, not handled again");
             StatusCode::NO_CONTENT
         }
-        // Well signed but not a webhook message we can read.
-        Err(WebhookError::InvalidBody(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-        // Not from Basiq, tampered with, or replayed. The error never holds the secret.
-        Err(e) => {
-            println!("   refused: {e}");
-            StatusCode::UNAUTHORIZED
+        // Not from Basiq, tampered with, replayed or malformed. The error never holds the secret.
+        Err(refused) => {
+            println!("   refused: {refused}");
+            refused.status()
         }
     }
 }
 
 /// Reads one HTTP/1.1 request (headers and a `Content-Length` body) and answers it.
-fn serve_one(secret: &WebhookSecret, stream: TcpStream) -> std::io::Result<()> {
+fn serve_one(receiver: &WebhookReceiver, stream: TcpStream) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?; // request line
@@ -75,7 +93,7 @@ fn serve_one(secret: &WebhookSecret, stream: TcpStream) -> std::io::Result<()> {
         .min(1024 * 1024);
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
-    let status = handle(secret, &headers, &body);
+    let status = handle(receiver, &headers, &body);
     let mut stream = stream;
     write!(
         stream,
@@ -96,13 +114,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
+    let receiver = WebhookReceiver::new(secret);
     let listener = TcpListener::bind(("127.0.0.1", port))?;
     let address = listener.local_addr()?;
     println!("webhook endpoint at http://{address}/basiq/webhooks");
 
     if configured.is_some() && port != 0 {
         for stream in listener.incoming() {
-            if let Err(e) = serve_one(&secret, stream?) {
+            if let Err(e) = serve_one(&receiver, stream?) {
                 println!("   bad request: {e}");
             }
         }
@@ -110,9 +129,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Demo: Basiq's side, played by this process.
-    let receiver = std::thread::spawn(move || -> std::io::Result<()> {
-        for stream in listener.incoming().take(3) {
-            serve_one(&secret, stream?)?;
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        for stream in listener.incoming().take(4) {
+            serve_one(&receiver, stream?)?;
         }
         Ok(())
     });
@@ -120,8 +139,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let body = br#"{"eventTypeId":"transactions.updated","eventId":"e1","links":{"event":"https://au-api.basiq.io/events/e1","eventEntity":"https://au-api.basiq.io/users/u1/transactions"}}"#;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let an_hour_ago = now - 3600;
-    let cases: [(&str, i64, &[u8]); 3] = [
+    let cases: [(&str, i64, &[u8]); 4] = [
         ("signed by Basiq just now", now, body),
+        ("the same message again (Basiq retrying)", now, body),
         ("body changed after signing", now, &body[..body.len() - 2]),
         ("replayed an hour later", an_hour_ago, body),
     ];
@@ -142,7 +162,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         println!("   -> {status}");
     }
-    receiver
+    server
         .join()
         .map_err(|_| "the receiver thread panicked")??;
     Ok(())

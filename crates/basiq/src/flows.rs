@@ -46,6 +46,8 @@ pub(crate) struct Policies {
     pub(crate) max_refreshes_per_minute: u32,
     /// How far the pagers follow `links.next`.
     pub(crate) page_limits: basiq_core::pagination::PageLimits,
+    /// When Basiq last refreshed each connection (webhooks); `None` = not consulted.
+    pub(crate) freshness: Option<Arc<dyn basiq_core::freshness::FreshnessLedger>>,
 }
 
 impl Default for Policies {
@@ -56,6 +58,7 @@ impl Default for Policies {
             consent_base: None,
             max_refreshes_per_minute: DEFAULT_MAX_REFRESHES_PER_MINUTE,
             page_limits: basiq_core::pagination::PageLimits::default(),
+            freshness: None,
         }
     }
 }
@@ -335,6 +338,9 @@ pub enum ConsentAction {
         /// The connection.
         connection_id: ConnectionId,
     },
+    /// Extend the user's consent before it expires (`action=extend`), e.g. after a
+    /// `consent.warning`.
+    Extend,
 }
 
 impl ConsentAction {
@@ -360,12 +366,18 @@ impl ConsentAction {
         Self::Reauthorise { connection_id }
     }
 
+    /// `action=extend`: re-consent before the consent expires.
+    pub fn extend() -> Self {
+        Self::Extend
+    }
+
     /// The `action` parameter.
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Connect { .. } => "connect",
             Self::Update { .. } => "update",
             Self::Reauthorise { .. } => "reauthorise",
+            Self::Extend => "extend",
         }
     }
 
@@ -380,7 +392,7 @@ impl ConsentAction {
     /// The connection the attempt is for, when known.
     pub fn connection_id(&self) -> Option<&ConnectionId> {
         match self {
-            Self::Connect { .. } => None,
+            Self::Connect { .. } | Self::Extend => None,
             Self::Update { connection_id } | Self::Reauthorise { connection_id } => {
                 Some(connection_id)
             }

@@ -40,7 +40,14 @@
 //!   ([`transactions().items`](Transactions::items), [`Client::items`] for any list).
 //! - **webhooks you can trust**: [`webhooks::verify`] checks Basiq's signature (`whsec_`
 //!   secret, HMAC-SHA256 over `id.timestamp.body`) and the 5-minute tolerance before it parses a
-//!   [`webhooks::WebhookMessage`] (pure, no client needed; example in [`webhooks`]).
+//!   [`webhooks::WebhookMessage`] (pure, no client needed; example in [`webhooks`]);
+//!   [`webhooks::WebhookReceiver`] also de-duplicates Basiq's retries by `webhook-id`, types
+//!   every event ([`webhooks::WebhookEvent`]) and records what Basiq refreshed in a
+//!   [`freshness`] ledger that the guarded refresh consults first (`.freshness_ledger(..)`), so
+//!   the smart cache makes ad-hoc refreshes unnecessary; feature `axum` has the endpoint ready.
+//! - **the consent lifecycle**: `client.consent_lifecycle(user, &policy)` — a re-consent link
+//!   before expiry or after a policy change, one purge per active connection after a
+//!   revocation ([`consent_lifecycle`], `docs/webhooks.md`).
 //!
 //! ## Features (additive)
 //!
@@ -57,12 +64,15 @@
 //!
 //! ## Example
 //!
-//! ```no_run
+//! ```
 //! use basiq::models::NewUser;
 //!
-//! # async fn run() -> Result<(), basiq::Error> {
+//! # #[cfg(feature = "async")]
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # let server = basiq_mock::MockServer::start();
 //! let client = basiq::Client::builder()
 //!     .api_key(std::env::var("BASIQ_API_KEY").unwrap_or_default())
+//! #   .api_key(server.api_key()).base_url(server.url())
 //!     .build()?;
 //!
 //! let user = client
@@ -79,8 +89,8 @@
 //! // For the Consent UI: a CLIENT_ACCESS token bound to this user (never log it).
 //! let token = client.client_token(&user.id).await?;
 //! let _consent_url = format!("https://consent.basiq.io/home?token={}", token.expose_secret());
-//! # Ok(())
-//! # }
+//! # Ok::<(), basiq::Error>(())
+//! # }).unwrap();
 //! ```
 //!
 //! Tests run the same code against the embedded emulator on 127.0.0.1 (the `basiq-mock` crate,
@@ -119,30 +129,57 @@
 //! Every other operation of Basiq's v3 reference has a plain method on both clients, generated
 //! from our OpenAPI document (`client.consents()`, `auth_links()`, `events()`, `statements()`,
 //! `identities()`, `affordability()`, `expenses()`, `income()`, `reports()`, `enrich()`,
-//! `webhooks()`): ids validated, one request, the model back. Lists answer one page. For
+//! `webhooks()`): ids validated, one request, the model back; [`Client::items`] /
+//! [`Client::pages`] walk any of their lists. For
 //! example, fetching the event a verified webhook message points at, uploading a statement and
 //! building a report, each followed as a job:
 //!
-//! ```no_run
+//! ```
 //! use basiq::jobs::PollConfig;
 //! use basiq::models::{NewReport, ReportFilter};
 //! use basiq::statements::StatementFile;
 //!
-//! # async fn run(client: basiq::Client, message: basiq::webhooks::WebhookMessage) -> Result<(), basiq::Error> {
-//! // A webhook message only carries the event's id: read the event itself.
-//! let event = client.events().get(message.event_id.as_str()).await?;
+//! # #[cfg(feature = "async")]
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # let clock = basiq::clock::ManualClock::starting_now();
+//! # let server = basiq_mock::MockServer::builder().clock(clock.clone()).start();
+//! # let tick = clock.clone();
+//! # let client = basiq::Client::builder().api_key(server.api_key()).base_url(server.url())
+//! #     .consent_base_url(format!("{}/consent/home", server.url())).clock(clock.clone())
+//! #     .sleep(move |d| { tick.advance(d); Box::pin(async {}) }).build()?;
+//! # let user = client.users().create(basiq::models::NewUser {
+//! #     email: Some("gavin@hooli.com".into()), ..Default::default() }).await?.id;
+//! # let user_id = user.as_str();
+//! # let connect = |institution: &'static str, login: (&'static str, &'static str)| {
+//! #     let (client, server) = (client.clone(), &server);
+//! #     async move {
+//! #         let action = basiq::ConsentAction::connect_to(basiq::id::InstitutionId::new(institution)?);
+//! #         let basiq::ConsentOutcome::Link(link) = client.consent_url(user_id, action).await? else { panic!("a link") };
+//! #         let jobs = server.complete_consent(link.expose_url().as_str(), Some(login)).unwrap();
+//! #         Ok::<String, basiq::Error>(jobs[0].clone())
+//! #     }
+//! # };
+//! # let job = connect("AU00000", ("gavinBelson", "hooli2016")).await?;
+//! # let done = client.jobs().wait(job.as_str(), basiq::jobs::PollConfig::default()).await?;
+//! # let connection = done.connection_id().unwrap().clone();
+//! # let connection_id = connection.as_str();
+//! # let event_id = client.events().list().await?.data[0].id.clone();
+//! // A webhook message only carries the event's id (`message.event_id`): read the event.
+//! let event = client.events().get(event_id.as_str()).await?;
 //! println!("{:?} {:?}", event.entity, event.event_type);
 //!
 //! // A PDF or CSV statement (an empty file or another type is refused before sending).
-//! let file = StatementFile::new("march.csv", std::fs::read("march.csv").unwrap_or_default());
-//! let job = client.statements().upload("ea3a81", "AU00001", file).await?;
+//! let csv = std::fs::read("march.csv").unwrap_or_default();
+//! # let csv = b"date,description,amount\n2026-03-01,COFFEE,-4.50\n".to_vec();
+//! let file = StatementFile::new("march.csv", csv);
+//! let job = client.statements().upload(user_id, "AU00001", file).await?;
 //! client.jobs().wait(&job.id, PollConfig::default()).await?;
 //!
 //! // A report is a job too; its last step links the report.
 //! let report = NewReport {
 //!     report_type: "CON_AFFOR_01".into(),
 //!     title: "Affordability".into(),
-//!     filters: vec![ReportFilter { name: "users".into(), value: Some("ea3a81".into()) }],
+//!     filters: vec![ReportFilter { name: "users".into(), value: Some(vec![user_id].into()) }],
 //! };
 //! let job = client.reports().create(report).await?;
 //! let done = client.jobs().wait(&job.id, PollConfig::default()).await?;
@@ -150,17 +187,40 @@
 //!     let report = client.reports().get(id).await?;
 //!     println!("{:?}", report.data);
 //! }
-//! # Ok(())
-//! # }
+//! # Ok::<(), basiq::Error>(())
+//! # }).unwrap();
 //! ```
 //!
 //! ## Best practices, one call each
 //!
-//! ```no_run
+//! ```
 //! use basiq::jobs::{JobKind, PollConfig};
 //! use basiq::{ConsentAction, ConsentOutcome, RefreshOutcome, TransactionQuery, WaitOutcome};
 //!
-//! # async fn run(client: basiq::Client, user_id: &str, connection_id: &str) -> Result<(), basiq::Error> {
+//! # #[cfg(feature = "async")]
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # let clock = basiq::clock::ManualClock::starting_now();
+//! # let server = basiq_mock::MockServer::builder().clock(clock.clone()).start();
+//! # let tick = clock.clone();
+//! # let client = basiq::Client::builder().api_key(server.api_key()).base_url(server.url())
+//! #     .consent_base_url(format!("{}/consent/home", server.url())).clock(clock.clone())
+//! #     .sleep(move |d| { tick.advance(d); Box::pin(async {}) }).build()?;
+//! # let user = client.users().create(basiq::models::NewUser {
+//! #     email: Some("gavin@hooli.com".into()), ..Default::default() }).await?.id;
+//! # let user_id = user.as_str();
+//! # let connect = |institution: &'static str, login: (&'static str, &'static str)| {
+//! #     let (client, server) = (client.clone(), &server);
+//! #     async move {
+//! #         let action = basiq::ConsentAction::connect_to(basiq::id::InstitutionId::new(institution)?);
+//! #         let basiq::ConsentOutcome::Link(link) = client.consent_url(user_id, action).await? else { panic!("a link") };
+//! #         let jobs = server.complete_consent(link.expose_url().as_str(), Some(login)).unwrap();
+//! #         Ok::<String, basiq::Error>(jobs[0].clone())
+//! #     }
+//! # };
+//! # let job = connect("AU00000", ("gavinBelson", "hooli2016")).await?;
+//! # let done = client.jobs().wait(job.as_str(), basiq::jobs::PollConfig::default()).await?;
+//! # let connection = done.connection_id().unwrap().clone();
+//! # let connection_id = connection.as_str();
 //! // At every login (and daily): failures nobody has fixed, each with what to do about it.
 //! for failure in client.users().triage(user_id).await? {
 //!     eprintln!("job {} on {:?}: {}", failure.job_id, failure.connection_id, failure.action);
@@ -182,8 +242,8 @@
 //! }
 //!
 //! // A bank's multi-factor challenge: show the prompts, answer once, follow the job on.
-//! # fn ask_user(prompt: &str) -> String { prompt.to_owned() }
-//! # let job_id = "61723";
+//! # fn ask_user(_prompt: &str) -> String { "1234".to_owned() } // the emulator's OTP
+//! # let job_id = &connect("AU00002", ("jared", "django")).await?; // an MFA bank
 //! let report = client.jobs().wait(job_id, PollConfig::default()).await?;
 //! if let WaitOutcome::MfaRequired(challenge) = &report.outcome {
 //!     let answers: Vec<String> = challenge.prompts.iter().map(|p| ask_user(p)).collect();
@@ -203,8 +263,8 @@
 //! // Every transaction, every page exactly once.
 //! let all = client.transactions().all(user_id, TransactionQuery::new()).await?;
 //! println!("{} transactions", all.len());
-//! # Ok(())
-//! # }
+//! # Ok::<(), basiq::Error>(())
+//! # }).unwrap();
 //! ```
 //!
 //! Against the emulator, on a virtual clock it shares with the client (the injected sleep
@@ -257,13 +317,37 @@
 //!
 //! ## Streams, plans, webhooks, traces
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //!
 //! use basiq::id::ConnectionId;
 //! use basiq::{StreamExt as _, TransactionQuery};
 //!
-//! # async fn run(client: basiq::Client, user_id: &str, fleet: Vec<ConnectionId>) -> Result<(), basiq::Error> {
+//! # #[cfg(feature = "async")]
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! # let clock = basiq::clock::ManualClock::starting_now();
+//! # let server = basiq_mock::MockServer::builder().clock(clock.clone()).start();
+//! # let tick = clock.clone();
+//! # let client = basiq::Client::builder().api_key(server.api_key()).base_url(server.url())
+//! #     .consent_base_url(format!("{}/consent/home", server.url())).clock(clock.clone())
+//! #     .sleep(move |d| { tick.advance(d); Box::pin(async {}) }).build()?;
+//! # let user = client.users().create(basiq::models::NewUser {
+//! #     email: Some("gavin@hooli.com".into()), ..Default::default() }).await?.id;
+//! # let user_id = user.as_str();
+//! # let connect = |institution: &'static str, login: (&'static str, &'static str)| {
+//! #     let (client, server) = (client.clone(), &server);
+//! #     async move {
+//! #         let action = basiq::ConsentAction::connect_to(basiq::id::InstitutionId::new(institution)?);
+//! #         let basiq::ConsentOutcome::Link(link) = client.consent_url(user_id, action).await? else { panic!("a link") };
+//! #         let jobs = server.complete_consent(link.expose_url().as_str(), Some(login)).unwrap();
+//! #         Ok::<String, basiq::Error>(jobs[0].clone())
+//! #     }
+//! # };
+//! # let job = connect("AU00000", ("gavinBelson", "hooli2016")).await?;
+//! # let done = client.jobs().wait(job.as_str(), basiq::jobs::PollConfig::default()).await?;
+//! # let connection = done.connection_id().unwrap().clone();
+//! # let connection_id = connection.as_str();
+//! # let fleet = vec![connection.clone(), ConnectionId::new("another")?];
 //! // A stream of transactions, one page (`links.next`) fetched at a time: constant memory
 //! // however long the history is. It owns a clone of the client: spawn it, return it, combine
 //! // it (`StreamExt` from `futures` / `futures-util`).
@@ -280,8 +364,8 @@
 //! for slot in &plan.planned {
 //!     println!("refresh {} at {}", slot.connection_id, slot.at);
 //! }
-//! # Ok(())
-//! # }
+//! # Ok::<(), basiq::Error>(())
+//! # }).unwrap();
 //! ```
 //!
 //! A webhook endpoint trusts a message only when Basiq signed it within the last 5 minutes
@@ -312,13 +396,22 @@
 //!
 //! The blocking client has the same methods without `.await`:
 //!
-//! ```no_run
+//! ```
 //! # #[cfg(feature = "blocking")]
-//! # fn run() -> Result<(), basiq::Error> {
-//! let client = basiq::blocking::Client::new(std::env::var("BASIQ_API_KEY").unwrap_or_default())?;
-//! let jobs = client.jobs().list_for_user("ea3a81")?;
-//! # let _ = jobs;
-//! # Ok(())
+//! # {
+//! # let server = basiq_mock::MockServer::start();
+//! # let run = || {
+//! let api_key = std::env::var("BASIQ_API_KEY").unwrap_or_default();
+//! # let api_key = server.api_key();
+//! let client = basiq::blocking::Client::new(api_key)?;
+//! # let client = basiq::blocking::Client::builder().api_key(server.api_key()).base_url(server.url()).build()?;
+//! # let user_id = client.users().create(basiq::models::NewUser {
+//! #     email: Some("jared@piedpiper.com".into()), ..Default::default() })?.id;
+//! let jobs = client.jobs().list_for_user(&user_id)?;
+//! assert!(jobs.data.is_empty());
+//! # Ok::<(), basiq::Error>(())
+//! # };
+//! # run().unwrap();
 //! # }
 //! ```
 //!
@@ -346,8 +439,8 @@
 // internals — `ExecutorCore`, `TokenState`, `Retrying`, the telemetry helpers — are not public
 // API of this crate). Whole modules where every item is for users; curated ones otherwise.
 pub use basiq_core::{
-    clock, connectors, error, id, jobs, mfa, models, operation, operations, pagination, pause,
-    plan, refresh, retry, secret, statements, transport, webhooks,
+    clock, connectors, error, freshness, id, jobs, mfa, models, operation, operations, pagination,
+    pause, plan, refresh, retry, secret, statements, transport,
 };
 pub use basiq_core::{Error, ErrorContext, ErrorKind};
 
@@ -383,6 +476,10 @@ pub mod fleet {
         FleetOp, FleetStore, FleetTokenPolicy, MemoryFleetStore, TokenSealer,
     };
 }
+
+#[cfg(any(feature = "async", feature = "blocking"))]
+pub mod consent_lifecycle;
+pub mod webhooks;
 
 #[cfg(any(feature = "async", feature = "blocking"))]
 mod flows;

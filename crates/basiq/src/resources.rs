@@ -505,9 +505,17 @@ macro_rules! connections_refresh_guarded {
                 let fleet = client.fleet_config().cloned();
                 let mut flow =
                     GuardedRefresh::new(user_id, connection_id, policies.refresh_policy, fleet);
+                if policies.freshness.is_some() {
+                    flow = flow.consult_freshness();
+                }
                 let mut step = flow.start();
                 loop {
                     step = match step {
+                        // Basiq refreshed it (its webhooks said): nothing to read or send.
+                        RefreshStep::LastRefreshedByBasiq(connection) => {
+                            let last = policies.last_refreshed_by_basiq(&connection);
+                            flow.on_freshness(last, client.now())
+                        }
                         RefreshStep::ReadConnection(op) => flow.on_connection(client.execute(op)$($await)*),
                         RefreshStep::ReadJobs(user) => {
                             let jobs = client.all_user_jobs(&user)$($await)*;

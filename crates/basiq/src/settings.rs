@@ -41,6 +41,7 @@ pub(crate) struct Settings {
     pub(crate) call_deadline: Option<Duration>,
     pub(crate) allow_insecure_http: bool,
     pub(crate) page_limits: basiq_core::pagination::PageLimits,
+    pub(crate) freshness_ledger: Option<Arc<dyn basiq_core::freshness::FreshnessLedger>>,
 }
 
 /// A [`SharedRefreshLedger`] that prints as a name (the trait has no `Debug`).
@@ -72,6 +73,7 @@ impl Default for Settings {
             call_deadline: Some(basiq_core::auth::DEFAULT_CALL_DEADLINE),
             allow_insecure_http: false,
             page_limits: basiq_core::pagination::PageLimits::default(),
+            freshness_ledger: None,
         }
     }
 }
@@ -150,6 +152,7 @@ impl Settings {
             consent_base,
             max_refreshes_per_minute: self.max_refreshes_per_minute,
             page_limits: self.page_limits,
+            freshness: self.freshness_ledger.clone(),
         })
     }
 }
@@ -295,6 +298,18 @@ macro_rules! builder_methods {
         /// one count.
         pub fn refresh_ledger(mut self, ledger: $crate::SharedRefreshLedger) -> Self {
             self.settings.refresh_ledger = Some($crate::settings::LedgerHandle(ledger));
+            self
+        }
+
+        /// The freshness ledger the guarded [`refresh`](Connections::refresh) consults first:
+        /// a connection Basiq refreshed within the policy's `min_interval` (as its webhooks said,
+        /// recorded by a [`WebhookReceiver`]($crate::webhooks::WebhookReceiver) sharing this
+        /// ledger) is `Skipped(RefreshedByBasiq)` without any request. Default: none.
+        pub fn freshness_ledger(
+            mut self,
+            ledger: std::sync::Arc<dyn $crate::freshness::FreshnessLedger>,
+        ) -> Self {
+            self.settings.freshness_ledger = Some(ledger);
             self
         }
 

@@ -96,6 +96,16 @@ impl FleetKeys {
         self.key(&["attempt", "consent", user.as_str(), institution])
     }
 
+    /// A handled (or claimed) webhook message, by its `webhook-id`.
+    pub fn webhook_seen(&self, webhook_id: &str) -> FleetKey {
+        self.key(&["webhook", "seen", webhook_id])
+    }
+
+    /// When Basiq last refreshed `connection`, as its webhooks said (the freshness ledger).
+    pub fn freshness(&self, connection: &ConnectionId) -> FleetKey {
+        self.key(&["fresh", connection.as_str()])
+    }
+
     /// The claim on a planned refresh slot of `connection` at `at`.
     pub fn planned_slot(&self, connection: &ConnectionId, at: OffsetDateTime) -> FleetKey {
         let slot = at.unix_timestamp().to_string();

@@ -3,6 +3,11 @@
 //! "settle the claim" or "done", and is fed each answer. The facade's
 //! `connections().refresh` drives it for both clients; nothing here does IO or reads a clock.
 //!
+//! With [`GuardedRefresh::consult_freshness`] the first question is when Basiq itself last
+//! refreshed the connection (its webhooks, recorded in a
+//! [`FreshnessLedger`](crate::freshness::FreshnessLedger)): within `min_interval`, nothing is
+//! read or sent.
+//!
 //! Basiq asks to refresh *rarely*, only *active* connections, after checking `lastUsed` and the
 //! jobs, at most 20 a day for open banking, and never a second attempt while one runs (Basiq
 //! pauses it 6 minutes). The order is fixed here: the duplicate pause first, then
@@ -73,6 +78,11 @@ pub enum RefreshVerdict {
 #[derive(Debug)]
 #[must_use]
 pub enum RefreshStep {
+    /// Ask the [`FreshnessLedger`](crate::freshness::FreshnessLedger) when Basiq last refreshed
+    /// this connection (its webhooks said) and report with [`GuardedRefresh::on_freshness`]
+    /// (`None` when unknown or the ledger failed). Only with
+    /// [`consult_freshness`](GuardedRefresh::consult_freshness).
+    LastRefreshedByBasiq(ConnectionId),
     /// Execute this and report with [`GuardedRefresh::on_connection`].
     ReadConnection(GetConnection),
     /// Read every job of this user (all pages: the guards must see every running job) and
@@ -92,6 +102,7 @@ pub enum RefreshStep {
 
 enum State {
     Start,
+    Freshness,
     Connection,
     Jobs(ConnectionView),
     Claiming(ConnectionView),
@@ -106,6 +117,7 @@ pub struct GuardedRefresh {
     connection_id: ConnectionId,
     policy: RefreshPolicy,
     fleet: Option<FleetConfig>,
+    freshness: bool,
     state: State,
 }
 
@@ -134,8 +146,16 @@ impl GuardedRefresh {
             connection_id,
             policy,
             fleet,
+            freshness: false,
             state: State::Start,
         }
+    }
+
+    /// Consult the freshness ledger first: a connection Basiq refreshed within the policy's
+    /// `min_interval` is skipped ([`SkipReason::RefreshedByBasiq`]) before anything is read.
+    pub fn consult_freshness(mut self) -> Self {
+        self.freshness = true;
+        self
     }
 
     fn context(&self) -> ErrorContext {
@@ -155,16 +175,40 @@ impl GuardedRefresh {
         ))))
     }
 
-    /// The first step: read the connection (`status`, `method`, `lastUsed`).
+    /// The first step: the freshness ledger when consulted, else read the connection
+    /// (`status`, `method`, `lastUsed`).
     pub fn start(&mut self) -> RefreshStep {
         if !matches!(self.state, State::Start) {
             return self.misuse("start");
         }
+        if self.freshness {
+            self.state = State::Freshness;
+            return RefreshStep::LastRefreshedByBasiq(self.connection_id.clone());
+        }
+        self.read_connection()
+    }
+
+    fn read_connection(&mut self) -> RefreshStep {
         self.state = State::Connection;
         RefreshStep::ReadConnection(GetConnection::new(
             self.user_id.clone(),
             self.connection_id.clone(),
         ))
+    }
+
+    /// When Basiq last refreshed the connection, if known, judged at `now`.
+    pub fn on_freshness(
+        &mut self,
+        last_by_basiq: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> RefreshStep {
+        if !matches!(self.state, State::Freshness) {
+            return self.misuse("on_freshness");
+        }
+        match self.policy.refreshed_by_basiq(last_by_basiq, now) {
+            Some(reason) => self.done(Ok(RefreshVerdict::Skipped(reason))),
+            None => self.read_connection(),
+        }
     }
 
     /// The connection was read (or not).

@@ -411,3 +411,49 @@ proptest! {
         prop_assert_eq!(verify(&secret(), &h, &body, at(ts)), Ok(message));
     }
 }
+
+#[test]
+fn verification_is_separate_from_parsing_and_takes_rotated_secrets() {
+    let old = WebhookSecret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let new = WebhookSecret::new("whsec_c2VjcmV0LXR3by1mb3Itcm90YXRpb24=").unwrap();
+    let now = time::macros::datetime!(2026-01-05 10:00 UTC);
+    let body = b"not json, but signed";
+    let mut headers = http::HeaderMap::new();
+    headers.insert(HEADER_ID, "msg_9".parse().unwrap());
+    headers.insert(
+        HEADER_TIMESTAMP,
+        now.unix_timestamp().to_string().parse().unwrap(),
+    );
+    headers.insert(
+        HEADER_SIGNATURE,
+        sign(&new, "msg_9", now.unix_timestamp(), body)
+            .parse()
+            .unwrap(),
+    );
+    let verifier = Verifier::new();
+    // Signed by the new secret: verified whichever order the app lists its secrets in.
+    let verified = verifier
+        .verify_signature(&[&old, &new], &headers, body, now)
+        .unwrap();
+    assert_eq!(verified.id, "msg_9");
+    assert_eq!(verified.sent_at(), now);
+    assert_eq!(verified.body, body);
+    // Parsing is a second, separate step.
+    assert!(matches!(
+        verified.message(),
+        Err(WebhookError::InvalidBody(_))
+    ));
+    assert_eq!(
+        verifier.verify_signature(&[&old], &headers, body, now),
+        Err(WebhookError::NoValidSignature)
+    );
+    assert_eq!(
+        verifier.verify_signature(&[], &headers, body, now),
+        Err(WebhookError::NoValidSignature)
+    );
+    let late = now + time::Duration::minutes(6);
+    assert!(matches!(
+        verifier.verify_signature(&[&new], &headers, body, late),
+        Err(WebhookError::TooOld { .. })
+    ));
+}

@@ -24,6 +24,8 @@ use crate::users::require_user;
 
 /// How long a consent lasts (Basiq's default consent duration: 12 months).
 pub(crate) const CONSENT_TTL: time::Duration = time::Duration::days(365);
+/// How long before expiry Basiq sends `consent.warning` (consent events guide: 7 days).
+pub(crate) const CONSENT_WARNING: time::Duration = time::Duration::days(7);
 /// How long an auth link works.
 pub(crate) const AUTH_LINK_TTL: time::Duration = time::Duration::days(7);
 
@@ -56,6 +58,24 @@ pub(crate) struct ConsentView {
     pub(crate) expires: OffsetDateTime,
     pub(crate) revoked: Option<OffsetDateTime>,
     pub(crate) status: &'static str,
+}
+
+/// When each user's first connection (live or deleted) was made: their consent's start. One
+/// pass over the connections, for callers that look at every user.
+pub(crate) fn first_connections(db: &Db) -> std::collections::HashMap<String, OffsetDateTime> {
+    let mut first = std::collections::HashMap::new();
+    let all = db
+        .connections
+        .values()
+        .map(|c| (c.user_id.as_str(), c.created))
+        .chain(db.retained.iter().map(|c| (c.user_id.as_str(), c.created)));
+    for (user, created) in all {
+        first
+            .entry(user.to_owned())
+            .and_modify(|t: &mut OffsetDateTime| *t = (*t).min(created))
+            .or_insert(created);
+    }
+    first
 }
 
 pub(crate) fn consent_of(db: &Db, user_id: &str, now: OffsetDateTime) -> Option<ConsentView> {

@@ -18,7 +18,9 @@ use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::logins::{ACCOUNTS, TRANSACTIONS};
 use crate::query;
-use crate::state::{AppState, Db};
+use std::collections::HashMap;
+
+use crate::state::{AppState, ConnectionInfo, Db, Job};
 
 /// Basiq keeps events for 7 days.
 const EVENT_WINDOW: time::Duration = time::Duration::days(7);
@@ -100,11 +102,27 @@ pub(crate) fn record(
 
 /// Every event up to `now` younger than 7 days, newest first.
 pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventView> {
+    events_in(db, base, now - EVENT_WINDOW, now, None, None)
+}
+
+/// The events with `after < at <= now`, newest first. Work is proportional to what can fall in
+/// the range (a connection's JSON is built only for its own `connection.created`), so the
+/// webhook pump can ask for a few seconds at a time.
+pub(crate) fn events_in(
+    db: &Db,
+    base: &str,
+    after: OffsetDateTime,
+    now: OffsetDateTime,
+    candidate_jobs: Option<&[String]>,
+    first_connections: Option<&HashMap<String, OffsetDateTime>>,
+) -> Vec<EventView> {
+    let in_range = |at: OffsetDateTime| at > after && at <= now;
     let mut out: Vec<EventView> = db
         .surface
         .events
         .iter()
         .enumerate()
+        .filter(|(_, e)| in_range(e.at))
         .map(|(i, e)| EventView {
             id: e.id.clone(),
             at: e.at,
@@ -122,58 +140,132 @@ pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventV
                        user: &str,
                        key: &str,
                        data_ref: String,
-                       data: Value| {
+                       data: &dyn Fn() -> Value| {
+        if !in_range(at) {
+            return;
+        }
         let order = 1_000_000 + out.len() as u64;
         out.push(EventView {
-            id: stable_id(&format!("event:{entity}.{kind}:{key}")),
+            id: derived_id(entity, kind, key),
             at,
             order,
             entity: entity.to_owned(),
             event_type: kind.to_owned(),
             user_id: Some(user.to_owned()),
             data_ref,
-            data,
+            data: data(),
         });
     };
+    // Jobs grouped by connection once (oldest first), not searched per connection.
+    let mut jobs_by_connection: HashMap<&str, Vec<&Job>> = HashMap::new();
+    let jobs: Box<dyn Iterator<Item = &Job>> = match candidate_jobs {
+        // The caller knows which jobs can still emit (the webhook pump's live jobs).
+        Some(ids) => Box::new(ids.iter().filter_map(|id| db.jobs.get(id))),
+        None => Box::new(db.jobs.values()),
+    };
+    for job in jobs.filter(|j| j.start_at <= now && j.finished_at() > after) {
+        jobs_by_connection
+            .entry(job.connection_id.as_str())
+            .or_default()
+            .push(job);
+    }
+    for jobs in jobs_by_connection.values_mut() {
+        jobs.sort_by_key(|j| j.seq);
+    }
     // Live connections as of now, and deleted ones as they were (their events stay 7 days).
+    // Only those with something in the range: created in it, or a job emitting in it.
     let mut connections: Vec<_> = db.connections.values().collect();
     connections.sort_by_key(|c| c.seq);
-    let infos = connections
-        .into_iter()
-        .map(|c| db.connection_info(c, now))
-        .chain(db.retained.iter().cloned());
-    for info in infos {
-        let uid = &info.user_id;
-        let cid = &info.id;
-        let conn_url = format!("{base}/users/{uid}/connections/{cid}");
-        let conn_json = crate::connections::connection_json(base, &info);
-        derived(
+    let live = connections.into_iter().map(|c| {
+        let info: Option<&ConnectionInfo> = None;
+        (c.id.as_str(), c.user_id.as_str(), c.created, Some(c), info)
+    });
+    let retained = db.retained.iter().map(|info| {
+        (
+            info.id.as_str(),
+            info.user_id.as_str(),
             info.created,
-            "connection",
-            "created",
-            uid,
-            cid,
-            conn_url,
-            conn_json,
-        );
-        for job in db.jobs_of_connection(cid) {
-            let data = json!({ "connection": cid, "job": job.id });
-            if let Some(at) = job.step_succeeded_at(ACCOUNTS, now) {
-                let url = format!("{base}/users/{uid}/accounts");
-                derived(at, "account", "updated", uid, &job.id, url, data.clone());
+            None,
+            Some(info),
+        )
+    });
+    let no_jobs = Vec::new();
+    for (cid, uid, created, conn, info) in live.chain(retained) {
+        let jobs = jobs_by_connection.get(cid).unwrap_or(&no_jobs);
+        if jobs.is_empty() && !in_range(created) {
+            continue;
+        }
+        if in_range(created) {
+            let conn_url = format!("{base}/users/{uid}/connections/{cid}");
+            derived(
+                created,
+                "connection",
+                "created",
+                uid,
+                cid,
+                conn_url,
+                &|| {
+                    let info = match (conn, info) {
+                        (Some(c), _) => db.connection_info(c, now),
+                        (None, Some(info)) => info.clone(),
+                        (None, None) => return Value::Null,
+                    };
+                    crate::connections::connection_json(base, &info)
+                },
+            );
+        }
+        for job in jobs {
+            let data = || json!({ "connection": cid, "job": job.id });
+            // The data links name the connection (as a filter), so an app knows which
+            // connection Basiq refreshed without fetching the event.
+            let filter = format!("?filter=connection.id.eq('{cid}')");
+            if let Some(at) = job
+                .step_succeeded_at(ACCOUNTS, now)
+                .filter(|at| in_range(*at))
+            {
+                let url = format!("{base}/users/{uid}/accounts{filter}");
+                derived(at, "account", "updated", uid, &job.id, url, &data);
             }
-            if let Some(at) = job.step_succeeded_at(TRANSACTIONS, now) {
-                let url = format!("{base}/users/{uid}/transactions");
-                derived(at, "transactions", "updated", uid, &job.id, url, data);
+            if let Some(at) = job
+                .step_succeeded_at(TRANSACTIONS, now)
+                .filter(|at| in_range(*at))
+            {
+                let url = format!("{base}/users/{uid}/transactions{filter}");
+                derived(at, "transactions", "updated", uid, &job.id, url, &data);
             }
         }
     }
-    let mut users: Vec<&String> = db.users.keys().collect();
+    // Only users one of whose consent instants falls in the range.
+    let computed;
+    let first = match first_connections {
+        Some(first) => first,
+        None => {
+            computed = super::consents::first_connections(db);
+            &computed
+        }
+    };
+    let mut users: Vec<&String> = db
+        .users
+        .keys()
+        .filter(|uid| {
+            db.surface.consent_revoked.contains_key(uid.as_str())
+                || first.get(uid.as_str()).is_some_and(|created| {
+                    let expires = *created + super::consents::CONSENT_TTL;
+                    [
+                        *created,
+                        expires - super::consents::CONSENT_WARNING,
+                        expires,
+                    ]
+                    .into_iter()
+                    .any(in_range)
+                })
+        })
+        .collect();
     users.sort();
     for uid in users {
         if let Some(consent) = super::consents::consent_of(db, uid, now) {
             let url = format!("{base}/users/{uid}/consents/{}", consent.id);
-            let data = json!({ "id": consent.id, "status": consent.status });
+            let data = || json!({ "id": consent.id, "status": consent.status });
             derived(
                 consent.created,
                 "consent",
@@ -181,8 +273,21 @@ pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventV
                 uid,
                 &consent.id,
                 url.clone(),
-                data.clone(),
+                &data,
             );
+            // Basiq warns 7 days before a consent expires, unless it ended before.
+            let warning = consent.expires - super::consents::CONSENT_WARNING;
+            if consent.revoked.is_none_or(|r| r > warning) {
+                derived(
+                    warning,
+                    "consent",
+                    "warning",
+                    uid,
+                    &consent.id,
+                    url.clone(),
+                    &data,
+                );
+            }
             if consent.status == "expired" {
                 derived(
                     consent.expires,
@@ -191,14 +296,18 @@ pub(crate) fn all_events(db: &Db, base: &str, now: OffsetDateTime) -> Vec<EventV
                     uid,
                     &consent.id,
                     url,
-                    data,
+                    &data,
                 );
             }
         }
     }
-    out.retain(|e| e.at <= now && now - e.at < EVENT_WINDOW);
     out.sort_by(|a, b| b.at.cmp(&a.at).then(b.order.cmp(&a.order)));
     out
+}
+
+/// The stable id of a derived event.
+pub(crate) fn derived_id(entity: &str, kind: &str, key: &str) -> String {
+    stable_id(&format!("event:{entity}.{kind}:{key}"))
 }
 
 pub(crate) fn event_json(base: &str, e: &EventView) -> Value {

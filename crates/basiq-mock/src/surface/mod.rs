@@ -9,6 +9,7 @@
 mod consents;
 mod events;
 mod insights;
+pub(crate) mod notify;
 mod reports;
 mod statements;
 mod webhooks;
@@ -43,6 +44,8 @@ pub(crate) struct SurfaceDb {
     pub(crate) snapshots: HashMap<String, insights::Snapshot>,
     /// Webhook subscriptions in creation order (deleted ones removed).
     pub(crate) webhooks: Vec<webhooks::WebhookRecord>,
+    /// The smart cache and webhook deliveries (the pump's state).
+    pub(crate) notify: notify::NotifyState,
     /// Feeds [`fresh_id`].
     pub(crate) next_seq: u64,
 }

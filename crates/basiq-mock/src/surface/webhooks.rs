@@ -3,8 +3,9 @@
 //!
 //! A subscription's messages are the events (see `events.rs`) since it was created whose type
 //! it subscribes to (all, when `subscribedEvents` is empty), derived at read time, so they
-//! appear as the virtual clock passes the events. Delivery (POSTing them to the URL, with
-//! retries) is not emulated: `attempts` stays empty.
+//! appear as the virtual clock passes the events. Delivery (POSTing them to a `127.0.0.1` URL,
+//! with Basiq's retries, then disabling the subscription) is the pump's (`notify.rs`); each
+//! message shows its `attempts`, and a disabled subscription `status: "disabled"`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -100,14 +101,14 @@ fn conflict(url: &str) -> ApiError {
     )
 }
 
-fn webhook_json(base: &str, w: &WebhookRecord, with_secret: bool) -> Value {
+fn webhook_json(base: &str, w: &WebhookRecord, with_secret: bool, disabled: bool) -> Value {
     let mut v = json!({
         "type": "webhook",
         "id": w.id,
         "name": w.name,
         "description": w.description,
         "url": w.url,
-        "status": "active",
+        "status": if disabled { "disabled" } else { "active" },
         "subscribedEvents": w.subscribed_events,
         "links": { "self": format!("{base}/notifications/webhooks/{}", w.id) },
     });
@@ -150,7 +151,7 @@ async fn create(
         secret,
         created: now,
     };
-    let json = webhook_json(state.base(), &record, true);
+    let json = webhook_json(state.base(), &record, true, false);
     db.surface.webhooks.push(record);
     Ok((StatusCode::CREATED, Json(json)).into_response())
 }
@@ -162,7 +163,7 @@ async fn list(_auth: ServerAuth, State(state): State<AppState>) -> Json<Value> {
         .surface
         .webhooks
         .iter()
-        .map(|w| webhook_json(base, w, false))
+        .map(|w| webhook_json(base, w, false, db.surface.notify.disabled.contains(&w.id)))
         .collect();
     Json(json!({
         "type": "list",
@@ -183,7 +184,10 @@ async fn get_one(
         .webhooks
         .iter()
         .find(|w| w.id == webhook_id)
-        .map(|w| Json(webhook_json(state.base(), w, false)))
+        .map(|w| {
+            let disabled = db.surface.notify.disabled.contains(&w.id);
+            Json(webhook_json(state.base(), w, false, disabled))
+        })
         .ok_or_else(|| not_found(&webhook_id))
 }
 
@@ -220,7 +224,9 @@ async fn update(
     if let Some(description) = body.description {
         w.description = description;
     }
-    Ok(Json(webhook_json(state.base(), w, false)))
+    let w = w.clone();
+    let disabled = db.surface.notify.disabled.contains(&w.id);
+    Ok(Json(webhook_json(state.base(), &w, false, disabled)))
 }
 
 async fn delete_one(
@@ -237,8 +243,8 @@ async fn delete_one(
     Ok(no_content())
 }
 
-fn message_json(base: &str, w: &WebhookRecord, e: &EventView) -> Value {
-    let id = stable_id(&format!("message:{}:{}", w.id, e.id));
+fn message_json(base: &str, w: &WebhookRecord, e: &EventView, attempts: Vec<Value>) -> Value {
+    let id = super::notify::message_id(&w.id, &e.id);
     let event_url = format!("{base}/events/{}", e.id);
     json!({
         "type": "message",
@@ -252,7 +258,7 @@ fn message_json(base: &str, w: &WebhookRecord, e: &EventView) -> Value {
             "eventId": e.id,
             "links": { "event": event_url, "eventEntity": e.data_ref },
         },
-        "attempts": [],
+        "attempts": attempts,
         "links": {
             "self": format!("{base}/notifications/webhooks/{}/messages/{id}", w.id),
             "event": event_url,
@@ -276,7 +282,30 @@ fn messages(state: &AppState, webhook_id: &str) -> Result<Vec<Value>, ApiError> 
         .iter()
         .filter(|e| e.at >= w.created)
         .filter(|e| w.subscribed_events.is_empty() || w.subscribed_events.contains(&e.type_id()))
-        .map(|e| message_json(base, w, e))
+        .map(|e| {
+            let id = super::notify::message_id(&w.id, &e.id);
+            let attempts = db
+                .surface
+                .notify
+                .deliveries
+                .iter()
+                .filter(|d| d.message_id == id)
+                .flat_map(|d| {
+                    d.attempts.iter().enumerate().map(|(i, a)| {
+                        json!({
+                            "id": stable_id(&format!("attempt:{id}:{i}")),
+                            "url": d.url,
+                            "response": if a.delivered { "OK" } else { "Failed" },
+                            "responseStatusCode": a.status,
+                            "timestamp": crate::clock::rfc3339(a.at),
+                            "status": if a.delivered { "Success" } else { "Failed" },
+                        })
+                    })
+                })
+                .rev()
+                .collect();
+            message_json(base, w, e, attempts)
+        })
         .collect())
 }
 

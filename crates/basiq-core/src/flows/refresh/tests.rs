@@ -52,6 +52,7 @@ fn drive(
     let mut step = flow.start();
     loop {
         step = match step {
+            RefreshStep::LastRefreshedByBasiq(_) => flow.on_freshness(None, now),
             RefreshStep::ReadConnection(op) => {
                 assert_eq!(op.connection_id, conn_id());
                 flow.on_connection(connection.take().expect("read once"))
@@ -375,4 +376,36 @@ proptest! {
         prop_assert_eq!(sent, 20u32.saturating_sub(before).min(tries));
         prop_assert_eq!(ledger.count(&conn_id(), at(0).date()), before + sent);
     }
+}
+
+#[test]
+fn a_connection_basiq_just_refreshed_is_skipped_before_anything_is_read() {
+    let policy = RefreshPolicy::default();
+    let mut flow = GuardedRefresh::new(user(), conn_id(), policy, None).consult_freshness();
+    let RefreshStep::LastRefreshedByBasiq(c) = flow.start() else {
+        panic!("the freshness ledger first")
+    };
+    assert_eq!(c, conn_id());
+    let RefreshStep::Done(Ok(RefreshVerdict::Skipped(SkipReason::RefreshedByBasiq {
+        at: when,
+        ..
+    }))) = flow.on_freshness(Some(at(-60)), at(0))
+    else {
+        panic!("refreshed a minute ago by Basiq: skipped")
+    };
+    assert_eq!(when, at(-60));
+    // Unknown (or long ago): the usual reads follow.
+    let mut flow = GuardedRefresh::new(user(), conn_id(), policy, None).consult_freshness();
+    let _ = flow.start();
+    assert!(matches!(
+        flow.on_freshness(None, at(0)),
+        RefreshStep::ReadConnection(_)
+    ));
+    let mut flow = GuardedRefresh::new(user(), conn_id(), policy, None).consult_freshness();
+    let _ = flow.start();
+    let long_ago = at(0) - policy.min_interval - time::Duration::seconds(1);
+    assert!(matches!(
+        flow.on_freshness(Some(long_ago), at(0)),
+        RefreshStep::ReadConnection(_)
+    ));
 }

@@ -122,6 +122,15 @@ fn steps() -> Vec<(&'static str, Step)> {
                 env: &[],
             },
         ),
+        (
+            "benches: build (cargo xtask bench runs them)",
+            Step::Cargo {
+                // Built, not run: CI never times anything. Same profile and features as the
+                // test step, so only the bench targets themselves compile.
+                args: &["build", "--workspace", "--all-features", "--benches"],
+                env: &[],
+            },
+        ),
         ("features: basiq (no transport)", Step::BasiqFeatures(None)),
         ("features: basiq async", Step::BasiqFeatures(Some("async"))),
         (

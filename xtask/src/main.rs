@@ -8,6 +8,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod bench;
 mod ci;
 mod citations;
 mod codegen;
@@ -35,6 +36,11 @@ Commands:
   citations         fail when a tracked file cites a document that is not in the repository
   unused-deps       fail when a member declares a dependency its code never uses
   readme            build and run the README's Use section in a scratch crate, on the emulator
+  bench [--quick] [bench...]
+                    the bench suite (crates/basiq-bench) in one run: starts the emulator and a
+                    bare axum server, runs every bench (or the ones named: plan, parse, tokens,
+                    overhead, emulator, stream), prints figure | SDK | baseline | ratio | target
+                    (docs/performance.md); --quick takes fewer rounds and skips the raw 1M walks
   -h, --help        this text
 
 See docs/codegen.md for the generator and its OpenAPI extensions.
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
         ["unused-deps"] => unused_deps::check(&root),
         ["readme"] => readme::check(&root),
         ["minimal-versions"] => minimal_versions::run(&root),
+        ["bench", rest @ ..] => bench::run(&root, rest),
         other => Err(format!("unknown arguments `{}`\n\n{HELP}", other.join(" "))),
     };
     match result {

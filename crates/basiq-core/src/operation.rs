@@ -13,7 +13,7 @@ use url::Url;
 
 use crate::error::{Error, ErrorContext};
 use crate::id::UserId;
-use crate::transport::{HttpRequest, HttpResponse};
+use crate::transport::{HttpRequest, HttpResponse, RequestUrl};
 
 /// How an operation authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,12 +80,13 @@ pub fn with_query(mut url: Url, pairs: &[(&str, Option<&str>)]) -> Url {
     url
 }
 
-/// A request with no body.
+/// A request with no body, carrying `url` as a [`RequestUrl`] for the transport.
 pub fn empty_request(method: Method, url: &Url) -> Result<HttpRequest, Error> {
     http::Request::builder()
         .method(method)
         .uri(url.as_str())
         .header(header::ACCEPT, "application/json")
+        .extension(RequestUrl(url.clone()))
         .body(Vec::new())
         .map_err(|e| Error::config(format!("cannot build request for {url}: {e}")))
 }

@@ -5,6 +5,7 @@
 //! `expose_secret()`, which makes every place that could leak one easy to audit.
 
 use std::fmt;
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -49,13 +50,16 @@ impl From<&str> for ApiKey {
 }
 
 /// A bearer token returned by `POST /token`.
+///
+/// Shared, not copied, by clones (every request's lease holds one): the secret is zeroized when
+/// the last clone drops.
 #[derive(Clone)]
-pub struct AccessToken(SecretString);
+pub struct AccessToken(Arc<SecretString>);
 
 impl AccessToken {
     /// Wraps a token.
     pub fn new(token: impl Into<String>) -> Self {
-        Self(SecretString::from(token.into()))
+        Self(Arc::new(SecretString::from(token.into())))
     }
 
     /// The token itself, for an `Authorization: Bearer` header or the Consent UI URL.

@@ -55,24 +55,54 @@ pub fn request_span(
     context: &ErrorContext,
     resends: u32,
 ) -> tracing::Span {
+    request_span_with(request, base, || context.clone(), resends)
+}
+
+/// [`request_span`] with the operation's ids asked for only when the span is enabled: with no
+/// subscriber listening (or `basiq.http` filtered out), a request builds no template and copies
+/// no id.
+pub fn request_span_with(
+    request: &HttpRequest,
+    base: &Url,
+    context: impl FnOnce() -> ErrorContext,
+    resends: u32,
+) -> tracing::Span {
     let method = request.method().as_str();
-    let template = url_template(request.uri().path(), base.path(), context);
     let span = tracing::info_span!(
         "basiq.http",
-        otel.name = %format_args!("{method} {template}"),
+        otel.name = Empty,
         otel.kind = "client",
         http.request.method = method,
-        url.template = %template,
+        url.template = Empty,
         server.address = request.uri().host().unwrap_or_default(),
         server.port = request.uri().port_u16().or_else(|| base.port_or_known_default()),
         http.request.resend_count = Empty,
         http.response.status_code = Empty,
         error.type = Empty,
         correlation_id = Empty,
-        user_id = context.user_id.as_ref().map(|id| id.as_str()),
-        connection_id = context.connection_id.as_ref().map(|id| id.as_str()),
-        job_id = context.job_id.as_ref().map(|id| id.as_str()),
+        user_id = Empty,
+        connection_id = Empty,
+        job_id = Empty,
     );
+    if span.is_disabled() {
+        return span;
+    }
+    let context = context();
+    let template = url_template(request.uri().path(), base.path(), &context);
+    span.record("otel.name", format_args!("{method} {template}"));
+    span.record("url.template", template.as_str());
+    for (field, id) in [
+        ("user_id", context.user_id.as_ref().map(|id| id.as_str())),
+        (
+            "connection_id",
+            context.connection_id.as_ref().map(|id| id.as_str()),
+        ),
+        ("job_id", context.job_id.as_ref().map(|id| id.as_str())),
+    ] {
+        if let Some(id) = id {
+            span.record(field, id);
+        }
+    }
     // OpenTelemetry: only set on a resend.
     if resends > 0 {
         span.record("http.request.resend_count", resends);
@@ -222,6 +252,20 @@ mod tests {
 
     fn template(path: &str, context: &ErrorContext) -> String {
         url_template(path, "/", context)
+    }
+
+    #[test]
+    fn a_span_nobody_listens_to_asks_for_no_ids() {
+        // No subscriber in this test: the span is disabled, so the ids are never asked for.
+        let base = Url::parse("https://au-api.basiq.io").unwrap();
+        let request = crate::operation::empty_request(http::Method::GET, &base).unwrap();
+        let span = request_span_with(
+            &request,
+            &base,
+            || panic!("the context of a disabled span is never built"),
+            0,
+        );
+        assert!(span.is_disabled());
     }
 
     #[test]

@@ -258,6 +258,9 @@ pub struct TokenLease {
     /// When the cache considers it expired.
     pub expires_at: OffsetDateTime,
     generation: u64,
+    /// `Bearer <token>`, built once when the token is cached (marked sensitive): clones share
+    /// its bytes, so authorizing a request copies nothing.
+    bearer: Option<HeaderValue>,
 }
 
 impl TokenLease {
@@ -268,13 +271,20 @@ impl TokenLease {
 
     /// Adds `Authorization: Bearer <token>` to a request, marked sensitive so `http`'s Debug hides it.
     pub fn authorize(&self, request: &mut HttpRequest) -> Result<(), Error> {
-        authorize_bearer(request, &self.token)
+        match &self.bearer {
+            Some(value) => {
+                request
+                    .headers_mut()
+                    .insert(header::AUTHORIZATION, value.clone());
+                Ok(())
+            }
+            None => authorize_bearer(request, &self.token),
+        }
     }
 }
 
-/// Sets `Authorization: Bearer <token>` on `request`, the header value marked sensitive (so
-/// `http`'s `Debug` hides it).
-pub fn authorize_bearer(request: &mut HttpRequest, token: &AccessToken) -> Result<(), Error> {
+/// `Bearer <token>` as a sensitive header value (`Err` when the token cannot be one).
+fn bearer_value(token: &AccessToken) -> Result<HeaderValue, Error> {
     let mut value =
         HeaderValue::try_from(format!("Bearer {}", token.expose_secret())).map_err(|_| {
             Error::decode(
@@ -283,6 +293,13 @@ pub fn authorize_bearer(request: &mut HttpRequest, token: &AccessToken) -> Resul
             )
         })?;
     value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Sets `Authorization: Bearer <token>` on `request`, the header value marked sensitive (so
+/// `http`'s `Debug` hides it).
+pub fn authorize_bearer(request: &mut HttpRequest, token: &AccessToken) -> Result<(), Error> {
+    let value = bearer_value(token)?;
     request.headers_mut().insert(header::AUTHORIZATION, value);
     Ok(())
 }
@@ -378,6 +395,7 @@ impl TokenCache {
             token: response.access_token.clone(),
             expires_at,
             generation: self.generation,
+            bearer: bearer_value(&response.access_token).ok(),
         };
         self.cached = Some(Cached {
             lease: lease.clone(),
@@ -403,6 +421,7 @@ impl TokenCache {
         let refresh_at = stored.expires_at.saturating_sub(to_time(ahead));
         self.generation = self.generation.wrapping_add(1);
         let lease = TokenLease {
+            bearer: bearer_value(&stored.token).ok(),
             token: stored.token.clone(),
             expires_at: stored.expires_at,
             generation: self.generation,
@@ -443,6 +462,22 @@ fn to_time(d: Duration) -> time::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_authorizes_with_its_cached_sensitive_bearer() {
+        let mut cache = TokenCache::new(TokenPolicy::default());
+        let token =
+            parse(r#"{"access_token":"tok-1","token_type":"Bearer","expires_in":3600}"#).unwrap();
+        let lease = cache.store(&token, OffsetDateTime::UNIX_EPOCH, 0.5);
+        for lease in [lease.clone(), lease] {
+            let mut request = http::Request::new(Vec::new());
+            lease.authorize(&mut request).unwrap();
+            let value = request.headers().get(header::AUTHORIZATION).unwrap();
+            assert_eq!(value.to_str().unwrap(), "Bearer tok-1");
+            assert!(value.is_sensitive());
+            assert!(!format!("{lease:?}").contains("tok-1"));
+        }
+    }
 
     fn parse(body: &str) -> Result<TokenResponse, Error> {
         let response = http::Response::builder()

@@ -73,5 +73,46 @@ impl RequestLimits {
     }
 }
 
+/// The request's URL as the operation built it, attached to requests built by
+/// [`operation::empty_request`](crate::operation::empty_request) /
+/// [`json_request`](crate::operation::json_request) so a transport whose client speaks
+/// [`url::Url`] (reqwest, ureq) need not print the `http::Uri` and parse it again. Use it
+/// through [`RequestUrl::of`], which returns it only while it still agrees with the request's
+/// URI (a layer in between may have rewritten that).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestUrl(pub url::Url);
+
+impl RequestUrl {
+    /// The URL attached to `request`, if any and if it is the request's URI: same scheme,
+    /// authority, path and query (compared as text, no allocation).
+    pub fn of<B>(request: &http::Request<B>) -> Option<&url::Url> {
+        let url = &request.extensions().get::<Self>()?.0;
+        let uri = request.uri();
+        let path_and_query = &url[url::Position::BeforePath..url::Position::AfterQuery];
+        let agrees = uri.scheme_str() == Some(url.scheme())
+            && uri.authority().map(http::uri::Authority::as_str) == Some(url.authority())
+            && uri.path_and_query().map(http::uri::PathAndQuery::as_str) == Some(path_and_query);
+        agrees.then_some(url)
+    }
+}
+
 /// The `User-Agent` our transports send.
 pub const USER_AGENT: &str = concat!("basiq-rs/", env!("CARGO_PKG_VERSION"));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_url_is_offered_only_while_it_is_the_requests_uri() {
+        let url = url::Url::parse("http://127.0.0.1:9/users/u1/transactions?limit=5").unwrap();
+        let mut request = crate::operation::empty_request(http::Method::GET, &url).unwrap();
+        assert_eq!(RequestUrl::of(&request), Some(&url));
+        // A layer in between rewrote the URI: the attached URL is stale and not offered.
+        *request.uri_mut() = "http://127.0.0.1:9/users/u2/transactions?limit=5"
+            .parse()
+            .unwrap();
+        assert_eq!(RequestUrl::of(&request), None);
+        assert_eq!(RequestUrl::of(&http::Request::new(())), None);
+    }
+}

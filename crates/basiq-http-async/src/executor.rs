@@ -124,10 +124,13 @@ impl AsyncExecutor {
 
     /// Runs one operation. Every error carries the operation's ids ([`Operation::context`]).
     pub async fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
-        let context = op.context();
+        // The ids are copied into the error only when there is one.
         self.run(&op).await.map_err(|e| {
             // Whatever a server echoed (the key it was sent) never reaches a log line.
-            self.inner.core.scrubbed(e, None).with_context(&context)
+            self.inner
+                .core
+                .scrubbed(e, None)
+                .with_context(&op.context())
         })
     }
 
@@ -189,7 +192,7 @@ impl AsyncExecutor {
             .client_authorized(request, &token.access_token)
             .map_err(Failure::Final)?;
         let answer = match self
-            .send_within(request, deadline, &op.context(), sends)
+            .send_within(request, deadline, || op.context(), sends)
             .await
         {
             Ok(response) => op.parse(response),
@@ -256,7 +259,7 @@ impl AsyncExecutor {
     ) -> Result<O::Output, Error> {
         let request = self.inner.core.request(op)?;
         op.parse(
-            self.send_within(request, deadline, &op.context(), sends)
+            self.send_within(request, deadline, || op.context(), sends)
                 .await?,
         )
     }
@@ -271,7 +274,7 @@ impl AsyncExecutor {
     ) -> Result<O::Output, Error> {
         lease.authorize(&mut request)?;
         let answer = match self
-            .send_within(request, deadline, &op.context(), sends)
+            .send_within(request, deadline, || op.context(), sends)
             .await
         {
             Ok(response) => op.parse(response),
@@ -289,11 +292,11 @@ impl AsyncExecutor {
         &self,
         request: HttpRequest,
         deadline: Option<OffsetDateTime>,
-        context: &basiq_core::ErrorContext,
+        context: impl FnOnce() -> basiq_core::ErrorContext,
         sends: &SendCount,
     ) -> Result<HttpResponse, Error> {
         let core = &self.inner.core;
-        let span = telemetry::request_span(&request, self.base_url(), context, sends.next());
+        let span = telemetry::request_span_with(&request, self.base_url(), context, sends.next());
         let request = core.limited(request, core.limits(deadline));
         let answer = self
             .inner

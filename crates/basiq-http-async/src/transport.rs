@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use basiq_core::error::{Error, TransportError, TransportErrorKind};
 use basiq_core::transport::{
-    AsyncTransport, BoxFuture, HttpRequest, HttpResponse, RequestLimits, USER_AGENT,
+    AsyncTransport, BoxFuture, HttpRequest, HttpResponse, RequestLimits, RequestUrl, USER_AGENT,
 };
 
 /// How long establishing a connection (TCP + TLS) may take by default.
@@ -144,15 +144,17 @@ async fn send(
     let limits = RequestLimits::of(&request);
     let max = limits.map_or(MAX_BODY_BYTES as u64, |l| l.max_response_bytes);
     let too_large = || TransportError::new(TransportErrorKind::TooLarge, BodyTooLarge(max));
-    let mut request = reqwest::Request::try_from(request)
-        .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?;
+    let mut request = reqwest_request(request)?;
     if let Some(left) = limits.and_then(|l| l.timeout) {
         // A request's timeout replaces the client's total timeout in reqwest: keep the shorter.
         *request.timeout_mut() = Some(own_timeout.map_or(left, |own| own.min(left)));
     }
-    let sent_to = request.url().clone();
+    // Our own client never follows redirects; a host's client might, so its answer's URL is
+    // compared with the one sent (only then is it kept).
+    let own_client = own_timeout.is_some();
+    let sent_to = (!own_client).then(|| request.url().clone());
     let mut response = client.execute(request).await.map_err(transport_error)?;
-    if response.url() != &sent_to {
+    if sent_to.is_some_and(|sent_to| response.url() != &sent_to) {
         // A host-supplied client followed a redirect: this is not Basiq's answer.
         return Err(TransportError::new(
             TransportErrorKind::Other,
@@ -180,6 +182,23 @@ async fn send(
     *out.status_mut() = response.status();
     *out.version_mut() = response.version();
     *out.headers_mut() = std::mem::take(response.headers_mut());
+    Ok(out)
+}
+
+/// `request` as reqwest's, reusing the [`RequestUrl`] the operation built (moved, not cloned)
+/// instead of printing the `http::Uri` and parsing it again.
+fn reqwest_request(request: HttpRequest) -> Result<reqwest::Request, TransportError> {
+    let built_url = RequestUrl::of(&request).is_some();
+    let (mut parts, body) = request.into_parts();
+    let url = match parts.extensions.remove::<RequestUrl>() {
+        Some(RequestUrl(url)) if built_url => url,
+        _ => url::Url::parse(&parts.uri.to_string())
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?,
+    };
+    let mut out = reqwest::Request::new(parts.method, url);
+    *out.headers_mut() = parts.headers;
+    *out.version_mut() = parts.version;
+    *out.body_mut() = Some(body.into());
     Ok(out)
 }
 

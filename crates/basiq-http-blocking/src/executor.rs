@@ -113,10 +113,13 @@ impl BlockingExecutor {
 
     /// Runs one operation. Every error carries the operation's ids ([`Operation::context`]).
     pub fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
-        let context = op.context();
+        // The ids are copied into the error only when there is one.
         self.run(&op).map_err(|e| {
             // Whatever a server echoed (the key it was sent) never reaches a log line.
-            self.inner.core.scrubbed(e, None).with_context(&context)
+            self.inner
+                .core
+                .scrubbed(e, None)
+                .with_context(&op.context())
         })
     }
 
@@ -166,7 +169,7 @@ impl BlockingExecutor {
         let request = core
             .client_authorized(request, &token.access_token)
             .map_err(Failure::Final)?;
-        self.send_within(request, deadline, &op.context(), sends)
+        self.send_within(request, deadline, || op.context(), sends)
             .and_then(|response| op.parse(response))
             .map_err(|e| Failure::Retryable(core.scrubbed(e, Some(&token.access_token))))
     }
@@ -221,7 +224,7 @@ impl BlockingExecutor {
         sends: &SendCount,
     ) -> Result<O::Output, Error> {
         let request = self.inner.core.request(op)?;
-        op.parse(self.send_within(request, deadline, &op.context(), sends)?)
+        op.parse(self.send_within(request, deadline, || op.context(), sends)?)
     }
 
     fn send_with<O: Operation>(
@@ -234,7 +237,7 @@ impl BlockingExecutor {
     ) -> Result<O::Output, Error> {
         lease.authorize(&mut request)?;
         // Scrubbed here, where the token that was sent is known.
-        self.send_within(request, deadline, &op.context(), sends)
+        self.send_within(request, deadline, || op.context(), sends)
             .and_then(|response| op.parse(response))
             .map_err(|e| self.inner.core.scrubbed(e, Some(&lease.token)))
     }
@@ -246,11 +249,11 @@ impl BlockingExecutor {
         &self,
         request: HttpRequest,
         deadline: Option<OffsetDateTime>,
-        context: &basiq_core::ErrorContext,
+        context: impl FnOnce() -> basiq_core::ErrorContext,
         sends: &SendCount,
     ) -> Result<HttpResponse, Error> {
         let core = &self.inner.core;
-        let span = telemetry::request_span(&request, self.base_url(), context, sends.next());
+        let span = telemetry::request_span_with(&request, self.base_url(), context, sends.next());
         let request = core.limited(request, core.limits(deadline));
         let answer = span.in_scope(|| {
             self.inner

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use basiq_core::error::{TransportError, TransportErrorKind};
 use basiq_core::transport::{
-    BlockingTransport, HttpRequest, HttpResponse, RequestLimits, USER_AGENT,
+    BlockingTransport, HttpRequest, HttpResponse, RequestLimits, RequestUrl, USER_AGENT,
 };
 
 /// How long establishing a connection (TCP + TLS) may take by default.
@@ -92,8 +92,14 @@ impl UreqTransport {
         request: HttpRequest,
         limits: Option<RequestLimits>,
     ) -> Result<ureq::Response, TransportError> {
-        let (parts, body) = request.into_parts();
-        let url = parts.uri.to_string();
+        let built_url = RequestUrl::of(&request).is_some();
+        let (mut parts, body) = request.into_parts();
+        // ureq takes the URL as text (and parses it once): the operation's own text when it
+        // came along, else the URI printed.
+        let url = match parts.extensions.remove::<RequestUrl>() {
+            Some(RequestUrl(url)) if built_url => String::from(url),
+            _ => parts.uri.to_string(),
+        };
         let mut call = self.agent.request(parts.method.as_str(), &url);
         for (name, value) in &parts.headers {
             let value = value.to_str().map_err(|_| {
@@ -118,7 +124,10 @@ impl UreqTransport {
             Ok(response) | Err(ureq::Error::Status(_, response)) => response,
             Err(ureq::Error::Transport(e)) => return Err(transport_error(e)),
         };
-        if url::Url::parse(response.get_url()).ok() != url::Url::parse(&url).ok() {
+        // Our own agent never follows redirects (`.redirects(0)`); a host's agent might, so only
+        // then is the answer's URL compared with the one sent.
+        let own_agent = self.timeout.is_some();
+        if !own_agent && url::Url::parse(response.get_url()).ok() != url::Url::parse(&url).ok() {
             // A host-supplied agent followed a redirect: this is not Basiq's answer.
             return Err(TransportError::new(
                 TransportErrorKind::Other,
@@ -207,10 +216,28 @@ fn read_response(response: ureq::Response, max: u64) -> Result<HttpResponse, Tra
     if declared.is_some_and(|n| n > max) {
         return Err(too_large());
     }
-    let mut builder = http::Response::builder().status(response.status());
-    for name in response.headers_names() {
-        for value in response.all(&name) {
-            builder = builder.header(name.as_str(), value);
+    let status = http::StatusCode::from_u16(response.status())
+        .map_err(|e| TransportError::new(TransportErrorKind::Io, e))?;
+    let names = response.headers_names();
+    let mut headers = http::HeaderMap::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        // One pass per name: its first line. ureq lower-cased the names, so the standard ones
+        // need no allocation here.
+        if names[..i].contains(name) {
+            continue;
+        }
+        let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        let mut add = |value: &str| {
+            if let Ok(value) = http::HeaderValue::from_str(value) {
+                headers.append(header.clone(), value);
+            }
+        };
+        if names[i + 1..].contains(name) {
+            response.all(name).into_iter().for_each(&mut add);
+        } else if let Some(value) = response.header(name) {
+            add(value);
         }
     }
     let capacity = usize::try_from(declared.unwrap_or(0).min(1024 * 1024)).unwrap_or(0);
@@ -223,9 +250,10 @@ fn read_response(response: ureq::Response, max: u64) -> Result<HttpResponse, Tra
     if u64::try_from(body.len()).unwrap_or(u64::MAX) > max {
         return Err(too_large());
     }
-    builder
-        .body(body)
-        .map_err(|e| TransportError::new(TransportErrorKind::Io, e))
+    let mut out = http::Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
 }
 
 impl BlockingTransport for UreqTransport {

@@ -13,19 +13,22 @@
 //! | `GET /__admin/webhooks/deliveries` | | `{"deliveries": [{messageId, webhookId, eventType, url, attempts, state, nextAttemptAt}]}` |
 //!
 //! `clock/advance` runs the smart cache and webhook deliveries due on the way, each at its time.
+//! | `PUT /__admin/users/{id}/transactions` | `{"count": 1000000}` | each of the user's connections (present and future) has exactly that many transactions |
+//! | `PUT /__admin/connections/{id}/transactions` | `{"count": 100000}` | that connection has exactly that many (wins over the user's) |
 
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::clock::rfc3339;
 use crate::connectors::{connector_json, STATUSES};
+use crate::data::MAX_TRANSACTIONS_PER_CONNECTION;
 use crate::error::{no_content, parse_json, ApiError};
 use crate::state::AppState;
 use crate::stats::Stats;
@@ -40,6 +43,79 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/__admin/connectors/{connector_id}", post(set_connector))
         .route("/__admin/smart-cache", post(smart_cache))
         .route("/__admin/webhooks/deliveries", get(deliveries))
+        .route(
+            "/__admin/users/{user_id}/transactions",
+            put(set_user_volume),
+        )
+        .route(
+            "/__admin/connections/{connection_id}/transactions",
+            put(set_connection_volume),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+struct SetVolume {
+    count: u64,
+}
+
+async fn set_user_volume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let SetVolume { count } = parse_json(&body)?;
+    set_transactions(&state, VolumeTarget::User(&id), count)?;
+    Ok(Json(json!({ "user": id, "count": count })))
+}
+
+async fn set_connection_volume(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let SetVolume { count } = parse_json(&body)?;
+    set_transactions(&state, VolumeTarget::Connection(&id), count)?;
+    Ok(Json(json!({ "connection": id, "count": count })))
+}
+
+/// Whose transaction count [`set_transactions`] sets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum VolumeTarget<'a> {
+    User(&'a str),
+    Connection(&'a str),
+}
+
+/// Shared by the admin routes and `MockServer::set_{user,connection}_transactions`: 404 for an
+/// unknown user or connection, 400 above [`MAX_TRANSACTIONS_PER_CONNECTION`].
+pub(crate) fn set_transactions(
+    state: &AppState,
+    target: VolumeTarget<'_>,
+    count: u64,
+) -> Result<(), ApiError> {
+    if count > MAX_TRANSACTIONS_PER_CONNECTION {
+        return Err(ApiError::invalid(
+            "count",
+            format!("count must be at most {MAX_TRANSACTIONS_PER_CONNECTION}"),
+        ));
+    }
+    let mut db = state.db();
+    match target {
+        VolumeTarget::User(id) => {
+            if !db.users.contains_key(id) {
+                return Err(crate::users::user_not_found(id));
+            }
+            db.volume.per_user.insert(id.to_owned(), count);
+        }
+        VolumeTarget::Connection(id) => {
+            if !db.connections.contains_key(id) {
+                return Err(ApiError::not_found(format!(
+                    "Connection with id '{id}' not found."
+                )));
+            }
+            db.volume.per_connection.insert(id.to_owned(), count);
+        }
+    }
+    Ok(())
 }
 
 /// The furthest `/__admin/clock/advance` may move virtual time.

@@ -87,6 +87,7 @@ pub(crate) fn derive(c: &Connection, jobs: &[&Job], now: OffsetDateTime) -> Conn
         transactions_retrieved: !purged && after_purge(transactions_at),
         successful_jobs,
         job_in_progress,
+        transaction_count: None,
     }
 }
 
@@ -187,13 +188,18 @@ async fn list(
         ],
     )?;
     let now = state.now();
-    let db = state.db();
-    require_user(&db, &user_id)?;
+    let infos: Vec<ConnectionInfo> = {
+        let db = state.db();
+        require_user(&db, &user_id)?;
+        db.connections_of(&user_id)
+            .into_iter()
+            .map(|c| db.connection_info(c, now))
+            .collect()
+    };
     let base = state.base();
-    let data: Vec<Value> = db
-        .connections_of(&user_id)
+    // The JSON (with each connection's accounts) is built after the lock is released.
+    let data: Vec<Value> = infos
         .into_iter()
-        .map(|c| db.connection_info(c, now))
         .filter(|info| {
             conds.iter().all(|cond| {
                 let field = cond.field.trim_start_matches("connection.");
@@ -220,8 +226,8 @@ async fn get_one(
     Path((user_id, cid)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.now();
-    let db = state.db();
-    let info = owned_info(&db, &user_id, &cid, now)?;
+    let info = owned_info(&state.db(), &user_id, &cid, now)?;
+    // Built after the lock is released (the accounts are generated on first use).
     Ok(Json(connection_json(state.base(), &info)))
 }
 

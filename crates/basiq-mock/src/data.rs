@@ -18,8 +18,8 @@
 //! `"2022-12-23T00:00:00Z"`, `subClass` is `{title, code}` (ANZSIC) or `null`.
 
 use std::borrow::Borrow;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
 use time::{Date, Duration, OffsetDateTime};
@@ -31,7 +31,7 @@ pub const HISTORY_DAYS: i64 = 548;
 pub const PENDING_DAYS: i64 = 2;
 
 /// Everything the generator needs to know about one connection's data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DataContext {
     /// Absolute base URL of the emulator (no trailing slash), used in `links`.
     pub base_url: String,
@@ -46,7 +46,14 @@ pub struct DataContext {
     /// When the data was retrieved (the connection's last successful job), *not* the request
     /// time: otherwise the data would shift between two pages of one walk.
     pub now: OffsetDateTime,
+    /// Exactly this many transactions (the newest of a denser history), set through the builder
+    /// or the admin API; `None`: the natural history of [`HISTORY_DAYS`] days (~1,400).
+    pub transaction_count: Option<u64>,
 }
+
+/// The most transactions one connection may be given (the data of a million-transaction
+/// connection takes about 70 MB of the emulator's memory).
+pub const MAX_TRANSACTIONS_PER_CONNECTION: u64 = 5_000_000;
 
 /// A tiny deterministic PRNG (SplitMix64). Good enough for fake bank data and has no
 /// dependency; never used for anything security-relevant.
@@ -187,17 +194,27 @@ struct AccountData {
     txs: Vec<Tx>,
 }
 
+/// One transaction, compact: its id and reference are derived from `seed` when rendered, and
+/// the strings are the template's, so a million of them take tens of MB, not a GB.
 #[derive(Debug)]
 struct Tx {
-    id: String,
+    seed: u64,
     day: Date,
     post_day: Option<Date>,
     cents: i64,
     balance_cents: i64,
-    class: &'static str,
-    description: String,
-    reference: String,
-    sub_class: Option<(&'static str, &'static str)>,
+    template: &'static Template,
+    description: &'static str,
+}
+
+impl Tx {
+    fn id(&self) -> String {
+        uuid_from(self.seed)
+    }
+
+    fn reference(&self) -> String {
+        format!("{:012}", self.seed % 1_000_000_000_000)
+    }
 }
 
 /// A transaction template: class, description pattern, amount range (cents, always positive),
@@ -411,43 +428,47 @@ fn kinds(ctx: &DataContext) -> Vec<Kind> {
 }
 
 /// Today's transactions for one account: templates drawn from a per-day seed.
-fn day_templates(kind: Kind, rng: &mut SplitMix64, day: Date) -> Vec<Template> {
-    let mut out = Vec::new();
+/// `rep` > 0 draws one more round of the random templates only (a denser history for a set
+/// transaction count; round 0 is the natural day, with salary, interest and fees).
+fn day_templates(kind: Kind, rng: &mut SplitMix64, day: Date, rep: u64) -> Vec<&'static Template> {
+    let mut out: Vec<&'static Template> = Vec::new();
+    let first = rep == 0;
     match kind {
         Kind::Transaction => {
             // Fortnightly salary on Thursdays of even ISO weeks.
-            if day.weekday() == time::Weekday::Thursday && day.iso_week().is_multiple_of(2) {
-                out.push(SALARY);
+            if first && day.weekday() == time::Weekday::Thursday && day.iso_week().is_multiple_of(2)
+            {
+                out.push(&SALARY);
             }
             for _ in 0..rng.below(4) {
                 if let Some(t) = rng.pick(EVERYDAY) {
-                    out.push(*t);
+                    out.push(t);
                 }
             }
         }
         Kind::Savings => {
-            if day.day() == 1 {
-                out.push(SAVINGS_INTEREST);
+            if first && day.day() == 1 {
+                out.push(&SAVINGS_INTEREST);
             }
             if rng.below(8) == 0 {
                 if let Some(t) = rng.pick(SAVINGS) {
-                    out.push(*t);
+                    out.push(t);
                 }
             }
         }
         Kind::CreditCard => {
-            if day.day() == 15 {
-                out.push(CARD_INTEREST);
+            if first && day.day() == 15 {
+                out.push(&CARD_INTEREST);
             }
-            if day.day() == 20 {
-                out.push(CARD_REPAYMENT);
+            if first && day.day() == 20 {
+                out.push(&CARD_REPAYMENT);
             }
-            if day.day() == 1 && u8::from(day.month()) == 7 {
-                out.push(CARD_FEE);
+            if first && day.day() == 1 && u8::from(day.month()) == 7 {
+                out.push(&CARD_FEE);
             }
             for _ in 0..rng.below(3) {
                 if let Some(t) = rng.pick(CARD) {
-                    out.push(*t);
+                    out.push(t);
                 }
             }
         }
@@ -455,7 +476,9 @@ fn day_templates(kind: Kind, rng: &mut SplitMix64, day: Date) -> Vec<Template> {
     out
 }
 
-fn build(ctx: &DataContext) -> Vec<AccountData> {
+/// The connection's accounts with their full history; `reps` rounds of draws per day (1: the
+/// natural history).
+fn build(ctx: &DataContext, reps: u64) -> Vec<AccountData> {
     let today = ctx.now.to_offset(time::UtcOffset::UTC).date();
     let conn = ctx.connection_id.as_bytes();
     let generation = ctx.generation.to_le_bytes();
@@ -485,49 +508,56 @@ fn build(ctx: &DataContext) -> Vec<AccountData> {
                 continue;
             };
             let julian = day.to_julian_day().to_le_bytes();
-            let mut drng = SplitMix64::new(hash_parts(&[b"day", conn, &idx, &julian]));
-            for (n, t) in (0u8..).zip(day_templates(kind, &mut drng, day)) {
-                let mut magnitude = drng.range(t.min, t.max);
-                if t.class == "loan-repayment" {
-                    // Cards are paid off in full, so card balances stay within the limit.
-                    if balance >= 0 {
-                        continue;
+            for rep in 0..reps.max(1) {
+                let rep_bytes = rep.to_le_bytes();
+                // Round 0 hashes exactly as the natural history always has (no extra part), so
+                // its ids and amounts stay put.
+                let extra: &[&[u8]] = if rep == 0 { &[] } else { &[&rep_bytes] };
+                let seeded = |parts: &[&[u8]]| {
+                    let all: Vec<&[u8]> = parts.iter().chain(extra).copied().collect();
+                    hash_parts(&all)
+                };
+                let mut drng = SplitMix64::new(seeded(&[b"day", conn, &idx, &julian]));
+                for (n, t) in (0u8..).zip(day_templates(kind, &mut drng, day, rep)) {
+                    let mut magnitude = drng.range(t.min, t.max);
+                    if t.class == "loan-repayment" {
+                        // Cards are paid off in full, so card balances stay within the limit.
+                        if balance >= 0 {
+                            continue;
+                        }
+                        magnitude = -balance;
                     }
-                    magnitude = -balance;
+                    let cents = if t.credit { magnitude } else { -magnitude };
+                    balance = balance.saturating_add(cents);
+                    let pending = back < PENDING_DAYS;
+                    let nth = [n];
+                    let seed = if pending {
+                        seeded(&[b"pending", conn, &idx, &julian, &nth, &generation])
+                    } else {
+                        seeded(&[b"posted", conn, &idx, &julian, &nth])
+                    };
+                    let post_day = if pending {
+                        None
+                    } else {
+                        // Card and weekend transactions often post a day later.
+                        let lag = i64::from(drng.below(2) == 0 && back > PENDING_DAYS);
+                        day.checked_add(Duration::days(lag))
+                    };
+                    let description = t
+                        .descriptions
+                        .get(usize::try_from(drng.below(t.descriptions.len() as u64)).unwrap_or(0))
+                        .copied()
+                        .unwrap_or("TRANSACTION");
+                    txs.push(Tx {
+                        seed,
+                        day,
+                        post_day,
+                        cents,
+                        balance_cents: balance,
+                        template: t,
+                        description,
+                    });
                 }
-                let cents = if t.credit { magnitude } else { -magnitude };
-                balance = balance.saturating_add(cents);
-                let pending = back < PENDING_DAYS;
-                let nth = [n];
-                let tx_seed = if pending {
-                    hash_parts(&[b"pending", conn, &idx, &julian, &nth, &generation])
-                } else {
-                    hash_parts(&[b"posted", conn, &idx, &julian, &nth])
-                };
-                let post_day = if pending {
-                    None
-                } else {
-                    // Card and weekend transactions often post a day later.
-                    let lag = i64::from(drng.below(2) == 0 && back > PENDING_DAYS);
-                    day.checked_add(Duration::days(lag))
-                };
-                let description = t
-                    .descriptions
-                    .get(usize::try_from(drng.below(t.descriptions.len() as u64)).unwrap_or(0))
-                    .copied()
-                    .unwrap_or("TRANSACTION")
-                    .to_string();
-                txs.push(Tx {
-                    id: uuid_from(tx_seed),
-                    day,
-                    post_day,
-                    cents,
-                    balance_cents: balance,
-                    class: t.class,
-                    description,
-                    reference: format!("{:012}", tx_seed % 1_000_000_000_000),
-                    sub_class: t.sub_class,
-                });
             }
         }
         accounts.push(AccountData {
@@ -597,7 +627,7 @@ fn enrich_json(t: &Tx) -> Value {
         .next()
         .unwrap_or_default()
         .to_owned();
-    let category = match t.sub_class {
+    let category = match t.template.sub_class {
         Some((title, code)) => json!({ "anzsic": { "class": { "title": title, "code": code } } }),
         None => json!({}),
     };
@@ -609,24 +639,24 @@ fn transaction_json(ctx: &DataContext, a: &AccountData, t: &Tx) -> Value {
     let user = &ctx.user_id;
     json!({
         "type": "transaction",
-        "id": t.id,
+        "id": t.id(),
         "status": if t.post_day.is_some() { "posted" } else { "pending" },
         "description": t.description,
-        "reference": t.reference,
+        "reference": t.reference(),
         "amount": money(t.cents),
         "currency": "AUD",
         "account": a.id,
         "balance": money(t.balance_cents),
         "direction": if t.cents < 0 { "debit" } else { "credit" },
-        "class": t.class,
+        "class": t.template.class,
         "institution": ctx.institution_id,
         "connection": ctx.connection_id,
         "transactionDate": day_stamp(t.day),
         "postDate": t.post_day.map(day_stamp),
-        "subClass": t.sub_class.map(|(title, code)| json!({ "title": title, "code": code })),
+        "subClass": t.template.sub_class.map(|(title, code)| json!({ "title": title, "code": code })),
         "enrich": enrich_json(t),
         "links": {
-            "self": format!("{base}/users/{user}/transactions/{}", t.id),
+            "self": format!("{base}/users/{user}/transactions/{}", t.id()),
             "account": format!("{base}/users/{user}/accounts/{}", a.id),
             "connection": format!("{base}/users/{user}/connections/{}", ctx.connection_id),
             "institution": format!("{base}/institutions/{}", ctx.institution_id),
@@ -634,31 +664,335 @@ fn transaction_json(ctx: &DataContext, a: &AccountData, t: &Tx) -> Value {
     })
 }
 
+/// An account as embedded in a user or a connection (basiq-api.md §3.3): the summary fields
+/// and the `self` and `transactions` links.
+pub fn account_summary(account: &Value) -> Value {
+    const SUMMARY: &[&str] = &[
+        "type",
+        "id",
+        "name",
+        "currency",
+        "class",
+        "accountNo",
+        "availableFunds",
+        "balance",
+        "lastUpdated",
+        "status",
+    ];
+    let mut out = serde_json::Map::new();
+    for k in SUMMARY {
+        if let Some(v) = account.get(*k) {
+            out.insert((*k).to_string(), v.clone());
+        }
+    }
+    out.insert(
+        "links".into(),
+        json!({ "self": account["links"]["self"], "transactions": account["links"]["transactions"] }),
+    );
+    Value::Object(out)
+}
+
+/// One connection's generated data, built once per [`DataContext`] and shared ([`of`]): the
+/// accounts (as JSON, they are few) and the transactions, compact, newest first.
+#[derive(Debug)]
+pub struct ConnectionData {
+    accounts: Vec<AccountData>,
+    accounts_json: Vec<Value>,
+    /// Each account in summary form (as embedded in a user or a connection), serialized once:
+    /// a user with 16 connections is answered by copying these, not by rebuilding 40 objects.
+    summaries: Vec<Box<serde_json::value::RawValue>>,
+    /// Newest first: by day, then account, then order within the day (later first), so the
+    /// order is total and stable. At most `transaction_count` entries.
+    order: Vec<TxRef>,
+}
+
+/// Where one transaction of [`ConnectionData::order`] lives.
+#[derive(Debug, Clone, Copy)]
+struct TxRef {
+    julian: i32,
+    account: u8,
+    index: u32,
+}
+
+impl ConnectionData {
+    fn build(ctx: &DataContext) -> Self {
+        let Some(want) = ctx.transaction_count else {
+            return Self::with_reps(ctx, 1);
+        };
+        let want = want.min(MAX_TRANSACTIONS_PER_CONNECTION);
+        // Denser days (2% to spare) until there are enough, then the newest `want` of them.
+        let mut data = Self::with_reps(ctx, 1);
+        let mut reps = 1;
+        while (data.order.len() as u64) < want {
+            let have = (data.order.len() as u64).max(1);
+            reps = (reps * want * 51).div_ceil(have * 50).max(reps + 1);
+            data = Self::with_reps(ctx, reps);
+        }
+        data.order
+            .truncate(usize::try_from(want).unwrap_or(usize::MAX));
+        data.order.shrink_to_fit();
+        data
+    }
+
+    fn with_reps(ctx: &DataContext, reps: u64) -> Self {
+        let accounts = build(ctx, reps);
+        let accounts_json: Vec<Value> = accounts.iter().map(|a| account_json(ctx, a)).collect();
+        let summaries = accounts_json
+            .iter()
+            .filter_map(|a| serde_json::value::to_raw_value(&account_summary(a)).ok())
+            .collect();
+        let mut order: Vec<TxRef> = Vec::with_capacity(accounts.iter().map(|a| a.txs.len()).sum());
+        for a in &accounts {
+            for (i, t) in a.txs.iter().enumerate() {
+                order.push(TxRef {
+                    julian: t.day.to_julian_day(),
+                    account: a.index,
+                    index: u32::try_from(i).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        order.sort_unstable_by_key(|r| std::cmp::Reverse((r.julian, r.account, r.index)));
+        Self {
+            accounts,
+            accounts_json,
+            summaries,
+            order,
+        }
+    }
+
+    /// The accounts, in a stable order (everyday, saver, card).
+    pub fn accounts(&self) -> &[Value] {
+        &self.accounts_json
+    }
+
+    /// The accounts in summary form, serialized (see [`account_summary`]).
+    pub fn summaries(&self) -> &[Box<serde_json::value::RawValue>] {
+        &self.summaries
+    }
+
+    /// How many transactions there are.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn tx(&self, r: TxRef) -> Option<(&AccountData, &Tx)> {
+        let a = self.accounts.get(usize::from(r.account))?;
+        Some((a, a.txs.get(usize::try_from(r.index).ok()?)?))
+    }
+
+    /// The transaction at position `i` (newest first) as Basiq's JSON.
+    pub fn transaction_json(&self, ctx: &DataContext, i: usize) -> Option<Value> {
+        let (a, t) = self.tx(*self.order.get(i)?)?;
+        Some(transaction_json(ctx, a, t))
+    }
+
+    /// The value a transaction filter path reads (see `filter::field_of_transaction`), without
+    /// rendering the transaction.
+    pub fn field(&self, ctx: &DataContext, i: usize, path: &str) -> Option<String> {
+        let (a, t) = self.tx(*self.order.get(i)?)?;
+        match path {
+            "account.id" => Some(a.id.clone()),
+            "transaction.postDate" => t.post_day.map(day_stamp),
+            "transaction.status" => Some(
+                if t.post_day.is_some() {
+                    "posted"
+                } else {
+                    "pending"
+                }
+                .into(),
+            ),
+            "institution.id" => Some(ctx.institution_id.clone()),
+            "transaction.direction" => Some(if t.cents < 0 { "debit" } else { "credit" }.into()),
+            "transaction.class" => Some(t.template.class.into()),
+            "connection.id" => Some(ctx.connection_id.clone()),
+            _ => None,
+        }
+    }
+
+    /// The position of the transaction with this id, if it is one of these.
+    pub fn position_of(&self, id: &str) -> Option<usize> {
+        self.order
+            .iter()
+            .position(|r| self.tx(*r).is_some_and(|(_, t)| t.id() == id))
+    }
+
+    /// How many transactions are dated after the day `julian`.
+    fn newer_than(&self, julian: i32) -> usize {
+        self.order.partition_point(|r| r.julian > julian)
+    }
+
+    fn day_at(&self, i: usize) -> Option<i32> {
+        self.order.get(i).map(|r| r.julian)
+    }
+}
+
+/// Positions `[offset, offset + limit)` of the newest-first merge of `lists` (by day, then list
+/// order, each list keeping its own order: what a stable sort of the concatenation by
+/// `transactionDate` gives), as `(list, position)` pairs. O(lists × (log² n + limit)): the
+/// start is found by binary search over days, not by walking the first `offset` items.
+pub fn merged_window(
+    lists: &[&ConnectionData],
+    offset: usize,
+    limit: usize,
+) -> Vec<(usize, usize)> {
+    let total: usize = lists.iter().map(|l| l.len()).sum();
+    if offset >= total || limit == 0 {
+        return Vec::new();
+    }
+    let newer = |julian: i32| -> usize { lists.iter().map(|l| l.newer_than(julian)).sum() };
+    // The day holding merged position `offset`: the largest day d with newer(d - 1) > offset
+    // and newer(d) <= offset. newer() grows as d falls.
+    let days = lists
+        .iter()
+        .flat_map(|l| [l.day_at(0), l.day_at(l.len().saturating_sub(1))]);
+    let (mut lo, mut hi) = days
+        .flatten()
+        .fold((i32::MAX, i32::MIN), |(lo, hi), d| (lo.min(d), hi.max(d)));
+    // Invariant: newer(hi) <= offset (hi at the newest day: nothing is newer), and the answer is
+    // in [lo, hi].
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if newer(mid) <= offset {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let day = lo;
+    let mut heads: Vec<usize> = lists.iter().map(|l| l.newer_than(day)).collect();
+    let mut rest = offset - heads.iter().sum::<usize>();
+    for (head, list) in heads.iter_mut().zip(lists) {
+        let on_day = list.newer_than(day - 1) - *head;
+        if rest >= on_day {
+            *head += on_day;
+            rest -= on_day;
+        } else {
+            *head += rest;
+            break;
+        }
+    }
+    let mut out = Vec::with_capacity(limit.min(total - offset));
+    while out.len() < limit {
+        // The newest head; the first list wins a tie.
+        let next = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(l, &i)| Some((lists[l].day_at(i)?, l)))
+            .min_by_key(|&(julian, l)| (std::cmp::Reverse(julian), l));
+        let Some((_, l)) = next else { break };
+        out.push((l, heads[l]));
+        heads[l] += 1;
+    }
+    out
+}
+
+/// The most transactions the shared cache keeps generated at once, over all connections.
+const CACHE_TRANSACTIONS: usize = 4_000_000;
+/// The most connections it keeps.
+const CACHE_ENTRIES: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Cache {
+    entries: HashMap<DataContext, CacheEntry>,
+    tick: u64,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    data: Arc<OnceLock<Arc<ConnectionData>>>,
+    last_used: u64,
+}
+
+/// Every connection's generated data, by context. The map's lock is held only to find or add an
+/// entry: generating happens outside it (concurrent requests for the same connection wait for
+/// the one generating it, others go on), and never under the emulator's database lock.
+static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+
+fn cache() -> std::sync::MutexGuard<'static, Cache> {
+    CACHE
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The connection's data for `ctx`, generated on first use and shared afterwards. The generator
+/// is a pure function of the context, so the cache changes nothing but speed.
+pub fn of(ctx: &DataContext) -> Arc<ConnectionData> {
+    let (cell, added) = {
+        let mut cache = cache();
+        cache.tick += 1;
+        let tick = cache.tick;
+        if let Some(entry) = cache.entries.get_mut(ctx) {
+            entry.last_used = tick;
+            (entry.data.clone(), false)
+        } else {
+            let cell = Arc::new(OnceLock::new());
+            cache.entries.insert(
+                ctx.clone(),
+                CacheEntry {
+                    data: cell.clone(),
+                    last_used: tick,
+                },
+            );
+            (cell, true)
+        }
+    };
+    let data = cell
+        .get_or_init(|| Arc::new(ConnectionData::build(ctx)))
+        .clone();
+    // Only an addition can push the cache over its bounds.
+    if added {
+        evict(ctx);
+    }
+    data
+}
+
+/// Drops the least recently used entries (never `keep`) while the cache is over its bounds.
+fn evict(keep: &DataContext) {
+    let mut cache = cache();
+    loop {
+        let held: usize = cache
+            .entries
+            .values()
+            .filter_map(|e| e.data.get().map(|d| d.len()))
+            .sum();
+        if held <= CACHE_TRANSACTIONS && cache.entries.len() <= CACHE_ENTRIES {
+            return;
+        }
+        let oldest = cache
+            .entries
+            .iter()
+            .filter(|(c, e)| *c != keep && e.data.get().is_some())
+            .min_by_key(|(_, e)| e.last_used)
+            .map(|(c, _)| c.clone());
+        match oldest {
+            Some(c) => {
+                cache.entries.remove(&c);
+            }
+            None => return,
+        }
+    }
+}
+
 /// The connection's accounts, in a stable order (everyday, saver, card).
 pub fn accounts(ctx: &DataContext) -> Vec<Value> {
-    build(ctx).iter().map(|a| account_json(ctx, a)).collect()
+    of(ctx).accounts().to_vec()
 }
 
 /// The connection's transactions over all accounts, newest first: by transaction day, then
 /// account, then order within the day (later first), so the order is total and stable.
 pub fn transactions(ctx: &DataContext) -> Vec<Value> {
-    let accounts = build(ctx);
-    let mut keyed: Vec<((Date, u8, usize), Value)> = Vec::new();
-    for a in &accounts {
-        for (i, t) in a.txs.iter().enumerate() {
-            keyed.push(((t.day, a.index, i), transaction_json(ctx, a, t)));
-        }
-    }
-    keyed.sort_by_key(|k| std::cmp::Reverse(k.0));
-    keyed.into_iter().map(|(_, v)| v).collect()
+    let data = of(ctx);
+    (0..data.len())
+        .filter_map(|i| data.transaction_json(ctx, i))
+        .collect()
 }
 
-/// How many recent generations [`transactions_shared`] keeps.
+/// How many recent rendered lists [`transactions_shared`] keeps.
 const MEMO_SIZE: usize = 8;
 
-/// Recently generated transaction lists, newest use first. The generator is a pure function
-/// of the context, so the memo changes nothing but speed: a page walk over N pages would
-/// otherwise regenerate (and re-format) ~1,400 transactions per connection N times.
+/// Recently rendered transaction lists, newest use first, for the few routes that need every
+/// transaction as JSON (reports, insights); the transaction list itself renders one page.
 static MEMO: Mutex<VecDeque<(DataContext, Arc<Vec<Value>>)>> = Mutex::new(VecDeque::new());
 
 /// [`transactions`], memoized and shared, for request handlers.
@@ -709,6 +1043,7 @@ mod tests {
             institution_id: "AU00000".into(),
             generation,
             now: datetime!(2026-11-25 09:30:00 UTC),
+            transaction_count: None,
         }
     }
 
@@ -814,6 +1149,70 @@ mod tests {
     }
 
     #[test]
+    fn a_set_count_is_exact_unique_and_newest_first() {
+        for want in [0u64, 7, 1_400, 5_000] {
+            let mut c = ctx("volume", 2);
+            c.transaction_count = Some(want);
+            let txs = transactions(&c);
+            assert_eq!(txs.len() as u64, want);
+            let ids: HashSet<_> = txs.iter().map(|t| s(t, "id")).collect();
+            assert_eq!(ids.len(), txs.len(), "ids unique");
+            let dates: Vec<&str> = txs.iter().map(|t| s(t, "transactionDate")).collect();
+            assert!(dates.windows(2).all(|w| w[0] >= w[1]));
+        }
+        // The natural history is the count-free one, unchanged.
+        let natural = ctx("volume", 2);
+        let mut dense = natural.clone();
+        dense.transaction_count = Some(20_000);
+        assert_eq!(accounts(&natural).len(), accounts(&dense).len());
+        assert!(transactions(&natural).len() < 2_000);
+    }
+
+    /// The window of the merge is the slice of a stable sort of the concatenation, at every
+    /// offset, whatever the lists' sizes.
+    #[test]
+    fn merged_window_is_the_stable_sort_sliced() {
+        let lists: Vec<(DataContext, Arc<ConnectionData>)> = [
+            ("m1", None),
+            ("m2", Some(40)),
+            ("m3", Some(3_000)),
+            ("m4", Some(0)),
+        ]
+        .iter()
+        .map(|(conn, count)| {
+            let mut c = ctx(conn, 1);
+            c.transaction_count = *count;
+            let data = of(&c);
+            (c, data)
+        })
+        .collect();
+        let mut all: Vec<Value> = lists.iter().flat_map(|(c, _)| transactions(c)).collect();
+        sort_newest_first(&mut all);
+        let refs: Vec<&ConnectionData> = lists.iter().map(|(_, d)| &**d).collect();
+        for offset in [
+            0,
+            1,
+            39,
+            40,
+            499,
+            1_000,
+            2_345,
+            all.len() - 1,
+            all.len(),
+            all.len() + 5,
+        ] {
+            for limit in [1, 7, 500] {
+                let got: Vec<Value> = merged_window(&refs, offset, limit)
+                    .into_iter()
+                    .filter_map(|(l, i)| refs[l].transaction_json(&lists[l].0, i))
+                    .collect();
+                let want: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
+                assert_eq!(got, want, "offset {offset}, limit {limit}");
+            }
+        }
+    }
+
+    #[test]
     fn money_format() {
         assert_eq!(money(-12469), "-124.69");
         assert_eq!(money(5), "0.05");
@@ -876,6 +1275,7 @@ mod documented_volume {
                 institution_id: "AU00000".into(),
                 generation: 1,
                 now: time::macros::datetime!(2026-11-25 09:30:00 UTC),
+                transaction_count: None,
             };
             let txs = transactions(&ctx);
             assert!((850..=1700).contains(&txs.len()), "conn-{i}: {}", txs.len());

@@ -80,45 +80,26 @@ fn context(base: &str, info: &ConnectionInfo) -> DataContext {
         institution_id: info.institution_id.clone(),
         generation: (info.data_generation << 32) ^ u64::from(info.successful_jobs),
         now: info.last_used.unwrap_or(info.created),
+        transaction_count: info.transaction_count,
     }
 }
 
 /// The `accounts` list embedded in a connection (basiq-api.md §3.3): its accounts in summary form,
 /// empty until a job has retrieved them and while the connection is purged.
 pub(crate) fn connection_accounts(base: &str, info: &ConnectionInfo) -> Value {
-    const SUMMARY: &[&str] = &[
-        "type",
-        "id",
-        "name",
-        "currency",
-        "class",
-        "accountNo",
-        "availableFunds",
-        "balance",
-        "lastUpdated",
-        "status",
-    ];
-    let data: Vec<Value> = if info.accounts_retrieved && !info.purged {
-        data::accounts(&context(base, info))
-            .iter()
-            .map(|a| {
-                let mut out = serde_json::Map::new();
-                for k in SUMMARY {
-                    if let Some(v) = a.get(*k) {
-                        out.insert((*k).to_string(), v.clone());
-                    }
-                }
-                out.insert(
-                    "links".into(),
-                    json!({ "self": a["links"]["self"], "transactions": a["links"]["transactions"] }),
-                );
-                Value::Object(out)
-            })
-            .collect()
-    } else {
-        Vec::new()
+    let data: Vec<Value> = match connection_data(base, info) {
+        Some(d) => d.accounts().iter().map(data::account_summary).collect(),
+        None => Vec::new(),
     };
     json!({ "type": "list", "count": data.len(), "data": data })
+}
+
+/// The connection's generated data, if it has accounts (a job retrieved them, no purge since).
+pub(crate) fn connection_data(
+    base: &str,
+    info: &ConnectionInfo,
+) -> Option<Arc<data::ConnectionData>> {
+    (info.accounts_retrieved && !info.purged).then(|| data::of(&context(base, info)))
 }
 
 /// The user's connections plus the frozen snapshots of deleted ones (whose data Basiq keeps on
@@ -207,6 +188,10 @@ async fn get_account(
 
 /// `GET /users/{id}/transactions` with `limit` (1..=500, default 500), `next` (opaque cursor
 /// from `links.next`) and `filter` (fields in [`filter::TRANSACTION_FIELDS`], any operator).
+///
+/// Only the page is rendered: without a filter the page's start is found by binary search over
+/// the connections' (cached, compact) data, so a page costs the same at offset 0 and at 999,500;
+/// a filter is evaluated on the compact data, one pass.
 async fn list_transactions(
     State(state): State<AppState>,
     ServerUserQuery { user_id, raw }: ServerUserQuery,
@@ -215,17 +200,53 @@ async fn list_transactions(
     // Validate the cheap parameters before generating any data.
     page::parse_limit(q.limit.as_deref())?;
     let f = parse_filter(q.filter.as_deref(), filter::TRANSACTION_FIELDS, Op::ALL)?;
-    let lists = all_transactions(&state, &user_id)?;
-    let items: Vec<&Value> = merged(&lists)
-        .into_iter()
-        .filter(|t| {
-            f.as_ref()
-                .is_none_or(|f| f.matches(|p| filter::field_of_transaction(t, p)))
-        })
-        .collect();
+    let (contexts, lists) = transaction_data(&state, &user_id)?;
+    let refs: Vec<&data::ConnectionData> = lists.iter().map(|d| &**d).collect();
+    let render = |(l, i): (usize, usize)| refs[l].transaction_json(&contexts[l], i);
     let path = format!("/users/{user_id}/transactions");
     let url = format!("{}{path}", state.base());
-    Ok(Json(page::page(items, &q, &url, &path)?))
+    let body = match &f {
+        None => {
+            let size = refs.iter().map(|d| d.len()).sum();
+            page::page_window(size, &q, &url, &path, |offset, limit| {
+                data::merged_window(&refs, offset, limit)
+                    .into_iter()
+                    .filter_map(render)
+                    .collect()
+            })?
+        }
+        Some(f) => {
+            let total: usize = refs.iter().map(|d| d.len()).sum();
+            let matching: Vec<(usize, usize)> = data::merged_window(&refs, 0, total)
+                .into_iter()
+                .filter(|&(l, i)| f.matches(|p| refs[l].field(&contexts[l], i, p)))
+                .collect();
+            page::page_window(matching.len(), &q, &url, &path, |offset, limit| {
+                matching
+                    .iter()
+                    .skip(offset)
+                    .take(limit)
+                    .filter_map(|&at| render(at))
+                    .collect()
+            })?
+        }
+    };
+    Ok(Json(body))
+}
+
+/// The generated data of every connection of the user that has transactions, with the context
+/// each was generated for (fetched outside the database lock).
+fn transaction_data(
+    state: &AppState,
+    user_id: &str,
+) -> Result<(Vec<DataContext>, Vec<Arc<data::ConnectionData>>), ApiError> {
+    let contexts: Vec<DataContext> = connections(state, user_id)?
+        .iter()
+        .filter(|c| c.transactions_retrieved && !c.purged)
+        .map(|c| context(state.base(), c))
+        .collect();
+    let lists = contexts.iter().map(data::of).collect();
+    Ok((contexts, lists))
 }
 
 /// `GET /users/{id}/transactions/{transactionId}`.
@@ -234,12 +255,12 @@ async fn get_transaction(
     State(state): State<AppState>,
     Path((user_id, transaction_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let lists = all_transactions(&state, &user_id)?;
-    lists
+    let (contexts, lists) = transaction_data(&state, &user_id)?;
+    contexts
         .iter()
-        .flat_map(|l| l.iter())
-        .find(|t| t.get("id").and_then(Value::as_str) == Some(transaction_id.as_str()))
-        .map(|t| Json(t.clone()))
+        .zip(&lists)
+        .find_map(|(ctx, data)| data.transaction_json(ctx, data.position_of(&transaction_id)?))
+        .map(Json)
         .ok_or_else(|| {
             ApiError::not_found(format!("Transaction with id '{transaction_id}' not found."))
         })

@@ -63,6 +63,7 @@ use basiq_core::clock::ManualClock;
 use time::OffsetDateTime;
 
 pub use clock::MockClock;
+pub use data::MAX_TRANSACTIONS_PER_CONNECTION;
 pub use faults::{Fault, FaultRule, FaultStats, Faults, RateLimitRule};
 pub use state::RateLimit;
 pub use stats::{LoggedRequest, Stats};
@@ -111,6 +112,7 @@ pub struct MockServerBuilder {
     token_limit: RateLimit,
     body_timeout: Duration,
     smart_cache: bool,
+    transactions_per_connection: Option<u64>,
 }
 
 /// How long the emulator waits for a request body by default (see
@@ -129,6 +131,7 @@ impl Default for MockServerBuilder {
             token_limit: RateLimit::new(1500, Duration::from_secs(300)),
             body_timeout: DEFAULT_REQUEST_BODY_TIMEOUT,
             smart_cache: false,
+            transactions_per_connection: None,
         }
     }
 }
@@ -198,6 +201,17 @@ impl MockServerBuilder {
         self
     }
 
+    /// Gives every connection exactly `count` transactions (at most
+    /// [`MAX_TRANSACTIONS_PER_CONNECTION`]; more is capped) instead of its natural ~1,400 over
+    /// 548 days: the same accounts, with denser days, newest first as always. For tests and
+    /// benches at volume (a million-transaction walk); `PUT /__admin/users/{id}/transactions`
+    /// and `PUT /__admin/connections/{id}/transactions` set it for one user or connection.
+    /// Each connection's data is generated once, on first use, and cached.
+    pub fn transactions_per_connection(mut self, count: u64) -> Self {
+        self.transactions_per_connection = Some(count.min(MAX_TRANSACTIONS_PER_CONNECTION));
+        self
+    }
+
     /// Starts the server; panics if the port cannot be bound (use [`Self::try_start`] to
     /// handle that).
     #[allow(clippy::expect_used)]
@@ -227,6 +241,7 @@ impl MockServerBuilder {
             token_limit: self.token_limit,
             base_url: url.clone(),
             body_timeout: self.body_timeout,
+            transactions_per_connection: self.transactions_per_connection,
         };
         let state = AppState::new(config, clock);
         if self.smart_cache {
@@ -403,6 +418,29 @@ impl MockServer {
     /// (issued tokens stay valid; the clock and the configured rate limit are not touched).
     pub fn reset(&self) {
         self.state.reset();
+    }
+
+    /// Gives each of the user's connections (present and future) exactly `count` transactions,
+    /// like `PUT /__admin/users/{id}/transactions` (see
+    /// [`MockServerBuilder::transactions_per_connection`]).
+    pub fn set_user_transactions(&self, user_id: &str, count: u64) -> Result<(), MockError> {
+        admin::set_transactions(&self.state, admin::VolumeTarget::User(user_id), count)
+            .map_err(MockError::from)
+    }
+
+    /// Gives one connection exactly `count` transactions, like
+    /// `PUT /__admin/connections/{id}/transactions`.
+    pub fn set_connection_transactions(
+        &self,
+        connection_id: &str,
+        count: u64,
+    ) -> Result<(), MockError> {
+        admin::set_transactions(
+            &self.state,
+            admin::VolumeTarget::Connection(connection_id),
+            count,
+        )
+        .map_err(MockError::from)
     }
 
     /// Sets a connector's status (`operational`, `degraded-performance`, `partial-outage`,

@@ -172,6 +172,26 @@ pub fn page<T: std::borrow::Borrow<Value>>(
     list_url: &str,
     list_path: &str,
 ) -> Result<Value, PageError> {
+    let size = items.len();
+    page_window(size, query, list_url, list_path, |offset, limit| {
+        items
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|v| v.borrow().clone())
+            .collect()
+    })
+}
+
+/// [`page`] over a list of `size` items that renders only the page: `window(offset, limit)`
+/// returns the items at `[offset, offset + limit)` (fewer at the end).
+pub fn page_window(
+    size: usize,
+    query: &ListQuery,
+    list_url: &str,
+    list_path: &str,
+    window: impl FnOnce(usize, usize) -> Vec<Value>,
+) -> Result<Value, PageError> {
     let limit = parse_limit(query.limit.as_deref())?;
     let filter = query.filter.as_deref();
     let scope = scope_hash(list_path, filter);
@@ -179,14 +199,12 @@ pub fn page<T: std::borrow::Borrow<Value>>(
         Some(c) => decode_cursor(c, scope)?,
         None => 0,
     };
-    let size = items.len();
     let end = offset.saturating_add(limit).min(size);
-    let data: Vec<Value> = items
-        .into_iter()
-        .skip(offset)
-        .take(end.saturating_sub(offset))
-        .map(|v| v.borrow().clone())
-        .collect();
+    let data = if offset < end {
+        window(offset, end - offset)
+    } else {
+        Vec::new()
+    };
 
     let mut self_pairs: Vec<(&str, &str)> = Vec::new();
     if let Some(n) = query.next.as_deref() {

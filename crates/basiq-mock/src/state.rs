@@ -55,6 +55,8 @@ pub(crate) struct Config {
     pub(crate) base_url: String,
     /// How long a request body may take to arrive.
     pub(crate) body_timeout: Duration,
+    /// Every connection's transaction count, unless set per user or connection.
+    pub(crate) transactions_per_connection: Option<u64>,
 }
 
 /// Shared, cheaply clonable handle on the emulator's state.
@@ -224,6 +226,8 @@ pub(crate) struct Db {
     pub(crate) retained: Vec<ConnectionInfo>,
     /// Consents, auth links, events, statements, reports, summaries and webhooks.
     pub(crate) surface: crate::surface::SurfaceDb,
+    /// Set transaction counts.
+    pub(crate) volume: DataVolume,
     next_seq: u64,
 }
 
@@ -240,6 +244,7 @@ impl Db {
             request_log: crate::stats::RequestLog::default(),
             retained: Vec::new(),
             surface: crate::surface::SurfaceDb::default(),
+            volume: DataVolume::default(),
             next_seq: 1,
         }
     }
@@ -263,7 +268,9 @@ impl Db {
         let next_seq = self.next_seq;
         let surface_seq = self.surface.next_seq;
         let tokens = std::mem::take(&mut self.tokens);
+        let default_volume = self.volume.default;
         *self = Db::new();
+        self.volume.default = default_volume;
         self.next_seq = next_seq;
         self.surface.next_seq = surface_seq;
         self.tokens = tokens;
@@ -293,7 +300,9 @@ impl Db {
 
     /// The derived, point-in-time view of a connection.
     pub(crate) fn connection_info(&self, c: &Connection, now: OffsetDateTime) -> ConnectionInfo {
-        crate::connections::derive(c, &self.jobs_of_connection(&c.id), now)
+        let mut info = crate::connections::derive(c, &self.jobs_of_connection(&c.id), now);
+        info.transaction_count = self.volume.of(c);
+        info
     }
 }
 
@@ -321,10 +330,35 @@ pub(crate) struct ConnectionInfo {
     pub(crate) successful_jobs: u32,
     /// The running (or paused) job, if any.
     pub(crate) job_in_progress: Option<String>,
+    /// How many transactions the connection's data has, when set (see [`DataVolume`]);
+    /// `None`: its natural history.
+    pub(crate) transaction_count: Option<u64>,
+}
+
+/// Set transaction counts (`MockServerBuilder::transactions_per_connection`, `PUT
+/// /__admin/users/{id}/transactions`, `PUT /__admin/connections/{id}/transactions`): a
+/// connection's own count wins over its user's, which wins over the builder's.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DataVolume {
+    pub(crate) default: Option<u64>,
+    pub(crate) per_user: HashMap<String, u64>,
+    pub(crate) per_connection: HashMap<String, u64>,
+}
+
+impl DataVolume {
+    fn of(&self, c: &Connection) -> Option<u64> {
+        self.per_connection
+            .get(&c.id)
+            .or_else(|| self.per_user.get(&c.user_id))
+            .copied()
+            .or(self.default)
+    }
 }
 
 impl AppState {
     pub(crate) fn new(config: Config, clock: MockClock) -> Self {
+        let mut db = Db::new();
+        db.volume.default = config.transactions_per_connection;
         let faults = crate::faults::Faults::new();
         if let Some(l) = config.rate_limit {
             // Only fails for a zero limit or window, which means "no limit".
@@ -336,7 +370,7 @@ impl AppState {
                 config,
                 clock,
                 faults,
-                db: Mutex::new(Db::new()),
+                db: Mutex::new(db),
             }),
         }
     }

@@ -5,7 +5,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -141,68 +141,144 @@ fn require_business_name(user: &User) -> Result<(), ApiError> {
 
 /// The user JSON (basiq-api.md §2).
 pub(crate) fn user_json(base: &str, db: &Db, user: &User, now: OffsetDateTime) -> Value {
-    let uid = &user.id;
-    // The user's accounts are those of all their connections (what `/users/{id}/accounts` lists).
-    // Deleted connections' data stays on the user (basiq-api.md §3.2), so their accounts count too.
-    let live = db
-        .connections_of(uid)
-        .into_iter()
-        .map(|c| db.connection_info(c, now));
-    let retained = db.retained.iter().filter(|c| &c.user_id == uid).cloned();
-    let accounts: Vec<Value> = live
-        .chain(retained)
-        .flat_map(|info| {
-            let list = crate::data_routes::connection_accounts(base, &info);
-            list["data"].as_array().cloned().unwrap_or_default()
-        })
-        .collect();
-    let conns: Vec<Value> = db
-        .connections_of(uid)
-        .iter()
-        .map(|c| {
-            json!({
-                "type": "connection",
-                "id": c.id,
-                "links": { "self": format!("{base}/users/{uid}/connections/{}", c.id) },
-            })
-        })
-        .collect();
-    let name = [&user.first_name, &user.middle_name, &user.last_name]
-        .iter()
-        .filter_map(|p| p.as_deref())
-        .collect::<Vec<_>>()
-        .join(" ");
-    json!({
-        "type": "user",
-        "id": uid,
-        "email": user.email.clone().unwrap_or_default(),
-        "mobile": user.mobile.clone().unwrap_or_default(),
-        "name": name,
-        "firstName": user.first_name.clone().unwrap_or_default(),
-        "middleName": user.middle_name.clone().unwrap_or_default(),
-        "lastName": user.last_name.clone().unwrap_or_default(),
-        "businessName": user.business_name,
-        "businessIdNo": user.business_id_no,
-        "businessIdNoType": user.business_id_no_type,
-        "businessAddress": user.business_address,
-        "verificationStatus": user.verification_status.unwrap_or(false),
-        "verificationDate": user.verification_date,
-        "connections": { "type": "list", "count": conns.len(), "data": conns },
-        "accounts": { "type": "list", "count": accounts.len(), "data": accounts },
-        "links": {
-            "self": format!("{base}/users/{uid}"),
-            "accounts": format!("{base}/users/{uid}/accounts"),
-            "connections": format!("{base}/users/{uid}/connections"),
-            "transactions": format!("{base}/users/{uid}/transactions"),
-            // Basiq's schema requires the key: the current auth link, `null` when there is none.
-            "auth_link": db
+    UserView::capture(db, user, now).json(base)
+}
+
+/// What the user JSON is made of, copied out of the database so that the JSON (the accounts of
+/// every connection, generated on first use) can be built after the lock is released.
+#[derive(Debug)]
+pub(crate) struct UserView {
+    user: User,
+    /// Live connections then the retained snapshots of deleted ones: their accounts count
+    /// (basiq-api.md §3.2).
+    infos: Vec<crate::state::ConnectionInfo>,
+    connection_ids: Vec<String>,
+    has_auth_link: bool,
+}
+
+impl UserView {
+    pub(crate) fn capture(db: &Db, user: &User, now: OffsetDateTime) -> Self {
+        let uid = &user.id;
+        let live = db.connections_of(uid);
+        let connection_ids = live.iter().map(|c| c.id.clone()).collect();
+        let infos = live
+            .into_iter()
+            .map(|c| db.connection_info(c, now))
+            .chain(db.retained.iter().filter(|c| &c.user_id == uid).cloned())
+            .collect();
+        Self {
+            user: user.clone(),
+            infos,
+            connection_ids,
+            has_auth_link: db
                 .surface
                 .auth_links
                 .get(uid)
-                .filter(|l| !l.deleted && now < l.expires_at)
-                .map(|_| format!("{base}/users/{uid}/auth_link")),
-        },
-    })
+                .is_some_and(|l| !l.deleted && now < l.expires_at),
+        }
+    }
+
+    pub(crate) fn json(&self, base: &str) -> Value {
+        let accounts: Vec<Value> = self
+            .infos
+            .iter()
+            .flat_map(|info| {
+                let list = crate::data_routes::connection_accounts(base, info);
+                list["data"].as_array().cloned().unwrap_or_default()
+            })
+            .collect();
+        self.json_with(
+            base,
+            json!({ "type": "list", "count": accounts.len(), "data": accounts }),
+        )
+    }
+
+    /// The user JSON serialized, its accounts copied in as each connection's cached summaries
+    /// (the same JSON as [`json`](Self::json), keys in another order).
+    pub(crate) fn body(&self, base: &str) -> Result<String, serde_json::Error> {
+        let data: Vec<_> = self
+            .infos
+            .iter()
+            .filter_map(|info| crate::data_routes::connection_data(base, info))
+            .collect();
+        let summaries: Vec<&serde_json::value::RawValue> = data
+            .iter()
+            .flat_map(|d| d.summaries().iter().map(AsRef::as_ref))
+            .collect();
+        #[derive(serde::Serialize)]
+        struct Accounts<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            count: usize,
+            data: &'a [&'a serde_json::value::RawValue],
+        }
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            #[serde(flatten)]
+            user: Value,
+            accounts: Accounts<'a>,
+        }
+        let mut user = self.json_with(base, Value::Null);
+        if let Some(fields) = user.as_object_mut() {
+            fields.remove("accounts");
+        }
+        serde_json::to_string(&Body {
+            user,
+            accounts: Accounts {
+                kind: "list",
+                count: summaries.len(),
+                data: &summaries,
+            },
+        })
+    }
+
+    fn json_with(&self, base: &str, accounts: Value) -> Value {
+        let user = &self.user;
+        let uid = &user.id;
+        let conns: Vec<Value> = self
+            .connection_ids
+            .iter()
+            .map(|id| {
+                json!({
+                    "type": "connection",
+                    "id": id,
+                    "links": { "self": format!("{base}/users/{uid}/connections/{id}") },
+                })
+            })
+            .collect();
+        let name = [&user.first_name, &user.middle_name, &user.last_name]
+            .iter()
+            .filter_map(|p| p.as_deref())
+            .collect::<Vec<_>>()
+            .join(" ");
+        json!({
+            "type": "user",
+            "id": uid,
+            "email": user.email.clone().unwrap_or_default(),
+            "mobile": user.mobile.clone().unwrap_or_default(),
+            "name": name,
+            "firstName": user.first_name.clone().unwrap_or_default(),
+            "middleName": user.middle_name.clone().unwrap_or_default(),
+            "lastName": user.last_name.clone().unwrap_or_default(),
+            "businessName": user.business_name,
+            "businessIdNo": user.business_id_no,
+            "businessIdNoType": user.business_id_no_type,
+            "businessAddress": user.business_address,
+            "verificationStatus": user.verification_status.unwrap_or(false),
+            "verificationDate": user.verification_date,
+            "connections": { "type": "list", "count": conns.len(), "data": conns },
+            "accounts": accounts,
+            "links": {
+                "self": format!("{base}/users/{uid}"),
+                "accounts": format!("{base}/users/{uid}/accounts"),
+                "connections": format!("{base}/users/{uid}/connections"),
+                "transactions": format!("{base}/users/{uid}/transactions"),
+                // Basiq's schema requires the key: the current auth link, `null` when there is
+                // none.
+                "auth_link": self.has_auth_link.then(|| format!("{base}/users/{uid}/auth_link")),
+            },
+        })
+    }
 }
 
 pub(crate) fn user_not_found(user_id: &str) -> ApiError {
@@ -261,13 +337,27 @@ async fn get_user(
     _auth: ServerAuth,
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let db = state.db();
-    let user = db
-        .users
-        .get(&user_id)
-        .ok_or_else(|| user_not_found(&user_id))?;
-    Ok(Json(user_json(state.base(), &db, user, state.now())))
+) -> Result<Response, ApiError> {
+    let now = state.now();
+    let view = {
+        let db = state.db();
+        let user = db
+            .users
+            .get(&user_id)
+            .ok_or_else(|| user_not_found(&user_id))?;
+        UserView::capture(&db, user, now)
+    };
+    // Built after the lock is released: the accounts of every connection (generated on first
+    // use) never make other requests wait.
+    let body = view.body(state.base()).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-server-error",
+            "Internal Server Error",
+            format!("cannot encode the user: {e}"),
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `POST /users/{id}`: partial update → 200 with the user.

@@ -466,3 +466,119 @@ async fn snapshots() {
     redact(&mut account);
     insta::assert_json_snapshot!("account", account);
 }
+
+/// A transaction count set through the admin API: exactly that many, every id once across the
+/// walk, `size` the total; the connection's own count wins over the user's; bad targets and
+/// counts are Basiq-format errors.
+#[tokio::test]
+async fn the_admin_api_sets_a_users_and_a_connections_transaction_count() {
+    let f = fixture().await;
+    let put = |path: String, body: Value| {
+        let url = format!("{}{path}", f.server.url());
+        async move { call(reqwest::Method::PUT, &url, "", Some(body)).await }
+    };
+    let (status, body) = put(
+        format!("/__admin/users/{}/transactions", f.user),
+        json!({ "count": 1_234 }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let first = format!("/users/{}/transactions?limit=500", f.user);
+    let (items, pages) = f.walk(&first).await;
+    assert_eq!((items.len(), pages), (1_234, 3));
+    assert_eq!(ids(&items).into_iter().collect::<HashSet<_>>().len(), 1_234);
+    let (_, page) = f.get(&first).await;
+    assert_eq!(page["size"], 1_234);
+
+    let (status, _) = put(
+        format!("/__admin/connections/{}/transactions", f.connection),
+        json!({ "count": 10 }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, page) = f.get(&first).await;
+    assert_eq!(
+        (page["size"].as_u64(), page["count"].as_u64()),
+        (Some(10), Some(10))
+    );
+
+    let (status, body) = put(
+        "/__admin/users/nobody/transactions".into(),
+        json!({ "count": 1 }),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "resource-not-found");
+    let (status, body) = put(
+        format!("/__admin/users/{}/transactions", f.user),
+        json!({ "count": basiq_mock::MAX_TRANSACTIONS_PER_CONNECTION + 1 }),
+    )
+    .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "parameter-not-valid",
+    );
+}
+
+/// The builder's count applies to every connection, and a page deep in a large history is the
+/// same page a walk reaches (the binary-searched start agrees with the walk).
+#[tokio::test]
+async fn the_builder_sets_every_connections_count_and_deep_pages_agree() {
+    let server = MockServer::builder()
+        .clock(basiq_core::clock::ManualClock::starting_now())
+        .transactions_per_connection(2_600)
+        .start();
+    let token = server_token(&server).await;
+    let user = create_user(&server, &token).await;
+    for (login, password) in [("Gilfoyle", "PiedPiper"), ("gavinBelson", "hooli2016")] {
+        connect(&server, &token, &user, "AU00000", login, password).await;
+    }
+    server.advance(Duration::from_secs(60));
+    let f = Fixture {
+        server,
+        token,
+        user,
+        connection: String::new(),
+    };
+    let (items, pages) = f
+        .walk(&format!("/users/{}/transactions?limit=500", f.user))
+        .await;
+    assert_eq!((items.len(), pages), (5_200, 11));
+    let dates: Vec<&str> = items.iter().map(|t| s(t, "transactionDate")).collect();
+    assert!(dates.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    assert_eq!(ids(&items).into_iter().collect::<HashSet<_>>().len(), 5_200);
+}
+
+/// The user JSON embeds each account in summary form (copied from the connection's cached
+/// summaries): the same accounts `/accounts` lists, with the summary fields only, and the same
+/// objects the connection JSON embeds.
+#[tokio::test]
+async fn the_user_embeds_the_same_account_summaries_as_its_connections() {
+    let f = fixture().await;
+    let (status, user) = f.get(&format!("/users/{}", f.user)).await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    let (_, accounts) = f.get(&format!("/users/{}/accounts", f.user)).await;
+    let (_, connection) = f
+        .get(&format!("/users/{}/connections/{}", f.user, f.connection))
+        .await;
+    let embedded = user["accounts"]["data"]
+        .as_array()
+        .expect("accounts")
+        .clone();
+    assert_eq!(user["accounts"]["count"], embedded.len());
+    assert_eq!(
+        ids(&embedded),
+        ids(accounts["data"].as_array().expect("list"))
+    );
+    assert_eq!(
+        Value::Array(embedded.clone()),
+        connection["accounts"]["data"]
+    );
+    for a in &embedded {
+        assert!(
+            a.get("bsb").is_none() && a["links"]["self"].is_string(),
+            "{a}"
+        );
+    }
+}

@@ -434,6 +434,48 @@ proptest! {
     }
 }
 
+proptest! {
+    /// The owned plan is the borrowed plan, and the dense and sparse "next free slot" links
+    /// (a window near the list's size, and one far larger) agree with a reference: each slot
+    /// taken at most once, every planned id at the first free slot from its hash.
+    #[test]
+    fn owned_and_borrowed_plans_agree_whatever_the_grid(
+        ids in proptest::collection::vec("[a-z0-9]{1,6}", 0..200),
+        window_s in prop_oneof![0u64..600, 1_000_000u64..2_000_000],
+        cap in 1u32..60,
+    ) {
+        let s = RefreshScheduler::new(Duration::from_secs(window_s), cap);
+        let candidates: Vec<_> = ids.iter().map(|i| ConnectionId::new(i.as_str()).unwrap()).collect();
+        let plan = s.schedule(t0(), &candidates, 0.25);
+        prop_assert_eq!(&s.schedule_owned(t0(), candidates.clone(), 0.25), &plan);
+        // Reference: linear probing over a plain set of taken slots.
+        let capacity = s.capacity();
+        let mut taken = std::collections::BTreeSet::new();
+        let mut seen = HashSet::new();
+        let mut expected = Vec::new();
+        for id in &candidates {
+            if !seen.insert(id) || taken.len() as u64 >= capacity {
+                continue;
+            }
+            let mut slot = fnv1a64(id.as_str().as_bytes()) % capacity;
+            while taken.contains(&slot) {
+                slot = (slot + 1) % capacity;
+            }
+            taken.insert(slot);
+            expected.push((slot, id.clone()));
+        }
+        expected.sort();
+        let spacing = s.spacing().unwrap().as_nanos() as u64;
+        let phase = (0.25 * spacing as f64) as u64;
+        let got: Vec<_> = plan.planned.iter().map(|p| (p.at, p.connection_id.clone())).collect();
+        let want: Vec<_> = expected
+            .into_iter()
+            .map(|(slot, id)| (t0() + Duration::from_nanos(slot * spacing + phase), id))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+}
+
 #[test]
 fn a_connection_without_a_known_method_decodes_and_counts_as_open_banking() {
     // No `method` at all: the generated model and the view both decode it.

@@ -1,0 +1,63 @@
+//! `connections().plan_refreshes` over 10k, 100k and 1M connections: time per connection, each
+//! size against the 10k run (the baseline). The window holds every candidate twice over, so the
+//! plan places them all (no overflow) with the usual share of slot collisions.
+
+use std::time::{Duration, Instant};
+
+use basiq::id::ConnectionId;
+
+use crate::{report, Env, Target};
+
+/// Best of a few runs per size (the least disturbed by the other processes on the machine).
+pub fn run(env: &Env) -> Result<(), String> {
+    let client = env.blocking_client()?;
+    let now = time::OffsetDateTime::now_utc();
+    // The default cap: 10 per minute, one slot every 6 s.
+    let spacing = Duration::from_secs(6);
+    let mut per_connection = Vec::new();
+    for (n, runs) in [(10_000usize, 20u32), (100_000, 5), (1_000_000, 3)] {
+        let ids: Vec<ConnectionId> = (0..n)
+            .map(|i| {
+                ConnectionId::new(format!(
+                    "{:08x}-4a1b-4c2d-8e3f-{i:012x}",
+                    i * 2_654_435_761 % (1 << 32)
+                ))
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let window = spacing * u32::try_from(2 * n).unwrap_or(u32::MAX);
+        let runs = if env.quick { runs.div_ceil(3) } else { runs };
+        let best = (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                let plan = client.connections().plan_refreshes(&ids, window, now);
+                let elapsed = t.elapsed();
+                assert_eq!(plan.planned.len(), n, "every candidate fits the window");
+                drop(std::hint::black_box(plan));
+                elapsed
+            })
+            .min()
+            .unwrap_or_default();
+        per_connection.push((n, best.as_secs_f64() * 1e9 / n as f64));
+    }
+    let base = per_connection.first().map_or(0.0, |(_, ns)| *ns);
+    for (n, ns) in per_connection {
+        let label = match n {
+            10_000 => "10k",
+            100_000 => "100k",
+            _ => "1M",
+        };
+        report(
+            &format!("plan_refreshes per connection, {label} vs 10k"),
+            ns,
+            base,
+            "ns",
+            if n == 1_000_000 {
+                Target::RatioAtMost(1.3)
+            } else {
+                Target::None
+            },
+        );
+    }
+    Ok(())
+}

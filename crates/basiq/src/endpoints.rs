@@ -14,6 +14,36 @@
 macro_rules! generated_resources {
     (client = $client:ident, [$($async:tt)*], [$($await:tt)*]) => {
         impl $client {
+            /// `client.users()`: `create`, `get`, `update`, `delete`.
+            pub fn users(&self) -> Users<'_> {
+                Users { client: self }
+            }
+
+            /// `client.jobs()`: `get`, `list_for_user`.
+            pub fn jobs(&self) -> Jobs<'_> {
+                Jobs { client: self }
+            }
+
+            /// `client.connections()`: `list`, `get`, `delete`, `purge`.
+            pub fn connections(&self) -> Connections<'_> {
+                Connections { client: self }
+            }
+
+            /// `client.accounts()`: `list`, `get`.
+            pub fn accounts(&self) -> Accounts<'_> {
+                Accounts { client: self }
+            }
+
+            /// `client.transactions()`: `list`, `get`.
+            pub fn transactions(&self) -> Transactions<'_> {
+                Transactions { client: self }
+            }
+
+            /// `client.connectors()`: `list`, `get`.
+            pub fn connectors(&self) -> Connectors<'_> {
+                Connectors { client: self }
+            }
+
             /// `client.consents()`: `list`, `revoke`.
             pub fn consents(&self) -> Consents<'_> {
                 Consents { client: self }
@@ -69,12 +99,411 @@ macro_rules! generated_resources {
 
         $crate::resources::resource! {
             $client,
+            /// `client.users()`: `create`, `get`, `update`, `delete`.
+            Users
+        }
+
+        impl<'a> Users<'a> {
+            /// `POST /users`: create a user.
+            ///
+            /// Creates state; sending it twice makes two users.
+            ///
+            /// Not idempotent: never repeated after an ambiguous failure.
+            ///
+            /// Operation [`CreateUser`]($crate::operations::CreateUser).
+            pub $($async)* fn create(
+                self,
+                body: $crate::models::NewUser,
+            ) -> Result<$crate::models::User, $crate::Error> {
+                ::tracing::info!("create a user");
+                self.client
+                    .execute($crate::operations::CreateUser::new(body))
+                    $($await)*
+            }
+
+            /// `GET /users/{userId}`: retrieve a user.
+            ///
+            /// Operation [`GetUser`]($crate::operations::GetUser). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
+            pub $($async)* fn get(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<$crate::models::User, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                self.client
+                    .execute($crate::operations::GetUser::new(user_id))
+                    $($await)*
+            }
+
+            /// `POST /users/{userId}`: partial update of a user (Basiq updates with POST).
+            ///
+            /// Idempotent although it is a POST: setting the same fields twice leaves the same user.
+            ///
+            /// Operation [`UpdateUser`]($crate::operations::UpdateUser). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
+            pub $($async)* fn update(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                body: $crate::models::UserUpdate,
+            ) -> Result<$crate::models::User, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                ::tracing::info!(user_id = %user_id, "partial update of a user (Basiq updates with POST)");
+                self.client
+                    .execute($crate::operations::UpdateUser::new(user_id, body))
+                    $($await)*
+            }
+
+            /// `DELETE /users/{userId}`: delete a user and all their data.
+            ///
+            /// Idempotent: deleting twice leaves the user deleted (the second call may answer 404).
+            ///
+            /// Operation [`DeleteUser`]($crate::operations::DeleteUser). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
+            pub $($async)* fn delete(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<(), $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                ::tracing::info!(user_id = %user_id, "delete a user and all their data");
+                self.client
+                    .execute($crate::operations::DeleteUser::new(user_id))
+                    $($await)*
+            }
+        }
+
+        $crate::resources::resource! {
+            $client,
+            /// `client.jobs()`: `get`, `list_for_user`.
+            Jobs
+        }
+
+        impl<'a> Jobs<'a> {
+            /// `GET /jobs/{jobId}`: retrieve a job.
+            ///
+            /// Poll this to follow a connection or refresh; find steps by title, not position.
+            ///
+            /// Operation [`GetJob`]($crate::operations::GetJob). Ids: `job_id`
+            /// ([`JobId`]($crate::id::JobId)), checked before any request exists.
+            pub $($async)* fn get(
+                self,
+                job_id: impl $crate::id::IntoId<$crate::id::JobId>,
+            ) -> Result<$crate::models::Job, $crate::Error> {
+                let job_id = $crate::id::IntoId::into_id(job_id)?;
+                self.client
+                    .execute($crate::operations::GetJob::new(job_id))
+                    $($await)*
+            }
+
+            /// `GET /users/{userId}/jobs`: the user's jobs of the last 7 days.
+            ///
+            /// Basiq only returns jobs less than 7 days old. Check each user's jobs daily and at login to
+            /// find failures that need action.
+            ///
+            /// Operation [`ListUserJobs`]($crate::operations::ListUserJobs). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
+            pub $($async)* fn list_for_user(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<$crate::models::JobList, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                self.client
+                    .execute($crate::operations::ListUserJobs::new(user_id))
+                    $($await)*
+            }
+
+            /// `GET /users/{userId}/jobs`: the user's jobs of the last 7 days. With the `filter` query
+            /// parameter (a Basiq filter expression, encoded by the SDK).
+            ///
+            /// Basiq only returns jobs less than 7 days old. Check each user's jobs daily and at login to
+            /// find failures that need action.
+            ///
+            /// Operation [`ListUserJobs`]($crate::operations::ListUserJobs). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
+            pub $($async)* fn list_for_user_filtered(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                filter: impl Into<String>,
+            ) -> Result<$crate::models::JobList, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                self.client
+                    .execute($crate::operations::ListUserJobs::new(user_id).filter(filter))
+                    $($await)*
+            }
+        }
+
+        $crate::resources::resource! {
+            $client,
+            /// `client.connections()`: `list`, `get`, `delete`, `purge`.
+            Connections
+        }
+
+        impl<'a> Connections<'a> {
+            /// `GET /users/{userId}/connections`: list the user's connections.
+            ///
+            /// Basiq spells the method `openbanking` here and `open-banking` on a single connection; both
+            /// read as `ConnectionMethod::OpenBanking`.
+            ///
+            /// Operation [`ListConnections`]($crate::operations::ListConnections). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
+            pub $($async)* fn list(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<$crate::models::ConnectionList, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                self.client
+                    .execute($crate::operations::ListConnections::new(user_id))
+                    $($await)*
+            }
+
+            /// `GET /users/{userId}/connections`: list the user's connections. With the `filter` query
+            /// parameter (a Basiq filter expression, encoded by the SDK).
+            ///
+            /// Basiq spells the method `openbanking` here and `open-banking` on a single connection; both
+            /// read as `ConnectionMethod::OpenBanking`.
+            ///
+            /// Operation [`ListConnections`]($crate::operations::ListConnections). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
+            pub $($async)* fn list_filtered(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                filter: impl Into<String>,
+            ) -> Result<$crate::models::ConnectionList, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                self.client
+                    .execute($crate::operations::ListConnections::new(user_id).filter(filter))
+                    $($await)*
+            }
+
+            /// `GET /users/{userId}/connections/{connectionId}`: retrieve a connection.
+            ///
+            /// Check `lastUsed` (and the user's jobs) before an ad-hoc refresh, as Basiq advises.
+            ///
+            /// Operation [`GetConnection`]($crate::operations::GetConnection). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), `connection_id`
+            /// ([`ConnectionId`]($crate::id::ConnectionId)), checked before any request exists.
+            pub $($async)* fn get(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                connection_id: impl $crate::id::IntoId<$crate::id::ConnectionId>,
+            ) -> Result<$crate::models::Connection, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                let connection_id = $crate::id::IntoId::into_id(connection_id)?;
+                self.client
+                    .execute($crate::operations::GetConnection::new(user_id, connection_id))
+                    $($await)*
+            }
+
+            /// `DELETE /users/{userId}/connections/{connectionId}`: delete a connection.
+            ///
+            /// The accounts and transactions stay on the user. Idempotent: deleting twice leaves the
+            /// connection deleted (the second call may answer 404).
+            ///
+            /// Operation [`DeleteConnection`]($crate::operations::DeleteConnection). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), `connection_id`
+            /// ([`ConnectionId`]($crate::id::ConnectionId)), checked before any request exists.
+            pub $($async)* fn delete(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                connection_id: impl $crate::id::IntoId<$crate::id::ConnectionId>,
+            ) -> Result<(), $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                let connection_id = $crate::id::IntoId::into_id(connection_id)?;
+                ::tracing::info!(user_id = %user_id, connection_id = %connection_id, "delete a connection");
+                self.client
+                    .execute($crate::operations::DeleteConnection::new(user_id, connection_id))
+                    $($await)*
+            }
+
+            /// `POST /users/{userId}/connections/{connectionId}/purge`: delete all data fetched through a
+            /// connection.
+            ///
+            /// Only works on active connections; the connection stays and can be refreshed again (purge
+            /// then refresh keeps Enrich results current). Idempotent although it is a POST: a second purge
+            /// finds nothing left to delete and leaves the same state (no data, same connection), so
+            /// repeating it after a timeout is harmless.
+            ///
+            /// Operation [`PurgeConnection`]($crate::operations::PurgeConnection). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), `connection_id`
+            /// ([`ConnectionId`]($crate::id::ConnectionId)), checked before any request exists.
+            pub $($async)* fn purge(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                connection_id: impl $crate::id::IntoId<$crate::id::ConnectionId>,
+            ) -> Result<(), $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                let connection_id = $crate::id::IntoId::into_id(connection_id)?;
+                ::tracing::info!(user_id = %user_id, connection_id = %connection_id, "delete all data fetched through a connection");
+                self.client
+                    .execute($crate::operations::PurgeConnection::new(user_id, connection_id))
+                    $($await)*
+            }
+        }
+
+        $crate::resources::resource! {
+            $client,
+            /// `client.accounts()`: `list`, `get`.
+            Accounts
+        }
+
+        impl<'a> Accounts<'a> {
+            /// `GET /users/{userId}/accounts`: list the user's accounts.
+            ///
+            /// Operation [`ListAccounts`]($crate::operations::ListAccounts). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
+            pub $($async)* fn list(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+            ) -> Result<$crate::models::AccountList, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                self.client
+                    .execute($crate::operations::ListAccounts::new(user_id))
+                    $($await)*
+            }
+
+            /// `GET /users/{userId}/accounts`: list the user's accounts. With the `filter` query parameter
+            /// (a Basiq filter expression, encoded by the SDK).
+            ///
+            /// Operation [`ListAccounts`]($crate::operations::ListAccounts). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
+            pub $($async)* fn list_filtered(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                filter: impl Into<String>,
+            ) -> Result<$crate::models::AccountList, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                self.client
+                    .execute($crate::operations::ListAccounts::new(user_id).filter(filter))
+                    $($await)*
+            }
+
+            /// `GET /users/{userId}/accounts/{accountId}`: retrieve an account.
+            ///
+            /// Operation [`GetAccount`]($crate::operations::GetAccount). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), `account_id` ([`AccountId`]($crate::id::AccountId)),
+            /// checked before any request exists.
+            pub $($async)* fn get(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                account_id: impl $crate::id::IntoId<$crate::id::AccountId>,
+            ) -> Result<$crate::models::Account, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                let account_id = $crate::id::IntoId::into_id(account_id)?;
+                self.client
+                    .execute($crate::operations::GetAccount::new(user_id, account_id))
+                    $($await)*
+            }
+        }
+
+        $crate::resources::resource! {
+            $client,
+            /// `client.transactions()`: `list`, `get`.
+            Transactions
+        }
+
+        impl<'a> Transactions<'a> {
+            /// `GET /users/{userId}/transactions`: list the user's transactions, one page.
+            ///
+            /// One page of at most `limit` (default and maximum 500) transactions; follow `links.next` with
+            /// `pagination::NextPage` until it is absent.
+            ///
+            /// Operation [`ListTransactions`]($crate::operations::ListTransactions). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
+            pub $($async)* fn list(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                query: $crate::TransactionQuery,
+            ) -> Result<$crate::models::TransactionList, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                self.client
+                    .execute(query.operation(user_id))
+                    $($await)*
+            }
+
+            /// `GET /users/{userId}/transactions/{transactionId}`: retrieve a transaction.
+            ///
+            /// Pending transactions get a new id on every refresh, so an old pending id may answer 404.
+            ///
+            /// Operation [`GetTransaction`]($crate::operations::GetTransaction). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), `transaction_id`
+            /// ([`TransactionId`]($crate::id::TransactionId)), checked before any request exists.
+            pub $($async)* fn get(
+                self,
+                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
+                transaction_id: impl $crate::id::IntoId<$crate::id::TransactionId>,
+            ) -> Result<$crate::models::Transaction, $crate::Error> {
+                let user_id = $crate::id::IntoId::into_id(user_id)?;
+                let transaction_id = $crate::id::IntoId::into_id(transaction_id)?;
+                self.client
+                    .execute($crate::operations::GetTransaction::new(user_id, transaction_id))
+                    $($await)*
+            }
+        }
+
+        $crate::resources::resource! {
+            $client,
+            /// `client.connectors()`: `list`, `get`.
+            Connectors
+        }
+
+        impl<'a> Connectors<'a> {
+            /// `GET /connectors`: list connectors (institution + method) and their health.
+            ///
+            /// When a job fails with `service-unavailable`, Basiq advises checking the connector's status
+            /// here: an outage is their end, so wait instead of retrying or asking the user.
+            ///
+            /// Operation [`ListConnectors`]($crate::operations::ListConnectors).
+            pub $($async)* fn list(
+                self,
+            ) -> Result<$crate::models::ConnectorList, $crate::Error> {
+                self.client
+                    .execute($crate::operations::ListConnectors::new())
+                    $($await)*
+            }
+
+            /// `GET /connectors`: list connectors (institution + method) and their health. With the
+            /// `filter` query parameter (a Basiq filter expression, encoded by the SDK).
+            ///
+            /// When a job fails with `service-unavailable`, Basiq advises checking the connector's status
+            /// here: an outage is their end, so wait instead of retrying or asking the user.
+            ///
+            /// Operation [`ListConnectors`]($crate::operations::ListConnectors).
+            pub $($async)* fn list_filtered(
+                self,
+                filter: impl Into<String>,
+            ) -> Result<$crate::models::ConnectorList, $crate::Error> {
+                self.client
+                    .execute($crate::operations::ListConnectors::new().filter(filter))
+                    $($await)*
+            }
+
+            /// `GET /connectors/{connectorId}/{method}`: retrieve one connector.
+            ///
+            /// Operation [`GetConnector`]($crate::operations::GetConnector). Ids: `connector_id`
+            /// ([`InstitutionId`]($crate::id::InstitutionId)), `method`, checked before any request exists.
+            pub $($async)* fn get(
+                self,
+                connector_id: impl $crate::id::IntoId<$crate::id::InstitutionId>,
+                method: impl Into<String>,
+            ) -> Result<$crate::models::Connector, $crate::Error> {
+                let connector_id = $crate::id::IntoId::into_id(connector_id)?;
+                let method: String = method.into();
+                self.client
+                    .execute($crate::operations::GetConnector::new(connector_id, method))
+                    $($await)*
+            }
+        }
+
+        $crate::resources::resource! {
+            $client,
             /// `client.consents()`: `list`, `revoke`.
             Consents
         }
 
         impl<'a> Consents<'a> {
             /// `GET /users/{userId}/consents`: list the user's consents.
+            ///
+            /// Operation [`ListConsents`]($crate::operations::ListConsents). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
             pub $($async)* fn list(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -89,6 +518,9 @@ macro_rules! generated_resources {
             ///
             /// Basiq stops reading the user's data and the consent's status becomes `revoked`. Idempotent:
             /// revoking twice leaves it revoked (the second call may answer 404).
+            ///
+            /// Operation [`RevokeConsent`]($crate::operations::RevokeConsent). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), `consent_id`, checked before any request exists.
             pub $($async)* fn revoke(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -96,6 +528,7 @@ macro_rules! generated_resources {
             ) -> Result<(), $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
                 let consent_id: String = consent_id.into();
+                ::tracing::info!(user_id = %user_id, consent_id = %consent_id, "revoke a consent");
                 self.client
                     .execute($crate::operations::RevokeConsent::new(user_id, consent_id))
                     $($await)*
@@ -112,6 +545,9 @@ macro_rules! generated_resources {
             /// `GET /users/{userId}/auth_link`: retrieve the user's current auth link.
             ///
             /// Answers 410 `resource-no-longer-available` once the link expired or was deleted.
+            ///
+            /// Operation [`GetAuthLink`]($crate::operations::GetAuthLink). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
             pub $($async)* fn get(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -127,23 +563,31 @@ macro_rules! generated_resources {
             /// Not idempotent: each call invalidates the previous link.
             ///
             /// Not idempotent: never repeated after an ambiguous failure.
+            ///
+            /// Operation [`CreateAuthLink`]($crate::operations::CreateAuthLink). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
             pub $($async)* fn create(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::AuthLinkRequest,
             ) -> Result<$crate::models::AuthLink, $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
+                ::tracing::info!(user_id = %user_id, "create an auth link for the user");
                 self.client
                     .execute($crate::operations::CreateAuthLink::new(user_id, body))
                     $($await)*
             }
 
             /// `DELETE /users/{userId}/auth_link`: delete the user's auth link.
+            ///
+            /// Operation [`DeleteAuthLink`]($crate::operations::DeleteAuthLink). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
             pub $($async)* fn delete(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<(), $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
+                ::tracing::info!(user_id = %user_id, "delete the user's auth link");
                 self.client
                     .execute($crate::operations::DeleteAuthLink::new(user_id))
                     $($await)*
@@ -161,6 +605,8 @@ macro_rules! generated_resources {
             ///
             /// Basiq keeps events for 7 days. A webhook message carries only `links.event`: fetch the event
             /// with `GetEvent`.
+            ///
+            /// Operation [`ListEvents`]($crate::operations::ListEvents).
             pub $($async)* fn list(
                 self,
             ) -> Result<$crate::models::EventList, $crate::Error> {
@@ -174,6 +620,8 @@ macro_rules! generated_resources {
             ///
             /// Basiq keeps events for 7 days. A webhook message carries only `links.event`: fetch the event
             /// with `GetEvent`.
+            ///
+            /// Operation [`ListEvents`]($crate::operations::ListEvents).
             pub $($async)* fn list_filtered(
                 self,
                 filter: impl Into<String>,
@@ -184,6 +632,9 @@ macro_rules! generated_resources {
             }
 
             /// `GET /events/{eventId}`: retrieve an event.
+            ///
+            /// Operation [`GetEvent`]($crate::operations::GetEvent). Ids: `event_id`, checked before any
+            /// request exists.
             pub $($async)* fn get(
                 self,
                 event_id: impl Into<String>,
@@ -195,6 +646,8 @@ macro_rules! generated_resources {
             }
 
             /// `GET /events/types`: list the event types.
+            ///
+            /// Operation [`ListEventTypes`]($crate::operations::ListEventTypes).
             pub $($async)* fn list_types(
                 self,
             ) -> Result<$crate::models::EventTypeList, $crate::Error> {
@@ -204,6 +657,9 @@ macro_rules! generated_resources {
             }
 
             /// `GET /events/types/{eventTypeId}`: retrieve an event type.
+            ///
+            /// Operation [`GetEventType`]($crate::operations::GetEventType). Ids: `event_type_id`, checked
+            /// before any request exists.
             pub $($async)* fn get_type(
                 self,
                 event_type_id: impl Into<String>,
@@ -223,6 +679,9 @@ macro_rules! generated_resources {
 
         impl<'a> Identities<'a> {
             /// `GET /users/{userId}/identities`: list the identities read from the user's connections.
+            ///
+            /// Operation [`ListIdentities`]($crate::operations::ListIdentities). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
             pub $($async)* fn list(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -234,6 +693,9 @@ macro_rules! generated_resources {
             }
 
             /// `GET /users/{userId}/identities/{identityId}`: retrieve an identity.
+            ///
+            /// Operation [`GetIdentity`]($crate::operations::GetIdentity). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), `identity_id`, checked before any request exists.
             pub $($async)* fn get(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -255,6 +717,9 @@ macro_rules! generated_resources {
 
         impl<'a> Affordability<'a> {
             /// `GET /users/{userId}/affordability`: list the user's affordability snapshots.
+            ///
+            /// Operation [`ListAffordability`]($crate::operations::ListAffordability). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
             pub $($async)* fn list(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -270,18 +735,25 @@ macro_rules! generated_resources {
             /// Not idempotent: each call computes and stores a new snapshot.
             ///
             /// Not idempotent: never repeated after an ambiguous failure.
+            ///
+            /// Operation [`CreateAffordability`]($crate::operations::CreateAffordability). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
             pub $($async)* fn create(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::SummaryRequest,
             ) -> Result<$crate::models::Affordability, $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
+                ::tracing::info!(user_id = %user_id, "compute an affordability summary (legacy)");
                 self.client
                     .execute($crate::operations::CreateAffordability::new(user_id, body))
                     $($await)*
             }
 
             /// `GET /users/{userId}/affordability/{snapshotId}`: retrieve an affordability snapshot.
+            ///
+            /// Operation [`GetAffordability`]($crate::operations::GetAffordability). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), `snapshot_id`, checked before any request exists.
             pub $($async)* fn get(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -296,6 +768,11 @@ macro_rules! generated_resources {
 
             /// `GET /users/{userId}/affordability/{snapshotId}/transactions`: the transactions behind an
             /// affordability snapshot, one page.
+            ///
+            /// Operation
+            /// [`ListAffordabilityTransactions`]($crate::operations::ListAffordabilityTransactions). Ids:
+            /// `user_id` ([`UserId`]($crate::id::UserId)), `snapshot_id`, checked before any request
+            /// exists.
             pub $($async)* fn transactions(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -321,18 +798,25 @@ macro_rules! generated_resources {
             /// Not idempotent: each call computes and stores a new snapshot.
             ///
             /// Not idempotent: never repeated after an ambiguous failure.
+            ///
+            /// Operation [`CreateExpenses`]($crate::operations::CreateExpenses). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
             pub $($async)* fn create(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::SummaryRequest,
             ) -> Result<$crate::models::Expenses, $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
+                ::tracing::info!(user_id = %user_id, "compute an expense summary");
                 self.client
                     .execute($crate::operations::CreateExpenses::new(user_id, body))
                     $($await)*
             }
 
             /// `GET /users/{userId}/expenses/{snapshotId}`: retrieve an expense summary.
+            ///
+            /// Operation [`GetExpenses`]($crate::operations::GetExpenses). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), `snapshot_id`, checked before any request exists.
             pub $($async)* fn get(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -358,18 +842,25 @@ macro_rules! generated_resources {
             /// Not idempotent: each call computes and stores a new snapshot.
             ///
             /// Not idempotent: never repeated after an ambiguous failure.
+            ///
+            /// Operation [`CreateIncome`]($crate::operations::CreateIncome). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), checked before any request exists.
             pub $($async)* fn create(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::SummaryRequest,
             ) -> Result<$crate::models::Income, $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
+                ::tracing::info!(user_id = %user_id, "compute an income summary");
                 self.client
                     .execute($crate::operations::CreateIncome::new(user_id, body))
                     $($await)*
             }
 
             /// `GET /users/{userId}/income/{snapshotId}`: retrieve an income summary.
+            ///
+            /// Operation [`GetIncome`]($crate::operations::GetIncome). Ids: `user_id`
+            /// ([`UserId`]($crate::id::UserId)), `snapshot_id`, checked before any request exists.
             pub $($async)* fn get(
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
@@ -392,6 +883,8 @@ macro_rules! generated_resources {
 
         impl<'a> Reports<'a> {
             /// `GET /reports`: list reports.
+            ///
+            /// Operation [`ListReports`]($crate::operations::ListReports).
             pub $($async)* fn list(
                 self,
             ) -> Result<$crate::models::ReportList, $crate::Error> {
@@ -405,16 +898,22 @@ macro_rules! generated_resources {
             /// Not idempotent: each call builds another report.
             ///
             /// Not idempotent: never repeated after an ambiguous failure.
+            ///
+            /// Operation [`CreateReport`]($crate::operations::CreateReport).
             pub $($async)* fn create(
                 self,
                 body: $crate::models::NewReport,
             ) -> Result<$crate::models::JobRef, $crate::Error> {
+                ::tracing::info!("create a report");
                 self.client
                     .execute($crate::operations::CreateReport::new(body))
                     $($await)*
             }
 
             /// `GET /reports/{reportId}`: retrieve a report.
+            ///
+            /// Operation [`GetReport`]($crate::operations::GetReport). Ids: `report_id`, checked before any
+            /// request exists.
             pub $($async)* fn get(
                 self,
                 report_id: impl Into<String>,
@@ -426,17 +925,24 @@ macro_rules! generated_resources {
             }
 
             /// `DELETE /reports/{reportId}`: delete a report.
+            ///
+            /// Operation [`DeleteReport`]($crate::operations::DeleteReport). Ids: `report_id`, checked
+            /// before any request exists.
             pub $($async)* fn delete(
                 self,
                 report_id: impl Into<String>,
             ) -> Result<(), $crate::Error> {
                 let report_id: String = report_id.into();
+                ::tracing::info!(report_id = %report_id, "delete a report");
                 self.client
                     .execute($crate::operations::DeleteReport::new(report_id))
                     $($await)*
             }
 
             /// `GET /reports/{reportId}/transactions`: the transactions behind a report, one page.
+            ///
+            /// Operation [`ListReportTransactions`]($crate::operations::ListReportTransactions). Ids:
+            /// `report_id`, checked before any request exists.
             pub $($async)* fn transactions(
                 self,
                 report_id: impl Into<String>,
@@ -449,6 +955,9 @@ macro_rules! generated_resources {
 
             /// `GET /reports/{reportId}/transactions`: the transactions behind a report, one page. With the
             /// `filter` query parameter (a Basiq filter expression, encoded by the SDK).
+            ///
+            /// Operation [`ListReportTransactions`]($crate::operations::ListReportTransactions). Ids:
+            /// `report_id`, checked before any request exists.
             pub $($async)* fn transactions_filtered(
                 self,
                 report_id: impl Into<String>,
@@ -461,6 +970,8 @@ macro_rules! generated_resources {
             }
 
             /// `GET /reports/types`: list report types.
+            ///
+            /// Operation [`ListReportTypes`]($crate::operations::ListReportTypes).
             pub $($async)* fn list_types(
                 self,
             ) -> Result<$crate::models::ReportTypeList, $crate::Error> {
@@ -470,6 +981,9 @@ macro_rules! generated_resources {
             }
 
             /// `GET /reports/types/{reportTypeId}`: retrieve a report type.
+            ///
+            /// Operation [`GetReportType`]($crate::operations::GetReportType). Ids: `report_type_id`,
+            /// checked before any request exists.
             pub $($async)* fn get_type(
                 self,
                 report_type_id: impl Into<String>,
@@ -491,6 +1005,8 @@ macro_rules! generated_resources {
             /// `GET /enrich`: identify the merchant, category and location of a transaction description.
             ///
             /// `q`, `institution` and `country` are required; an empty one is refused before sending.
+            ///
+            /// Operation [`Enrich`]($crate::operations::Enrich).
             pub $($async)* fn merchant(
                 self,
                 q: impl Into<String>,
@@ -512,6 +1028,8 @@ macro_rules! generated_resources {
 
         impl<'a> Webhooks<'a> {
             /// `GET /notifications/webhooks`: list the application's webhook subscriptions.
+            ///
+            /// Operation [`ListWebhooks`]($crate::operations::ListWebhooks).
             pub $($async)* fn list(
                 self,
             ) -> Result<$crate::models::WebhookList, $crate::Error> {
@@ -525,16 +1043,22 @@ macro_rules! generated_resources {
             /// Not idempotent: a second call makes a second subscription (or a 409 for the same URL).
             ///
             /// Not idempotent: never repeated after an ambiguous failure.
+            ///
+            /// Operation [`CreateWebhook`]($crate::operations::CreateWebhook).
             pub $($async)* fn create(
                 self,
                 body: $crate::models::WebhookRequest,
             ) -> Result<$crate::models::Webhook, $crate::Error> {
+                ::tracing::info!("subscribe a URL to events");
                 self.client
                     .execute($crate::operations::CreateWebhook::new(body))
                     $($await)*
             }
 
             /// `GET /notifications/webhooks/{webhookId}`: retrieve a webhook subscription.
+            ///
+            /// Operation [`GetWebhook`]($crate::operations::GetWebhook). Ids: `webhook_id`, checked before
+            /// any request exists.
             pub $($async)* fn get(
                 self,
                 webhook_id: impl Into<String>,
@@ -549,23 +1073,31 @@ macro_rules! generated_resources {
             /// with POST).
             ///
             /// Idempotent although it is a POST: the same settings twice leave the same subscription.
+            ///
+            /// Operation [`UpdateWebhook`]($crate::operations::UpdateWebhook). Ids: `webhook_id`, checked
+            /// before any request exists.
             pub $($async)* fn update(
                 self,
                 webhook_id: impl Into<String>,
                 body: $crate::models::WebhookRequest,
             ) -> Result<$crate::models::Webhook, $crate::Error> {
                 let webhook_id: String = webhook_id.into();
+                ::tracing::info!(webhook_id = %webhook_id, "change a webhook subscription (Basiq updates with POST)");
                 self.client
                     .execute($crate::operations::UpdateWebhook::new(webhook_id, body))
                     $($await)*
             }
 
             /// `DELETE /notifications/webhooks/{webhookId}`: delete a webhook subscription.
+            ///
+            /// Operation [`DeleteWebhook`]($crate::operations::DeleteWebhook). Ids: `webhook_id`, checked
+            /// before any request exists.
             pub $($async)* fn delete(
                 self,
                 webhook_id: impl Into<String>,
             ) -> Result<(), $crate::Error> {
                 let webhook_id: String = webhook_id.into();
+                ::tracing::info!(webhook_id = %webhook_id, "delete a webhook subscription");
                 self.client
                     .execute($crate::operations::DeleteWebhook::new(webhook_id))
                     $($await)*
@@ -573,6 +1105,9 @@ macro_rules! generated_resources {
 
             /// `GET /notifications/webhooks/{webhookId}/messages`: list the messages sent to a
             /// subscription, one page.
+            ///
+            /// Operation [`ListWebhookMessages`]($crate::operations::ListWebhookMessages). Ids:
+            /// `webhook_id`, checked before any request exists.
             pub $($async)* fn list_messages(
                 self,
                 webhook_id: impl Into<String>,
@@ -586,6 +1121,9 @@ macro_rules! generated_resources {
             /// `GET /notifications/webhooks/{webhookId}/messages`: list the messages sent to a
             /// subscription, one page. With the `filter` query parameter (a Basiq filter expression,
             /// encoded by the SDK).
+            ///
+            /// Operation [`ListWebhookMessages`]($crate::operations::ListWebhookMessages). Ids:
+            /// `webhook_id`, checked before any request exists.
             pub $($async)* fn list_messages_filtered(
                 self,
                 webhook_id: impl Into<String>,
@@ -599,6 +1137,9 @@ macro_rules! generated_resources {
 
             /// `GET /notifications/webhooks/{webhookId}/messages/{messageId}`: retrieve a message sent to a
             /// subscription.
+            ///
+            /// Operation [`GetWebhookMessage`]($crate::operations::GetWebhookMessage). Ids: `webhook_id`,
+            /// `message_id`, checked before any request exists.
             pub $($async)* fn get_message(
                 self,
                 webhook_id: impl Into<String>,
@@ -617,10 +1158,13 @@ macro_rules! generated_resources {
             /// Not idempotent: each call sends another message.
             ///
             /// Not idempotent: never repeated after an ambiguous failure.
+            ///
+            /// Operation [`SendTestMessage`]($crate::operations::SendTestMessage).
             pub $($async)* fn send_test(
                 self,
                 body: $crate::models::TestMessageRequest,
             ) -> Result<(), $crate::Error> {
+                ::tracing::info!("send a test message of an event type to the subscriptions");
                 self.client
                     .execute($crate::operations::SendTestMessage::new(body))
                     $($await)*

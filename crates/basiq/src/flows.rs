@@ -1,22 +1,23 @@
 //! The types the high-level helpers return, and the pure pieces of those helpers, shared by both
-//! clients (the resource macro only adds the IO and the `.await`s).
+//! clients (the resource macros only drive the flows and add the `.await`s).
 //!
-//! Every rule lives in `basiq-core` ([`RefreshPolicy`], [`DuplicatePauseGuard`], [`JobPoller`],
-//! [`triage_user`](crate::jobs::triage_user)); this module wires them to what the clients
-//! fetch, so the right thing is what a single call does.
+//! Every rule lives in `basiq-core` ([`RefreshPolicy`], the duplicate-pause guard,
+//! [`JobPoller`](crate::jobs::JobPoller), [`triage_user`](crate::jobs::triage_user)) and every multi-step helper is a
+//! sans-IO flow there (`basiq_core::flows::{refresh, consent, follow, pagination}`); this module
+//! holds what the clients return, so the right thing is what a single call does.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use basiq_core::api::models::Job;
 use basiq_core::error::ErrorContext;
+use basiq_core::policy::fleet::AttemptRefusal;
+use basiq_core::flows::consent::ConsentVerdict;
+use basiq_core::flows::refresh::RefreshVerdict;
 use basiq_core::id::{ConnectionId, InstitutionId, JobId, UserId};
-use basiq_core::policy::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
-use basiq_core::policy::pause::{DuplicatePauseGuard, PauseDecision};
 use basiq_core::policy::refresh::{
-    ConnectionView, MemoryLedger, RefreshDecision, RefreshLedger, RefreshPolicy, RefreshResponse,
-    RefreshSchedule, RefreshScheduler, SkipReason,
+    MemoryLedger, RefreshLedger, RefreshPolicy, RefreshResponse, RefreshSchedule, RefreshScheduler,
+    SkipReason,
 };
 use basiq_core::secret::AccessToken;
 use basiq_core::Error;
@@ -80,93 +81,11 @@ fn lock(ledger: &SharedRefreshLedger) -> MutexGuard<'_, dyn RefreshLedger + Send
 }
 
 impl Policies {
-    /// The refresh guard: `None` = send the refresh (already recorded in the ledger), or the
-    /// outcome to return without sending anything.
-    ///
-    /// Order: Basiq's 6-minute pause first (a paused duplicate means "send nothing before
-    /// `until`"), then [`RefreshPolicy::decide`] (active, refreshable, no job running, last attempt
-    /// not failed, not refreshed within `min_interval`, open-banking daily quota), then a running
-    /// job the pause guard matched (followed, not duplicated). Deciding and recording happen
-    /// under one lock, so two concurrent calls cannot both take the last quota slot.
-    pub(crate) fn gate_refresh(
-        &self,
-        conn: &ConnectionView,
-        user_jobs: &[Job],
-        now: OffsetDateTime,
-    ) -> Option<RefreshOutcome> {
-        self.gate(conn, user_jobs, now, true)
-    }
-
-    /// [`gate_refresh`](Self::gate_refresh) without recording: in fleet mode the refresh is
-    /// recorded only once the fleet's claim and quota reservation let it through.
-    pub(crate) fn check_refresh(
-        &self,
-        conn: &ConnectionView,
-        user_jobs: &[Job],
-        now: OffsetDateTime,
-    ) -> Option<RefreshOutcome> {
-        self.gate(conn, user_jobs, now, false)
-    }
-
-    fn gate(
-        &self,
-        conn: &ConnectionView,
-        user_jobs: &[Job],
-        now: OffsetDateTime,
-        record: bool,
-    ) -> Option<RefreshOutcome> {
-        let pause = DuplicatePauseGuard::check(user_jobs, None, Some(&conn.id), now);
-        if let PauseDecision::Paused { until, job_id } = pause {
-            return Some(RefreshOutcome::Paused { until, job_id });
-        }
-        let mut ledger = lock(&self.ledger);
-        match self.refresh_policy.decide(conn, user_jobs, &*ledger, now) {
-            RefreshDecision::Skip(reason) => Some(RefreshOutcome::Skipped(reason)),
-            RefreshDecision::Allowed => match pause {
-                PauseDecision::FollowExisting { job_id } => {
-                    Some(RefreshOutcome::Skipped(SkipReason::InProgress(job_id)))
-                }
-                PauseDecision::Proceed | PauseDecision::Paused { .. } => {
-                    if record {
-                        ledger.record(&conn.id, now);
-                    }
-                    None
-                }
-            },
-        }
-    }
-
-    /// The fleet attempt for refreshing `conn`: its claim, judged against the connection's
-    /// jobs, and for open banking one reservation of the day's quota.
-    pub(crate) fn refresh_attempt(
-        &self,
-        fleet: &FleetConfig,
-        conn: &ConnectionView,
-        user_jobs: &[Job],
-        now: OffsetDateTime,
-    ) -> FleetAttempt {
-        let jobs = user_jobs
-            .iter()
-            .filter(|j| j.connection_id().as_ref() == Some(&conn.id))
-            .cloned()
-            .collect();
-        let attempt = FleetAttempt::new(
-            fleet.keys().refresh_attempt(&conn.id),
-            fleet.instance(),
-            now,
-            jobs,
-        );
-        if !conn.method.has_daily_refresh_quota() {
-            return attempt;
-        }
-        let day = now.to_offset(time::UtcOffset::UTC).date();
-        // The counter outlives its day by an hour, then expires by itself.
-        let ttl = crate::flows::until_next_midnight(now) + Duration::from_secs(3600);
-        attempt.with_quota(
-            fleet.keys().quota(&conn.id, day),
-            self.refresh_policy.open_banking_daily_limit,
-            ttl,
-        )
+    /// Runs `f` on the refresh ledger under its lock (never held across an `.await`): the
+    /// guarded refresh decides and records in one call, so two concurrent calls cannot both
+    /// take the last quota slot.
+    pub(crate) fn with_ledger<R>(&self, f: impl FnOnce(&mut dyn RefreshLedger) -> R) -> R {
+        f(&mut *lock(&self.ledger))
     }
 
     /// Where the Consent UI lives.
@@ -179,41 +98,6 @@ impl Policies {
     }
 
     /// Records a refresh sent without the guard (it counts against the daily quota all the same).
-    /// The fleet attempt for sending `user` to the Consent UI with `action`, judged against the
-    /// user's jobs for the same institution (connect) or connection (update, reauthorise).
-    pub(crate) fn consent_attempt(
-        fleet: &FleetConfig,
-        user: &UserId,
-        action: &ConsentAction,
-        user_jobs: &[Job],
-        now: OffsetDateTime,
-    ) -> FleetAttempt {
-        let (key, jobs) = match action.connection_id() {
-            Some(conn) => (
-                fleet.keys().refresh_attempt(conn),
-                user_jobs
-                    .iter()
-                    .filter(|j| j.connection_id().as_ref() == Some(conn))
-                    .cloned()
-                    .collect(),
-            ),
-            None => {
-                let institution = action.institution();
-                (
-                    fleet.keys().consent_attempt(user, institution),
-                    user_jobs
-                        .iter()
-                        .filter(|j| {
-                            institution.is_none_or(|i| j.institution_id() == Some(i.as_str()))
-                        })
-                        .cloned()
-                        .collect(),
-                )
-            }
-        };
-        FleetAttempt::new(key, fleet.instance(), now, jobs)
-    }
-
     pub(crate) fn record_refresh(&self, connection: &ConnectionId, now: OffsetDateTime) {
         lock(&self.ledger).record(connection, now);
     }
@@ -234,61 +118,22 @@ impl Policies {
 /// How long a planned refresh slot stays claimed: a plan spans at most a day, plus margin.
 pub(crate) const PLANNED_SLOT_HORIZON: Duration = Duration::from_secs(26 * 60 * 60);
 
-/// Time left in the UTC day of `now`.
-pub(crate) fn until_next_midnight(now: OffsetDateTime) -> Duration {
-    let day = now.to_offset(time::UtcOffset::UTC).date();
-    let midnight = day.next_day().map_or(now, |d| d.midnight().assume_utc());
-    (midnight - now).try_into().unwrap_or(Duration::ZERO)
-}
-
 /// What a refresh the fleet refused turns into.
 pub(crate) fn refresh_refused(refusal: AttemptRefusal, now: OffsetDateTime) -> RefreshOutcome {
-    match refusal {
-        AttemptRefusal::HeldElsewhere {
-            job_id: Some(job), ..
-        } => RefreshOutcome::Skipped(SkipReason::InProgress(job)),
-        AttemptRefusal::QuotaExhausted => {
-            RefreshOutcome::Skipped(SkipReason::DailyQuotaExhausted {
-                resets_at: now + until_next_midnight(now),
-            })
+    RefreshOutcome::Skipped(basiq_core::flows::refresh::refused_skip(refusal, now))
+}
+
+/// What a consent attempt that hands out no link answers (the flow's other verdicts).
+pub(crate) fn consent_held(verdict: ConsentVerdict) -> ConsentOutcome {
+    match verdict {
+        ConsentVerdict::FollowExisting { job_id } => ConsentOutcome::FollowExisting { job_id },
+        ConsentVerdict::Paused { until, job_id } => ConsentOutcome::Paused { until, job_id },
+        ConsentVerdict::InProgressElsewhere { until } => {
+            ConsentOutcome::InProgressElsewhere { until }
         }
-        other => RefreshOutcome::Skipped(SkipReason::InProgressElsewhere {
-            until: refusal_until(&other),
-        }),
-    }
-}
-
-fn refusal_until(refusal: &AttemptRefusal) -> Option<OffsetDateTime> {
-    match refusal {
-        AttemptRefusal::HeldElsewhere { until, .. } => *until,
-        _ => None,
-    }
-}
-
-/// What a consent link the fleet refused turns into.
-pub(crate) fn consent_refused(refusal: AttemptRefusal) -> ConsentOutcome {
-    match refusal {
-        AttemptRefusal::HeldElsewhere {
-            job_id: Some(job_id),
-            ..
-        } => ConsentOutcome::FollowExisting { job_id },
-        other => ConsentOutcome::InProgressElsewhere {
-            until: refusal_until(&other),
-        },
-    }
-}
-
-/// How a sent refresh ended, for the fleet's claim and quota: Basiq's refusal (a 4xx answer)
-/// means it did not act; a 5xx or a transport failure may have acted, so nothing is given back.
-pub(crate) fn refresh_attempt_result(result: &Result<RefreshOutcome, Error>) -> AttemptResult {
-    match result {
-        Ok(RefreshOutcome::Started(job)) => AttemptResult::Started(job.clone()),
-        Ok(RefreshOutcome::AlreadyRunning(job)) => AttemptResult::Existing(job.clone()),
-        Ok(_) => AttemptResult::NotActed,
-        Err(e) => match e.status() {
-            Some(status) if status.is_client_error() => AttemptResult::NotActed,
-            _ => AttemptResult::Unknown,
-        },
+        // `Proceed` is handled by the driver (it holds the token); a verdict this version does
+        // not know hands out nothing.
+        _ => ConsentOutcome::InProgressElsewhere { until: None },
     }
 }
 
@@ -384,6 +229,18 @@ impl fmt::Display for UserTime {
     }
 }
 
+impl From<RefreshVerdict> for RefreshOutcome {
+    fn from(verdict: RefreshVerdict) -> Self {
+        match verdict {
+            RefreshVerdict::Sent(response) => response.into(),
+            RefreshVerdict::Skipped(reason) => Self::Skipped(reason),
+            RefreshVerdict::Paused { until, job_id } => Self::Paused { until, job_id },
+            // A verdict this version does not know: nothing is known to have been sent.
+            _ => Self::Skipped(SkipReason::InProgressElsewhere { until: None }),
+        }
+    }
+}
+
 impl From<RefreshResponse> for RefreshOutcome {
     fn from(response: RefreshResponse) -> Self {
         match response {
@@ -435,10 +292,7 @@ impl TransactionQuery {
     }
 
     /// The generated operation with this query's parameters; it validates `limit` itself.
-    pub(crate) fn operation(
-        &self,
-        user_id: UserId,
-    ) -> basiq_core::api::operations::ListTransactions {
+    pub(crate) fn operation(&self, user_id: UserId) -> basiq_core::api::operations::ListTransactions {
         let mut op = basiq_core::api::operations::ListTransactions::new(user_id);
         op.filter.clone_from(&self.filter);
         op.limit = self.limit;
@@ -727,36 +581,9 @@ impl ConsentOutcome {
     }
 }
 
-/// The pause guard's answer for a consent attempt: `Err(outcome)` = do not send the user.
-pub(crate) fn consent_guard(
-    user_jobs: &[Job],
-    action: &ConsentAction,
-    now: OffsetDateTime,
-) -> Result<(), ConsentOutcome> {
-    let institution = action.institution().map(InstitutionId::as_str);
-    match DuplicatePauseGuard::check(user_jobs, institution, action.connection_id(), now) {
-        PauseDecision::Proceed => Ok(()),
-        PauseDecision::FollowExisting { job_id } => Err(ConsentOutcome::FollowExisting { job_id }),
-        PauseDecision::Paused { until, job_id } => Err(ConsentOutcome::Paused { until, job_id }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn job(json: serde_json::Value) -> Job {
-        serde_json::from_value(json).unwrap()
-    }
-
-    fn running(id: &str, conn: &str, inst: &str, created: &str) -> Job {
-        job(serde_json::json!({
-            "type": "job", "id": id, "created": created, "updated": created,
-            "institution": {"id": inst},
-            "steps": [{"title": "verify-credentials", "status": "in-progress", "result": null}],
-            "links": {"source": format!("https://au-api.basiq.io/users/u1/connections/{conn}")}
-        }))
-    }
 
     #[test]
     fn consent_link_encodes_params_and_redacts_the_token() {
@@ -775,104 +602,6 @@ mod tests {
         assert!(debug.contains("token=[REDACTED]&action=update&state=a+b%26c%3Dd&connectionId=c1"));
         assert!(!link.redacted_url().contains("secret"));
         assert_eq!(link.into_url().as_str(), url);
-    }
-
-    #[test]
-    fn consent_guard_follows_or_reports_the_pause() {
-        let now = time::macros::datetime!(2026-01-05 10:05 UTC);
-        let hooli = ConsentAction::connect_to(InstitutionId::new("AU00000").unwrap());
-        assert!(consent_guard(&[], &hooli, now).is_ok());
-        let one = [running("j1", "c1", "AU00000", "2026-01-05T10:00:00Z")];
-        assert!(matches!(
-            consent_guard(&one, &hooli, now),
-            Err(ConsentOutcome::FollowExisting { job_id }) if job_id.as_str() == "j1"
-        ));
-        let other = ConsentAction::connect_to(InstitutionId::new("AU00002").unwrap());
-        assert!(consent_guard(&one, &other, now).is_ok());
-        let two = [
-            one[0].clone(),
-            running("j2", "c1", "AU00000", "2026-01-05T10:02:00Z"),
-        ];
-        match consent_guard(
-            &two,
-            &ConsentAction::update(ConnectionId::new("c1").unwrap()),
-            now,
-        ) {
-            Err(ConsentOutcome::Paused { until, job_id }) => {
-                assert_eq!(job_id.as_str(), "j2");
-                assert_eq!(until, time::macros::datetime!(2026-01-05 10:08 UTC));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn refresh_gate_records_only_what_it_lets_through() {
-        let policies = Policies {
-            refresh_policy: RefreshPolicy::default().with_min_interval(Duration::ZERO),
-            ..Policies::default()
-        };
-        let conn: ConnectionView = serde_json::from_value(serde_json::json!(
-            {"id": "c1", "status": "active", "method": "open-banking"}
-        ))
-        .unwrap();
-        let now = time::macros::datetime!(2026-01-05 10:05 UTC);
-        for _ in 0..20 {
-            assert_eq!(policies.gate_refresh(&conn, &[], now), None);
-        }
-        assert!(matches!(
-            policies.gate_refresh(&conn, &[], now),
-            Some(RefreshOutcome::Skipped(
-                SkipReason::DailyQuotaExhausted { .. }
-            ))
-        ));
-        let id = ConnectionId::new("c1").unwrap();
-        assert_eq!(lock(&policies.ledger).count(&id, now.date()), 20);
-        let busy = [running("j1", "c1", "AU00001", "2026-01-05T10:00:00Z")];
-        let other: ConnectionView = serde_json::from_value(serde_json::json!(
-            {"id": "c2", "status": "active", "method": "web"}
-        ))
-        .unwrap();
-        assert_eq!(policies.gate_refresh(&other, &busy, now), None);
-        assert_eq!(
-            policies.gate_refresh(
-                &ConnectionView {
-                    id: id.clone(),
-                    ..other.clone()
-                },
-                &busy,
-                now
-            ),
-            Some(RefreshOutcome::Skipped(SkipReason::InProgress(
-                JobId::new("j1").unwrap()
-            )))
-        );
-    }
-
-    #[test]
-    fn refresh_gate_reports_a_paused_duplicate_before_anything_else() {
-        let policies = Policies::default();
-        let conn: ConnectionView = serde_json::from_value(serde_json::json!(
-            {"id": "c1", "status": "invalid", "method": "web"}
-        ))
-        .unwrap();
-        let jobs = [
-            running("j1", "c1", "AU00000", "2026-01-05T10:00:00Z"),
-            running("j2", "c1", "AU00000", "2026-01-05T10:02:00Z"),
-        ];
-        let now = time::macros::datetime!(2026-01-05 10:05 UTC);
-        assert_eq!(
-            policies.gate_refresh(&conn, &jobs, now),
-            Some(RefreshOutcome::Paused {
-                until: time::macros::datetime!(2026-01-05 10:08 UTC),
-                job_id: JobId::new("j2").unwrap()
-            })
-        );
-        assert_eq!(
-            lock(&policies.ledger).count(&conn.id, now.date()),
-            0,
-            "nothing recorded"
-        );
     }
 
     #[test]

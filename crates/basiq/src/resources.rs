@@ -1,50 +1,16 @@
-//! Thin resource wrappers, written once for both clients.
+//! The facade's hand-written helpers, written once for both clients.
 //!
-//! Each method validates its ids (so `"../x"` is an [`Error::InvalidId`](crate::Error::InvalidId)
-//! before any request exists), builds one operation and hands it to the client's `execute`. The
-//! macro stamps the same wrappers out for the async client (`async fn … .await`) and the blocking
-//! client (plain `fn`), so no endpoint is written twice and the two clients cannot drift. Inside
-//! it, the plain wrappers are one line each of [`endpoints!`] (ids to validate, arguments,
-//! output, operation), the wrapper structs come from `resource!`, and both refresh helpers open
+//! Plain endpoint methods (one operation each) are generated into `endpoints.rs` from the spec;
+//! what is here does more than execute one operation: follow / wait on a job, answer MFA,
+//! triage, the guarded refresh, the consent link with its pause guard, owned pagination. Each
+//! helper is its own small macro, stamped out for the async client (`async fn … .await`) and the
+//! blocking client (plain `fn`) by [`resources!`], so the two clients cannot drift; the wrapper
+//! structs come from `resource!` (invoked by the generated code), and both refresh helpers open
 //! their span with `refresh_span!`.
 //!
 //! The wrappers are `Copy` and their methods take `self`, so a future such as
 //! `client.users().get(id)` borrows only the client, not the temporary wrapper: it can be stored,
 //! joined or spawned-with-scope like any other future.
-
-/// Stamps plain endpoint wrappers of a resource, for the client flavour given by the async /
-/// await tokens. Each is `fn name[ids](args) -> Output { optional statements } = operation;`:
-/// every `id: Type` in brackets is converted to its validated [`id`](crate::id) type (so a bad
-/// id is an [`Error::InvalidId`](crate::Error::InvalidId) before any request), the arguments in
-/// parentheses are passed as given, the statements run (e.g. a log line), and the operation is
-/// executed by the client.
-macro_rules! endpoints {
-    ([$($async:tt)*], [$($await:tt)*];) => {};
-    (
-        [$($async:tt)*], [$($await:tt)*];
-        $(#[$meta:meta])*
-        fn $name:ident $([$($id:ident: $id_ty:ident),*])? ($($arg:ident: $arg_ty:ty),*)
-            -> $output:ty
-        $({ $($before:tt)* })?
-        = $op:expr;
-        $($rest:tt)*
-    ) => {
-        $(#[$meta])*
-        pub $($async)* fn $name(
-            self,
-            $($($id: impl $crate::id::IntoId<$crate::id::$id_ty>,)*)?
-            $($arg: $arg_ty,)*
-        ) -> Result<$output, $crate::Error> {
-            $($(let $id = $crate::id::IntoId::into_id($id)?;)*)?
-            $($($before)*)?
-            self.client.execute($op)$($await)*
-        }
-
-        $crate::resources::endpoints! { [$($async)*], [$($await)*]; $($rest)* }
-    };
-}
-
-pub(crate) use endpoints;
 
 /// A resource wrapper: a `Copy` handle on the client (see the module docs).
 macro_rules! resource {
@@ -73,70 +39,9 @@ macro_rules! refresh_span {
 }
 
 pub(crate) use refresh_span;
-
-macro_rules! resources {
+/// `jobs().wait` / `wait_as`: the last event of a follow.
+macro_rules! jobs_wait {
     (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
-        $crate::resources::resource! {
-            $client,
-            /// User endpoints: `client.users()`.
-            Users
-        }
-
-        impl<'a> Users<'a> {
-            $crate::resources::endpoints! {
-                [$($async)*], [$($await)*];
-
-                /// `POST /users`: creates a user. Basiq requires `email` or `mobile`; a user with
-                /// neither is refused locally
-                /// ([`Error::InvalidInput`](crate::Error::InvalidInput)).
-                ///
-                /// Not idempotent: never repeated after an ambiguous failure (look the user up
-                /// instead).
-                fn create(user: $crate::models::NewUser) -> $crate::models::User
-                = $crate::operations::CreateUser::new(user);
-
-                /// `GET /users/{userId}`: retrieves a user.
-                fn get[user_id: UserId]() -> $crate::models::User
-                = $crate::operations::GetUser::new(user_id);
-
-                /// `POST /users/{userId}`: changes the given fields (Basiq updates with POST).
-                fn update[user_id: UserId](update: $crate::models::UserUpdate)
-                    -> $crate::models::User
-                = $crate::operations::UpdateUser::new(user_id, update);
-
-                /// `DELETE /users/{userId}`: deletes the user and all their data.
-                fn delete[user_id: UserId]() -> ()
-                = $crate::operations::DeleteUser::new(user_id);
-            }
-        }
-
-        $crate::resources::resource! {
-            $client,
-            /// Job endpoints: `client.jobs()`.
-            Jobs
-        }
-
-        impl<'a> Jobs<'a> {
-            $crate::resources::endpoints! {
-                [$($async)*], [$($await)*];
-
-                /// `GET /jobs/{jobId}`: retrieves a job and its steps.
-                fn get[job_id: JobId]() -> $crate::models::Job
-                = $crate::operations::GetJob::new(job_id);
-
-                /// `GET /users/{userId}/jobs`: the user's jobs of the last 7 days (Basiq keeps no
-                /// older ones).
-                fn list_for_user[user_id: UserId]() -> $crate::models::JobList
-                = $crate::operations::ListUserJobs::new(user_id);
-
-                /// Like [`list_for_user`](Self::list_for_user), restricted by a Basiq filter such
-                /// as `connection.id.eq('ab63cd')` (sent as the `filter` query parameter, encoded).
-                fn list_for_user_filtered[user_id: UserId](filter: impl Into<String>)
-                    -> $crate::models::JobList
-                = $crate::operations::ListUserJobs::new(user_id).filter(filter);
-            }
-        }
-
         impl<'a> Jobs<'a> {
             /// Follows a job until it is done or `config.deadline` passes, and explains how it
             /// ended: the last event of [`follow`](Self::follow). Basiq asks integrators to follow
@@ -194,7 +99,16 @@ macro_rules! resources {
                 // A follow always ends with its report or an error.
                 Err($crate::Error::invalid_input("following the job ended without a report"))
             }
+        }
+    };
+}
 
+pub(crate) use jobs_wait;
+
+/// `jobs().follow` / `follow_as`: live progress of a job.
+macro_rules! jobs_follow {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        impl<'a> Jobs<'a> {
             /// The job's progress **as it happens**: an owned stream (async client) or iterator
             /// (blocking client) of [`JobProgress`]($crate::JobProgress) — a step started,
             /// succeeded or failed, the bank's multi-factor challenge — ending with
@@ -243,7 +157,16 @@ macro_rules! resources {
                 );
                 Follow::new(self.client.clone(), follow, span)
             }
+        }
+    };
+}
 
+pub(crate) use jobs_follow;
+
+/// `jobs().answer_mfa`: answer once, then read the job.
+macro_rules! jobs_answer_mfa {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        impl<'a> Jobs<'a> {
             /// `POST /jobs/{jobId}/mfa`: sends the user's answers to the multi-factor challenge
             /// job `job_id` waits on ([`WaitOutcome::MfaRequired`]($crate::WaitOutcome)), one
             /// per prompt in the prompts' order, then reads the job again and returns it. Follow
@@ -308,7 +231,14 @@ macro_rules! resources {
                     .map_err(|e| e.with_context(&context))
             }
         }
+    };
+}
 
+pub(crate) use jobs_answer_mfa;
+
+/// `users().triage`: the failures no later success fixed.
+macro_rules! users_triage {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
         impl<'a> Users<'a> {
             /// The daily / at-login check Basiq asks for: the user's jobs of the last 7 days,
             /// and the failures no later success has fixed — each classified, with the action to
@@ -348,7 +278,14 @@ macro_rules! resources {
                 Ok(failures)
             }
         }
+    };
+}
 
+pub(crate) use users_triage;
+
+/// The reads the guards share: connector health and every job of a user.
+macro_rules! client_job_reads {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
         impl $client {
             /// The health of the connectors of `jobs`' failed institutions, for classifying their
             /// failures (empty when nothing failed: `/connectors` is not asked). `wait` and
@@ -398,7 +335,16 @@ macro_rules! resources {
                     page = self.execute(op.with_context(context.clone()))$($await)*?;
                 }
             }
+        }
+    };
+}
 
+pub(crate) use client_job_reads;
+
+/// `client.consent_url`: a Consent UI link behind the duplicate-pause guard.
+macro_rules! client_consent_url {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        impl $client {
             /// A link to Basiq's Consent UI for `user_id` — unless an attempt with the same
             /// credentials is already running.
             ///
@@ -430,138 +376,74 @@ macro_rules! resources {
                 $traced!(span, self.consent_inner(user_id, request))
             }
 
+        }
+    };
+}
+
+pub(crate) use client_consent_url;
+
+/// Drives `basiq_core::flows::consent::ConsentFlow` for `consent_url`.
+macro_rules! client_consent_flow {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        impl $client {
             $($async)* fn consent_inner(
                 &self,
                 user_id: $crate::id::UserId,
                 request: $crate::ConsentRequest,
             ) -> Result<$crate::ConsentOutcome, $crate::Error> {
+                use ::basiq_core::flows::consent::{ConsentFlow, ConsentStep, ConsentVerdict};
                 let base = self.policies().consent_base()?;
-                let mut context = $crate::ErrorContext::new().with_user(&user_id);
-                if let Some(conn) = request.action.connection_id() {
-                    context = context.with_connection(conn);
-                }
-                let jobs = self
-                    .all_user_jobs(&user_id)
-                    $($await)*
-                    .map_err(|e| e.with_context(&context))?;
-                if let Err(outcome) =
-                    $crate::flows::consent_guard(&jobs, &request.action, self.now())
-                {
-                    ::tracing::info!(?outcome, "not sending the user to the Consent UI");
-                    return Ok(outcome);
-                }
-                let attempt = match self.fleet_config() {
-                    Some(fleet) => {
-                        let mut attempt = $crate::flows::Policies::consent_attempt(
-                            fleet, &user_id, &request.action, &jobs, self.now(),
-                        );
-                        if let Err(refusal) = self.drive_attempt(&mut attempt)$($await)* {
-                            let outcome = $crate::flows::consent_refused(refusal);
-                            ::tracing::info!(?outcome, "another instance is sending the user to the Consent UI");
+                let (institution, connection) = (
+                    request.action.institution().cloned(),
+                    request.action.connection_id().cloned(),
+                );
+                let fleet = self.fleet_config().cloned();
+                let mut flow = ConsentFlow::new(user_id, institution, connection, fleet);
+                let mut token = None;
+                let mut step = flow.start();
+                loop {
+                    step = match step {
+                        ConsentStep::ReadJobs(user) => {
+                            let jobs = self.all_user_jobs(&user)$($await)*;
+                            flow.on_jobs(jobs, self.now())
+                        }
+                        ConsentStep::Claim(mut attempt) => {
+                            let verdict = self.drive_attempt(&mut attempt)$($await)*;
+                            flow.on_claim(attempt, verdict)
+                        }
+                        ConsentStep::MintToken(user) => {
+                            let minted = self.client_token(&user)$($await)*;
+                            flow.on_token(minted.map(|t| token = Some((user, t))))
+                        }
+                        ConsentStep::Settle(attempt, result) => {
+                            self.settle_attempt(&attempt, &result)$($await)*;
+                            flow.on_settled()
+                        }
+                        ConsentStep::Done(Ok(ConsentVerdict::Proceed)) => {
+                            let Some((user, token)) = token else {
+                                return Err($crate::Error::invalid_input("consent flow ended without a token"));
+                            };
+                            let link = $crate::ConsentLink::build(&base, &token, user, request);
+                            return Ok($crate::ConsentOutcome::Link(link));
+                        }
+                        ConsentStep::Done(result) => {
+                            let outcome = $crate::flows::consent_held(result?);
+                            ::tracing::info!(?outcome, "not sending the user to the Consent UI");
                             return Ok(outcome);
                         }
-                        Some(attempt)
-                    }
-                    None => None,
-                };
-                let token = self.client_token(&user_id)$($await)*;
-                if let Some(attempt) = &attempt {
-                    let settled = match &token {
-                        Ok(_) => ::basiq_core::policy::fleet::AttemptResult::HandedOut,
-                        Err(_) => ::basiq_core::policy::fleet::AttemptResult::NotActed,
                     };
-                    self.settle_attempt(attempt, &settled)$($await)*;
                 }
-                let token = token.map_err(|e| e.with_context(&context))?;
-                Ok($crate::ConsentOutcome::Link($crate::ConsentLink::build(
-                    &base, &token, user_id, request,
-                )))
             }
         }
+    };
+}
 
-        $crate::resources::resource! {
-            $client,
-            /// Connection endpoints and the guarded refresh: `client.connections()`.
-            Connections
-        }
+pub(crate) use client_consent_flow;
 
-        impl $client {
-            /// User endpoints.
-            pub fn users(&self) -> Users<'_> {
-                Users { client: self }
-            }
-
-            /// Job endpoints.
-            pub fn jobs(&self) -> Jobs<'_> {
-                Jobs { client: self }
-            }
-
-            /// Connections: list, get, delete, purge, and the refresh that enforces Basiq's rules.
-            pub fn connections(&self) -> Connections<'_> {
-                Connections { client: self }
-            }
-
-            /// Accounts (read through connections).
-            pub fn accounts(&self) -> Accounts<'_> {
-                Accounts { client: self }
-            }
-
-            /// Transactions, one page or all of them (`links.next`, same origin only).
-            pub fn transactions(&self) -> Transactions<'_> {
-                Transactions { client: self }
-            }
-
-            /// Connectors (institutions per method) and their health.
-            pub fn connectors(&self) -> Connectors<'_> {
-                Connectors { client: self }
-            }
-        }
-
+/// `connections().refresh`: the guarded refresh.
+macro_rules! connections_refresh {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
         impl<'a> Connections<'a> {
-            $crate::resources::endpoints! {
-                [$($async)*], [$($await)*];
-
-                /// `GET /users/{userId}/connections`.
-                fn list[user_id: UserId]() -> $crate::models::ConnectionList
-                = $crate::operations::ListConnections::new(user_id);
-
-                /// [`list`](Self::list) restricted by a Basiq filter, e.g.
-                /// `connection.status.eq('active')`.
-                fn list_filtered[user_id: UserId](filter: impl Into<String>)
-                    -> $crate::models::ConnectionList
-                = $crate::operations::ListConnections::new(user_id).filter(filter);
-
-                /// `GET /users/{userId}/connections/{connectionId}`.
-                fn get[user_id: UserId, connection_id: ConnectionId]() -> $crate::models::Connection
-                = $crate::operations::GetConnection::new(user_id, connection_id);
-
-                /// `DELETE /users/{userId}/connections/{connectionId}`: removes the connection. Its
-                /// accounts and transactions stay on the user (Basiq: purge removes data) — call
-                /// [`purge`](Self::purge) first when the user asks for their data to go.
-                fn delete[user_id: UserId, connection_id: ConnectionId]() -> ()
-                {
-                    ::tracing::info!(
-                        user_id = %user_id,
-                        connection_id = %connection_id,
-                        "deleting connection"
-                    );
-                }
-                = $crate::operations::DeleteConnection::new(user_id, connection_id);
-
-                /// `POST /users/{userId}/connections/{connectionId}/purge`: deletes the data read
-                /// through an *active* connection (honour a user's deletion request); the
-                /// connection stays, and its next successful refresh brings fresh data.
-                fn purge[user_id: UserId, connection_id: ConnectionId]() -> ()
-                {
-                    ::tracing::info!(
-                        user_id = %user_id,
-                        connection_id = %connection_id,
-                        "purging connection data"
-                    );
-                }
-                = $crate::operations::PurgeConnection::new(user_id, connection_id);
-            }
-
             /// Refreshes a connection **only when Basiq's rules allow it**, and says what happened.
             ///
             /// Before any `POST …/refresh` it reads the connection (`status`, `method`,
@@ -602,56 +484,71 @@ macro_rules! resources {
                 $traced!(span, self.refresh_guarded(user_id, connection_id, recorder))
             }
 
+        }
+    };
+}
+
+pub(crate) use connections_refresh;
+
+/// Drives `basiq_core::flows::refresh::GuardedRefresh` for `refresh`.
+macro_rules! connections_refresh_guarded {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        impl<'a> Connections<'a> {
             $($async)* fn refresh_guarded(
                 self,
                 user_id: $crate::id::UserId,
                 connection_id: $crate::id::ConnectionId,
                 span: ::tracing::Span,
             ) -> Result<$crate::RefreshOutcome, $crate::Error> {
-                // Basiq refreshed it (its webhooks said): nothing to read, nothing to send.
-                if let Some(outcome) = self.client.policies().refreshed_by_basiq(&connection_id, self.client.now()) {
-                    return Ok($crate::resources::not_sent(outcome, &span));
+                use ::basiq_core::flows::refresh::{GuardedRefresh, RefreshStep, RefreshVerdict};
+                let (client, policies) = (self.client, self.client.policies());
+                let fleet = client.fleet_config().cloned();
+                let mut flow =
+                    GuardedRefresh::new(user_id, connection_id, policies.refresh_policy, fleet);
+                if policies.freshness.is_some() {
+                    flow = flow.consult_freshness();
                 }
-                let context = $crate::ErrorContext::new()
-                    .with_user(&user_id)
-                    .with_connection(&connection_id);
-                let connection = self
-                    .client
-                    .execute($crate::operations::GetConnection::new(
-                        user_id.clone(),
-                        connection_id.clone(),
-                    ))
-                    $($await)*?;
-                let jobs = self
-                    .client
-                    .all_user_jobs(&user_id)
-                    $($await)*
-                    .map_err(|e| e.with_context(&context))?;
-                let view = $crate::refresh::ConnectionView::from(&connection);
-                let now = self.client.now();
-                let policies = self.client.policies();
-                let Some(fleet) = self.client.fleet_config() else {
-                    if let Some(outcome) = policies.gate_refresh(&view, &jobs, now) {
-                        return Ok($crate::resources::not_sent(outcome, &span));
-                    }
-                    return self.send_refresh(user_id, connection_id, span)$($await)*;
-                };
-                // Fleet mode: the local checks first, then the fleet's claim and quota.
-                if let Some(outcome) = policies.check_refresh(&view, &jobs, now) {
-                    return Ok($crate::resources::not_sent(outcome, &span));
+                let mut step = flow.start();
+                loop {
+                    step = match step {
+                        // Basiq refreshed it (its webhooks said): nothing to read or send.
+                        RefreshStep::LastRefreshedByBasiq(connection) => {
+                            let last = policies.last_refreshed_by_basiq(&connection);
+                            flow.on_freshness(last, client.now())
+                        }
+                        RefreshStep::ReadConnection(op) => flow.on_connection(client.execute(op)$($await)*),
+                        RefreshStep::ReadJobs(user) => {
+                            let jobs = client.all_user_jobs(&user)$($await)*;
+                            policies.with_ledger(|ledger| flow.on_jobs(jobs, ledger, client.now()))
+                        }
+                        RefreshStep::Claim(mut attempt) => {
+                            let verdict = client.drive_attempt(&mut attempt)$($await)*;
+                            policies.with_ledger(|ledger| flow.on_claim(attempt, verdict, ledger, client.now()))
+                        }
+                        RefreshStep::Send(op) => flow.on_sent(client.execute(op)$($await)*),
+                        RefreshStep::Settle(attempt, result) => {
+                            client.settle_attempt(&attempt, &result)$($await)*;
+                            flow.on_settled()
+                        }
+                        RefreshStep::Done(Ok(RefreshVerdict::Sent(response))) => {
+                            return Ok($crate::resources::sent(response.into(), &span));
+                        }
+                        RefreshStep::Done(result) => {
+                            return result.map(|v| $crate::resources::not_sent(v.into(), &span));
+                        }
+                    };
                 }
-                let mut attempt = policies.refresh_attempt(fleet, &view, &jobs, now);
-                if let Err(refusal) = self.client.drive_attempt(&mut attempt)$($await)* {
-                    let outcome = $crate::flows::refresh_refused(refusal, now);
-                    return Ok($crate::resources::not_sent(outcome, &span));
-                }
-                policies.record_refresh(&view.id, now);
-                let result = self.send_refresh(user_id, connection_id, span)$($await)*;
-                let settled = $crate::flows::refresh_attempt_result(&result);
-                self.client.settle_attempt(&attempt, &settled)$($await)*;
-                result
             }
+        }
+    };
+}
 
+pub(crate) use connections_refresh_guarded;
+
+/// Sending a refresh: after the guard, or `refresh_unchecked` without it.
+macro_rules! connections_refresh_send {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        impl<'a> Connections<'a> {
             $($async)* fn send_refresh(
                 self,
                 user_id: $crate::id::UserId,
@@ -662,12 +559,7 @@ macro_rules! resources {
                     .client
                     .execute($crate::operations::RefreshConnection::new(user_id, connection_id))
                     $($await)*?;
-                let outcome = $crate::RefreshOutcome::from(response);
-                if let Some(job) = outcome.job_id() {
-                    span.record("job_id", job.as_str());
-                }
-                ::tracing::info!(?outcome, "refresh sent");
-                Ok(outcome)
+                Ok($crate::resources::sent(response.into(), &span))
             }
 
             /// Sends `POST …/refresh` **without** the guard of [`refresh`](Self::refresh): no
@@ -692,7 +584,16 @@ macro_rules! resources {
                 let recorder = span.clone();
                 $traced!(span, self.send_refresh(user_id, connection_id, recorder))
             }
+        }
+    };
+}
 
+pub(crate) use connections_refresh_send;
+
+/// `plan_refreshes` and `refresh_planned`: many connections, spread out.
+macro_rules! connections_refresh_plan {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        impl<'a> Connections<'a> {
             /// Plans refreshes of many connections over `window` starting at `now`, at most
             /// [`max_refreshes_per_minute`](ClientBuilder::max_refreshes_per_minute) in any 60
             /// seconds, each connection at a stable slot
@@ -745,52 +646,15 @@ macro_rules! resources {
                 self.refresh(&user_id, &planned.connection_id)$($await)*
             }
         }
+    };
+}
 
-        $crate::resources::resource! {
-            $client,
-            /// Account endpoints: `client.accounts()`.
-            Accounts
-        }
+pub(crate) use connections_refresh_plan;
 
-        impl<'a> Accounts<'a> {
-            $crate::resources::endpoints! {
-                [$($async)*], [$($await)*];
-
-                /// `GET /users/{userId}/accounts`: every account of the user's connections.
-                fn list[user_id: UserId]() -> $crate::models::AccountList
-                = $crate::operations::ListAccounts::new(user_id);
-
-                /// [`list`](Self::list) restricted by a Basiq filter on `account.id`,
-                /// `connection.id` or `institution.id` (`eq`/`ne`).
-                fn list_filtered[user_id: UserId](filter: impl Into<String>)
-                    -> $crate::models::AccountList
-                = $crate::operations::ListAccounts::new(user_id).filter(filter);
-
-                /// `GET /users/{userId}/accounts/{accountId}`.
-                fn get[user_id: UserId, account_id: AccountId]() -> $crate::models::Account
-                = $crate::operations::GetAccount::new(user_id, account_id);
-            }
-        }
-
-        $crate::resources::resource! {
-            $client,
-            /// Transaction endpoints: `client.transactions()`.
-            Transactions
-        }
-
+/// `transactions().next_page` and `all`.
+macro_rules! transactions_walk {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
         impl<'a> Transactions<'a> {
-            /// `GET /users/{userId}/transactions`: **one page** (at most `limit`, default 500).
-            /// Follow [`next_page`](Self::next_page) for more, or use [`items`](Self::items) /
-            /// [`pages`](Self::pages) / [`all`](Self::all).
-            pub $($async)* fn list(
-                self,
-                user_id: impl $crate::id::IntoId<$crate::id::UserId>,
-                query: $crate::TransactionQuery,
-            ) -> Result<$crate::models::TransactionList, $crate::Error> {
-                let user_id = $crate::id::IntoId::into_id(user_id)?;
-                self.client.execute(query.operation(user_id))$($await)*
-            }
-
             /// The page after `page` (its `links.next`), `None` on the last page. A link to
             /// another origin than the API base is refused before any request: the bearer token
             /// would go with it.
@@ -805,15 +669,6 @@ macro_rules! resources {
                 }
             }
 
-            $crate::resources::endpoints! {
-                [$($async)*], [$($await)*];
-
-                /// `GET /users/{userId}/transactions/{transactionId}`. Pending transactions get new
-                /// ids on every refresh, so an old pending id may be gone.
-                fn get[user_id: UserId, transaction_id: TransactionId]()
-                    -> $crate::models::Transaction
-                = $crate::operations::GetTransaction::new(user_id, transaction_id);
-            }
 
             /// Every transaction matching `query`, following `links.next` to the last page
             /// (same origin only; a link that loops back is an error; an empty page ends the
@@ -831,7 +686,16 @@ macro_rules! resources {
                 let pages = Pages::new(self.client.clone(), query.operation(user_id));
                 $traced!(span, pages.collect_items())
             }
+        }
+    };
+}
 
+pub(crate) use transactions_walk;
+
+/// `transactions().items` / `pages`: owned, one page in memory.
+macro_rules! transactions_streams {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        impl<'a> Transactions<'a> {
             /// Every transaction matching `query`, one at a time: an owned stream (async client)
             /// or iterator (blocking client) holding a clone of the client, fetching the next
             /// page (`links.next`, same origin only) when the current one is used up — one page
@@ -856,7 +720,14 @@ macro_rules! resources {
                 Ok(Pages::new(self.client.clone(), query.operation(user_id)))
             }
         }
+    };
+}
 
+pub(crate) use transactions_streams;
+
+/// Owned `items` / `pages` of the per-user lists.
+macro_rules! accounts_streams {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
         impl<'a> Accounts<'a> {
             /// Every account of the user, page after page (owned; see
             /// [`Transactions::items`]).
@@ -872,11 +743,19 @@ macro_rules! resources {
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<Pages<$crate::models::AccountList>, $crate::Error> {
-                let op = $crate::operations::ListAccounts::new($crate::id::IntoId::into_id(user_id)?);
+                let op =
+                    $crate::operations::ListAccounts::new($crate::id::IntoId::into_id(user_id)?);
                 Ok(Pages::new(self.client.clone(), op))
             }
         }
+    };
+}
 
+pub(crate) use accounts_streams;
+
+/// Owned `items` / `pages` of connections and of the user's jobs.
+macro_rules! connections_jobs_streams {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
         impl<'a> Connections<'a> {
             /// Every connection of the user, page after page (owned; see
             /// [`Transactions::items`]).
@@ -892,7 +771,8 @@ macro_rules! resources {
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<Pages<$crate::models::ConnectionList>, $crate::Error> {
-                let op = $crate::operations::ListConnections::new($crate::id::IntoId::into_id(user_id)?);
+                let op =
+                    $crate::operations::ListConnections::new($crate::id::IntoId::into_id(user_id)?);
                 Ok(Pages::new(self.client.clone(), op))
             }
         }
@@ -912,11 +792,19 @@ macro_rules! resources {
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
             ) -> Result<Pages<$crate::models::JobList>, $crate::Error> {
-                let op = $crate::operations::ListUserJobs::new($crate::id::IntoId::into_id(user_id)?);
+                let op =
+                    $crate::operations::ListUserJobs::new($crate::id::IntoId::into_id(user_id)?);
                 Ok(Pages::new(self.client.clone(), op))
             }
         }
+    };
+}
 
+pub(crate) use connections_jobs_streams;
+
+/// `client.pages(op)` / `items(op)` and the connectors' owned lists.
+macro_rules! client_lists {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
         impl $client {
             /// The pages of any list operation — every list of Basiq's API, filtered as the
             /// operation says (e.g. `ListAccounts::new(user).filter(..)`,
@@ -925,10 +813,8 @@ macro_rules! resources {
             pub fn pages<O>(&self, list: O) -> Pages<O::Output>
             where
                 O: $crate::operation::Operation + Send + Sync + 'static,
-                O::Output: $crate::pagination::Page
-                    + ::serde::de::DeserializeOwned
-                    + Send
-                    + 'static,
+                O::Output:
+                    $crate::pagination::Page + ::serde::de::DeserializeOwned + Send + 'static,
             {
                 Pages::new(self.clone(), list)
             }
@@ -937,20 +823,12 @@ macro_rules! resources {
             pub fn items<O>(&self, list: O) -> Items<O::Output>
             where
                 O: $crate::operation::Operation + Send + Sync + 'static,
-                O::Output: $crate::pagination::Page
-                    + ::serde::de::DeserializeOwned
-                    + Send
-                    + 'static,
+                O::Output:
+                    $crate::pagination::Page + ::serde::de::DeserializeOwned + Send + 'static,
                 <O::Output as $crate::pagination::Page>::Item: Send + 'static,
             {
                 self.pages(list).items()
             }
-        }
-
-        $crate::resources::resource! {
-            $client,
-            /// Connector endpoints: `client.connectors()`.
-            Connectors
         }
 
         impl<'a> Connectors<'a> {
@@ -962,31 +840,36 @@ macro_rules! resources {
 
             /// The pages of [`items`](Self::items).
             pub fn pages(self) -> Pages<$crate::models::ConnectorList> {
-                Pages::new(self.client.clone(), $crate::operations::ListConnectors::new())
+                Pages::new(
+                    self.client.clone(),
+                    $crate::operations::ListConnectors::new(),
+                )
             }
         }
+    };
+}
 
-        impl<'a> Connectors<'a> {
-            $crate::resources::endpoints! {
-                [$($async)*], [$($await)*];
+pub(crate) use client_lists;
 
-                /// `GET /connectors`: every institution per method with its health. Consult it when
-                /// a job fails (Basiq: an outage is their end — wait, do not retry or bother the
-                /// user); [`users().triage`](Users::triage) does.
-                fn list() -> $crate::models::ConnectorList
-                = $crate::operations::ListConnectors::new();
-
-                /// [`list`](Self::list) restricted by a Basiq connector filter, e.g.
-                /// `connector.status.eq('major-outage')` or `connector.id.in('AU00000','AU00001')`.
-                fn list_filtered(filter: impl Into<String>) -> $crate::models::ConnectorList
-                = $crate::operations::ListConnectors::new().filter(filter);
-
-                /// `GET /connectors/{connectorId}/{method}`.
-                fn get[connector_id: InstitutionId](method: $crate::connectors::ConnectionMethod)
-                    -> $crate::models::Connector
-                = $crate::operations::GetConnector::new(connector_id, method.as_str().to_owned());
-            }
-        }
+/// Stamps every hand-written helper above for one client flavour.
+macro_rules! resources {
+    (client = $client:ident, [$($async:tt)*], [$($await:tt)*], traced = $traced:ident) => {
+        $crate::resources::jobs_wait!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::jobs_follow!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::jobs_answer_mfa!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::users_triage!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::client_job_reads!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::client_consent_url!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::client_consent_flow!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::connections_refresh!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::connections_refresh_guarded!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::connections_refresh_send!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::connections_refresh_plan!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::transactions_walk!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::transactions_streams!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::accounts_streams!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::connections_jobs_streams!(client = $client, [$($async)*], [$($await)*], traced = $traced);
+        $crate::resources::client_lists!(client = $client, [$($async)*], [$($await)*], traced = $traced);
     };
 }
 
@@ -1001,5 +884,17 @@ pub(crate) fn not_sent(
         span.record("job_id", job.as_str());
     }
     ::tracing::info!(?outcome, "refresh not sent");
+    outcome
+}
+
+/// Logs and returns the outcome of a refresh that was sent, recording its job on the span.
+pub(crate) fn sent(
+    outcome: crate::RefreshOutcome,
+    span: &::tracing::Span,
+) -> crate::RefreshOutcome {
+    if let Some(job) = outcome.job_id() {
+        span.record("job_id", job.as_str());
+    }
+    ::tracing::info!(?outcome, "refresh sent");
     outcome
 }

@@ -360,22 +360,18 @@ impl WebhookReceiver {
 
 #[cfg(any(feature = "async", feature = "blocking"))]
 impl crate::flows::Policies {
-    /// The freshness gate of the guarded refresh: `Skipped(RefreshedByBasiq)` when the ledger
-    /// says Basiq refreshed `connection` within the policy's interval. A ledger error is
-    /// logged and decides nothing (the usual checks run).
-    pub(crate) fn refreshed_by_basiq(
+    /// When Basiq last refreshed `connection`, from the freshness ledger the guarded refresh
+    /// consults first (`None`: no ledger, unknown, or the read failed — logged, and then the
+    /// usual checks decide).
+    pub(crate) fn last_refreshed_by_basiq(
         &self,
         connection: &basiq_core::id::ConnectionId,
-        now: time::OffsetDateTime,
-    ) -> Option<crate::RefreshOutcome> {
-        let ledger = self.freshness.as_ref()?;
-        let last = ledger
+    ) -> Option<time::OffsetDateTime> {
+        self.freshness
+            .as_ref()?
             .last_refreshed(connection)
             .map_err(|e| tracing::warn!(error = e.message(), "freshness ledger read failed"))
-            .ok()?;
-        self.refresh_policy
-            .refreshed_by_basiq(last, now)
-            .map(crate::RefreshOutcome::Skipped)
+            .ok()?
     }
 }
 

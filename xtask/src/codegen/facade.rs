@@ -109,10 +109,12 @@ pub fn endpoints(api: &Api, source: &str) -> Result<String, Error> {
             }
             first = false;
             emit_method(&mut out, op, sdk, None)?;
-            if op
-                .query_params
-                .iter()
-                .any(|q| q.wire == "filter" && !q.required)
+            let has_query = op.sdk.as_ref().is_some_and(|s| s.query.is_some());
+            if !has_query
+                && op
+                    .query_params
+                    .iter()
+                    .any(|q| q.wire == "filter" && !q.required)
             {
                 out.push('\n');
                 emit_method(&mut out, op, &format!("{sdk}_filtered"), Some("filter"))?;
@@ -156,7 +158,26 @@ fn emit_method(
     if !op.idempotent {
         text.push_str("\n\nNot idempotent: never repeated after an ambiguous failure.");
     }
+    text.push_str(&format!(
+        "\n\nOperation [`{0}`]($crate::operations::{0}).",
+        op.name
+    ));
+    if !op.path_params.is_empty() {
+        let ids: Vec<String> = op
+            .path_params
+            .iter()
+            .map(|p| match &p.ty {
+                Ty::Id(id) => format!("`{}` ([`{id}`]($crate::id::{id}))", p.rust),
+                _ => format!("`{}`", p.rust),
+            })
+            .collect();
+        text.push_str(&format!(
+            " Ids: {}, checked before any request exists.",
+            ids.join(", ")
+        ));
+    }
     push_doc(out, i3, &text);
+    let query = op.sdk.as_ref().and_then(|s| s.query.as_deref());
     let mut args = Vec::new();
     let mut converts = Vec::new();
     let mut ctor = Vec::new();
@@ -189,9 +210,13 @@ fn emit_method(
         args.push(format!("body: $crate::models::{}", body.schema));
         ctor.push("body".to_owned());
     }
-    for q in op.query_params.iter().filter(|q| q.required) {
-        args.push(format!("{}: impl Into<String>", q.rust));
-        ctor.push(q.rust.clone());
+    if let Some(query) = query {
+        args.push(format!("query: $crate::{query}"));
+    } else {
+        for q in op.query_params.iter().filter(|q| q.required) {
+            args.push(format!("{}: impl Into<String>", q.rust));
+            ctor.push(q.rust.clone());
+        }
     }
     if let Some(q) = with_query {
         args.push(format!("{q}: impl Into<String>"));
@@ -217,7 +242,21 @@ fn emit_method(
     for c in &converts {
         let _ = writeln!(out, "{i4}{c}");
     }
-    let mut op_expr = format!("$crate::operations::{}::new({})", op.name, ctor.join(", "));
+    if op.method != "GET" {
+        // Calls that change state leave one line with their ids (never a body: it may hold
+        // personal data) for the operator.
+        let mut fields: Vec<String> = op
+            .path_params
+            .iter()
+            .map(|p| format!("{0} = %{0},", p.rust))
+            .collect();
+        fields.push(format!("{:?}", op.summary));
+        let _ = writeln!(out, "{i4}::tracing::info!({});", fields.join(" "));
+    }
+    let mut op_expr = match query {
+        Some(_) => format!("query.operation({})", ctor.join(", ")),
+        None => format!("$crate::operations::{}::new({})", op.name, ctor.join(", ")),
+    };
     if let Some(q) = with_query {
         op_expr.push_str(&format!(".{q}({q})"));
     }

@@ -163,6 +163,10 @@ pub struct SdkMethod {
     pub accessor: String,
     /// The method, snake_case (`list`).
     pub method: String,
+    /// `x-sdk-query: TransactionQuery`: the method takes this facade query builder
+    /// (`basiq::TransactionQuery`) instead of the optional query parameters, and builds the
+    /// operation with its `operation(ids…)`; no `_filtered` twin is generated.
+    pub query: Option<String>,
 }
 
 #[derive(Debug)]
@@ -856,6 +860,7 @@ fn parse_operation(
         "x-basiq-handwritten",
         "x-rust-output",
         "x-sdk",
+        "x-sdk-query",
         "tags",
         "summary",
         "description",
@@ -1109,6 +1114,17 @@ fn parse_operation(
         None => None,
         Some(text) => Some(parse_sdk(text, &at)?),
     };
+    let sdk = match (sdk, op.str("x-sdk-query")?) {
+        (sdk, None) => sdk,
+        (Some(mut sdk), Some(query)) => {
+            check_type_name(query, &at)?;
+            sdk.query = Some(query.to_owned());
+            Some(sdk)
+        }
+        (None, Some(_)) => {
+            return Err(Error::at(&at, "`x-sdk-query` needs `x-sdk`".to_owned()));
+        }
+    };
 
     let mut field_names = BTreeSet::new();
     for field in path_params
@@ -1164,6 +1180,7 @@ fn parse_sdk(text: &str, at: &str) -> Result<SdkMethod, Error> {
     Ok(SdkMethod {
         accessor: accessor.to_owned(),
         method: method.to_owned(),
+        query: None,
     })
 }
 

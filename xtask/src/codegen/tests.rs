@@ -430,3 +430,39 @@ fn a_new_operation_gives_both_clients_a_method() {
     assert!(stale(&root(), &generate(&root()).unwrap()).is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// No endpoint is listed by hand: every generated operation is an `x-sdk` method of both
+/// clients, except the two whose facade method must do more than execute it (each with why).
+/// A hand-written method of the same name on the same wrapper would not compile (two
+/// definitions), so the hand-written helpers cannot shadow a generated one.
+#[test]
+fn every_plain_operation_is_a_generated_method() {
+    const NOT_PLAIN: &[(&str, &str)] = &[
+        (
+            "RefreshConnection",
+            "connections().refresh runs the guard (status, lastUsed, jobs, pause, quota) first",
+        ),
+        (
+            "RefreshAllConnections",
+            "deliberately absent: Basiq warns that bulk refreshes lock users out",
+        ),
+    ];
+    let api = spec::parse(&std::fs::read_to_string(root().join(SPEC_PATH)).unwrap()).unwrap();
+    let missing: Vec<&str> = api
+        .operations
+        .iter()
+        .filter(|op| op.sdk.is_none())
+        .map(|op| op.name.as_str())
+        .filter(|name| !NOT_PLAIN.iter().any(|(n, _)| n == name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "operations without `x-sdk`: {missing:?}"
+    );
+    for (name, _) in NOT_PLAIN {
+        assert!(
+            api.operations.iter().any(|op| op.name == *name),
+            "{name} is still an operation"
+        );
+    }
+}

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use basiq_core::error::ErrorContext;
-use basiq_core::policy::fleet::AttemptRefusal;
 use basiq_core::flows::consent::ConsentVerdict;
 use basiq_core::flows::refresh::RefreshVerdict;
 use basiq_core::id::{ConnectionId, InstitutionId, JobId, UserId};
+use basiq_core::policy::fleet::AttemptRefusal;
 use basiq_core::policy::refresh::{
     MemoryLedger, RefreshLedger, RefreshPolicy, RefreshResponse, RefreshSchedule, RefreshScheduler,
     SkipReason,
@@ -292,7 +292,10 @@ impl TransactionQuery {
     }
 
     /// The generated operation with this query's parameters; it validates `limit` itself.
-    pub(crate) fn operation(&self, user_id: UserId) -> basiq_core::api::operations::ListTransactions {
+    pub(crate) fn operation(
+        &self,
+        user_id: UserId,
+    ) -> basiq_core::api::operations::ListTransactions {
         let mut op = basiq_core::api::operations::ListTransactions::new(user_id);
         op.filter.clone_from(&self.filter);
         op.limit = self.limit;

@@ -29,10 +29,10 @@
 
 use time::OffsetDateTime;
 
-use crate::error::{Error, ErrorContext};
-use crate::policy::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
-use crate::id::{ConnectionId, InstitutionId, JobId, UserId};
 use crate::api::models::Job;
+use crate::error::{Error, ErrorContext};
+use crate::id::{ConnectionId, InstitutionId, JobId, UserId};
+use crate::policy::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
 use crate::policy::pause::{DuplicatePauseGuard, PauseDecision};
 
 /// How a consent attempt ended.

@@ -46,11 +46,11 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::error::{Error, ErrorContext};
-use crate::policy::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
-use crate::id::{ConnectionId, JobId, UserId};
 use crate::api::models::{Connection, Job};
 use crate::api::operations::{GetConnection, RefreshConnection};
+use crate::error::{Error, ErrorContext};
+use crate::id::{ConnectionId, JobId, UserId};
+use crate::policy::fleet::{AttemptRefusal, AttemptResult, FleetAttempt, FleetConfig};
 use crate::policy::pause::{DuplicatePauseGuard, PauseDecision};
 use crate::policy::refresh::{
     ConnectionView, RefreshDecision, RefreshLedger, RefreshPolicy, RefreshResponse, SkipReason,

@@ -394,13 +394,7 @@ async fn list_types(_auth: ServerAuth, State(state): State<AppState>) -> Json<Va
         .iter()
         .map(|(id, d)| type_json(base, id, d))
         .collect();
-    Json(json!({
-        "type": "list",
-        "count": data.len(),
-        "size": data.len(),
-        "data": data,
-        "links": { "self": format!("{base}/events/types") },
-    }))
+    Json(super::whole_list(format!("{base}/events/types"), data))
 }
 
 async fn get_type(

@@ -157,6 +157,17 @@ impl SurfaceJob {
 
 /// A deterministic uuid-looking id for a name (e.g. `consent:{userId}`): the same input always
 /// gives the same id, so derived resources keep their ids across reads.
+/// A list answered in one page (no `links.next`): Basiq's list envelope around `data`.
+pub(crate) fn whole_list(self_url: String, data: Vec<Value>) -> Value {
+    serde_json::json!({
+        "type": "list",
+        "count": data.len(),
+        "size": data.len(),
+        "data": data,
+        "links": { "self": self_url },
+    })
+}
+
 pub(crate) fn stable_id(name: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in name.bytes() {

@@ -261,13 +261,7 @@ async fn list(_auth: ServerAuth, State(state): State<AppState>) -> Json<Value> {
         .iter()
         .map(|r| report_json(base, r, false))
         .collect();
-    Json(json!({
-        "type": "list",
-        "count": data.len(),
-        "size": data.len(),
-        "data": data,
-        "links": { "self": format!("{base}/reports") },
-    }))
+    Json(super::whole_list(format!("{base}/reports"), data))
 }
 
 async fn get_one(

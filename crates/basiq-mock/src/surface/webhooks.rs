@@ -165,13 +165,10 @@ async fn list(_auth: ServerAuth, State(state): State<AppState>) -> Json<Value> {
         .iter()
         .map(|w| webhook_json(base, w, false, db.surface.notify.disabled.contains(&w.id)))
         .collect();
-    Json(json!({
-        "type": "list",
-        "count": data.len(),
-        "size": data.len(),
-        "data": data,
-        "links": { "self": format!("{base}/notifications/webhooks") },
-    }))
+    Json(super::whole_list(
+        format!("{base}/notifications/webhooks"),
+        data,
+    ))
 }
 
 async fn get_one(

@@ -202,46 +202,36 @@ impl fmt::Display for BodyTooLarge {
 
 impl std::error::Error for BodyTooLarge {}
 
-/// Calls `f` with every header line of `response`, in order, grouped by name.
-fn each_header<'r>(
-    response: &'r ureq::Response,
-    names: &'r [String],
-    mut f: impl FnMut(&'r str, &'r str),
-) {
+/// ureq's response headers as an `http::HeaderMap`, every line of every name in order. The
+/// values are copied into one shared buffer (one allocation for all of them, not one each);
+/// ureq lower-cased the names, so the standard ones need no allocation. A line `http` would
+/// refuse is left out.
+fn copy_headers(response: &ureq::Response) -> http::HeaderMap {
+    /// Enough for the value bytes of a typical answer; a bigger head grows the buffer once.
+    const VALUES: usize = 512;
+    let names = response.headers_names();
+    let mut buffer = bytes::BytesMut::with_capacity(VALUES);
+    let mut headers = http::HeaderMap::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        // One pass per name: all its lines.
+        // One pass per name, for all its lines (ureq looks a name up by scanning every line).
         if names[..i].contains(name) {
             continue;
         }
+        let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        let mut add = |value: &str| {
+            buffer.extend_from_slice(value.as_bytes());
+            if let Ok(value) = http::HeaderValue::from_maybe_shared(buffer.split().freeze()) {
+                headers.append(header.clone(), value);
+            }
+        };
         if names[i + 1..].contains(name) {
-            response
-                .all(name)
-                .into_iter()
-                .for_each(|value| f(name, value));
+            response.all(name).into_iter().for_each(&mut add);
         } else if let Some(value) = response.header(name) {
-            f(name, value);
+            add(value);
         }
     }
-}
-
-/// ureq's response headers as an `http::HeaderMap`. The values are copied into one shared
-/// buffer (one allocation for all of them, not one each); ureq lower-cased the names, so the
-/// standard ones need no allocation. A line `http` would refuse is left out.
-fn copy_headers(response: &ureq::Response) -> http::HeaderMap {
-    let names = response.headers_names();
-    let mut len = 0;
-    each_header(response, &names, |_, value| len += value.len());
-    let mut buffer = bytes::BytesMut::with_capacity(len);
-    let mut headers = http::HeaderMap::with_capacity(names.len());
-    each_header(response, &names, |name, value| {
-        let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) else {
-            return;
-        };
-        buffer.extend_from_slice(value.as_bytes());
-        if let Ok(value) = http::HeaderValue::from_maybe_shared(buffer.split().freeze()) {
-            headers.append(name, value);
-        }
-    });
     headers
 }
 

@@ -21,10 +21,7 @@ use std::time::Duration;
 
 use basiq::clock::Clock;
 use basiq::fleet::{AsyncFleet, FleetConfig, FleetKeys, MemoryFleetStore};
-use basiq::id::InstitutionId;
-use basiq::jobs::PollConfig;
-use basiq::models::NewUser;
-use basiq::{Client, ConsentAction, ConsentOutcome, RefreshOutcome};
+use basiq::{Client, RefreshOutcome};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -67,27 +64,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A user with one connection (see the connect_bank example).
     let (web, worker) = (&instances[0], &instances[2]);
-    let user = web
-        .users()
-        .create(NewUser {
-            email: Some("dinesh@piedpiper.com".into()),
-            ..NewUser::default()
-        })
+    // Followed on the emulator's virtual time by the first client (its waits move the clock).
+    let Some((user, report)) = target
+        .connected_user(
+            web,
+            &first,
+            "dinesh@piedpiper.com",
+            ("Gilfoyle", "PiedPiper"),
+        )
         .await?
-        .id;
-    let action = ConsentAction::connect_to(InstitutionId::new("AU00000")?);
-    let ConsentOutcome::Link(link) = web.consent_url(&user, action).await? else {
-        return Err("expected a consent link for a new user".into());
-    };
-    let Some(jobs) = target.user_connects(&link, ("Gilfoyle", "PiedPiper"))? else {
+    else {
         return Ok(()); // real API: a person has to open the link
     };
-    let job = jobs.first().ok_or("the consent answered no job")?;
-    // Followed on the emulator's virtual time by the first client (its waits move the clock).
-    let report = first
-        .jobs()
-        .wait(job.as_str(), PollConfig::default())
-        .await?;
     let connection = report
         .connection_id()
         .ok_or("the job names no connection")?

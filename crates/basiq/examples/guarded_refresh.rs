@@ -14,10 +14,9 @@ mod support;
 
 use std::time::Duration;
 
-use basiq::id::{ConnectionId, InstitutionId};
+use basiq::id::ConnectionId;
 use basiq::jobs::PollConfig;
-use basiq::models::NewUser;
-use basiq::{ConsentAction, ConsentOutcome, RefreshOutcome};
+use basiq::RefreshOutcome;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,26 +24,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = target.async_builder().max_refreshes_per_minute(2).build()?;
 
     // A user with one Hooli connection (see the connect_bank example).
-    let user = client
-        .users()
-        .create(NewUser {
-            email: Some("richard@piedpiper.com".into()),
-            ..NewUser::default()
-        })
+    let Some((user, report)) = target
+        .connected_user(
+            &client,
+            &client,
+            "richard@piedpiper.com",
+            ("richard", "tabsnotspaces"),
+        )
         .await?
-        .id;
-    let action = ConsentAction::connect_to(InstitutionId::new("AU00000")?);
-    let ConsentOutcome::Link(link) = client.consent_url(&user, action).await? else {
-        return Err("expected a consent link for a new user".into());
-    };
-    let Some(jobs) = target.user_connects(&link, ("richard", "tabsnotspaces"))? else {
+    else {
         return Ok(()); // real API: a person has to open the link
     };
-    let job = jobs.first().ok_or("the consent answered no job")?;
-    let report = client
-        .jobs()
-        .wait(job.as_str(), PollConfig::default())
-        .await?;
     let connection = report
         .connection_id()
         .ok_or("the job names no connection")?

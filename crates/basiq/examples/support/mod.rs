@@ -138,4 +138,39 @@ impl Target {
             .unwrap_or_default();
         Ok(Some(ids))
     }
+
+    /// A new user with one connection, made as the connect_bank example shows: `client` creates
+    /// the user and asks for a consent link, the user logs in (`login`) to the emulator's bank
+    /// `AU00000`, and `follower` waits for the job (on the emulator, the client whose waits move
+    /// the virtual clock). `None` on the real API, where a person has to open the link.
+    #[cfg(feature = "async")]
+    pub async fn connected_user(
+        &self,
+        client: &basiq::Client,
+        follower: &basiq::Client,
+        email: &str,
+        login: (&str, &str),
+    ) -> Result<Option<(basiq::id::UserId, basiq::JobReport)>, Box<dyn std::error::Error>> {
+        let user = client
+            .users()
+            .create(basiq::models::NewUser {
+                email: Some(email.into()),
+                ..basiq::models::NewUser::default()
+            })
+            .await?
+            .id;
+        let action = basiq::ConsentAction::connect_to(basiq::id::InstitutionId::new("AU00000")?);
+        let basiq::ConsentOutcome::Link(link) = client.consent_url(&user, action).await? else {
+            return Err("expected a consent link for a new user".into());
+        };
+        let Some(jobs) = self.user_connects(&link, login)? else {
+            return Ok(None); // real API: a person has to open the link
+        };
+        let job = jobs.first().ok_or("the consent answered no job")?;
+        let report = follower
+            .jobs()
+            .wait(job.as_str(), basiq::jobs::PollConfig::default())
+            .await?;
+        Ok(Some((user, report)))
+    }
 }

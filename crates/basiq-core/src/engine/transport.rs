@@ -240,12 +240,18 @@ mod tests {
     }
 
     #[test]
-    fn debug_shows_the_body_length_never_the_body() {
+    fn debug_shows_the_body_length_never_the_body_or_the_token() {
         let mut request =
             HttpRequest::new(Method::POST, Url::parse("http://h/jobs/j/mfa").unwrap());
         *request.body_mut() = br#"{"mfa-response":["123456"]}"#.to_vec();
+        let mut bearer = http::HeaderValue::from_static("Bearer tok-secret");
+        bearer.set_sensitive(true);
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, bearer);
         let shown = format!("{request:?}");
         assert!(!shown.contains("123456"), "{shown}");
+        assert!(!shown.contains("tok-secret"), "{shown}");
         assert!(shown.contains("body_len: 27"), "{shown}");
     }
 }

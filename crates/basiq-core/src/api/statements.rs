@@ -2,7 +2,7 @@
 //! `multipart/form-data`, answered with a job to follow.
 //!
 //! Hand-written (our spec marks it `x-basiq-handwritten`) because the generator only builds JSON
-//! bodies. The body is built here, sans-IO, into the [`HttpRequest`](crate::engine::transport::HttpRequest) every operation
+//! bodies. The body is built here, sans-IO, into the [`HttpRequest`] every operation
 //! produces: the client-side multipart crates (`reqwest::multipart`,
 //! `common-multipart-rfc7578`) stream into an async body tied to one HTTP stack, which neither
 //! the blocking client nor a host's own transport could use. Multipart with two parts and a

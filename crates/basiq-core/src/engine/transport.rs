@@ -185,7 +185,7 @@ impl<T: BlockingTransport + ?Sized> BlockingTransport for std::sync::Arc<T> {
 #[non_exhaustive]
 pub struct RequestLimits {
     /// The largest response body to read; beyond it the transport fails with
-    /// [`TransportErrorKind::TooLarge`](crate::error::TransportErrorKind::TooLarge).
+    /// [`TransportErrorKind::TooLarge`].
     pub max_response_bytes: u64,
     /// How long this request may take in all (connect, send, wait, read the whole body), what
     /// is left of the call's overall deadline. `None`: only the transport's own timeouts apply.

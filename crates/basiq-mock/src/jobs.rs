@@ -109,13 +109,22 @@ impl Job {
         title: &str,
         now: OffsetDateTime,
     ) -> Option<OffsetDateTime> {
-        let statuses = self.step_statuses(now);
-        self.steps
-            .iter()
-            .zip(self.windows())
-            .zip(statuses)
-            .find(|((s, _), _)| s.title == title)
-            .and_then(|((_, (_, end)), st)| (st == StepStatus::Success).then_some(end))
+        // What `step_statuses` says of that step, without building the lists: every read of a
+        // connection asks this of each of its jobs.
+        let mut start = self.start_at;
+        for step in &self.steps {
+            let end = start + step.duration;
+            if step.title == title {
+                let success = now >= start && now >= end && step.failure.is_none();
+                return success.then_some(end);
+            }
+            if step.failure.is_some() {
+                // Every step after a failing one stays pending.
+                return None;
+            }
+            start = end;
+        }
+        None
     }
 
     /// The latest state change at or before `now`.
@@ -342,4 +351,64 @@ async fn list_jobs(
         "data": data,
         "links": { "self": format!("{base}/users/{user_id}/jobs") },
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Method;
+    use time::macros::datetime;
+
+    #[test]
+    fn step_succeeded_at_agrees_with_the_step_statuses() {
+        let t0 = datetime!(2024-05-01 00:00 UTC);
+        let logins = [
+            ("gavinBelson", "hooli2016"),
+            ("bighead", "password"),
+            ("erlich", "aviato"),
+            ("jianYang", "nothotdog"),
+            ("slow", "x"),
+            ("flaky", "x"),
+            ("timeout", "x"),
+        ];
+        for (login, password) in logins {
+            for (outage, mfa) in [(false, false), (true, false), (false, true)] {
+                let job = Job {
+                    id: "j".into(),
+                    seq: 1,
+                    kind: JobKind::Connect,
+                    user_id: "u".into(),
+                    connection_id: "c".into(),
+                    institution_id: "AU00000".into(),
+                    method: Method::Web,
+                    login_id: login.into(),
+                    created: t0,
+                    start_at: t0 + time::Duration::seconds(2),
+                    steps: logins::plan(login, password, 0, outage, mfa),
+                };
+                let end = job.finished_at() + time::Duration::seconds(2);
+                let mut now = t0;
+                while now <= end {
+                    let statuses = job.step_statuses(now);
+                    for title in [VERIFY, ACCOUNTS, TRANSACTIONS] {
+                        let expected = job
+                            .steps
+                            .iter()
+                            .zip(job.windows())
+                            .zip(&statuses)
+                            .find(|((s, _), _)| s.title == title)
+                            .and_then(|((_, (_, end)), st)| {
+                                (*st == StepStatus::Success).then_some(end)
+                            });
+                        assert_eq!(
+                            job.step_succeeded_at(title, now),
+                            expected,
+                            "{login} {title} at {now}"
+                        );
+                    }
+                    now += time::Duration::milliseconds(250);
+                }
+            }
+        }
+    }
 }

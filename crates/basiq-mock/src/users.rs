@@ -145,8 +145,10 @@ pub(crate) fn user_json(base: &str, db: &Db, user: &User, now: OffsetDateTime) -
 }
 
 /// What the user JSON is made of, copied out of the database so that the JSON (the accounts of
-/// every connection, generated on first use) can be built after the lock is released.
-#[derive(Debug)]
+/// every connection, generated on first use) can be built after the lock is released. The JSON
+/// is a function of the view alone (with the server's base URL), which is what lets
+/// `GET /users/{id}` serve the bytes rendered for an equal view (see [`crate::rendered`]).
+#[derive(Debug, PartialEq)]
 pub(crate) struct UserView {
     user: User,
     /// Live connections then the retained snapshots of deleted ones: their accounts count
@@ -159,13 +161,9 @@ pub(crate) struct UserView {
 impl UserView {
     pub(crate) fn capture(db: &Db, user: &User, now: OffsetDateTime) -> Self {
         let uid = &user.id;
-        let live = db.connections_of(uid);
-        let connection_ids = live.iter().map(|c| c.id.clone()).collect();
-        let infos = live
-            .into_iter()
-            .map(|c| db.connection_info(c, now))
-            .chain(db.retained.iter().filter(|c| &c.user_id == uid).cloned())
-            .collect();
+        let mut infos = db.connection_infos_of(uid, now);
+        let connection_ids = infos.iter().map(|c| c.id.clone()).collect();
+        infos.extend(db.retained.iter().filter(|c| &c.user_id == uid).cloned());
         Self {
             user: user.clone(),
             infos,
@@ -347,16 +345,15 @@ async fn get_user(
             .ok_or_else(|| user_not_found(&user_id))?;
         UserView::capture(&db, user, now)
     };
-    // Built after the lock is released: the accounts of every connection (generated on first
-    // use) never make other requests wait.
-    let body = view.body(state.base()).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal-server-error",
-            "Internal Server Error",
-            format!("cannot encode the user: {e}"),
-        )
-    })?;
+    // Rendered after the lock is released (the accounts of every connection are generated on
+    // first use), and only when the view differs from the one last rendered for this user.
+    let body = state
+        .inner
+        .rendered_users
+        .get_or_render(&user_id, view, |view| {
+            view.body(state.base()).map(String::into_bytes)
+        })
+        .map_err(|e| ApiError::internal(format!("cannot encode the user: {e}")))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

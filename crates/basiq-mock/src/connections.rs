@@ -23,7 +23,6 @@ use crate::auth::{ServerAuth, ServerUserQuery};
 use crate::clock::rfc3339;
 use crate::error::{no_content, ApiError};
 use crate::jobs::{create_job, job_ref};
-use crate::logins::{ACCOUNTS, TRANSACTIONS, VERIFY};
 use crate::query;
 use crate::state::{
     AppState, Connection, ConnectionInfo, ConnectionStatus, Db, Job, JobKind, Method,
@@ -43,28 +42,25 @@ pub(crate) fn derive(c: &Connection, jobs: &[&Job], now: OffsetDateTime) -> Conn
     let mut transactions_at = None::<OffsetDateTime>;
     let mut success_ends = Vec::new();
     for job in jobs {
-        match job.succeeded(now) {
+        let progress = job.progress(now);
+        match progress.succeeded {
             Some(false) => status = ConnectionStatus::Invalid,
             Some(true) => {
                 status = ConnectionStatus::Active;
-                let end = job.finished_at();
+                let end = progress.finished_at;
                 last_used = Some(end);
                 successful_jobs += 1;
                 success_ends.push(end);
             }
             None => {
-                if job.step_succeeded_at(VERIFY, now).is_some() {
+                if progress.verified_at.is_some() {
                     status = ConnectionStatus::Active;
                 }
-                job_in_progress = Some(job.id.clone());
+                job_in_progress = Some(&job.id);
             }
         }
-        if let Some(t) = job.step_succeeded_at(ACCOUNTS, now) {
-            accounts_at = accounts_at.max(Some(t));
-        }
-        if let Some(t) = job.step_succeeded_at(TRANSACTIONS, now) {
-            transactions_at = transactions_at.max(Some(t));
-        }
+        accounts_at = accounts_at.max(progress.accounts_at);
+        transactions_at = transactions_at.max(progress.transactions_at);
     }
     let after_purge = |t: Option<OffsetDateTime>| match (t, c.purged_at) {
         (Some(t), Some(p)) => t > p,
@@ -87,7 +83,7 @@ pub(crate) fn derive(c: &Connection, jobs: &[&Job], now: OffsetDateTime) -> Conn
         accounts_retrieved: !purged && after_purge(accounts_at),
         transactions_retrieved: !purged && after_purge(transactions_at),
         successful_jobs,
-        job_in_progress,
+        job_in_progress: job_in_progress.cloned(),
         transaction_count: None,
     }
 }

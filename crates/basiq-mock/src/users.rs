@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use crate::auth::ServerAuth;
 use crate::error::{no_content, parse_json, ApiError};
 use crate::ids::IdKind;
-use crate::state::{AppState, Db, User};
+use crate::state::{AppState, ConnectionInfo, Db, User};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/users", post(create)).route(
@@ -153,8 +153,9 @@ pub(crate) struct UserView {
     user: User,
     /// Live connections then the retained snapshots of deleted ones: their accounts count
     /// (basiq-api.md §3.2).
-    infos: Vec<crate::state::ConnectionInfo>,
-    connection_ids: Vec<String>,
+    infos: Vec<ConnectionInfo>,
+    /// How many of `infos` are live connections (the user's `connections` list).
+    live: usize,
     has_auth_link: bool,
 }
 
@@ -162,12 +163,12 @@ impl UserView {
     pub(crate) fn capture(db: &Db, user: &User, now: OffsetDateTime) -> Self {
         let uid = &user.id;
         let mut infos = db.connection_infos_of(uid, now);
-        let connection_ids = infos.iter().map(|c| c.id.clone()).collect();
+        let live = infos.len();
         infos.extend(db.retained.iter().filter(|c| &c.user_id == uid).cloned());
         Self {
             user: user.clone(),
             infos,
-            connection_ids,
+            live,
             has_auth_link: db
                 .surface
                 .auth_links
@@ -234,9 +235,10 @@ impl UserView {
         let user = &self.user;
         let uid = &user.id;
         let conns: Vec<Value> = self
-            .connection_ids
+            .infos
             .iter()
-            .map(|id| {
+            .take(self.live)
+            .map(|ConnectionInfo { id, .. }| {
                 json!({
                     "type": "connection",
                     "id": id,

@@ -10,8 +10,9 @@
 //! - OpenBanking: more than 20 refresh jobs in one (virtual) UTC day → **429 `too-many-requests`**;
 //! - else 202 with a new job.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,7 +23,6 @@ use crate::auth::{ServerAuth, ServerUserQuery};
 use crate::clock::rfc3339;
 use crate::error::{no_content, ApiError};
 use crate::jobs::{create_job, job_ref};
-use crate::logins::{ACCOUNTS, TRANSACTIONS, VERIFY};
 use crate::query;
 use crate::state::{
     AppState, Connection, ConnectionInfo, ConnectionStatus, Db, Job, JobKind, Method,
@@ -42,28 +42,25 @@ pub(crate) fn derive(c: &Connection, jobs: &[&Job], now: OffsetDateTime) -> Conn
     let mut transactions_at = None::<OffsetDateTime>;
     let mut success_ends = Vec::new();
     for job in jobs {
-        match job.succeeded(now) {
+        let progress = job.progress(now);
+        match progress.succeeded {
             Some(false) => status = ConnectionStatus::Invalid,
             Some(true) => {
                 status = ConnectionStatus::Active;
-                let end = job.finished_at();
+                let end = progress.finished_at;
                 last_used = Some(end);
                 successful_jobs += 1;
                 success_ends.push(end);
             }
             None => {
-                if job.step_succeeded_at(VERIFY, now).is_some() {
+                if progress.verified_at.is_some() {
                     status = ConnectionStatus::Active;
                 }
-                job_in_progress = Some(job.id.clone());
+                job_in_progress = Some(&job.id);
             }
         }
-        if let Some(t) = job.step_succeeded_at(ACCOUNTS, now) {
-            accounts_at = accounts_at.max(Some(t));
-        }
-        if let Some(t) = job.step_succeeded_at(TRANSACTIONS, now) {
-            transactions_at = transactions_at.max(Some(t));
-        }
+        accounts_at = accounts_at.max(progress.accounts_at);
+        transactions_at = transactions_at.max(progress.transactions_at);
     }
     let after_purge = |t: Option<OffsetDateTime>| match (t, c.purged_at) {
         (Some(t), Some(p)) => t > p,
@@ -86,7 +83,7 @@ pub(crate) fn derive(c: &Connection, jobs: &[&Job], now: OffsetDateTime) -> Conn
         accounts_retrieved: !purged && after_purge(accounts_at),
         transactions_retrieved: !purged && after_purge(transactions_at),
         successful_jobs,
-        job_in_progress,
+        job_in_progress: job_in_progress.cloned(),
         transaction_count: None,
     }
 }
@@ -175,7 +172,7 @@ fn owned_info(
 async fn list(
     State(state): State<AppState>,
     ServerUserQuery { user_id, raw }: ServerUserQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let conds = query::filter(
         raw.as_deref(),
         &[
@@ -191,14 +188,11 @@ async fn list(
     let infos: Vec<ConnectionInfo> = {
         let db = state.db();
         require_user(&db, &user_id)?;
-        db.connections_of(&user_id)
-            .into_iter()
-            .map(|c| db.connection_info(c, now))
-            .collect()
+        db.connection_infos_of(&user_id, now)
     };
     let base = state.base();
     // The JSON (with each connection's accounts) is built after the lock is released.
-    let data: Vec<Value> = infos
+    let data = infos
         .into_iter()
         .filter(|info| {
             conds.iter().all(|cond| {
@@ -210,25 +204,50 @@ async fn list(
                 }
             })
         })
-        .map(|info| connection_json(base, &info))
-        .collect();
-    Ok(Json(json!({
-        "type": "list",
-        "count": data.len(),
-        "data": data,
-        "links": { "self": format!("{base}/users/{user_id}/connections") },
-    })))
+        .map(|info| connection_body(&state, info))
+        .collect::<Result<Vec<Bytes>, ApiError>>()?;
+    // The list written around the connections' bytes (each a complete JSON object).
+    let links = json!({ "self": format!("{base}/users/{user_id}/connections") });
+    let mut body = format!(r#"{{"type":"list","count":{},"data":["#, data.len()).into_bytes();
+    body.reserve(data.iter().map(|d| d.len() + 1).sum::<usize>() + 128);
+    for (i, connection) in data.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(connection);
+    }
+    body.extend_from_slice(br#"],"links":"#);
+    body.extend_from_slice(links.to_string().as_bytes());
+    body.push(b'}');
+    Ok(json_response(Bytes::from(body)))
+}
+
+/// The connection JSON as bytes, rendered only when `info` differs from the view it was last
+/// rendered from (a function of `info` alone: see [`crate::rendered`]).
+fn connection_body(state: &AppState, info: ConnectionInfo) -> Result<Bytes, ApiError> {
+    let id = info.id.clone();
+    state
+        .inner
+        .rendered_connections
+        .get_or_render(&id, info, |info| {
+            serde_json::to_vec(&connection_json(state.base(), info))
+        })
+        .map_err(|e| ApiError::internal(format!("cannot encode the connection: {e}")))
+}
+
+fn json_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 async fn get_one(
     _auth: ServerAuth,
     State(state): State<AppState>,
     Path((user_id, cid)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let now = state.now();
     let info = owned_info(&state.db(), &user_id, &cid, now)?;
     // Built after the lock is released (the accounts are generated on first use).
-    Ok(Json(connection_json(state.base(), &info)))
+    Ok(json_response(connection_body(&state, info)?))
 }
 
 /// `DELETE` → 204. The connection's jobs stay readable by id (their `source` then 404s).

@@ -79,6 +79,17 @@ impl ApiError {
         )
     }
 
+    /// 500 `internal-server-error`: the emulator could not do what it should (an answer it
+    /// cannot encode).
+    pub(crate) fn internal(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-server-error",
+            "Internal Server Error",
+            detail,
+        )
+    }
+
     /// A malformed request body: 400 `invalid-content` for syntax errors, `parameter-not-valid`
     /// for well-formed bodies with wrongly typed fields.
     pub(crate) fn from_json(err: &serde_json::Error) -> Self {

@@ -115,6 +115,26 @@ impl AsyncWrite for FrontStream {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
+    /// Vectored, so hyper hands a large body over as it is rather than copying it behind the head
+    /// into one buffer (its strategy when the stream cannot write vectored).
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // An automatic error head comes alone (it has no body): one slice, checked as above.
+        let mut written = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (written.next(), written.next()) {
+            return self.poll_write(cx, only);
+        }
+        ready!(self.poll_drain(cx))?;
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_drain(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)

@@ -97,7 +97,9 @@ impl Job {
         now >= self.finished_at()
     }
 
-    /// `Some(true)` finished successfully, `Some(false)` failed, `None` still running.
+    /// `Some(true)` finished successfully, `Some(false)` failed, `None` still running (the plain
+    /// definition, kept as the oracle of [`progress`](Self::progress)).
+    #[cfg(test)]
     pub(crate) fn succeeded(&self, now: OffsetDateTime) -> Option<bool> {
         self.is_finished(now)
             .then(|| self.steps.iter().all(|s| s.failure.is_none()))
@@ -109,13 +111,65 @@ impl Job {
         title: &str,
         now: OffsetDateTime,
     ) -> Option<OffsetDateTime> {
-        let statuses = self.step_statuses(now);
-        self.steps
-            .iter()
-            .zip(self.windows())
-            .zip(statuses)
-            .find(|((s, _), _)| s.title == title)
-            .and_then(|((_, (_, end)), st)| (st == StepStatus::Success).then_some(end))
+        // What `step_statuses` says of that step, without building the lists: every read of a
+        // connection asks this of each of its jobs.
+        let mut start = self.start_at;
+        for step in &self.steps {
+            let end = start + step.duration;
+            if step.title == title {
+                let success = now >= start && now >= end && step.failure.is_none();
+                return success.then_some(end);
+            }
+            if step.failure.is_some() {
+                // Every step after a failing one stays pending.
+                return None;
+            }
+            start = end;
+        }
+        None
+    }
+
+    /// What deriving a connection needs of this job at `now`, in one pass over its steps (the
+    /// same answers as [`succeeded`](Self::succeeded), [`finished_at`](Self::finished_at) and
+    /// [`step_succeeded_at`](Self::step_succeeded_at) for the three data steps).
+    pub(crate) fn progress(&self, now: OffsetDateTime) -> Progress {
+        let mut progress = Progress {
+            finished_at: self.start_at,
+            succeeded: None,
+            verified_at: None,
+            accounts_at: None,
+            transactions_at: None,
+        };
+        let mut seen = [false; 3];
+        let mut start = self.start_at;
+        let mut failed = false;
+        for step in &self.steps {
+            let end = start + step.duration;
+            let slot = match step.title {
+                VERIFY => Some((0, &mut progress.verified_at)),
+                ACCOUNTS => Some((1, &mut progress.accounts_at)),
+                TRANSACTIONS => Some((2, &mut progress.transactions_at)),
+                _ => None,
+            };
+            if let Some((i, at)) = slot {
+                // The first step of that title, as `step_succeeded_at` finds it.
+                if !seen[i] {
+                    seen[i] = true;
+                    let success = now >= start && now >= end && step.failure.is_none();
+                    *at = success.then_some(end);
+                }
+            }
+            progress.finished_at = end;
+            if step.failure.is_some() {
+                failed = true;
+                break;
+            }
+            start = end;
+        }
+        if now >= progress.finished_at {
+            progress.succeeded = Some(!failed);
+        }
+        progress
     }
 
     /// The latest state change at or before `now`.
@@ -135,6 +189,21 @@ impl Job {
         }
         last
     }
+}
+
+/// A job's course at one instant, as [`Job::progress`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// When the job ends (the failing step's end, or the last step's).
+    pub(crate) finished_at: OffsetDateTime,
+    /// `Some(true)` finished successfully, `Some(false)` failed, `None` still running.
+    pub(crate) succeeded: Option<bool>,
+    /// When `verify-credentials` succeeded, if it has.
+    pub(crate) verified_at: Option<OffsetDateTime>,
+    /// When `retrieve-accounts` succeeded, if it has.
+    pub(crate) accounts_at: Option<OffsetDateTime>,
+    /// When `retrieve-transactions` succeeded, if it has.
+    pub(crate) transactions_at: Option<OffsetDateTime>,
 }
 
 /// `{type:"job", id, links{self}}`: what refresh endpoints return.
@@ -342,4 +411,73 @@ async fn list_jobs(
         "data": data,
         "links": { "self": format!("{base}/users/{user_id}/jobs") },
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Method;
+    use time::macros::datetime;
+
+    #[test]
+    fn step_succeeded_at_and_progress_agree_with_the_step_statuses() {
+        let t0 = datetime!(2024-05-01 00:00 UTC);
+        let logins = [
+            ("gavinBelson", "hooli2016"),
+            ("bighead", "password"),
+            ("erlich", "aviato"),
+            ("jianYang", "nothotdog"),
+            ("slow", "x"),
+            ("flaky", "x"),
+            ("timeout", "x"),
+        ];
+        for (login, password) in logins {
+            for (outage, mfa) in [(false, false), (true, false), (false, true)] {
+                let job = Job {
+                    id: "j".into(),
+                    seq: 1,
+                    kind: JobKind::Connect,
+                    user_id: "u".into(),
+                    connection_id: "c".into(),
+                    institution_id: "AU00000".into(),
+                    method: Method::Web,
+                    login_id: login.into(),
+                    created: t0,
+                    start_at: t0 + time::Duration::seconds(2),
+                    steps: logins::plan(login, password, 0, outage, mfa),
+                };
+                let end = job.finished_at() + time::Duration::seconds(2);
+                let mut now = t0;
+                while now <= end {
+                    let statuses = job.step_statuses(now);
+                    for title in [VERIFY, ACCOUNTS, TRANSACTIONS] {
+                        let expected = job
+                            .steps
+                            .iter()
+                            .zip(job.windows())
+                            .zip(&statuses)
+                            .find(|((s, _), _)| s.title == title)
+                            .and_then(|((_, (_, end)), st)| {
+                                (*st == StepStatus::Success).then_some(end)
+                            });
+                        assert_eq!(
+                            job.step_succeeded_at(title, now),
+                            expected,
+                            "{login} {title} at {now}"
+                        );
+                    }
+                    let progress = job.progress(now);
+                    assert_eq!(progress.finished_at, job.finished_at(), "{login} at {now}");
+                    assert_eq!(progress.succeeded, job.succeeded(now), "{login} at {now}");
+                    assert_eq!(progress.verified_at, job.step_succeeded_at(VERIFY, now));
+                    assert_eq!(progress.accounts_at, job.step_succeeded_at(ACCOUNTS, now));
+                    assert_eq!(
+                        progress.transactions_at,
+                        job.step_succeeded_at(TRANSACTIONS, now)
+                    );
+                    now += time::Duration::milliseconds(250);
+                }
+            }
+        }
+    }
 }

@@ -41,6 +41,7 @@ mod logins;
 mod mfa;
 mod page;
 mod query;
+mod rendered;
 mod server;
 mod state;
 mod stats;

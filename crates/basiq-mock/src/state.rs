@@ -21,6 +21,7 @@ use crate::clock::MockClock;
 use crate::connectors::Connector;
 use crate::ids::{uuid_like, IdKind};
 use crate::logins::Failure;
+use crate::rendered::Rendered;
 use crate::stats::Stats;
 
 /// A general request-rate limit (applied by the rate-limiting middleware, when configured).
@@ -71,6 +72,11 @@ pub(crate) struct Inner {
     pub(crate) clock: MockClock,
     /// Fault rules and the request rate limit (own state: the fault middleware needs no `Db`).
     pub(crate) faults: Arc<crate::faults::Faults>,
+    /// `GET /users/{id}` answers, kept with the view each was rendered from (outside `db`: a
+    /// hit takes only the lock needed to derive the view).
+    pub(crate) rendered_users: Rendered<crate::users::UserView>,
+    /// Connection JSON (`GET /users/{id}/connections[/{id}]`), kept with its `ConnectionInfo`.
+    pub(crate) rendered_connections: Rendered<ConnectionInfo>,
     db: Mutex<Db>,
 }
 
@@ -89,7 +95,7 @@ pub(crate) struct TokenGrant {
 }
 
 /// The fields a user was created or updated with (Basiq's names, camelCase on the wire).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct User {
     pub(crate) id: String,
     pub(crate) email: Option<String>,
@@ -300,7 +306,43 @@ impl Db {
 
     /// The derived, point-in-time view of a connection.
     pub(crate) fn connection_info(&self, c: &Connection, now: OffsetDateTime) -> ConnectionInfo {
-        let mut info = crate::connections::derive(c, &self.jobs_of_connection(&c.id), now);
+        self.info_with_jobs(c, &self.jobs_of_connection(&c.id), now)
+    }
+
+    /// The derived views of a user's connections, oldest first: [`connection_info`] of each,
+    /// with the jobs found in one pass over all jobs rather than one pass per connection.
+    ///
+    /// [`connection_info`]: Self::connection_info
+    pub(crate) fn connection_infos_of(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Vec<ConnectionInfo> {
+        let connections = self.connections_of(user_id);
+        if connections.is_empty() {
+            return Vec::new();
+        }
+        // A job belongs to its connection's user (`jobs::create_job`), so this holds every job
+        // of these connections.
+        let mut jobs: Vec<&Job> = self
+            .jobs
+            .values()
+            .filter(|j| j.user_id == user_id)
+            .collect();
+        jobs.sort_by_key(|j| j.seq);
+        let mut own = Vec::with_capacity(jobs.len());
+        connections
+            .into_iter()
+            .map(|c| {
+                own.clear();
+                own.extend(jobs.iter().copied().filter(|j| j.connection_id == c.id));
+                self.info_with_jobs(c, &own, now)
+            })
+            .collect()
+    }
+
+    fn info_with_jobs(&self, c: &Connection, jobs: &[&Job], now: OffsetDateTime) -> ConnectionInfo {
+        let mut info = crate::connections::derive(c, jobs, now);
         info.transaction_count = self.volume.of(c);
         info
     }
@@ -370,6 +412,8 @@ impl AppState {
                 config,
                 clock,
                 faults,
+                rendered_users: Rendered::default(),
+                rendered_connections: Rendered::default(),
                 db: Mutex::new(db),
             }),
         }
@@ -410,11 +454,7 @@ impl AppState {
     #[allow(dead_code)] // the accounts/transactions module's entry point
     pub(crate) fn connections_of_user(&self, user_id: &str) -> Vec<ConnectionInfo> {
         let now = self.now();
-        let db = self.db();
-        db.connections_of(user_id)
-            .into_iter()
-            .map(|c| db.connection_info(c, now))
-            .collect()
+        self.db().connection_infos_of(user_id, now)
     }
 
     /// Frozen snapshots of the user's deleted connections (their data remains, basiq-api.md §3.2).
@@ -433,6 +473,8 @@ impl AppState {
     pub(crate) fn reset(&self) {
         self.db().reset();
         self.inner.faults.clear();
+        self.inner.rendered_users.clear();
+        self.inner.rendered_connections.clear();
     }
 
     /// Whether a user exists.

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use crate::auth::ServerAuth;
 use crate::error::{no_content, parse_json, ApiError};
 use crate::ids::IdKind;
-use crate::state::{AppState, Db, User};
+use crate::state::{AppState, ConnectionInfo, Db, User};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/users", post(create)).route(
@@ -145,31 +145,30 @@ pub(crate) fn user_json(base: &str, db: &Db, user: &User, now: OffsetDateTime) -
 }
 
 /// What the user JSON is made of, copied out of the database so that the JSON (the accounts of
-/// every connection, generated on first use) can be built after the lock is released.
-#[derive(Debug)]
+/// every connection, generated on first use) can be built after the lock is released. The JSON
+/// is a function of the view alone (with the server's base URL), which is what lets
+/// `GET /users/{id}` serve the bytes rendered for an equal view (see [`crate::rendered`]).
+#[derive(Debug, PartialEq)]
 pub(crate) struct UserView {
     user: User,
     /// Live connections then the retained snapshots of deleted ones: their accounts count
     /// (basiq-api.md §3.2).
-    infos: Vec<crate::state::ConnectionInfo>,
-    connection_ids: Vec<String>,
+    infos: Vec<ConnectionInfo>,
+    /// How many of `infos` are live connections (the user's `connections` list).
+    live: usize,
     has_auth_link: bool,
 }
 
 impl UserView {
     pub(crate) fn capture(db: &Db, user: &User, now: OffsetDateTime) -> Self {
         let uid = &user.id;
-        let live = db.connections_of(uid);
-        let connection_ids = live.iter().map(|c| c.id.clone()).collect();
-        let infos = live
-            .into_iter()
-            .map(|c| db.connection_info(c, now))
-            .chain(db.retained.iter().filter(|c| &c.user_id == uid).cloned())
-            .collect();
+        let mut infos = db.connection_infos_of(uid, now);
+        let live = infos.len();
+        infos.extend(db.retained.iter().filter(|c| &c.user_id == uid).cloned());
         Self {
             user: user.clone(),
             infos,
-            connection_ids,
+            live,
             has_auth_link: db
                 .surface
                 .auth_links
@@ -236,9 +235,10 @@ impl UserView {
         let user = &self.user;
         let uid = &user.id;
         let conns: Vec<Value> = self
-            .connection_ids
+            .infos
             .iter()
-            .map(|id| {
+            .take(self.live)
+            .map(|ConnectionInfo { id, .. }| {
                 json!({
                     "type": "connection",
                     "id": id,
@@ -347,16 +347,15 @@ async fn get_user(
             .ok_or_else(|| user_not_found(&user_id))?;
         UserView::capture(&db, user, now)
     };
-    // Built after the lock is released: the accounts of every connection (generated on first
-    // use) never make other requests wait.
-    let body = view.body(state.base()).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal-server-error",
-            "Internal Server Error",
-            format!("cannot encode the user: {e}"),
-        )
-    })?;
+    // Rendered after the lock is released (the accounts of every connection are generated on
+    // first use), and only when the view differs from the one last rendered for this user.
+    let body = state
+        .inner
+        .rendered_users
+        .get_or_render(&user_id, view, |view| {
+            view.body(state.base()).map(String::into_bytes)
+        })
+        .map_err(|e| ApiError::internal(format!("cannot encode the user: {e}")))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

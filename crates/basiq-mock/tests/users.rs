@@ -151,3 +151,130 @@ async fn accounts_of_a_deleted_connection_stay_on_the_user_until_the_user_goes()
     let (s, _) = get(&server, &format!("/users/{user}/accounts"), &t).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// The ids of a list's `data`.
+fn ids(list: &serde_json::Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `GET /users/{id}` (read twice: the second is served from what the first rendered), checked
+/// against the user's own lists, which are built afresh on every request.
+async fn current_user(server: &basiq_mock::MockServer, t: &str, user: &str) -> serde_json::Value {
+    let (s, first) = get(server, &format!("/users/{user}"), t).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    let (_, again) = get(server, &format!("/users/{user}"), t).await;
+    assert_eq!(again, first);
+    let (_, accounts) = get(server, &format!("/users/{user}/accounts"), t).await;
+    assert_eq!(ids(&first["accounts"]), ids(&accounts));
+    assert_eq!(first["accounts"]["count"], accounts["count"]);
+    let (_, connections) = get(server, &format!("/users/{user}/connections"), t).await;
+    assert_eq!(ids(&first["connections"]), ids(&connections));
+    first
+}
+
+#[tokio::test]
+async fn every_change_after_a_read_is_in_the_next_read() {
+    let (server, clock, t, user) = setup().await;
+    let u = current_user(&server, &t, &user).await;
+    assert_eq!(u["connections"]["count"], 0);
+    assert!(u["links"]["auth_link"].is_null());
+
+    // A new connection, its job still running: listed, no accounts yet.
+    let job_id = connect(&server, &t, &user, "AU00000", "gavinBelson", "hooli2016").await;
+    let cid = connection_of(&job(&server, &t, &job_id).await);
+    let u = current_user(&server, &t, &user).await;
+    assert_eq!(ids(&u["connections"]), std::slice::from_ref(&cid));
+    assert_eq!(u["accounts"]["count"], 0);
+    let c = connection(&server, &t, &user, &cid).await;
+    assert_eq!(c["status"], "pending");
+    assert_eq!(c["accounts"]["count"], 0);
+
+    // Only virtual time passes: the job retrieves the accounts.
+    clock.advance(std::time::Duration::from_secs(13));
+    let u = current_user(&server, &t, &user).await;
+    let accounts = ids(&u["accounts"]);
+    assert!(!accounts.is_empty());
+    let c = connection(&server, &t, &user, &cid).await;
+    assert_eq!(c["status"], "active");
+    assert_eq!(ids(&c["accounts"]), accounts);
+    let last_used = c["lastUsed"].clone();
+    assert!(last_used.is_string(), "{c}");
+
+    // The user's own fields.
+    let (s, _) = post(
+        &server,
+        &format!("/users/{user}"),
+        &t,
+        json!({ "firstName": "Hoover" }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let u = current_user(&server, &t, &user).await;
+    assert_eq!(u["firstName"], "Hoover");
+    assert_eq!(u["name"], "Hoover Belson");
+
+    // An auth link, until it expires.
+    let (s, _) = post(&server, &format!("/users/{user}/auth_link"), &t, json!({})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let u = current_user(&server, &t, &user).await;
+    assert!(u["links"]["auth_link"].is_string(), "{u}");
+    clock.advance(std::time::Duration::from_secs(8 * 24 * 3600));
+    let t = server_token(&server).await; // the first one has expired too
+    let u = current_user(&server, &t, &user).await;
+    assert!(u["links"]["auth_link"].is_null(), "{u}");
+
+    // A purge empties the accounts; a refresh brings them back once its job has run.
+    let purge = format!("/users/{user}/connections/{cid}/purge");
+    let (s, _) = post(&server, &purge, &t, json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let u = current_user(&server, &t, &user).await;
+    assert_eq!(u["accounts"]["count"], 0);
+    assert_eq!(
+        connection(&server, &t, &user, &cid).await["accounts"]["count"],
+        0
+    );
+    let refresh = format!("/users/{user}/connections/{cid}/refresh");
+    let (s, _) = post(&server, &refresh, &t, json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    clock.advance(std::time::Duration::from_secs(13));
+    let u = current_user(&server, &t, &user).await;
+    assert!(u["accounts"]["count"].as_u64() > Some(0), "{u}");
+    let c = connection(&server, &t, &user, &cid).await;
+    assert_ne!(c["lastUsed"], last_used, "the refresh is the last use");
+
+    // A second connection adds its accounts; deleting the first keeps the first's on the user.
+    let second = connect(
+        &server,
+        &t,
+        &user,
+        "AU00000",
+        "richardHendricks",
+        "piedpiper",
+    )
+    .await;
+    let second = connection_of(&job(&server, &t, &second).await);
+    clock.advance(std::time::Duration::from_secs(13));
+    let both = current_user(&server, &t, &user).await;
+    assert_eq!(ids(&both["connections"]), [cid.clone(), second.clone()]);
+    let (s, _) = delete(&server, &format!("/users/{user}/connections/{cid}"), &t).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let u = current_user(&server, &t, &user).await;
+    assert_eq!(ids(&u["connections"]), [second]);
+    assert_eq!(u["accounts"], both["accounts"]);
+    let (s, _) = get(&server, &format!("/users/{user}/connections/{cid}"), &t).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The user goes.
+    let (s, _) = delete(&server, &format!("/users/{user}"), &t).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = get(&server, &format!("/users/{user}"), &t).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

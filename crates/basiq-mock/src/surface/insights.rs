@@ -151,10 +151,7 @@ fn state_connections(
     user_id: &str,
     now: time::OffsetDateTime,
 ) -> Vec<crate::state::ConnectionInfo> {
-    db.connections_of(user_id)
-        .into_iter()
-        .map(|c| db.connection_info(c, now))
-        .collect()
+    db.connection_infos_of(user_id, now)
 }
 
 async fn list_identities(

@@ -504,20 +504,16 @@ impl RefreshScheduler {
         jitter: f64,
     ) -> RefreshSchedule {
         let placed = self.place(&candidates, ConnectionId::as_str);
-        let mut candidates: Vec<Option<ConnectionId>> = candidates.into_iter().map(Some).collect();
-        let mut take = |i: u32| candidates.get_mut(i as usize).and_then(Option::take);
         let (spacing, phase) = (self.spacing_ns().unwrap_or(0), self.phase_ns(jitter));
-        let planned = placed
-            .planned
-            .iter()
-            .filter_map(|&(slot, i)| {
-                Some(ScheduledRefresh {
-                    connection_id: take(i)?,
-                    at: slot_time(start, slot, spacing, phase),
-                })
-            })
-            .collect();
-        let overflow = placed.overflow.iter().filter_map(|&i| take(i)).collect();
+        let (planned, overflow) = arrange(
+            &placed,
+            candidates,
+            |id| id,
+            |connection_id, slot| ScheduledRefresh {
+                connection_id,
+                at: slot_time(start, slot, spacing, phase),
+            },
+        );
         RefreshSchedule { planned, overflow }
     }
 
@@ -532,23 +528,10 @@ impl RefreshScheduler {
         jitter: f64,
     ) -> (Vec<(K, OffsetDateTime)>, Vec<K>) {
         let placed = self.place(candidates, &key);
-        // Cloned in time order: the plan's ids then lie in memory in the order they are used
-        // (and freed), which a caller walking the plan feels more than this walk does.
         let (spacing, phase) = (self.spacing_ns().unwrap_or(0), self.phase_ns(jitter));
-        let planned = placed
-            .planned
-            .iter()
-            .map(|&(slot, i)| {
-                let id = candidates[i as usize].clone();
-                (id, slot_time(start, slot, spacing, phase))
-            })
-            .collect();
-        let overflow = placed
-            .overflow
-            .iter()
-            .map(|&i| candidates[i as usize].clone())
-            .collect();
-        (planned, overflow)
+        arrange(&placed, candidates, K::clone, |id, slot| {
+            (id, slot_time(start, slot, spacing, phase))
+        })
     }
 
     /// Where the candidates go: each distinct one at its slot (FNV-1a of the id, then the next
@@ -604,6 +587,65 @@ struct Placed {
     planned: Vec<(u64, u32)>,
     /// Candidates past the capacity, in input order.
     overflow: Vec<u32>,
+}
+
+/// Ranks in [`arrange`] of the candidates it leaves out (duplicates) and of those overflowing.
+const LEFT_OUT: u32 = u32::MAX;
+const OVERFLOWING: u32 = u32::MAX - 1;
+
+/// Plan entries moved at once in [`arrange`]: 4096 ids and their places stay in the L2 cache.
+const BATCH_BITS: u32 = 12;
+
+/// Moves the candidates (taken with `take`, in list order) into the plan's time order
+/// (`entry` builds a planned entry from an id and its slot) and the overflow's list order.
+///
+/// Putting a million ids in slot order one by one would read or write a random place each (a
+/// cache and TLB miss every time). Instead the list is read in order once, each id appended to
+/// the batch of 4096 plan places it falls in (a few hundred sequential streams), and each batch
+/// is then put in order within the cache.
+fn arrange<I: IntoIterator, K, T>(
+    placed: &Placed,
+    candidates: I,
+    take: impl Fn(I::Item) -> K,
+    entry: impl Fn(K, u64) -> T,
+) -> (Vec<T>, Vec<K>) {
+    let candidates = candidates.into_iter();
+    let planned_len = placed.planned.len();
+    let mut rank = vec![LEFT_OUT; candidates.size_hint().0];
+    for (r, &(_, i)) in (0u32..).zip(&placed.planned) {
+        rank[i as usize] = r;
+    }
+    for &i in &placed.overflow {
+        rank[i as usize] = OVERFLOWING;
+    }
+    let batch = 1usize << BATCH_BITS;
+    let mut batches: Vec<Vec<(u32, K)>> = (0..planned_len.div_ceil(batch))
+        .map(|b| Vec::with_capacity(batch.min(planned_len - b * batch)))
+        .collect();
+    let mut overflow = Vec::with_capacity(placed.overflow.len());
+    for (candidate, &r) in candidates.zip(&rank) {
+        match r {
+            LEFT_OUT => {}
+            OVERFLOWING => overflow.push(take(candidate)),
+            r => batches[(r >> BATCH_BITS) as usize].push((r, take(candidate))),
+        }
+    }
+    drop(rank);
+    let mut planned = Vec::with_capacity(planned_len);
+    let mut in_order: Vec<Option<K>> = std::iter::repeat_with(|| None)
+        .take(batch.min(planned_len))
+        .collect();
+    for (ranked, slots) in batches.into_iter().zip(placed.planned.chunks(batch)) {
+        for (r, id) in ranked {
+            in_order[r as usize & (batch - 1)] = Some(id);
+        }
+        for (id, &(slot, _)) in in_order.iter_mut().zip(slots) {
+            if let Some(id) = id.take() {
+                planned.push(entry(id, slot));
+            }
+        }
+    }
+    (planned, overflow)
 }
 
 /// One candidate on its way to a slot of the dense grid: its preferred slot (FNV-1a of the id,

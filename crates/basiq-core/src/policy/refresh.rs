@@ -718,8 +718,10 @@ fn place_dense<K: Eq + std::hash::Hash>(
     placed
 }
 
-/// Sorts by preferred slot, keeping list order within a slot: LSD radix sort on the bits the
-/// capacity needs, in at most 11-bit digits (each pass reads and writes memory in order).
+/// Sorts by preferred slot, keeping list order within a slot: a radix sort that walks memory in
+/// order. One pass splits the entries by the top (at most 8) bits of their slot into at most 256
+/// runs (as many sequential streams); each run, a few thousand entries at most sizes, is then
+/// sorted on the remaining bits within the cache (LSD, digits of at most 13 bits).
 fn sort_by_slot(prefs: &mut Vec<Preference>, capacity: u32) {
     let bits = u32::BITS - capacity.saturating_sub(1).leading_zeros();
     if bits == 0 || prefs.len() < 2 {
@@ -729,30 +731,65 @@ fn sort_by_slot(prefs: &mut Vec<Preference>, capacity: u32) {
         prefs.sort_by_key(|p| p.slot); // stable
         return;
     }
-    let passes = bits.div_ceil(11);
-    let width = bits.div_ceil(passes);
+    let high = bits.min(8);
+    let low = bits - high;
+    let mut scratch = vec![Preference::default(); prefs.len()];
+    let mut offsets = Vec::new();
+    scatter_by_digit(prefs, &mut scratch, low, high, &mut offsets);
+    std::mem::swap(prefs, &mut scratch);
+    if low == 0 {
+        return;
+    }
+    let run_ends = offsets.clone();
+    let passes = low.div_ceil(13);
+    let width = low.div_ceil(passes);
+    let mut run_start = 0;
+    for run_end in run_ends {
+        let run = &mut prefs[run_start..run_end];
+        let spare = &mut scratch[run_start..run_end];
+        run_start = run_end;
+        if run.len() < 2 {
+            continue;
+        }
+        for pass in 0..passes {
+            if pass % 2 == 0 {
+                scatter_by_digit(run, spare, pass * width, width, &mut offsets);
+            } else {
+                scatter_by_digit(spare, run, pass * width, width, &mut offsets);
+            }
+        }
+        if passes % 2 == 1 {
+            run.copy_from_slice(spare);
+        }
+    }
+}
+
+/// One counting-sort pass: `from` into `to` by the `width` bits of the slot from `shift`, stably.
+/// Leaves in `offsets` the end of each digit's run in `to`.
+fn scatter_by_digit(
+    from: &[Preference],
+    to: &mut [Preference],
+    shift: u32,
+    width: u32,
+    offsets: &mut Vec<usize>,
+) {
     let mask = (1u32 << width) - 1;
-    let mut buffer = vec![Preference::default(); prefs.len()];
-    let mut offsets = vec![0usize; 1 << width];
-    for pass in 0..passes {
-        let shift = pass * width;
-        let digit = |p: &Preference| ((p.slot >> shift) & mask) as usize;
-        offsets.fill(0);
-        for p in prefs.iter() {
-            offsets[digit(p)] += 1;
-        }
-        let mut sum = 0;
-        for offset in &mut offsets {
-            let count = *offset;
-            *offset = sum;
-            sum += count;
-        }
-        for p in prefs.iter() {
-            let at = &mut offsets[digit(p)];
-            buffer[*at] = *p;
-            *at += 1;
-        }
-        std::mem::swap(prefs, &mut buffer);
+    let digit = |p: &Preference| ((p.slot >> shift) & mask) as usize;
+    offsets.clear();
+    offsets.resize(1 << width, 0);
+    for p in from {
+        offsets[digit(p)] += 1;
+    }
+    let mut sum = 0;
+    for offset in offsets.iter_mut() {
+        let count = *offset;
+        *offset = sum;
+        sum += count;
+    }
+    for p in from {
+        let at = &mut offsets[digit(p)];
+        to[*at] = *p;
+        *at += 1;
     }
 }
 

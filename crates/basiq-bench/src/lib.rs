@@ -380,6 +380,7 @@ const HAPPY_LOGINS: &[(&str, &str)] = &[
 /// redirects): the baseline.
 pub fn raw_reqwest() -> reqwest::Client {
     reqwest::Client::builder()
+        .user_agent(basiq::transport::USER_AGENT)
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none())
@@ -390,6 +391,7 @@ pub fn raw_reqwest() -> reqwest::Client {
 /// A raw ureq agent set up as the SDK's transport is: the baseline.
 pub fn raw_ureq() -> ureq::Agent {
     ureq::AgentBuilder::new()
+        .user_agent(basiq::transport::USER_AGENT)
         .timeout_connect(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
         .redirects(0)

@@ -4,7 +4,9 @@
 //! span, limits, error mapping).
 //!
 //! The raw clients are configured as the SDK's are (connect and overall timeouts, no
-//! redirects): what a careful integrator without the SDK would run.
+//! redirects) and send the same request head (`User-Agent`, `Accept: application/json` — Basiq
+//! answers a wrong `Accept` with `unsupported-accept` — and the bearer token): what a careful
+//! integrator without the SDK would run, so a ratio is what the SDK adds to the same exchange.
 //!
 //! Four scenarios — async sequential, async 64 tasks (2 runtime workers), blocking sequential,
 //! blocking 8 threads — each in latency, CPU (this process, all threads) and allocations per
@@ -16,6 +18,10 @@ use std::time::{Duration, Instant};
 use basiq::models::User;
 
 use crate::{allocations, cpu_time, median, report, Env, Target};
+
+/// The `Accept` value the SDK sends.
+const JSON: reqwest::header::HeaderValue =
+    reqwest::header::HeaderValue::from_static("application/json");
 
 /// One round's cost per call.
 #[derive(Debug, Clone, Copy)]
@@ -102,7 +108,8 @@ fn asynchronous(env: &Env, user: &str, token: &str, rounds: usize) -> Result<(),
     async fn raw_get(raw: &reqwest::Client, url: &str, auth: &str) {
         let response = raw
             .get(url)
-            .header("Authorization", auth)
+            .header(reqwest::header::ACCEPT, JSON)
+            .header(reqwest::header::AUTHORIZATION, auth)
             .send()
             .await
             .expect("raw get");
@@ -188,6 +195,7 @@ fn blocking(env: &Env, user: &str, token: &str, rounds: usize) -> Result<(), Str
     fn raw_get(agent: &ureq::Agent, url: &str, auth: &str) {
         let response = agent
             .get(url)
+            .set("Accept", "application/json")
             .set("Authorization", auth)
             .call()
             .expect("raw get");

@@ -60,6 +60,14 @@ pub fn validate_id(kind: &'static str, value: &str) -> Result<(), InvalidId> {
     if value.len() > MAX_ID_LEN {
         return Err(fail(InvalidIdReason::TooLong { max: MAX_ID_LEN }));
     }
+    // Fast path: the ids Basiq issues are printable ASCII (no space, no control character).
+    let printable_ascii = |b: u8| matches!(b, b'!'..=b'~');
+    if value
+        .bytes()
+        .all(|b| printable_ascii(b) && !matches!(b, b'/' | b'\\' | b'?' | b'#' | b'%'))
+    {
+        return Ok(());
+    }
     if let Some(c) = value
         .chars()
         .find(|c| matches!(c, '/' | '\\' | '?' | '#' | '%') || c.is_whitespace() || c.is_control())

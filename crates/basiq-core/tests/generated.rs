@@ -51,7 +51,7 @@ fn create_user_needs_email_or_mobile_before_any_request() {
     .request(&base())
     .expect("valid");
     assert_eq!(request.method(), http::Method::POST);
-    assert_eq!(request.uri(), "https://au-api.basiq.io/users");
+    assert_eq!(request.url().as_str(), "https://au-api.basiq.io/users");
     assert_eq!(request.headers()["content-type"], "application/json");
     let body: serde_json::Value = serde_json::from_slice(request.body()).expect("json");
     assert_eq!(body, serde_json::json!({"mobile": "+61400000000"}));
@@ -77,7 +77,10 @@ fn user_operations_build_the_documented_requests() {
     let get = GetUser::new(user());
     let request = get.request(&base()).expect("request");
     assert_eq!(request.method(), http::Method::GET);
-    assert_eq!(request.uri(), "https://au-api.basiq.io/users/ea3a81");
+    assert_eq!(
+        request.url().as_str(),
+        "https://au-api.basiq.io/users/ea3a81"
+    );
     assert!(request.body().is_empty());
     assert!(get.is_idempotent());
     assert_eq!(get.context().user_id, Some(user()));
@@ -117,11 +120,11 @@ fn user_operations_build_the_documented_requests() {
 fn list_user_jobs_encodes_the_filter() {
     let op = ListUserJobs::new(user());
     assert_eq!(
-        op.request(&base()).expect("request").uri(),
+        op.request(&base()).expect("request").url().as_str(),
         "https://au-api.basiq.io/users/ea3a81/jobs"
     );
     let op = op.filter("connection.id.eq('ab 63&cd')");
-    let uri = op.request(&base()).expect("request").uri().to_string();
+    let uri = op.request(&base()).expect("request").url().to_string();
     assert_eq!(
         uri,
         "https://au-api.basiq.io/users/ea3a81/jobs?filter=connection.id.eq%28%27ab+63%26cd%27%29"
@@ -133,7 +136,7 @@ fn list_user_jobs_encodes_the_filter() {
 fn job_parsing_is_lenient() {
     let op = GetJob::new(JobId::new("j1").expect("valid id"));
     assert_eq!(
-        op.request(&base()).expect("request").uri(),
+        op.request(&base()).expect("request").url().as_str(),
         "https://au-api.basiq.io/jobs/j1"
     );
     assert_eq!(op.context().job_id.as_ref().map(JobId::as_str), Some("j1"));
@@ -387,7 +390,7 @@ mod data_surface {
                 .limit(ok)
                 .request(&base())
                 .expect("valid")
-                .uri()
+                .url()
                 .to_string();
             assert!(
                 uri.ends_with(&format!("/users/ea3a81/transactions?limit={ok}")),
@@ -398,7 +401,7 @@ mod data_surface {
             .request(&base())
             .expect("valid");
         assert_eq!(
-            plain.uri(),
+            plain.url().as_str(),
             "https://au-api.basiq.io/users/ea3a81/transactions"
         );
     }

@@ -39,7 +39,7 @@ fn user() -> UserId {
 
 /// Method, URI, sorted headers (credentials redacted) and the body as text.
 fn render(request: &HttpRequest) -> String {
-    let mut out = format!("{} {}\n", request.method(), request.uri());
+    let mut out = format!("{} {}\n", request.method(), request.url().as_str());
     let mut headers: Vec<(String, String)> = request
         .headers()
         .iter()

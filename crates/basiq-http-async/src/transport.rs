@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use basiq_core::engine::transport::{
-    AsyncTransport, BoxFuture, HttpRequest, HttpResponse, RequestLimits, RequestUrl, USER_AGENT,
+    AsyncTransport, BoxFuture, HttpRequest, HttpResponse, USER_AGENT,
 };
 use basiq_core::error::{Error, TransportError, TransportErrorKind};
 
@@ -141,10 +141,10 @@ async fn send(
     own_timeout: Option<Duration>,
     request: HttpRequest,
 ) -> Result<HttpResponse, TransportError> {
-    let limits = RequestLimits::of(&request);
+    let limits = request.limits();
     let max = limits.map_or(MAX_BODY_BYTES as u64, |l| l.max_response_bytes);
     let too_large = || TransportError::new(TransportErrorKind::TooLarge, BodyTooLarge(max));
-    let mut request = reqwest_request(request)?;
+    let mut request = reqwest_request(request);
     if let Some(left) = limits.and_then(|l| l.timeout) {
         // A request's timeout replaces the client's total timeout in reqwest: keep the shorter.
         *request.timeout_mut() = Some(own_timeout.map_or(left, |own| own.min(left)));
@@ -185,21 +185,13 @@ async fn send(
     Ok(out)
 }
 
-/// `request` as reqwest's, reusing the [`RequestUrl`] the operation built (moved, not cloned)
-/// instead of printing the `http::Uri` and parsing it again.
-fn reqwest_request(request: HttpRequest) -> Result<reqwest::Request, TransportError> {
-    let built_url = RequestUrl::of(&request).is_some();
-    let (mut parts, body) = request.into_parts();
-    let url = match parts.extensions.remove::<RequestUrl>() {
-        Some(RequestUrl(url)) if built_url => url,
-        _ => url::Url::parse(&parts.uri.to_string())
-            .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?,
-    };
-    let mut out = reqwest::Request::new(parts.method, url);
-    *out.headers_mut() = parts.headers;
-    *out.version_mut() = parts.version;
+/// `request` as reqwest's: the operation's `Url`, headers and body moved, not copied.
+fn reqwest_request(request: HttpRequest) -> reqwest::Request {
+    let (method, url, headers, body) = request.into_parts();
+    let mut out = reqwest::Request::new(method, url);
+    *out.headers_mut() = headers;
     *out.body_mut() = Some(body.into());
-    Ok(out)
+    out
 }
 
 impl AsyncTransport for ReqwestTransport {

@@ -229,7 +229,7 @@ async fn client_tokens_are_bound_to_the_user_and_not_cached() {
     let fake = Fake::with_token(Duration::ZERO, move |fake, request| {
         seen.lock()
             .unwrap()
-            .push(String::from_utf8(request.body().clone()).unwrap());
+            .push(String::from_utf8(request.body().to_vec()).unwrap());
         Ok(token_response(fake.tokens()))
     });
     let exec = executor(&fake, &ManualClock::starting_now());
@@ -270,7 +270,7 @@ mod with_mockall {
     async fn invalid_key_sends_exactly_one_request() {
         let mut mock = MockTransport::new();
         mock.expect_send()
-            .withf(|r| r.uri().path() == "/token")
+            .withf(|r| r.url().path() == "/token")
             .times(1)
             .returning(|_| Box::pin(async { Ok(bad_key()) }));
         let config = ExecutorConfig::new("http://127.0.0.1:9".parse().unwrap(), ApiKey::new(KEY));

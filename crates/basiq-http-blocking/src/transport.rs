@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use std::time::Duration;
 
 use basiq_core::engine::transport::{
-    BlockingTransport, HttpRequest, HttpResponse, RequestLimits, RequestUrl, USER_AGENT,
+    BlockingTransport, HttpRequest, HttpResponse, RequestLimits, USER_AGENT,
 };
 use basiq_core::error::{TransportError, TransportErrorKind};
 
@@ -92,16 +92,11 @@ impl UreqTransport {
         request: HttpRequest,
         limits: Option<RequestLimits>,
     ) -> Result<ureq::Response, TransportError> {
-        let built_url = RequestUrl::of(&request).is_some();
-        let (mut parts, body) = request.into_parts();
-        // ureq takes the URL as text (and parses it once): the operation's own text when it
-        // came along, else the URI printed.
-        let url = match parts.extensions.remove::<RequestUrl>() {
-            Some(RequestUrl(url)) if built_url => String::from(url),
-            _ => parts.uri.to_string(),
-        };
-        let mut call = self.agent.request(parts.method.as_str(), &url);
-        for (name, value) in &parts.headers {
+        let (method, url, headers, body) = request.into_parts();
+        // ureq takes the URL as text (and parses it once): the operation's own, moved.
+        let url = String::from(url);
+        let mut call = self.agent.request(method.as_str(), &url);
+        for (name, value) in &headers {
             let value = value.to_str().map_err(|_| {
                 // Never quote the value: it may be a credential.
                 TransportError::new(
@@ -207,6 +202,39 @@ impl fmt::Display for BodyTooLarge {
 
 impl std::error::Error for BodyTooLarge {}
 
+/// ureq's response headers as an `http::HeaderMap`, every line of every name in order. The
+/// values are copied into one shared buffer (one allocation for all of them, not one each);
+/// ureq lower-cased the names, so the standard ones need no allocation. A line `http` would
+/// refuse is left out.
+fn copy_headers(response: &ureq::Response) -> http::HeaderMap {
+    /// Enough for the value bytes of a typical answer; a bigger head grows the buffer once.
+    const VALUES: usize = 512;
+    let names = response.headers_names();
+    let mut buffer = bytes::BytesMut::with_capacity(VALUES);
+    let mut headers = http::HeaderMap::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        // One pass per name, for all its lines (ureq looks a name up by scanning every line).
+        if names[..i].contains(name) {
+            continue;
+        }
+        let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        let mut add = |value: &str| {
+            buffer.extend_from_slice(value.as_bytes());
+            if let Ok(value) = http::HeaderValue::from_maybe_shared(buffer.split().freeze()) {
+                headers.append(header.clone(), value);
+            }
+        };
+        if names[i + 1..].contains(name) {
+            response.all(name).into_iter().for_each(&mut add);
+        } else if let Some(value) = response.header(name) {
+            add(value);
+        }
+    }
+    headers
+}
+
 /// The response as an `http` response, its body read up to `max` bytes.
 fn read_response(response: ureq::Response, max: u64) -> Result<HttpResponse, TransportError> {
     let too_large = || TransportError::new(TransportErrorKind::TooLarge, BodyTooLarge(max));
@@ -218,28 +246,7 @@ fn read_response(response: ureq::Response, max: u64) -> Result<HttpResponse, Tra
     }
     let status = http::StatusCode::from_u16(response.status())
         .map_err(|e| TransportError::new(TransportErrorKind::Io, e))?;
-    let names = response.headers_names();
-    let mut headers = http::HeaderMap::with_capacity(names.len());
-    for (i, name) in names.iter().enumerate() {
-        // One pass per name: its first line. ureq lower-cased the names, so the standard ones
-        // need no allocation here.
-        if names[..i].contains(name) {
-            continue;
-        }
-        let Ok(header) = http::HeaderName::from_bytes(name.as_bytes()) else {
-            continue;
-        };
-        let mut add = |value: &str| {
-            if let Ok(value) = http::HeaderValue::from_str(value) {
-                headers.append(header.clone(), value);
-            }
-        };
-        if names[i + 1..].contains(name) {
-            response.all(name).into_iter().for_each(&mut add);
-        } else if let Some(value) = response.header(name) {
-            add(value);
-        }
-    }
+    let headers = copy_headers(&response);
     let capacity = usize::try_from(declared.unwrap_or(0).min(1024 * 1024)).unwrap_or(0);
     let mut body = Vec::with_capacity(capacity);
     response
@@ -258,7 +265,7 @@ fn read_response(response: ureq::Response, max: u64) -> Result<HttpResponse, Tra
 
 impl BlockingTransport for UreqTransport {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let limits = RequestLimits::of(&request);
+        let limits = request.limits();
         let max = limits.map_or(MAX_BODY_BYTES, |l| l.max_response_bytes);
         let response = self.run(request, limits)?;
         read_response(response, max)

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use basiq_core::engine::transport::BlockingTransport;
+use basiq_core::engine::transport::{BlockingTransport, HttpRequest};
 use basiq_core::error::TransportErrorKind;
 use basiq_http_blocking::UreqTransport;
 use support::*;
@@ -41,6 +41,7 @@ fn post_bodies_are_sent() {
         .header("content-type", "application/json")
         .body(b"{\"email\":\"a@b.c\"}".to_vec())
         .unwrap();
+    let request = HttpRequest::try_from(request).unwrap();
     let response = UreqTransport::new().send(request).unwrap();
     assert_eq!(response.status(), 201);
     assert!(rx.recv().unwrap().ends_with("{\"email\":\"a@b.c\"}"));

@@ -26,10 +26,10 @@ use url::Url;
 async fn run<O: Operation>(server: &MockServer, token: &str, op: &O) -> O::Output {
     let base = Url::parse(&server.url()).expect("base url");
     let request = op.request(&base).expect("request builds");
-    let (parts, body) = request.into_parts();
+    let (method, url, headers, body) = request.into_parts();
     let response = http()
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
+        .request(method, url)
+        .headers(headers)
         .bearer_auth(token)
         .body(body)
         .send()

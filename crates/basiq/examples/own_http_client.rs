@@ -7,8 +7,9 @@
 //! cargo run -p basiq --example own_http_client   # offline, on the embedded emulator
 //! ```
 //!
-//! The transport below converts between `http::Request`/`Response` (the SDK's types) and the
-//! host client's own; with a different reqwest version only these conversions change. The
+//! The transport below converts between the SDK's request (method, `Url`, `http` headers, body)
+//! and `http::Response` and the host client's own types; with a different reqwest version only
+//! these conversions change (a stack built on `http::Request` takes `request.into_http()`). The
 //! same pattern gives the blocking client any synchronous stack via `BlockingTransport`.
 
 mod support;
@@ -38,12 +39,11 @@ impl HostTransport {
 impl AsyncTransport for HostTransport {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let url = parts.uri.to_string();
+            let (method, url, headers, body) = request.into_parts();
             let response = self
                 .client
-                .request(parts.method, url)
-                .headers(parts.headers)
+                .request(method, url)
+                .headers(headers)
                 .body(body)
                 .send()
                 .await

@@ -32,7 +32,7 @@ impl std::fmt::Debug for Recorder {
 impl AsyncTransport for Recorder {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         Box::pin(async move {
-            let is_token = request.uri().path() == "/token";
+            let is_token = request.url().path() == "/token";
             let response = self.inner.send(request).await?;
             if is_token {
                 if let Ok(v) = serde_json::from_slice::<serde_json::Value>(response.body()) {

@@ -95,7 +95,7 @@ struct CountingTransport {
 
 impl AsyncTransport for CountingTransport {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
-        if request.uri().path().ends_with("/token") {
+        if request.url().path().ends_with("/token") {
             self.tokens.fetch_add(1, Ordering::SeqCst);
         }
         self.inner.send(request)

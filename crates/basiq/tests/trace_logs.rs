@@ -149,7 +149,7 @@ struct RecordingBlocking(basiq::blocking::UreqTransport, Tokens);
 
 impl BlockingTransport for RecordingBlocking {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let path = request.uri().path().to_owned();
+        let path = request.url().path().to_owned();
         let response = self.0.send(request)?;
         self.1.record(&path, &response);
         Ok(response)
@@ -162,7 +162,7 @@ struct RecordingAsync(basiq::ReqwestTransport, Tokens);
 impl AsyncTransport for RecordingAsync {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         Box::pin(async move {
-            let path = request.uri().path().to_owned();
+            let path = request.url().path().to_owned();
             let response = self.0.send(request).await?;
             self.1.record(&path, &response);
             Ok(response)

@@ -670,9 +670,9 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
     });
     let method = format_ident!("{}", op.method);
     let build = if op.body.is_some() {
-        quote!(operation::json_request(Method::#method, &url, &self.body))
+        quote!(operation::json_request(Method::#method, url, &self.body))
     } else {
-        quote!(operation::empty_request(Method::#method, &url))
+        quote!(Ok(operation::empty_request(Method::#method, url)))
     };
 
     // parse()

@@ -162,7 +162,7 @@ impl Operation for AnswerJobMfa {
             return Err(Error::invalid_input("an MFA response is blank"));
         }
         let url = operation::endpoint(base, &["jobs", self.job_id.as_str(), "mfa"])?;
-        operation::json_request(Method::POST, &url, &Body(&self.answers))
+        operation::json_request(Method::POST, url, &Body(&self.answers))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<JobRef, Error> {
@@ -212,10 +212,7 @@ mod tests {
         );
         assert!(debug.contains("MfaAnswers([REDACTED; 2])"), "{debug}");
         let request = op.request(&base()).unwrap();
-        assert_eq!(
-            request.body().as_slice(),
-            br#"{"mfa-response":["Basiq","AU00000"]}"#
-        );
+        assert_eq!(request.body(), br#"{"mfa-response":["Basiq","AU00000"]}"#);
         assert!(!format!("{request:?}").contains("AU00000"));
     }
 

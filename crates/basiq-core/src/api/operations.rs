@@ -42,7 +42,7 @@ impl Operation for CreateUser {
             return Err(Error::invalid_input("one of `email` or `mobile` is required"));
         }
         let url = operation::endpoint(base, &["users"])?;
-        operation::json_request(Method::POST, &url, &self.body)
+        operation::json_request(Method::POST, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -73,7 +73,7 @@ impl Operation for GetUser {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["users", self.user_id.as_str()])?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -112,7 +112,7 @@ impl Operation for UpdateUser {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["users", self.user_id.as_str()])?;
-        operation::json_request(Method::POST, &url, &self.body)
+        operation::json_request(Method::POST, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -149,7 +149,7 @@ impl Operation for DeleteUser {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["users", self.user_id.as_str()])?;
-        operation::empty_request(Method::DELETE, &url)
+        Ok(operation::empty_request(Method::DELETE, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -186,7 +186,7 @@ impl Operation for GetJob {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["jobs", self.job_id.as_str()])?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -236,7 +236,7 @@ impl Operation for ListUserJobs {
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["users", self.user_id.as_str(), "jobs"])?;
         let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -290,7 +290,7 @@ impl Operation for ListConnections {
             &["users", self.user_id.as_str(), "connections"],
         )?;
         let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -334,7 +334,7 @@ impl Operation for RefreshAllConnections {
             base,
             &["users", self.user_id.as_str(), "connections", "refresh"],
         )?;
-        operation::empty_request(Method::POST, &url)
+        Ok(operation::empty_request(Method::POST, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -376,7 +376,7 @@ impl Operation for GetConnection {
             base,
             &["users", self.user_id.as_str(), "connections", self.connection_id.as_str()],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -419,7 +419,7 @@ impl Operation for DeleteConnection {
             base,
             &["users", self.user_id.as_str(), "connections", self.connection_id.as_str()],
         )?;
-        operation::empty_request(Method::DELETE, &url)
+        Ok(operation::empty_request(Method::DELETE, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -472,7 +472,7 @@ impl Operation for RefreshConnection {
                 "refresh",
             ],
         )?;
-        operation::empty_request(Method::POST, &url)
+        Ok(operation::empty_request(Method::POST, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -525,7 +525,7 @@ impl Operation for PurgeConnection {
                 "purge",
             ],
         )?;
-        operation::empty_request(Method::POST, &url)
+        Ok(operation::empty_request(Method::POST, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -576,7 +576,7 @@ impl Operation for ListAccounts {
             &["users", self.user_id.as_str(), "accounts"],
         )?;
         let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -616,7 +616,7 @@ impl Operation for GetAccount {
             base,
             &["users", self.user_id.as_str(), "accounts", self.account_id.as_str()],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -700,7 +700,7 @@ impl Operation for ListTransactions {
             url,
             &[("filter", self.filter.as_deref()), ("limit", limit.as_deref())],
         );
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -747,7 +747,7 @@ impl Operation for GetTransaction {
                 self.transaction_id.as_str(),
             ],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -796,7 +796,7 @@ impl Operation for ListConnectors {
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["connectors"])?;
         let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -835,7 +835,7 @@ impl Operation for GetConnector {
             base,
             &["connectors", self.connector_id.as_str(), self.method.as_str()],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -869,7 +869,7 @@ impl Operation for ListConsents {
             base,
             &["users", self.user_id.as_str(), "consents"],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -913,7 +913,7 @@ impl Operation for RevokeConsent {
             base,
             &["users", self.user_id.as_str(), "consents", self.consent_id.as_str()],
         )?;
-        operation::empty_request(Method::DELETE, &url)
+        Ok(operation::empty_request(Method::DELETE, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -953,7 +953,7 @@ impl Operation for GetAuthLink {
             base,
             &["users", self.user_id.as_str(), "auth_link"],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -997,7 +997,7 @@ impl Operation for CreateAuthLink {
             base,
             &["users", self.user_id.as_str(), "auth_link"],
         )?;
-        operation::json_request(Method::POST, &url, &self.body)
+        operation::json_request(Method::POST, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1035,7 +1035,7 @@ impl Operation for DeleteAuthLink {
             base,
             &["users", self.user_id.as_str(), "auth_link"],
         )?;
-        operation::empty_request(Method::DELETE, &url)
+        Ok(operation::empty_request(Method::DELETE, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1084,7 +1084,7 @@ impl Operation for ListEvents {
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["events"])?;
         let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1116,7 +1116,7 @@ impl Operation for GetEvent {
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         crate::id::validate_id("event_id", &self.event_id)?;
         let url = operation::endpoint(base, &["events", self.event_id.as_str()])?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1143,7 +1143,7 @@ impl Operation for ListEventTypes {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["events", "types"])?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1178,7 +1178,7 @@ impl Operation for GetEventType {
             base,
             &["events", "types", self.event_type_id.as_str()],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1212,7 +1212,7 @@ impl Operation for ListIdentities {
             base,
             &["users", self.user_id.as_str(), "identities"],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1253,7 +1253,7 @@ impl Operation for GetIdentity {
             base,
             &["users", self.user_id.as_str(), "identities", self.identity_id.as_str()],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1291,7 +1291,7 @@ impl Operation for ListAffordability {
             base,
             &["users", self.user_id.as_str(), "affordability"],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1335,7 +1335,7 @@ impl Operation for CreateAffordability {
             base,
             &["users", self.user_id.as_str(), "affordability"],
         )?;
-        operation::json_request(Method::POST, &url, &self.body)
+        operation::json_request(Method::POST, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1376,7 +1376,7 @@ impl Operation for GetAffordability {
             base,
             &["users", self.user_id.as_str(), "affordability", self.snapshot_id.as_str()],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1451,7 +1451,7 @@ impl Operation for ListAffordabilityTransactions {
         )?;
         let limit = self.limit.map(|value| value.to_string());
         let url = operation::with_query(url, &[("limit", limit.as_deref())]);
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1495,7 +1495,7 @@ impl Operation for CreateExpenses {
             base,
             &["users", self.user_id.as_str(), "expenses"],
         )?;
-        operation::json_request(Method::POST, &url, &self.body)
+        operation::json_request(Method::POST, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1536,7 +1536,7 @@ impl Operation for GetExpenses {
             base,
             &["users", self.user_id.as_str(), "expenses", self.snapshot_id.as_str()],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1580,7 +1580,7 @@ impl Operation for CreateIncome {
             base,
             &["users", self.user_id.as_str(), "income"],
         )?;
-        operation::json_request(Method::POST, &url, &self.body)
+        operation::json_request(Method::POST, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1621,7 +1621,7 @@ impl Operation for GetIncome {
             base,
             &["users", self.user_id.as_str(), "income", self.snapshot_id.as_str()],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1652,7 +1652,7 @@ impl Operation for ListReports {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["reports"])?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1687,7 +1687,7 @@ impl Operation for CreateReport {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["reports"])?;
-        operation::json_request(Method::POST, &url, &self.body)
+        operation::json_request(Method::POST, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1719,7 +1719,7 @@ impl Operation for GetReport {
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         crate::id::validate_id("report_id", &self.report_id)?;
         let url = operation::endpoint(base, &["reports", self.report_id.as_str()])?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1751,7 +1751,7 @@ impl Operation for DeleteReport {
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         crate::id::validate_id("report_id", &self.report_id)?;
         let url = operation::endpoint(base, &["reports", self.report_id.as_str()])?;
-        operation::empty_request(Method::DELETE, &url)
+        Ok(operation::empty_request(Method::DELETE, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1798,7 +1798,7 @@ impl Operation for ListReportTransactions {
             &["reports", self.report_id.as_str(), "transactions"],
         )?;
         let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1825,7 +1825,7 @@ impl Operation for ListReportTypes {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["reports", "types"])?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1860,7 +1860,7 @@ impl Operation for GetReportType {
             base,
             &["reports", "types", self.report_type_id.as_str()],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1956,7 +1956,7 @@ impl Operation for Enrich {
                 ("amount", self.amount.as_deref()),
             ],
         );
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -1983,7 +1983,7 @@ impl Operation for ListWebhooks {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["notifications", "webhooks"])?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -2018,7 +2018,7 @@ impl Operation for CreateWebhook {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["notifications", "webhooks"])?;
-        operation::json_request(Method::POST, &url, &self.body)
+        operation::json_request(Method::POST, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -2053,7 +2053,7 @@ impl Operation for GetWebhook {
             base,
             &["notifications", "webhooks", self.webhook_id.as_str()],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -2093,7 +2093,7 @@ impl Operation for UpdateWebhook {
             base,
             &["notifications", "webhooks", self.webhook_id.as_str()],
         )?;
-        operation::json_request(Method::POST, &url, &self.body)
+        operation::json_request(Method::POST, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -2128,7 +2128,7 @@ impl Operation for DeleteWebhook {
             base,
             &["notifications", "webhooks", self.webhook_id.as_str()],
         )?;
-        operation::empty_request(Method::DELETE, &url)
+        Ok(operation::empty_request(Method::DELETE, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -2202,7 +2202,7 @@ impl Operation for ListWebhookMessages {
             url,
             &[("limit", limit.as_deref()), ("filter", self.filter.as_deref())],
         );
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -2247,7 +2247,7 @@ impl Operation for GetWebhookMessage {
                 self.message_id.as_str(),
             ],
         )?;
-        operation::empty_request(Method::GET, &url)
+        Ok(operation::empty_request(Method::GET, url))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -2283,7 +2283,7 @@ impl Operation for SendTestMessage {
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["notifications", "messages", "test"])?;
-        operation::json_request(Method::POST, &url, &self.body)
+        operation::json_request(Method::POST, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {

@@ -2,7 +2,7 @@
 //! `multipart/form-data`, answered with a job to follow.
 //!
 //! Hand-written (our spec marks it `x-basiq-handwritten`) because the generator only builds JSON
-//! bodies. The body is built here, sans-IO, into the `http::Request<Vec<u8>>` every operation
+//! bodies. The body is built here, sans-IO, into the [`HttpRequest`](crate::engine::transport::HttpRequest) every operation
 //! produces: the client-side multipart crates (`reqwest::multipart`,
 //! `common-multipart-rfc7578`) stream into an async body tied to one HTTP stack, which neither
 //! the blocking client nor a host's own transport could use. Multipart with two parts and a
@@ -145,7 +145,7 @@ impl Operation for UploadStatement {
             &self.file.content,
         );
         let (content_type, body) = form.finish();
-        let mut request = operation::empty_request(Method::POST, &url)?;
+        let mut request = operation::empty_request(Method::POST, url);
         request.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_str(&content_type)
@@ -296,14 +296,14 @@ mod tests {
             .unwrap();
         assert_eq!(request.method(), Method::POST);
         assert_eq!(
-            request.uri().to_string(),
+            request.url().to_string(),
             "https://au-api.basiq.io/users/u1/statements"
         );
         let content_type = request.headers()[header::CONTENT_TYPE].to_str().unwrap();
         let boundary = content_type
             .strip_prefix("multipart/form-data; boundary=")
             .unwrap();
-        let body = String::from_utf8(request.body().clone()).unwrap();
+        let body = String::from_utf8(request.body().to_vec()).unwrap();
         assert_eq!(
             body,
             format!(

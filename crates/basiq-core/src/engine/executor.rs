@@ -228,7 +228,7 @@ impl ExecutorCore {
 
     /// `request` with `limits` attached for the transport.
     pub fn limited(&self, mut request: HttpRequest, limits: RequestLimits) -> HttpRequest {
-        request.extensions_mut().insert(limits);
+        request.set_limits(limits);
         request
     }
 
@@ -649,7 +649,10 @@ mod tests {
     impl Operation for NeedsClient {
         type Output = ();
         fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
-            crate::engine::operation::empty_request(http::Method::POST, base)
+            Ok(crate::engine::operation::empty_request(
+                http::Method::POST,
+                base.clone(),
+            ))
         }
         fn parse(&self, _: crate::engine::transport::HttpResponse) -> Result<(), Error> {
             Ok(())

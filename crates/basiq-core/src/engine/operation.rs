@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use url::Url;
 
-use crate::engine::transport::{HttpRequest, HttpResponse, RequestUrl};
+use crate::engine::transport::{HttpRequest, HttpResponse};
 use crate::error::{Error, ErrorContext};
 use crate::id::UserId;
 
@@ -80,26 +80,24 @@ pub fn with_query(mut url: Url, pairs: &[(&str, Option<&str>)]) -> Url {
     url
 }
 
-/// A request with no body, carrying `url` as a [`RequestUrl`] for the transport.
-pub fn empty_request(method: Method, url: &Url) -> Result<HttpRequest, Error> {
-    http::Request::builder()
-        .method(method)
-        .uri(url.as_str())
-        .header(header::ACCEPT, "application/json")
-        .extension(RequestUrl(url.clone()))
-        .body(Vec::new())
-        .map_err(|e| Error::config(format!("cannot build request for {url}: {e}")))
+/// A request with no body that asks for JSON.
+pub fn empty_request(method: Method, url: Url) -> HttpRequest {
+    let mut request = HttpRequest::new(method, url);
+    request
+        .headers_mut()
+        .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    request
 }
 
 /// A request with a JSON body.
 pub fn json_request<T: Serialize + ?Sized>(
     method: Method,
-    url: &Url,
+    url: Url,
     body: &T,
 ) -> Result<HttpRequest, Error> {
     let bytes = serde_json::to_vec(body)
         .map_err(|e| Error::invalid_input(format!("cannot encode request body: {e}")))?;
-    let mut request = empty_request(method, url)?;
+    let mut request = empty_request(method, url);
     request.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

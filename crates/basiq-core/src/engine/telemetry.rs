@@ -74,8 +74,8 @@ pub fn request_span_with(
         otel.kind = "client",
         http.request.method = method,
         url.template = Empty,
-        server.address = request.uri().host().unwrap_or_default(),
-        server.port = request.uri().port_u16().or_else(|| base.port_or_known_default()),
+        server.address = request.url().host_str().unwrap_or_default(),
+        server.port = request.url().port_or_known_default(),
         http.request.resend_count = Empty,
         http.response.status_code = Empty,
         error.type = Empty,
@@ -88,7 +88,7 @@ pub fn request_span_with(
         return span;
     }
     let context = context();
-    let template = url_template(request.uri().path(), base.path(), &context);
+    let template = url_template(request.url().path(), base.path(), &context);
     span.record("otel.name", format_args!("{method} {template}"));
     span.record("url.template", template.as_str());
     for (field, id) in [
@@ -258,7 +258,7 @@ mod tests {
     fn a_span_nobody_listens_to_asks_for_no_ids() {
         // No subscriber in this test: the span is disabled, so the ids are never asked for.
         let base = Url::parse("https://au-api.basiq.io").unwrap();
-        let request = crate::engine::operation::empty_request(http::Method::GET, &base).unwrap();
+        let request = crate::engine::operation::empty_request(http::Method::GET, base.clone());
         let span = request_span_with(
             &request,
             &base,

@@ -1,18 +1,153 @@
 //! The one seam between the pure core and the network.
 //!
-//! Transports move bytes: an [`http::Request`] in, an [`http::Response`] out. They do not retry,
-//! authenticate or parse; the executors do that once for every operation. A host can plug in its
-//! own transport (its own `reqwest::Client`, a proxying client, a fake in tests).
+//! Transports move bytes: an [`HttpRequest`] in (method, URL, headers, body and the executor's
+//! [`RequestLimits`]), an [`http::Response`] out. They do not retry, authenticate or parse; the
+//! executors do that once for every operation. A host can plug in its own transport (its own
+//! `reqwest::Client`, a proxying client, a fake in tests).
+//!
+//! The request is our own small type rather than an `http::Request` because both built-in
+//! clients (reqwest, ureq) address requests by [`Url`]: an `http::Uri` would be parsed only to be
+//! printed and parsed again, and the limits would need an extensions map — work every request
+//! paid for and nothing used. A transport built on the `http` types converts with
+//! [`HttpRequest::into_http`].
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::error::TransportError;
+use http::{HeaderMap, Method};
+use url::Url;
 
-/// A request as transports see it.
-pub type HttpRequest = http::Request<Vec<u8>>;
+use crate::error::{TransportError, TransportErrorKind};
+
+/// A request as transports see it: what an operation built (method, [`Url`], headers, body),
+/// authorized by the executor, with the [`RequestLimits`] the executor allows it.
+///
+/// `Debug` shows the method, URL, headers (the `Authorization` value is marked sensitive, so
+/// `http` prints it as `Sensitive`) and the body's *length*: a body can carry an MFA answer.
+#[derive(Clone)]
+pub struct HttpRequest {
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    limits: Option<RequestLimits>,
+}
+
+impl HttpRequest {
+    /// A request with no headers, no body and no limits.
+    pub fn new(method: Method, url: Url) -> Self {
+        Self {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
+            limits: None,
+        }
+    }
+
+    /// The request's method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The URL the request goes to.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The URL, to change it (a layer that rewrites where requests go).
+    pub fn url_mut(&mut self) -> &mut Url {
+        &mut self.url
+    }
+
+    /// The request's headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The headers, to add or change one.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// The body (empty for a request without one).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body, to replace it.
+    pub fn body_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.body
+    }
+
+    /// The body, moved out.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// What the executor allows this request (`None` for a request no executor has sent).
+    pub fn limits(&self) -> Option<RequestLimits> {
+        self.limits
+    }
+
+    /// Attaches the limits a transport must honour (the executors do this before sending).
+    pub fn set_limits(&mut self, limits: RequestLimits) {
+        self.limits = Some(limits);
+    }
+
+    /// The parts, moved out: method, URL, headers, body.
+    pub fn into_parts(self) -> (Method, Url, HeaderMap, Vec<u8>) {
+        (self.method, self.url, self.headers, self.body)
+    }
+
+    /// The request as an [`http::Request`], for a transport built on the `http` types (hyper,
+    /// tower); the limits travel as an [`http::Extensions`] entry ([`RequestLimits::of`]).
+    pub fn into_http(self) -> Result<http::Request<Vec<u8>>, TransportError> {
+        let uri = http::Uri::try_from(self.url.as_str())
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?;
+        let mut request = http::Request::new(self.body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = self.headers;
+        if let Some(limits) = self.limits {
+            request.extensions_mut().insert(limits);
+        }
+        Ok(request)
+    }
+}
+
+impl TryFrom<http::Request<Vec<u8>>> for HttpRequest {
+    type Error = url::ParseError;
+
+    /// An `http` request as ours: its URI must be absolute (`https://host/path`); limits
+    /// attached as an extension come along.
+    fn try_from(request: http::Request<Vec<u8>>) -> Result<Self, Self::Error> {
+        let limits = RequestLimits::of(&request);
+        let (parts, body) = request.into_parts();
+        Ok(Self {
+            method: parts.method,
+            url: Url::parse(&parts.uri.to_string())?,
+            headers: parts.headers,
+            body,
+            limits,
+        })
+    }
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url.as_str())
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
 /// A response as transports return it: the whole body, read.
 pub type HttpResponse = http::Response<Vec<u8>>;
 
@@ -43,10 +178,9 @@ impl<T: BlockingTransport + ?Sized> BlockingTransport for std::sync::Arc<T> {
     }
 }
 
-/// What the executor allows one request, attached to every request it sends as an
-/// [`http::Extensions`] entry (`request.extensions().get::<RequestLimits>()`). The built-in
-/// transports honour it; a custom transport should too (the executor still refuses an over-size
-/// body it returns, but only after it has been read).
+/// What the executor allows one request, attached to every request it sends
+/// ([`HttpRequest::limits`]). The built-in transports honour it; a custom transport should too
+/// (the executor still refuses an over-size body it returns, but only after it has been read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestLimits {
@@ -67,32 +201,10 @@ impl RequestLimits {
         }
     }
 
-    /// The limits attached to `request`, if any.
+    /// The limits attached to an `http` request as an extension ([`HttpRequest::into_http`]
+    /// puts them there), if any.
     pub fn of<B>(request: &http::Request<B>) -> Option<Self> {
         request.extensions().get::<Self>().copied()
-    }
-}
-
-/// The request's URL as the operation built it, attached to requests built by
-/// [`operation::empty_request`](crate::engine::operation::empty_request) /
-/// [`json_request`](crate::engine::operation::json_request) so a transport whose client speaks
-/// [`url::Url`] (reqwest, ureq) need not print the `http::Uri` and parse it again. Use it
-/// through [`RequestUrl::of`], which returns it only while it still agrees with the request's
-/// URI (a layer in between may have rewritten that).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestUrl(pub url::Url);
-
-impl RequestUrl {
-    /// The URL attached to `request`, if any and if it is the request's URI: same scheme,
-    /// authority, path and query (compared as text, no allocation).
-    pub fn of<B>(request: &http::Request<B>) -> Option<&url::Url> {
-        let url = &request.extensions().get::<Self>()?.0;
-        let uri = request.uri();
-        let path_and_query = &url[url::Position::BeforePath..url::Position::AfterQuery];
-        let agrees = uri.scheme_str() == Some(url.scheme())
-            && uri.authority().map(http::uri::Authority::as_str) == Some(url.authority())
-            && uri.path_and_query().map(http::uri::PathAndQuery::as_str) == Some(path_and_query);
-        agrees.then_some(url)
     }
 }
 
@@ -104,15 +216,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_built_url_is_offered_only_while_it_is_the_requests_uri() {
-        let url = url::Url::parse("http://127.0.0.1:9/users/u1/transactions?limit=5").unwrap();
-        let mut request = crate::engine::operation::empty_request(http::Method::GET, &url).unwrap();
-        assert_eq!(RequestUrl::of(&request), Some(&url));
-        // A layer in between rewrote the URI: the attached URL is stale and not offered.
-        *request.uri_mut() = "http://127.0.0.1:9/users/u2/transactions?limit=5"
-            .parse()
-            .unwrap();
-        assert_eq!(RequestUrl::of(&request), None);
-        assert_eq!(RequestUrl::of(&http::Request::new(())), None);
+    fn converting_to_http_and_back_keeps_every_part() {
+        let url = Url::parse("http://127.0.0.1:9/users/u1/transactions?limit=5").unwrap();
+        let mut request = HttpRequest::new(Method::POST, url.clone());
+        request
+            .headers_mut()
+            .insert(http::header::ACCEPT, "application/json".parse().unwrap());
+        *request.body_mut() = b"{}".to_vec();
+        let limits = RequestLimits::new(10, Some(Duration::from_secs(3)));
+        request.set_limits(limits);
+
+        let http = request.into_http().unwrap();
+        assert_eq!(http.uri(), url.as_str());
+        assert_eq!(RequestLimits::of(&http), Some(limits));
+        let back = HttpRequest::try_from(http).unwrap();
+        assert_eq!(back.method(), Method::POST);
+        assert_eq!(back.url(), &url);
+        assert_eq!(back.headers()["accept"], "application/json");
+        assert_eq!(back.body(), b"{}");
+        assert_eq!(back.limits(), Some(limits));
+        // A relative URI has no URL to send to.
+        assert!(HttpRequest::try_from(http::Request::new(Vec::new())).is_err());
+    }
+
+    #[test]
+    fn debug_shows_the_body_length_never_the_body() {
+        let mut request =
+            HttpRequest::new(Method::POST, Url::parse("http://h/jobs/j/mfa").unwrap());
+        *request.body_mut() = br#"{"mfa-response":["123456"]}"#.to_vec();
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("123456"), "{shown}");
+        assert!(shown.contains("body_len: 27"), "{shown}");
     }
 }

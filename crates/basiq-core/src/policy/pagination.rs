@@ -130,7 +130,7 @@ impl<T: DeserializeOwned> Operation for NextPage<T> {
     /// been built against another base), then GETs the link as is.
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         same_origin(base, &self.url)?;
-        operation::empty_request(Method::GET, &self.url)
+        Ok(operation::empty_request(Method::GET, self.url.clone()))
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
@@ -447,7 +447,7 @@ mod tests {
         let op = NextPage::<TransactionList>::new(&base(), next).unwrap();
         let request = op.request(&base()).unwrap();
         assert_eq!(request.method(), Method::GET);
-        assert_eq!(request.uri(), next);
+        assert_eq!(request.url().as_str(), next);
         assert!(op.is_idempotent());
     }
 

@@ -154,7 +154,7 @@ impl Operation for PostToken {
         };
         let body = serde_urlencoded::to_string(&form)
             .map_err(|e| Error::invalid_input(format!("cannot encode token form: {e}")))?;
-        let mut request = operation::empty_request(Method::POST, &url)?;
+        let mut request = operation::empty_request(Method::POST, url);
         // The dashboard key is already base64(`uuid:uuid`): it is sent as given, not re-encoded.
         let mut auth = HeaderValue::try_from(format!("Basic {}", self.api_key.expose_secret()))
             .map_err(|_| {
@@ -470,7 +470,10 @@ mod tests {
             parse(r#"{"access_token":"tok-1","token_type":"Bearer","expires_in":3600}"#).unwrap();
         let lease = cache.store(&token, OffsetDateTime::UNIX_EPOCH, 0.5);
         for lease in [lease.clone(), lease] {
-            let mut request = http::Request::new(Vec::new());
+            let mut request = HttpRequest::new(
+                http::Method::GET,
+                url::Url::parse("https://h/users").unwrap(),
+            );
             lease.authorize(&mut request).unwrap();
             let value = request.headers().get(header::AUTHORIZATION).unwrap();
             assert_eq!(value.to_str().unwrap(), "Bearer tok-1");

@@ -200,7 +200,7 @@ impl Fake {
 }
 
 pub fn is_token(request: &HttpRequest) -> bool {
-    request.uri().path() == "/token"
+    request.url().path() == "/token"
 }
 
 pub fn bearer(request: &HttpRequest) -> String {
@@ -263,7 +263,7 @@ pub fn mfa_api(fake: &Fake, request: &HttpRequest) -> Answer {
         }
         return Ok(token_response(n));
     }
-    match request.uri().path() {
+    match request.url().path() {
         "/jobs/ok/mfa" => Ok(json(
             202,
             serde_json::json!({"type": "job", "id": "ok", "links": {"self": "/jobs/ok"}}),

@@ -66,9 +66,10 @@ pub fn refusing_url() -> String {
 }
 
 pub fn get(url: &str) -> basiq_core::engine::transport::HttpRequest {
-    http::Request::get(format!("{url}/users/x"))
-        .body(Vec::new())
-        .unwrap()
+    basiq_core::engine::transport::HttpRequest::new(
+        http::Method::GET,
+        url::Url::parse(&format!("{url}/users/x")).unwrap(),
+    )
 }
 
 /// Asserts the request text carries the SDK's `User-Agent`.

@@ -133,7 +133,7 @@ impl Operation for SubmitConsent {
         let method = "POST"
             .parse()
             .map_err(|_| Error::config("POST is a method"))?;
-        operation::json_request(method, &url, &self.body)
+        operation::json_request(method, url, &self.body)
     }
 
     fn parse(&self, response: HttpResponse) -> Result<String, Error> {

@@ -152,14 +152,17 @@ impl AsyncExecutor {
         let deadline = retrying.deadline();
         let sends = SendCount::new();
         self.retrying(retrying, || async {
+            // The rare plans (`POST /token` itself, an MFA answer) are boxed: every request's
+            // future is as large as its largest branch, and the common one is small.
             match self.inner.core.auth_plan(op) {
-                AuthPlan::Unauthenticated => self
-                    .run_unauthenticated_within(op, deadline, &sends)
-                    .await
-                    .map_err(Failure::Retryable),
+                AuthPlan::Unauthenticated => {
+                    Box::pin(self.run_unauthenticated_within(op, deadline, &sends))
+                        .await
+                        .map_err(Failure::Retryable)
+                }
                 AuthPlan::ServerToken => self.attempt(op, deadline, &sends).await,
                 AuthPlan::ClientToken(fetch) => {
-                    self.attempt_as_client(op, fetch, deadline, &sends).await
+                    Box::pin(self.attempt_as_client(op, fetch, deadline, &sends)).await
                 }
             }
         })
@@ -315,11 +318,17 @@ impl AsyncExecutor {
 
     /// The server token to use now, fetching it (single flight) when the cache says so.
     async fn lease(&self) -> Result<TokenLease, Error> {
+        match self.inner.core.lease() {
+            Ok(lease) => Ok(lease),
+            // Cold (about once an hour): the gate, the fetch, the fleet store. Boxed, so the
+            // future of every request that finds the token cached stays small.
+            Err(pending) => Box::pin(self.fetch_lease(pending)).await,
+        }
+    }
+
+    /// [`lease`](Self::lease) when the cache wants a token: the fetch gate, then the fetch.
+    async fn fetch_lease(&self, pending: PendingFetch) -> Result<TokenLease, Error> {
         let core = &self.inner.core;
-        let pending = match core.lease() {
-            Ok(lease) => return Ok(lease),
-            Err(pending) => pending,
-        };
         let _gate = match self.inner.fetch_gate.try_lock() {
             Ok(gate) => gate,
             Err(_) => match core.while_gate_busy(&pending) {

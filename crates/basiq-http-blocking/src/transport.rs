@@ -238,15 +238,15 @@ fn copy_headers(response: &ureq::Response) -> http::HeaderMap {
 /// The response as an `http` response, its body read up to `max` bytes.
 fn read_response(response: ureq::Response, max: u64) -> Result<HttpResponse, TransportError> {
     let too_large = || TransportError::new(TransportErrorKind::TooLarge, BodyTooLarge(max));
-    let declared = response
-        .header("content-length")
-        .and_then(|n| n.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(too_large());
-    }
     let status = http::StatusCode::from_u16(response.status())
         .map_err(|e| TransportError::new(TransportErrorKind::Io, e))?;
     let headers = copy_headers(&response);
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|n| n.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
     let capacity = usize::try_from(declared.unwrap_or(0).min(1024 * 1024)).unwrap_or(0);
     let mut body = Vec::with_capacity(capacity);
     response

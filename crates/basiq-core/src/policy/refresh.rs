@@ -30,7 +30,8 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -503,20 +504,16 @@ impl RefreshScheduler {
         jitter: f64,
     ) -> RefreshSchedule {
         let placed = self.place(&candidates, ConnectionId::as_str);
-        let mut candidates: Vec<Option<ConnectionId>> = candidates.into_iter().map(Some).collect();
-        let mut take = |i: u32| candidates.get_mut(i as usize).and_then(Option::take);
         let (spacing, phase) = (self.spacing_ns().unwrap_or(0), self.phase_ns(jitter));
-        let planned = placed
-            .planned
-            .iter()
-            .filter_map(|&(slot, i)| {
-                Some(ScheduledRefresh {
-                    connection_id: take(i)?,
-                    at: slot_time(start, slot, spacing, phase),
-                })
-            })
-            .collect();
-        let overflow = placed.overflow.iter().filter_map(|&i| take(i)).collect();
+        let (planned, overflow) = arrange(
+            &placed,
+            candidates,
+            |id| id,
+            |connection_id, slot| ScheduledRefresh {
+                connection_id,
+                at: slot_time(start, slot, spacing, phase),
+            },
+        );
         RefreshSchedule { planned, overflow }
     }
 
@@ -531,18 +528,10 @@ impl RefreshScheduler {
         jitter: f64,
     ) -> (Vec<(K, OffsetDateTime)>, Vec<K>) {
         let placed = self.place(candidates, &key);
-        // Cloned in input order, then moved into time order: the ids' bytes are read
-        // sequentially (a clone in slot order would read a million ids at random).
-        let mut owned: Vec<Option<K>> = candidates.iter().cloned().map(Some).collect();
-        let mut take = |i: u32| owned.get_mut(i as usize).and_then(Option::take);
         let (spacing, phase) = (self.spacing_ns().unwrap_or(0), self.phase_ns(jitter));
-        let planned = placed
-            .planned
-            .iter()
-            .filter_map(|&(slot, i)| Some((take(i)?, slot_time(start, slot, spacing, phase))))
-            .collect();
-        let overflow = placed.overflow.iter().filter_map(|&i| take(i)).collect();
-        (planned, overflow)
+        arrange(&placed, candidates, K::clone, |id, slot| {
+            (id, slot_time(start, slot, spacing, phase))
+        })
     }
 
     /// Where the candidates go: each distinct one at its slot (FNV-1a of the id, then the next
@@ -600,84 +589,333 @@ struct Placed {
     overflow: Vec<u32>,
 }
 
-const NONE: u32 = u32::MAX;
+/// Ranks in [`arrange`] of the candidates it leaves out (duplicates) and of those overflowing.
+const LEFT_OUT: u32 = u32::MAX;
+const OVERFLOWING: u32 = u32::MAX - 1;
 
-/// One slot of the dense grid: the union-find link to a later slot to look at when this one is
-/// taken (`NONE`: free), the candidate in it, and the first candidate whose *preferred* slot
-/// this is (the head of a chain through `same_start`, which finds duplicates). One entry holds
-/// all three, so placing a candidate costs about one cache miss however large the grid.
-#[derive(Clone, Copy)]
-struct Slot {
-    link: u32,
-    owner: u32,
-    first: u32,
+/// Plan entries moved at once in [`arrange`]: 4096 ids and their places stay in the L2 cache.
+const BATCH_BITS: u32 = 12;
+
+/// Moves the candidates (taken with `take`, in list order) into the plan's time order
+/// (`entry` builds a planned entry from an id and its slot) and the overflow's list order.
+///
+/// Putting a million ids in slot order one by one would read or write a random place each (a
+/// cache and TLB miss every time). Instead the list is read in order once, each id appended to
+/// the batch of 4096 plan places it falls in (a few hundred sequential streams), and each batch
+/// is then put in order within the cache.
+fn arrange<I: IntoIterator, K, T>(
+    placed: &Placed,
+    candidates: I,
+    take: impl Fn(I::Item) -> K,
+    entry: impl Fn(K, u64) -> T,
+) -> (Vec<T>, Vec<K>) {
+    let candidates = candidates.into_iter();
+    let planned_len = placed.planned.len();
+    let mut rank = vec![LEFT_OUT; candidates.size_hint().0];
+    for (r, &(_, i)) in (0u32..).zip(&placed.planned) {
+        rank[i as usize] = r;
+    }
+    for &i in &placed.overflow {
+        rank[i as usize] = OVERFLOWING;
+    }
+    let batch = 1usize << BATCH_BITS;
+    let mut batches: Vec<Vec<(u32, K)>> = (0..planned_len.div_ceil(batch))
+        .map(|b| Vec::with_capacity(batch.min(planned_len - b * batch)))
+        .collect();
+    let mut overflow = Vec::with_capacity(placed.overflow.len());
+    for (candidate, &r) in candidates.zip(&rank) {
+        match r {
+            LEFT_OUT => {}
+            OVERFLOWING => overflow.push(take(candidate)),
+            r => batches[(r >> BATCH_BITS) as usize].push((r, take(candidate))),
+        }
+    }
+    drop(rank);
+    let mut planned = Vec::with_capacity(planned_len);
+    let mut in_order: Vec<Option<K>> = std::iter::repeat_with(|| None)
+        .take(batch.min(planned_len))
+        .collect();
+    for (ranked, slots) in batches.into_iter().zip(placed.planned.chunks(batch)) {
+        for (r, id) in ranked {
+            in_order[r as usize & (batch - 1)] = Some(id);
+        }
+        for (id, &(slot, _)) in in_order.iter_mut().zip(slots) {
+            if let Some(id) = id.take() {
+                planned.push(entry(id, slot));
+            }
+        }
+    }
+    (planned, overflow)
 }
 
-/// The usual case, a window sized for the list: a flat grid, linear in the candidates
-/// (`capacity` > 0).
+/// One candidate on its way to a slot of the dense grid: its preferred slot (FNV-1a of the id,
+/// modulo the capacity), its index in the list, and the high half of the hash (equal ids have
+/// equal hashes, so a differing tag tells two ids apart without reading them).
+#[derive(Clone, Copy, Default)]
+struct Preference {
+    slot: u32,
+    index: u32,
+    tag: u32,
+}
+
+/// Above this many distinct candidates preferring one slot, duplicates are found with a hash
+/// set rather than by comparing with each of them.
+const SCAN_LIMIT: usize = 8;
+
+/// The usual case, a window sized for the list (`capacity` > 0): linear in the candidates, and
+/// walking memory in order.
 ///
-/// Duplicates are found without hashing the ids again: equal ids have equal FNV-1a hashes, so
-/// they share a preferred slot, and the chain of candidates preferring that slot (about one
-/// long at the densities used) is checked by hash, then by id.
-fn place_dense<K: Eq>(capacity: u32, candidates: &[K], key: impl Fn(&K) -> &str) -> Placed {
-    let hashes: Vec<u64> = candidates
-        .iter()
-        .map(|id| fnv1a64(key(id).as_bytes()))
+/// The plan is the one of inserting the candidates in list order, each at the first free slot
+/// from its preferred one (wrapping at the end of the window). Doing that on a grid touches a
+/// random slot per candidate, a cache miss each once the grid outgrows the cache (a million
+/// candidates). Instead the candidates are sorted by preferred slot (a stable radix sort: list
+/// order within a slot) and the grid is swept once, slot after slot: each slot goes to the
+/// earliest listed of the candidates that prefer it or an earlier slot and are still waiting.
+/// That is the same plan: an earlier-listed candidate never waits behind a later one, and a
+/// later one only takes slots no earlier one wanted at that point. The sweep starts after a slot
+/// where nobody is waiting, so it never has to wrap around.
+///
+/// Duplicates are equal ids, so they share a preferred slot: after the sort they sit next to
+/// each other, and each candidate is compared only with the others preferring its slot.
+fn place_dense<K: Eq + std::hash::Hash>(
+    capacity: u32,
+    candidates: &[K],
+    key: impl Fn(&K) -> &str,
+) -> Placed {
+    let mut prefs: Vec<Preference> = (0u32..)
+        .zip(candidates)
+        .map(|(index, id)| {
+            let hash = fnv1a64(key(id).as_bytes());
+            Preference {
+                // Both below 2^32: the capacity is a u32, and the high half is shifted down.
+                slot: (hash % u64::from(capacity)) as u32,
+                index,
+                tag: (hash >> 32) as u32,
+            }
+        })
         .collect();
-    let empty = Slot {
-        link: NONE,
-        owner: NONE,
-        first: NONE,
-    };
-    let mut grid = vec![empty; capacity as usize];
-    let mut same_start = vec![NONE; candidates.len()];
+    sort_by_slot(&mut prefs, capacity);
+    let duplicates = drop_duplicates(&mut prefs, candidates);
     let mut placed = Placed::default();
-    let mut taken: u32 = 0;
-    for (i, (id, &hash)) in (0u32..).zip(candidates.iter().zip(&hashes)) {
-        let start = (hash % u64::from(capacity)) as u32;
-        let mut seen = grid[start as usize].first;
-        let mut duplicate = false;
-        while seen != NONE {
-            if hashes[seen as usize] == hash && candidates[seen as usize] == *id {
-                duplicate = true;
-                break;
-            }
-            seen = same_start[seen as usize];
+    if prefs.len() > capacity as usize {
+        // The first `capacity` distinct candidates in list order fit; the rest overflow.
+        let mut duplicate = vec![false; candidates.len()];
+        for &i in &duplicates {
+            duplicate[i as usize] = true;
         }
-        if duplicate {
-            continue;
-        }
-        same_start[i as usize] = grid[start as usize].first;
-        grid[start as usize].first = i;
-        if taken >= capacity {
-            placed.overflow.push(i);
-            continue;
-        }
-        // next free slot: union-find with path halving over `link`.
-        let mut slot = start;
-        loop {
-            let next = grid[slot as usize].link;
-            if next == NONE {
-                break;
-            }
-            let after = grid[next as usize].link;
-            if after != NONE {
-                grid[slot as usize].link = after;
-            }
-            slot = next;
-        }
-        grid[slot as usize].link = (slot + 1) % capacity;
-        grid[slot as usize].owner = i;
-        taken += 1;
-    }
-    // Slot order is time order: read it off the grid, no sort.
-    placed.planned.reserve(taken as usize);
-    for (slot, entry) in (0u64..).zip(&grid) {
-        if entry.owner != NONE {
-            placed.planned.push((slot, entry.owner));
+        let mut distinct = (0u32..)
+            .zip(&duplicate)
+            .filter(|(_, d)| !**d)
+            .map(|(i, _)| i);
+        if let Some(cutoff) = distinct.nth(capacity as usize) {
+            placed.overflow.reserve(prefs.len() - capacity as usize);
+            placed.overflow.push(cutoff);
+            placed.overflow.extend(distinct);
+            prefs.retain(|p| p.index < cutoff);
         }
     }
+    placed.planned = sweep(&prefs, capacity);
     placed
+}
+
+/// Sorts by preferred slot, keeping list order within a slot: a radix sort that walks memory in
+/// order. One pass splits the entries by the top (at most 8) bits of their slot into at most 256
+/// runs (as many sequential streams); each run, a few thousand entries at most sizes, is then
+/// sorted on the remaining bits within the cache (LSD, digits of at most 13 bits).
+fn sort_by_slot(prefs: &mut Vec<Preference>, capacity: u32) {
+    let bits = u32::BITS - capacity.saturating_sub(1).leading_zeros();
+    if bits == 0 || prefs.len() < 2 {
+        return;
+    }
+    if prefs.len() < 256 {
+        prefs.sort_by_key(|p| p.slot); // stable
+        return;
+    }
+    let high = bits.min(8);
+    let low = bits - high;
+    let mut scratch = vec![Preference::default(); prefs.len()];
+    let mut offsets = Vec::new();
+    scatter_by_digit(prefs, &mut scratch, low, high, &mut offsets);
+    std::mem::swap(prefs, &mut scratch);
+    if low == 0 {
+        return;
+    }
+    let run_ends = offsets.clone();
+    let passes = low.div_ceil(13);
+    let width = low.div_ceil(passes);
+    let mut run_start = 0;
+    for run_end in run_ends {
+        let run = &mut prefs[run_start..run_end];
+        let spare = &mut scratch[run_start..run_end];
+        run_start = run_end;
+        if run.len() < 2 {
+            continue;
+        }
+        for pass in 0..passes {
+            if pass % 2 == 0 {
+                scatter_by_digit(run, spare, pass * width, width, &mut offsets);
+            } else {
+                scatter_by_digit(spare, run, pass * width, width, &mut offsets);
+            }
+        }
+        if passes % 2 == 1 {
+            run.copy_from_slice(spare);
+        }
+    }
+}
+
+/// One counting-sort pass: `from` into `to` by the `width` bits of the slot from `shift`, stably.
+/// Leaves in `offsets` the end of each digit's run in `to`.
+fn scatter_by_digit(
+    from: &[Preference],
+    to: &mut [Preference],
+    shift: u32,
+    width: u32,
+    offsets: &mut Vec<usize>,
+) {
+    let mask = (1u32 << width) - 1;
+    let digit = |p: &Preference| ((p.slot >> shift) & mask) as usize;
+    offsets.clear();
+    offsets.resize(1 << width, 0);
+    for p in from {
+        offsets[digit(p)] += 1;
+    }
+    let mut sum = 0;
+    for offset in offsets.iter_mut() {
+        let count = *offset;
+        *offset = sum;
+        sum += count;
+    }
+    for p in from {
+        let at = &mut offsets[digit(p)];
+        to[*at] = *p;
+        *at += 1;
+    }
+}
+
+/// Removes the later copies of each id from `prefs` (sorted by slot, list order within one),
+/// returning their indices.
+fn drop_duplicates<K: Eq + std::hash::Hash>(
+    prefs: &mut Vec<Preference>,
+    candidates: &[K],
+) -> Vec<u32> {
+    let id = |p: &Preference| &candidates[p.index as usize];
+    let mut duplicates = Vec::new();
+    let mut kept = 0;
+    let mut read = 0;
+    while read < prefs.len() {
+        let run_start = kept;
+        let slot = prefs[read].slot;
+        let mut seen: Option<HashSet<&K, foldhash::fast::RandomState>> = None;
+        while read < prefs.len() && prefs[read].slot == slot {
+            let p = prefs[read];
+            read += 1;
+            let duplicate = match &mut seen {
+                Some(seen) => !seen.insert(id(&p)),
+                None => prefs[run_start..kept]
+                    .iter()
+                    .any(|q| q.tag == p.tag && id(q) == id(&p)),
+            };
+            if duplicate {
+                duplicates.push(p.index);
+                continue;
+            }
+            prefs[kept] = p;
+            kept += 1;
+            if seen.is_none() && kept - run_start > SCAN_LIMIT {
+                seen = Some(prefs[run_start..kept].iter().map(id).collect());
+            }
+        }
+    }
+    prefs.truncate(kept);
+    duplicates
+}
+
+/// The sweep: `(slot, candidate)` by slot, for candidates sorted by preferred slot (list order
+/// within one), no more of them than `capacity`.
+fn sweep(prefs: &[Preference], capacity: u32) -> Vec<(u64, u32)> {
+    let capacity = u64::from(capacity);
+    let start = quiet_start(prefs, capacity);
+    let split = prefs.partition_point(|p| u64::from(p.slot) < start);
+    // Positions from `start`: the window unrolled so that the sweep ends at its last slot.
+    let from_start = prefs[split..]
+        .iter()
+        .map(|p| (u64::from(p.slot) - start, p.index))
+        .chain(
+            prefs[..split]
+                .iter()
+                .map(|p| (u64::from(p.slot) + capacity - start, p.index)),
+        );
+    let mut planned = Vec::with_capacity(prefs.len());
+    let mut waiting: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
+    let mut next = 0;
+    let mut place = |at: u64, index: u32| {
+        let slot = at + start;
+        planned.push((
+            if slot >= capacity {
+                slot - capacity
+            } else {
+                slot
+            },
+            index,
+        ));
+    };
+    for (preferred, index) in from_start {
+        // Every candidate preferring a slot up to `next` is in `waiting`: fill the slots before
+        // this candidate's own.
+        while next < preferred {
+            let Some(Reverse(first)) = waiting.pop() else {
+                next = preferred;
+                break;
+            };
+            place(next, first);
+            next += 1;
+        }
+        waiting.push(Reverse(index));
+    }
+    while let Some(Reverse(first)) = waiting.pop() {
+        place(next, first);
+        next += 1;
+    }
+    // In sweep order the slots from `start` come first: bring the window's first slots ahead.
+    let wrapped = planned.partition_point(|&(slot, _)| slot >= start);
+    planned.rotate_left(wrapped);
+    planned
+}
+
+/// A slot to start the sweep at: one just after a slot where no candidate is left waiting,
+/// whichever order they are placed in (the same slots end up taken). One always exists when the
+/// candidates fit: after an empty slot, or in a full window after the slot the last candidate
+/// placed took. The waiting count over the sorted slots is exact from the first such point on,
+/// so a second lap finds one.
+fn quiet_start(prefs: &[Preference], capacity: u64) -> u64 {
+    let mut waiting: u64 = 0;
+    let mut last: Option<u64> = None;
+    for lap in 0..2 {
+        let mut runs = prefs.chunk_by(|a, b| a.slot == b.slot);
+        for run in &mut runs {
+            let at = u64::from(run[0].slot) + lap * capacity;
+            if let Some(last) = last {
+                // The empty slots between `last` and `at` take the waiting ones.
+                let gap = at - last - 1;
+                if waiting <= gap {
+                    if lap == 1 {
+                        return (last + waiting + 1) % capacity;
+                    }
+                    waiting = 0;
+                } else {
+                    waiting -= gap;
+                }
+            }
+            waiting = waiting + run.len() as u64 - 1;
+            last = Some(at);
+        }
+    }
+    debug_assert!(
+        prefs.is_empty(),
+        "no quiet slot: more candidates than slots"
+    );
+    0
 }
 
 /// A window far larger than the list: only the touched slots are kept (in maps), then sorted.

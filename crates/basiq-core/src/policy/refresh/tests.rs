@@ -434,45 +434,82 @@ proptest! {
     }
 }
 
+/// The plan by definition: the distinct candidates in list order, each at the first free slot
+/// from its FNV-1a slot (wrapping), until the window is full; the rest, in list order, overflow.
+fn reference_plan(
+    s: &RefreshScheduler,
+    candidates: &[ConnectionId],
+) -> (Vec<(u64, ConnectionId)>, Vec<ConnectionId>) {
+    let capacity = s.capacity();
+    let mut taken = std::collections::BTreeSet::new();
+    let mut seen = HashSet::new();
+    let (mut planned, mut overflow) = (Vec::new(), Vec::new());
+    for id in candidates {
+        if !seen.insert(id) {
+            continue;
+        }
+        if taken.len() as u64 >= capacity {
+            overflow.push(id.clone());
+            continue;
+        }
+        let mut slot = fnv1a64(id.as_str().as_bytes()) % capacity;
+        while taken.contains(&slot) {
+            slot = (slot + 1) % capacity;
+        }
+        taken.insert(slot);
+        planned.push((slot, id.clone()));
+    }
+    planned.sort();
+    (planned, overflow)
+}
+
 proptest! {
-    /// The owned plan is the borrowed plan, and the dense and sparse "next free slot" links
-    /// (a window near the list's size, and one far larger) agree with a reference: each slot
-    /// taken at most once, every planned id at the first free slot from its hash.
+    /// The owned plan is the borrowed plan, and both are the reference plan, whatever the grid
+    /// (a window that overflows or is exactly full, one near the list's size, one far larger)
+    /// and however many duplicates: the same slots, the same times, the same overflow.
     #[test]
-    fn owned_and_borrowed_plans_agree_whatever_the_grid(
-        ids in proptest::collection::vec("[a-z0-9]{1,6}", 0..200),
-        window_s in prop_oneof![0u64..600, 1_000_000u64..2_000_000],
+    fn owned_and_borrowed_plans_are_the_reference_plan(
+        ids in prop_oneof![
+            proptest::collection::vec("[a-z0-9]{1,6}", 0..700),
+            proptest::collection::vec("[a-c]{1,3}", 0..400),
+        ],
+        window_s in prop_oneof![0u64..120, 0u64..600, 600u64..3600, 1_000_000u64..2_000_000],
         cap in 1u32..60,
+        jitter in 0.0..1.0f64,
     ) {
         let s = RefreshScheduler::new(Duration::from_secs(window_s), cap);
         let candidates: Vec<_> = ids.iter().map(|i| ConnectionId::new(i.as_str()).unwrap()).collect();
-        let plan = s.schedule(t0(), &candidates, 0.25);
-        prop_assert_eq!(&s.schedule_owned(t0(), candidates.clone(), 0.25), &plan);
-        // Reference: linear probing over a plain set of taken slots.
-        let capacity = s.capacity();
-        let mut taken = std::collections::BTreeSet::new();
-        let mut seen = HashSet::new();
-        let mut expected = Vec::new();
-        for id in &candidates {
-            if !seen.insert(id) || taken.len() as u64 >= capacity {
-                continue;
-            }
-            let mut slot = fnv1a64(id.as_str().as_bytes()) % capacity;
-            while taken.contains(&slot) {
-                slot = (slot + 1) % capacity;
-            }
-            taken.insert(slot);
-            expected.push((slot, id.clone()));
-        }
-        expected.sort();
+        let plan = s.schedule(t0(), &candidates, jitter);
+        prop_assert_eq!(&s.schedule_owned(t0(), candidates.clone(), jitter), &plan);
+        let (expected, overflow) = reference_plan(&s, &candidates);
         let spacing = s.spacing().unwrap().as_nanos() as u64;
-        let phase = (0.25 * spacing as f64) as u64;
+        let phase = ((jitter * spacing as f64) as u64).min(spacing - 1);
         let got: Vec<_> = plan.planned.iter().map(|p| (p.at, p.connection_id.clone())).collect();
         let want: Vec<_> = expected
             .into_iter()
             .map(|(slot, id)| (t0() + Duration::from_nanos(slot * spacing + phase), id))
             .collect();
         prop_assert_eq!(got, want);
+        prop_assert_eq!(plan.overflow, overflow);
+    }
+
+    /// A window exactly as long as the list at the cap: every slot taken, probes wrapping around
+    /// the end of the window.
+    #[test]
+    fn a_full_window_is_the_reference_plan(
+        ids in proptest::collection::vec("[a-z0-9]{1,4}", 1..600),
+        cap in 1u32..60,
+    ) {
+        let candidates: Vec<_> = ids.iter().map(|i| ConnectionId::new(i.as_str()).unwrap()).collect();
+        let distinct = candidates.iter().collect::<HashSet<_>>().len() as u32;
+        let s = RefreshScheduler::new(Duration::from_nanos(60_000_000_000_u64.div_ceil(u64::from(cap)) * u64::from(distinct)), cap);
+        prop_assert_eq!(s.capacity(), u64::from(distinct));
+        let plan = s.schedule(t0(), &candidates, 0.0);
+        let (expected, overflow) = reference_plan(&s, &candidates);
+        prop_assert!(overflow.is_empty());
+        let slots: Vec<_> = expected.into_iter().map(|(_, id)| id).collect();
+        let got: Vec<_> = plan.planned.into_iter().map(|p| p.connection_id).collect();
+        prop_assert_eq!(got, slots);
     }
 }
 

@@ -123,6 +123,9 @@ impl<P: Page> Iterator for Items<P> {
             if let Some(item) = self.buffer.next() {
                 return Some(Ok(item));
             }
+            // The spent page's allocation (a `vec::IntoIter` keeps it) goes before the next
+            // page is fetched and decoded, so two pages are never held at once.
+            self.buffer = Vec::new().into_iter();
             match self.pages.next()? {
                 Ok(page) => self.buffer = page.into_items().into_iter(),
                 Err(error) => return Some(Err(error)),

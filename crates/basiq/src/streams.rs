@@ -155,6 +155,11 @@ impl<P: Page> Stream for Items<P> {
             if self.done {
                 return Poll::Ready(None);
             }
+            // The spent page's allocation goes before the next page is fetched and decoded,
+            // so two pages are never held at once.
+            if self.buffer.capacity() > 0 {
+                self.buffer = VecDeque::new();
+            }
             match Pin::new(&mut self.pages).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {

@@ -22,7 +22,7 @@ fn settle_allocator() {
 const WARM_UP_RUNS: u32 = 2;
 
 /// Best of a few runs per size (the least disturbed by the other processes on the machine),
-/// after [`WARM_UP_RUNS`].
+/// after `WARM_UP_RUNS` untimed ones.
 pub fn run(env: &Env) -> Result<(), String> {
     let client = env.blocking_client()?;
     let now = time::OffsetDateTime::now_utc();

@@ -46,3 +46,29 @@ fn post_bodies_are_sent() {
     assert_eq!(response.status(), 201);
     assert!(rx.recv().unwrap().ends_with("{\"email\":\"a@b.c\"}"));
 }
+
+#[test]
+fn every_response_header_line_reaches_the_header_map() {
+    // Repeated names (in order), a custom name, mixed case, and a value longer than the shared
+    // buffer's first allocation: each value must be exactly its own line's.
+    let long = "x".repeat(2_000);
+    let reply = format!(
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nSet-Cookie: a=1\r\nX-Request-Id: r-42\r\n\
+         set-cookie: b=2\r\nX-Long: {long}\r\nSet-Cookie: c=3\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+    );
+    let reply: &'static [u8] = Box::leak(reply.into_bytes().into_boxed_slice());
+    let (url, _rx) = serve_once_capturing(reply);
+    let request = HttpRequest::new(
+        http::Method::GET,
+        url::Url::parse(&format!("{url}/users")).unwrap(),
+    );
+    let response = UreqTransport::new().send(request).unwrap();
+    assert_eq!(response.status(), 429);
+    let headers = response.headers();
+    let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2", "c=3"]);
+    assert_eq!(headers["retry-after"], "7");
+    assert_eq!(headers["x-request-id"], "r-42");
+    assert_eq!(headers["x-long"], long.as_str());
+    assert_eq!(response.body(), b"{}");
+}

@@ -282,15 +282,16 @@ impl Db {
         self.tokens = tokens;
     }
 
-    /// Jobs of one connection, oldest first.
-    pub(crate) fn jobs_of_connection(&self, connection_id: &str) -> Vec<&Job> {
-        let mut jobs: Vec<&Job> = self
-            .jobs
-            .values()
-            .filter(|j| j.connection_id == connection_id)
-            .collect();
+    /// The jobs `keep` selects, oldest first.
+    fn jobs_where(&self, keep: impl Fn(&Job) -> bool) -> Vec<&Job> {
+        let mut jobs: Vec<&Job> = self.jobs.values().filter(|j| keep(j)).collect();
         jobs.sort_by_key(|j| j.seq);
         jobs
+    }
+
+    /// Jobs of one connection, oldest first.
+    pub(crate) fn jobs_of_connection(&self, connection_id: &str) -> Vec<&Job> {
+        self.jobs_where(|j| j.connection_id == connection_id)
     }
 
     /// Connections of one user, oldest first.
@@ -324,12 +325,7 @@ impl Db {
         }
         // A job belongs to its connection's user (`jobs::create_job`), so this holds every job
         // of these connections.
-        let mut jobs: Vec<&Job> = self
-            .jobs
-            .values()
-            .filter(|j| j.user_id == user_id)
-            .collect();
-        jobs.sort_by_key(|j| j.seq);
+        let jobs = self.jobs_where(|j| j.user_id == user_id);
         let mut own = Vec::with_capacity(jobs.len());
         connections
             .into_iter()

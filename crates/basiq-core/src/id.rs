@@ -99,18 +99,49 @@ pub trait IntoId<T> {
     fn into_id(self) -> Result<T, InvalidId>;
 }
 
+/// The text of an id, shared: cloning an id (into a plan, a log field, a request) bumps a
+/// reference count instead of allocating and copying the string.
+type IdText = std::sync::Arc<str>;
+
+/// Validates `value` as a `kind` id and stores it (one allocation, the text copied once).
+fn id_text(kind: &'static str, value: &str) -> Result<IdText, InvalidId> {
+    validate_id(kind, value)?;
+    Ok(IdText::from(value))
+}
+
+/// Deserializes an id from any string form (borrowed, transient or owned), validating it and
+/// copying it once into the shared text (no intermediate `String`).
+struct IdVisitor(&'static str);
+
+impl serde::de::Visitor<'_> for IdVisitor {
+    type Value = IdText;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} string", self.0)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<IdText, E> {
+        id_text(self.0, value).map_err(E::custom)
+    }
+
+    /// UTF-8 bytes, as `String` accepts them (binary formats).
+    fn visit_bytes<E: serde::de::Error>(self, value: &[u8]) -> Result<IdText, E> {
+        let text = std::str::from_utf8(value)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Bytes(value), &self))?;
+        self.visit_str(text)
+    }
+}
+
 macro_rules! define_id {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name(IdText);
 
         impl $name {
             /// Validates and wraps an id.
             pub fn new(value: impl Into<String>) -> Result<Self, InvalidId> {
-                let value = value.into();
-                validate_id(stringify!($name), &value)?;
-                Ok(Self(value))
+                id_text(stringify!($name), &value.into()).map(Self)
             }
 
             /// The id as sent to Basiq.
@@ -118,15 +149,15 @@ macro_rules! define_id {
                 &self.0
             }
 
-            /// Unwraps the id.
+            /// Unwraps the id (a copy of its text: the id's own is shared with its clones).
             pub fn into_string(self) -> String {
-                self.0
+                String::from(&*self.0)
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.0)
+                write!(f, "{}({:?})", stringify!($name), &*self.0)
             }
         }
 
@@ -145,28 +176,28 @@ macro_rules! define_id {
         impl std::str::FromStr for $name {
             type Err = InvalidId;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::new(s)
+                id_text(stringify!($name), s).map(Self)
             }
         }
 
         impl TryFrom<&str> for $name {
             type Error = InvalidId;
             fn try_from(s: &str) -> Result<Self, Self::Error> {
-                Self::new(s)
+                id_text(stringify!($name), s).map(Self)
             }
         }
 
         impl TryFrom<String> for $name {
             type Error = InvalidId;
             fn try_from(s: String) -> Result<Self, Self::Error> {
-                Self::new(s)
+                id_text(stringify!($name), &s).map(Self)
             }
         }
 
         impl TryFrom<&String> for $name {
             type Error = InvalidId;
             fn try_from(s: &String) -> Result<Self, Self::Error> {
-                Self::new(s.as_str())
+                id_text(stringify!($name), s).map(Self)
             }
         }
 
@@ -191,19 +222,19 @@ macro_rules! define_id {
 
         impl IntoId<$name> for &str {
             fn into_id(self) -> Result<$name, InvalidId> {
-                $name::new(self)
+                id_text(stringify!($name), self).map($name)
             }
         }
 
         impl IntoId<$name> for String {
             fn into_id(self) -> Result<$name, InvalidId> {
-                $name::new(self)
+                id_text(stringify!($name), &self).map($name)
             }
         }
 
         impl IntoId<$name> for &String {
             fn into_id(self) -> Result<$name, InvalidId> {
-                $name::new(self.as_str())
+                id_text(stringify!($name), self).map($name)
             }
         }
 
@@ -215,8 +246,9 @@ macro_rules! define_id {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(deserializer)?;
-                Self::new(s).map_err(serde::de::Error::custom)
+                deserializer
+                    .deserialize_str(IdVisitor(stringify!($name)))
+                    .map(Self)
             }
         }
     };
@@ -288,5 +320,76 @@ mod tests {
     fn deserialize_validates() {
         assert!(serde_json::from_str::<UserId>("\"../x\"").is_err());
         assert!(serde_json::from_str::<UserId>("\"abc\"").is_ok());
+    }
+
+    #[test]
+    fn deserializes_from_every_string_form_and_validates_each() {
+        use serde::de::value::{
+            BorrowedStrDeserializer, BytesDeserializer, Error, StringDeserializer,
+        };
+        use serde::de::IntoDeserializer;
+        let want = JobId::new("61723").unwrap();
+        // Borrowed (serde_json without escapes), transient (with escapes), owned, bytes.
+        assert_eq!(serde_json::from_str::<JobId>("\"61723\"").unwrap(), want);
+        assert_eq!(
+            serde_json::from_str::<JobId>("\"6172\\u0033\"").unwrap(),
+            want
+        );
+        let owned: StringDeserializer<Error> = String::from("61723").into_deserializer();
+        assert_eq!(JobId::deserialize(owned).unwrap(), want);
+        let borrowed = BorrowedStrDeserializer::<Error>::new("61723");
+        assert_eq!(JobId::deserialize(borrowed).unwrap(), want);
+        assert_eq!(
+            JobId::deserialize(BytesDeserializer::<Error>::new(b"61723")).unwrap(),
+            want
+        );
+        assert!(JobId::deserialize(BytesDeserializer::<Error>::new(b"\xff")).is_err());
+        let escaped_slash = serde_json::from_str::<JobId>("\"a\\/b\"").unwrap_err();
+        assert!(
+            escaped_slash
+                .to_string()
+                .contains("forbidden character '/'"),
+            "{escaped_slash}"
+        );
+        assert!(
+            serde_json::from_str::<JobId>("61723").is_err(),
+            "a number is not an id"
+        );
+        // Serialized as the plain string, in a map key too.
+        assert_eq!(serde_json::to_string(&want).unwrap(), "\"61723\"");
+        let map = std::collections::BTreeMap::from([(want.clone(), 1)]);
+        assert_eq!(serde_json::to_string(&map).unwrap(), r#"{"61723":1}"#);
+    }
+
+    #[test]
+    fn clones_share_the_text_and_compare_hash_and_order_by_it() {
+        use std::hash::BuildHasher;
+        let id = ConnectionId::new(String::from("c-2")).unwrap();
+        let clone = id.clone();
+        assert!(
+            std::sync::Arc::ptr_eq(&id.0, &clone.0),
+            "a clone allocates nothing"
+        );
+        let other = ConnectionId::new("c-2").unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&id.0, &other.0));
+        assert_eq!(id, other);
+        let hasher = std::collections::hash_map::RandomState::new();
+        assert_eq!(hasher.hash_one(&id), hasher.hash_one(&other));
+        assert_eq!(hasher.hash_one(&id), hasher.hash_one(String::from("c-2")));
+        let mut ids = [
+            ConnectionId::new("c-3").unwrap(),
+            ConnectionId::new("c-10").unwrap(),
+            clone,
+        ];
+        ids.sort();
+        let texts: Vec<&str> = ids.iter().map(ConnectionId::as_str).collect();
+        assert_eq!(texts, ["c-10", "c-2", "c-3"], "ordered as strings");
+        assert_eq!(format!("{id:?}"), r#"ConnectionId("c-2")"#);
+        assert_eq!(id.to_string(), "c-2");
+        assert_eq!(id.into_string(), "c-2");
+        assert_eq!("c-2".parse::<ConnectionId>().unwrap(), other);
+        assert_eq!(ConnectionId::try_from(String::from("c-2")).unwrap(), other);
+        assert!(ConnectionId::try_from("a/b").is_err());
+        assert!(IntoId::<ConnectionId>::into_id(String::from("..")).is_err());
     }
 }

@@ -485,33 +485,34 @@ impl RefreshScheduler {
         candidates: &[ConnectionId],
         jitter: f64,
     ) -> RefreshSchedule {
-        let (planned, overflow) = self.spread(start, candidates, ConnectionId::as_str, jitter);
-        RefreshSchedule {
-            planned: planned
-                .into_iter()
-                .map(|(connection_id, at)| ScheduledRefresh { connection_id, at })
-                .collect(),
-            overflow,
-        }
+        let at = self.slot_clock(start, jitter);
+        let (planned, overflow) = self.place(candidates, ConnectionId::as_str).arrange(
+            candidates,
+            ConnectionId::clone,
+            |connection_id, slot| ScheduledRefresh {
+                connection_id,
+                at: at(slot),
+            },
+        );
+        RefreshSchedule { planned, overflow }
     }
 
     /// [`schedule`](Self::schedule) for an owned list: the same plan, with every id moved into
-    /// it rather than cloned (a million candidates are a million allocations saved).
+    /// it rather than cloned (no reference count touched).
     pub fn schedule_owned(
         &self,
         start: OffsetDateTime,
         candidates: Vec<ConnectionId>,
         jitter: f64,
     ) -> RefreshSchedule {
+        let at = self.slot_clock(start, jitter);
         let placed = self.place(&candidates, ConnectionId::as_str);
-        let (spacing, phase) = (self.spacing_ns().unwrap_or(0), self.phase_ns(jitter));
-        let (planned, overflow) = arrange(
-            &placed,
+        let (planned, overflow) = placed.arrange(
             candidates,
             |id| id,
             |connection_id, slot| ScheduledRefresh {
                 connection_id,
-                at: slot_time(start, slot, spacing, phase),
+                at: at(slot),
             },
         );
         RefreshSchedule { planned, overflow }
@@ -527,11 +528,15 @@ impl RefreshScheduler {
         key: impl Fn(&K) -> &str,
         jitter: f64,
     ) -> (Vec<(K, OffsetDateTime)>, Vec<K>) {
-        let placed = self.place(candidates, &key);
+        let at = self.slot_clock(start, jitter);
+        self.place(candidates, &key)
+            .arrange(candidates, K::clone, |id, slot| (id, at(slot)))
+    }
+
+    /// The time of each grid slot, from `start` and the grid's shift by `jitter`.
+    fn slot_clock(&self, start: OffsetDateTime, jitter: f64) -> impl Fn(u64) -> OffsetDateTime {
         let (spacing, phase) = (self.spacing_ns().unwrap_or(0), self.phase_ns(jitter));
-        arrange(&placed, candidates, K::clone, |id, slot| {
-            (id, slot_time(start, slot, spacing, phase))
-        })
+        move |slot| slot_time(start, slot, spacing, phase)
     }
 
     /// Where the candidates go: each distinct one at its slot (FNV-1a of the id, then the next
@@ -581,12 +586,58 @@ fn slot_time(start: OffsetDateTime, slot: u64, spacing: u64, phase: u64) -> Offs
 }
 
 /// The outcome of [`RefreshScheduler::place`], as indices into the candidates.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Placed {
-    /// `(slot, candidate)`, by slot.
-    planned: Vec<(u64, u32)>,
+    /// The planned candidates and their slots.
+    planned: PlannedSlots,
     /// Candidates past the capacity, in input order.
     overflow: Vec<u32>,
+}
+
+/// The planned candidates and their slots, by slot.
+#[derive(Debug)]
+enum PlannedSlots {
+    /// From the dense grid's sweep: `slot << 32 | candidate`, by slot from `entries[first]` on,
+    /// wrapping around the end (the sweep writes its places over the entries it has read).
+    Dense { entries: Vec<u64>, first: usize },
+    /// From the sparse grid, whose slots may not fit 32 bits: `(slot, candidate)`.
+    Sparse(Vec<(u64, u32)>),
+}
+
+impl Placed {
+    /// The plan and the overflow, built from the candidates (see [`arrange`]).
+    fn arrange<I: IntoIterator, K, T>(
+        &self,
+        candidates: I,
+        take: impl Fn(I::Item) -> K,
+        entry: impl Fn(K, u64) -> T,
+    ) -> (Vec<T>, Vec<K>) {
+        match &self.planned {
+            PlannedSlots::Dense { entries, first } => {
+                let (wrapped, from_first) = entries.split_at(*first);
+                let by_slot = from_first
+                    .iter()
+                    .chain(wrapped)
+                    .map(|&e| (e >> 32, (e & u64::from(u32::MAX)) as u32));
+                arrange(
+                    by_slot,
+                    entries.len(),
+                    &self.overflow,
+                    candidates,
+                    take,
+                    entry,
+                )
+            }
+            PlannedSlots::Sparse(planned) => arrange(
+                planned.iter().copied(),
+                planned.len(),
+                &self.overflow,
+                candidates,
+                take,
+                entry,
+            ),
+        }
+    }
 }
 
 /// Ranks in [`arrange`] of the candidates it leaves out (duplicates) and of those overflowing.
@@ -595,67 +646,137 @@ const OVERFLOWING: u32 = u32::MAX - 1;
 
 /// Plan entries moved at once in [`arrange`]: 4096 ids and their places stay in the L2 cache.
 const BATCH_BITS: u32 = 12;
+const PLACE_MASK: u32 = (1 << BATCH_BITS) - 1;
+
+/// The ids bound for one batch of plan places, in list order, and each one's place in the
+/// batch. Two vectors rather than one of pairs: 18 bytes an id instead of 24 (the place would be
+/// padded to the id's alignment), which keeps a million-id plan's buffers small enough for the
+/// allocator to reuse them from one call to the next (see docs/performance.md).
+struct Batch<K> {
+    ids: Vec<K>,
+    places: Vec<u16>,
+}
+
+impl<K> Batch<K> {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(capacity),
+            places: Vec::with_capacity(capacity),
+        }
+    }
+}
 
 /// Moves the candidates (taken with `take`, in list order) into the plan's time order
-/// (`entry` builds a planned entry from an id and its slot) and the overflow's list order.
+/// (`by_slot`: `planned` pairs of slot and candidate index; `entry` builds a planned entry from
+/// an id and its slot) and the `overflowing` ones into the overflow, in list order.
 ///
 /// Putting a million ids in slot order one by one would read or write a random place each (a
 /// cache and TLB miss every time). Instead the list is read in order once, each id appended to
 /// the batch of 4096 plan places it falls in (a few hundred sequential streams), and each batch
 /// is then put in order within the cache.
 fn arrange<I: IntoIterator, K, T>(
-    placed: &Placed,
+    by_slot: impl Iterator<Item = (u64, u32)> + Clone,
+    planned: usize,
+    overflowing: &[u32],
     candidates: I,
     take: impl Fn(I::Item) -> K,
     entry: impl Fn(K, u64) -> T,
 ) -> (Vec<T>, Vec<K>) {
     let candidates = candidates.into_iter();
-    let planned_len = placed.planned.len();
     let mut rank = vec![LEFT_OUT; candidates.size_hint().0];
-    for (r, &(_, i)) in (0u32..).zip(&placed.planned) {
+    for (r, (_, i)) in (0u32..).zip(by_slot.clone()) {
         rank[i as usize] = r;
     }
-    for &i in &placed.overflow {
+    for &i in overflowing {
         rank[i as usize] = OVERFLOWING;
     }
     let batch = 1usize << BATCH_BITS;
-    let mut batches: Vec<Vec<(u32, K)>> = (0..planned_len.div_ceil(batch))
-        .map(|b| Vec::with_capacity(batch.min(planned_len - b * batch)))
+    let mut batches: Vec<Batch<K>> = (0..planned.div_ceil(batch))
+        .map(|b| Batch::with_capacity(batch.min(planned - b * batch)))
         .collect();
-    let mut overflow = Vec::with_capacity(placed.overflow.len());
+    let mut overflow = Vec::with_capacity(overflowing.len());
     for (candidate, &r) in candidates.zip(&rank) {
         match r {
             LEFT_OUT => {}
             OVERFLOWING => overflow.push(take(candidate)),
-            r => batches[(r >> BATCH_BITS) as usize].push((r, take(candidate))),
-        }
-    }
-    drop(rank);
-    let mut planned = Vec::with_capacity(planned_len);
-    let mut in_order: Vec<Option<K>> = std::iter::repeat_with(|| None)
-        .take(batch.min(planned_len))
-        .collect();
-    for (ranked, slots) in batches.into_iter().zip(placed.planned.chunks(batch)) {
-        for (r, id) in ranked {
-            in_order[r as usize & (batch - 1)] = Some(id);
-        }
-        for (id, &(slot, _)) in in_order.iter_mut().zip(slots) {
-            if let Some(id) = id.take() {
-                planned.push(entry(id, slot));
+            r => {
+                let batch = &mut batches[(r >> BATCH_BITS) as usize];
+                batch.ids.push(take(candidate));
+                // Below 2^12.
+                batch.places.push((r & PLACE_MASK) as u16);
             }
         }
     }
-    (planned, overflow)
+    drop(rank);
+    let mut plan = Vec::with_capacity(planned);
+    let mut in_order: Vec<Option<K>> = std::iter::repeat_with(|| None)
+        .take(batch.min(planned))
+        .collect();
+    let mut slots = by_slot;
+    for Batch { ids, places } in batches {
+        for (id, place) in ids.into_iter().zip(places) {
+            in_order[usize::from(place)] = Some(id);
+        }
+        // `zip` asks `in_order` first: `slots` advances by at most one batch.
+        for (id, (slot, _)) in in_order.iter_mut().zip(slots.by_ref()) {
+            if let Some(id) = id.take() {
+                plan.push(entry(id, slot));
+            }
+        }
+    }
+    (plan, overflow)
 }
 
-/// One candidate on its way to a slot of the dense grid: its preferred slot (FNV-1a of the id,
-/// modulo the capacity), its index in the list, and the high half of the hash (equal ids have
-/// equal hashes, so a differing tag tells two ids apart without reading them).
-#[derive(Clone, Copy, Default)]
-struct Preference {
-    slot: u32,
-    index: u32,
-    tag: u32,
+/// How a candidate on its way to a slot of the dense grid is packed into one `u64`, from the
+/// high bits down: its preferred slot (FNV-1a of the id, modulo the capacity), its index in the
+/// list, and as many of the hash's high bits as are left (a tag: equal ids have equal hashes, so
+/// a differing tag tells two ids apart without reading them). Keys order as their slots, then
+/// as the list; 8 bytes a candidate, so sorting them moves little memory.
+#[derive(Debug, Clone, Copy)]
+struct KeyLayout {
+    /// Bits of the slot (0 for a window of one slot).
+    slot_bits: u32,
+    /// Where the slot starts: above the index and the tag.
+    slot_shift: u32,
+    /// Bits of the tag, the lowest ones.
+    tag_bits: u32,
+    /// The index's bits, once shifted down by `tag_bits`.
+    index_mask: u64,
+}
+
+impl KeyLayout {
+    fn new(capacity: u32, candidates: u32) -> Self {
+        let slot_bits = u32::BITS - capacity.saturating_sub(1).leading_zeros();
+        let index_bits = u32::BITS - candidates.saturating_sub(1).leading_zeros();
+        let tag_bits = u64::BITS - slot_bits - index_bits;
+        Self {
+            slot_bits,
+            slot_shift: index_bits + tag_bits,
+            tag_bits,
+            index_mask: (1u64 << index_bits) - 1,
+        }
+    }
+
+    fn key(self, slot: u32, index: u32, hash: u64) -> u64 {
+        let tag = hash.checked_shr(u64::BITS - self.tag_bits).unwrap_or(0);
+        u64::from(slot).checked_shl(self.slot_shift).unwrap_or(0)
+            | u64::from(index).checked_shl(self.tag_bits).unwrap_or(0)
+            | tag
+    }
+
+    fn slot(self, key: u64) -> u32 {
+        // The slot is below 2^32: it was shifted up from a u32.
+        key.checked_shr(self.slot_shift).unwrap_or(0) as u32
+    }
+
+    fn index(self, key: u64) -> u32 {
+        // Masked to at most 32 bits.
+        (key.checked_shr(self.tag_bits).unwrap_or(0) & self.index_mask) as u32
+    }
+
+    fn tag(self, key: u64) -> u64 {
+        key & u64::MAX.checked_shr(u64::BITS - self.tag_bits).unwrap_or(0)
+    }
 }
 
 /// Above this many distinct candidates preferring one slot, duplicates are found with a hash
@@ -676,28 +797,27 @@ const SCAN_LIMIT: usize = 8;
 /// where nobody is waiting, so it never has to wrap around.
 ///
 /// Duplicates are equal ids, so they share a preferred slot: after the sort they sit next to
-/// each other, and each candidate is compared only with the others preferring its slot.
+/// each other, and each candidate is compared only with the others preferring its slot. One
+/// buffer of 8-byte keys carries the candidates through all of it: hashed into it in list order,
+/// sorted, thinned of duplicates and swept in place.
 fn place_dense<K: Eq + std::hash::Hash>(
     capacity: u32,
     candidates: &[K],
     key: impl Fn(&K) -> &str,
 ) -> Placed {
-    let mut prefs: Vec<Preference> = (0u32..)
+    // `place` sends only lists of fewer than 2^32 candidates here.
+    let layout = KeyLayout::new(capacity, candidates.len() as u32);
+    let mut keys: Vec<u64> = (0u32..)
         .zip(candidates)
         .map(|(index, id)| {
             let hash = fnv1a64(key(id).as_bytes());
-            Preference {
-                // Both below 2^32: the capacity is a u32, and the high half is shifted down.
-                slot: (hash % u64::from(capacity)) as u32,
-                index,
-                tag: (hash >> 32) as u32,
-            }
+            // Below 2^32: the capacity is a u32.
+            layout.key((hash % u64::from(capacity)) as u32, index, hash)
         })
         .collect();
-    sort_by_slot(&mut prefs, capacity);
-    let duplicates = drop_duplicates(&mut prefs, candidates);
-    let mut placed = Placed::default();
-    if prefs.len() > capacity as usize {
+    let duplicates = sort_without_duplicates(&mut keys, layout, candidates);
+    let mut overflow = Vec::new();
+    if keys.len() > capacity as usize {
         // The first `capacity` distinct candidates in list order fit; the rest overflow.
         let mut duplicate = vec![false; candidates.len()];
         for &i in &duplicates {
@@ -708,77 +828,99 @@ fn place_dense<K: Eq + std::hash::Hash>(
             .filter(|(_, d)| !**d)
             .map(|(i, _)| i);
         if let Some(cutoff) = distinct.nth(capacity as usize) {
-            placed.overflow.reserve(prefs.len() - capacity as usize);
-            placed.overflow.push(cutoff);
-            placed.overflow.extend(distinct);
-            prefs.retain(|p| p.index < cutoff);
+            overflow.reserve(keys.len() - capacity as usize);
+            overflow.push(cutoff);
+            overflow.extend(distinct);
+            keys.retain(|&k| layout.index(k) < cutoff);
         }
     }
-    placed.planned = sweep(&prefs, capacity);
-    placed
+    let first = sweep(&mut keys, layout, capacity);
+    Placed {
+        planned: PlannedSlots::Dense {
+            entries: keys,
+            first,
+        },
+        overflow,
+    }
 }
 
-/// Sorts by preferred slot, keeping list order within a slot: a radix sort that walks memory in
-/// order. One pass splits the entries by the top (at most 8) bits of their slot into at most 256
-/// runs (as many sequential streams); each run, a few thousand entries at most sizes, is then
-/// sorted on the remaining bits within the cache (LSD, digits of at most 13 bits).
-fn sort_by_slot(prefs: &mut Vec<Preference>, capacity: u32) {
-    let bits = u32::BITS - capacity.saturating_sub(1).leading_zeros();
-    if bits == 0 || prefs.len() < 2 {
-        return;
-    }
-    if prefs.len() < 256 {
-        prefs.sort_by_key(|p| p.slot); // stable
-        return;
+/// Sorts the keys by preferred slot, keeping list order within a slot, and removes the later
+/// copies of each id, returning their indices: a radix sort that walks memory in order. One
+/// pass splits the keys by the top (at most 8) bits of their slot into at most 256 runs (as many
+/// sequential streams); each run, a few thousand keys at most sizes, is then sorted on the
+/// remaining bits within the cache (LSD, digits of at most 13 bits) and thinned of duplicates
+/// while it is there.
+fn sort_without_duplicates<K: Eq + std::hash::Hash>(
+    keys: &mut Vec<u64>,
+    layout: KeyLayout,
+    candidates: &[K],
+) -> Vec<u32> {
+    let mut duplicates = Vec::new();
+    let bits = layout.slot_bits;
+    if bits == 0 || keys.len() < 256 {
+        keys.sort_unstable(); // by slot, then index: the list order
+        let all = 0..keys.len();
+        let kept = drop_duplicates(keys, 0, all, layout, candidates, &mut duplicates);
+        keys.truncate(kept);
+        return duplicates;
     }
     let high = bits.min(8);
     let low = bits - high;
-    let mut scratch = vec![Preference::default(); prefs.len()];
+    let mut scratch = vec![0; keys.len()];
     let mut offsets = Vec::new();
-    scatter_by_digit(prefs, &mut scratch, low, high, &mut offsets);
-    std::mem::swap(prefs, &mut scratch);
-    if low == 0 {
-        return;
-    }
+    scatter_by_digit(
+        keys,
+        &mut scratch,
+        layout.slot_shift + low,
+        high,
+        &mut offsets,
+    );
     let run_ends = offsets.clone();
     let passes = low.div_ceil(13);
-    let width = low.div_ceil(passes);
-    let mut run_start = 0;
+    let width = low.div_ceil(passes.max(1));
+    let (mut run_start, mut kept) = (0, 0);
     for run_end in run_ends {
-        let run = &mut prefs[run_start..run_end];
-        let spare = &mut scratch[run_start..run_end];
-        run_start = run_end;
-        if run.len() < 2 {
-            continue;
-        }
-        for pass in 0..passes {
-            if pass % 2 == 0 {
-                scatter_by_digit(run, spare, pass * width, width, &mut offsets);
-            } else {
-                scatter_by_digit(spare, run, pass * width, width, &mut offsets);
+        let run_end = run_end as usize;
+        let run = &mut scratch[run_start..run_end];
+        let spare = &mut keys[run_start..run_end];
+        if run.len() > 1 {
+            for pass in 0..passes {
+                let shift = layout.slot_shift + pass * width;
+                if pass.is_multiple_of(2) {
+                    scatter_by_digit(run, spare, shift, width, &mut offsets);
+                } else {
+                    scatter_by_digit(spare, run, shift, width, &mut offsets);
+                }
             }
         }
-        if passes % 2 == 1 {
-            run.copy_from_slice(spare);
+        // The sorted run, back where `keys` has it.
+        if passes.is_multiple_of(2) || run.len() < 2 {
+            spare.copy_from_slice(run);
         }
+        kept = drop_duplicates(
+            keys,
+            kept,
+            run_start..run_end,
+            layout,
+            candidates,
+            &mut duplicates,
+        );
+        run_start = run_end;
     }
+    keys.truncate(kept);
+    duplicates
 }
 
-/// One counting-sort pass: `from` into `to` by the `width` bits of the slot from `shift`, stably.
-/// Leaves in `offsets` the end of each digit's run in `to`.
-fn scatter_by_digit(
-    from: &[Preference],
-    to: &mut [Preference],
-    shift: u32,
-    width: u32,
-    offsets: &mut Vec<usize>,
-) {
-    let mask = (1u32 << width) - 1;
-    let digit = |p: &Preference| ((p.slot >> shift) & mask) as usize;
+/// One counting-sort pass: `from` into `to` by the `width` bits of the key from `shift`,
+/// stably. Leaves in `offsets` the end of each digit's run in `to`.
+fn scatter_by_digit(from: &[u64], to: &mut [u64], shift: u32, width: u32, offsets: &mut Vec<u32>) {
+    let mask = (1u64 << width) - 1;
+    let digit = |k: u64| ((k >> shift) & mask) as usize;
     offsets.clear();
     offsets.resize(1 << width, 0);
-    for p in from {
-        offsets[digit(p)] += 1;
+    // At most 2^32 keys (`place` checks), so every count fits.
+    for &k in from {
+        offsets[digit(k)] += 1;
     }
     let mut sum = 0;
     for offset in offsets.iter_mut() {
@@ -786,81 +928,85 @@ fn scatter_by_digit(
         *offset = sum;
         sum += count;
     }
-    for p in from {
-        let at = &mut offsets[digit(p)];
-        to[*at] = *p;
+    for &k in from {
+        let at = &mut offsets[digit(k)];
+        to[*at as usize] = k;
         *at += 1;
     }
 }
 
-/// Removes the later copies of each id from `prefs` (sorted by slot, list order within one),
-/// returning their indices.
+/// Keeps the first copy of each id among `keys[run]` (sorted by slot, list order within one),
+/// moving the kept keys down to `keys[kept..]` (`kept` is at most `run.start`), and records the
+/// later copies' indices in `duplicates`. Returns the end of the kept keys.
 fn drop_duplicates<K: Eq + std::hash::Hash>(
-    prefs: &mut Vec<Preference>,
+    keys: &mut [u64],
+    mut kept: usize,
+    run: std::ops::Range<usize>,
+    layout: KeyLayout,
     candidates: &[K],
-) -> Vec<u32> {
-    let id = |p: &Preference| &candidates[p.index as usize];
-    let mut duplicates = Vec::new();
-    let mut kept = 0;
-    let mut read = 0;
-    while read < prefs.len() {
-        let run_start = kept;
-        let slot = prefs[read].slot;
+    duplicates: &mut Vec<u32>,
+) -> usize {
+    let id = |k: u64| &candidates[layout.index(k) as usize];
+    let mut read = run.start;
+    while read < run.end {
+        let slot_start = kept;
+        let slot = layout.slot(keys[read]);
         let mut seen: Option<HashSet<&K, foldhash::fast::RandomState>> = None;
-        while read < prefs.len() && prefs[read].slot == slot {
-            let p = prefs[read];
+        while read < run.end && layout.slot(keys[read]) == slot {
+            let k = keys[read];
             read += 1;
             let duplicate = match &mut seen {
-                Some(seen) => !seen.insert(id(&p)),
-                None => prefs[run_start..kept]
+                Some(seen) => !seen.insert(id(k)),
+                None => keys[slot_start..kept]
                     .iter()
-                    .any(|q| q.tag == p.tag && id(q) == id(&p)),
+                    .any(|&q| layout.tag(q) == layout.tag(k) && id(q) == id(k)),
             };
             if duplicate {
-                duplicates.push(p.index);
+                duplicates.push(layout.index(k));
                 continue;
             }
-            prefs[kept] = p;
+            keys[kept] = k;
             kept += 1;
-            if seen.is_none() && kept - run_start > SCAN_LIMIT {
-                seen = Some(prefs[run_start..kept].iter().map(id).collect());
+            if seen.is_none() && kept - slot_start > SCAN_LIMIT {
+                seen = Some(keys[slot_start..kept].iter().map(|&q| id(q)).collect());
             }
         }
     }
-    prefs.truncate(kept);
-    duplicates
+    kept
 }
 
-/// The sweep: `(slot, candidate)` by slot, for candidates sorted by preferred slot (list order
-/// within one), no more of them than `capacity`.
-fn sweep(prefs: &[Preference], capacity: u32) -> Vec<(u64, u32)> {
+/// The sweep, in place: `keys` (sorted by preferred slot, list order within one, no more of
+/// them than `capacity`) become `slot << 32 | candidate` by slot, from the returned position on
+/// (wrapping around the end). Each place is written over a key already read.
+fn sweep(keys: &mut [u64], layout: KeyLayout, capacity: u32) -> usize {
+    let len = keys.len();
+    if len == 0 {
+        return 0;
+    }
     let capacity = u64::from(capacity);
-    let start = quiet_start(prefs, capacity);
-    let split = prefs.partition_point(|p| u64::from(p.slot) < start);
-    // Positions from `start`: the window unrolled so that the sweep ends at its last slot.
-    let from_start = prefs[split..]
-        .iter()
-        .map(|p| (u64::from(p.slot) - start, p.index))
-        .chain(
-            prefs[..split]
-                .iter()
-                .map(|p| (u64::from(p.slot) + capacity - start, p.index)),
-        );
-    let mut planned = Vec::with_capacity(prefs.len());
+    let start = quiet_start(keys, layout, capacity);
+    // Positions from `start`: the window unrolled so that the sweep ends at its last slot. The
+    // keys are read from the first one preferring `start` or later, wrapping around (from the
+    // first key when all prefer earlier slots).
+    let split = keys.partition_point(|&k| u64::from(layout.slot(k)) < start) % len;
+    let mut places = Places {
+        start,
+        capacity,
+        write: split,
+        before_wrap: 0,
+    };
     let mut waiting: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
     let mut next = 0;
-    let mut place = |at: u64, index: u32| {
-        let slot = at + start;
-        planned.push((
-            if slot >= capacity {
-                slot - capacity
-            } else {
-                slot
-            },
-            index,
-        ));
-    };
-    for (preferred, index) in from_start {
+    let mut read = split;
+    for _ in 0..len {
+        let k = keys[read];
+        read = if read + 1 == len { 0 } else { read + 1 };
+        let slot = u64::from(layout.slot(k));
+        let preferred = if slot >= start {
+            slot - start
+        } else {
+            slot + capacity - start
+        };
         // Every candidate preferring a slot up to `next` is in `waiting`: fill the slots before
         // this candidate's own.
         while next < preferred {
@@ -868,19 +1014,45 @@ fn sweep(prefs: &[Preference], capacity: u32) -> Vec<(u64, u32)> {
                 next = preferred;
                 break;
             };
-            place(next, first);
+            places.put(keys, next, first);
             next += 1;
         }
-        waiting.push(Reverse(index));
+        waiting.push(Reverse(layout.index(k)));
     }
     while let Some(Reverse(first)) = waiting.pop() {
-        place(next, first);
+        places.put(keys, next, first);
         next += 1;
     }
-    // In sweep order the slots from `start` come first: bring the window's first slots ahead.
-    let wrapped = planned.partition_point(|&(slot, _)| slot >= start);
-    planned.rotate_left(wrapped);
-    planned
+    // In sweep order the slots from `start` come first; the window's first slots follow them.
+    (split + places.before_wrap) % len
+}
+
+/// Where [`sweep`] writes its places: the `n`-th over the `n`-th key it read.
+struct Places {
+    start: u64,
+    capacity: u64,
+    /// The next place's position in the keys.
+    write: usize,
+    /// Places at `start` or later, before the sweep wrapped to the window's first slot.
+    before_wrap: usize,
+}
+
+impl Places {
+    /// Candidate `index` at sweep position `at` (slots from `start`).
+    fn put(&mut self, keys: &mut [u64], at: u64, index: u32) {
+        let mut slot = self.start + at;
+        if slot >= self.capacity {
+            slot -= self.capacity;
+        } else {
+            self.before_wrap += 1;
+        }
+        keys[self.write] = slot << 32 | u64::from(index);
+        self.write = if self.write + 1 == keys.len() {
+            0
+        } else {
+            self.write + 1
+        };
+    }
 }
 
 /// A slot to start the sweep at: one just after a slot where no candidate is left waiting,
@@ -888,13 +1060,13 @@ fn sweep(prefs: &[Preference], capacity: u32) -> Vec<(u64, u32)> {
 /// candidates fit: after an empty slot, or in a full window after the slot the last candidate
 /// placed took. The waiting count over the sorted slots is exact from the first such point on,
 /// so a second lap finds one.
-fn quiet_start(prefs: &[Preference], capacity: u64) -> u64 {
+fn quiet_start(keys: &[u64], layout: KeyLayout, capacity: u64) -> u64 {
     let mut waiting: u64 = 0;
     let mut last: Option<u64> = None;
     for lap in 0..2 {
-        let mut runs = prefs.chunk_by(|a, b| a.slot == b.slot);
+        let mut runs = keys.chunk_by(|&a, &b| layout.slot(a) == layout.slot(b));
         for run in &mut runs {
-            let at = u64::from(run[0].slot) + lap * capacity;
+            let at = u64::from(layout.slot(run[0])) + lap * capacity;
             if let Some(last) = last {
                 // The empty slots between `last` and `at` take the waiting ones.
                 let gap = at - last - 1;
@@ -911,10 +1083,7 @@ fn quiet_start(prefs: &[Preference], capacity: u64) -> u64 {
             last = Some(at);
         }
     }
-    debug_assert!(
-        prefs.is_empty(),
-        "no quiet slot: more candidates than slots"
-    );
+    debug_assert!(keys.is_empty(), "no quiet slot: more candidates than slots");
     0
 }
 
@@ -928,13 +1097,13 @@ fn place_sparse<K: Eq + std::hash::Hash>(
     let mut seen: HashSet<&K, _> = HashSet::with_capacity_and_hasher(candidates.len(), hasher());
     let mut links: HashMap<u64, u64, _> =
         HashMap::with_capacity_and_hasher(candidates.len().min(1 << 20), hasher());
-    let mut placed = Placed::default();
+    let (mut planned, mut overflow) = (Vec::new(), Vec::new());
     for (i, id) in (0u32..).zip(candidates) {
         if !seen.insert(id) {
             continue;
         }
-        if placed.planned.len() as u64 >= capacity {
-            placed.overflow.push(i);
+        if planned.len() as u64 >= capacity {
+            overflow.push(i);
             continue;
         }
         let mut slot = fnv1a64(key(id).as_bytes()) % capacity;
@@ -945,10 +1114,13 @@ fn place_sparse<K: Eq + std::hash::Hash>(
             slot = next;
         }
         links.insert(slot, (slot + 1) % capacity);
-        placed.planned.push((slot, i));
+        planned.push((slot, i));
     }
-    placed.planned.sort_unstable_by_key(|&(slot, _)| slot);
-    placed
+    planned.sort_unstable_by_key(|&(slot, _)| slot);
+    Placed {
+        planned: PlannedSlots::Sparse(planned),
+        overflow,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -513,6 +513,61 @@ proptest! {
     }
 }
 
+/// The sweep starts just after a quiet slot; when every candidate prefers a slot before it, the
+/// keys are read from the first one (a lone candidate in a small window, found by the proptest).
+#[test]
+fn every_candidate_before_the_sweep_start_is_the_reference_plan() {
+    for (window_s, cap) in [(3, 40), (4, 30), (59, 7)] {
+        let s = RefreshScheduler::new(Duration::from_secs(window_s), cap);
+        for ids in [vec!["a"], vec!["a", "b"], vec!["zz", "a", "zz"]] {
+            let candidates: Vec<_> = ids.iter().map(|i| ConnectionId::new(*i).unwrap()).collect();
+            let plan = s.schedule(t0(), &candidates, 0.0);
+            let (expected, overflow) = reference_plan(&s, &candidates);
+            let spacing = s.spacing().unwrap().as_nanos() as u64;
+            let want: Vec<_> = expected
+                .into_iter()
+                .map(|(slot, id)| (t0() + Duration::from_nanos(slot * spacing), id))
+                .collect();
+            let got: Vec<_> = plan
+                .planned
+                .iter()
+                .map(|p| (p.at, p.connection_id.clone()))
+                .collect();
+            assert_eq!(got, want, "window {window_s}s, cap {cap}, ids {ids:?}");
+            assert_eq!(plan.overflow, overflow);
+        }
+    }
+}
+
+/// Thousands of candidates take the radix sort's split by the top bits of the slot, its runs
+/// and the duplicate check within them: the plan is still the reference plan, with
+/// duplicates, an overflowing window and an exactly full one.
+#[test]
+fn large_lists_are_the_reference_plan() {
+    let ids: Vec<ConnectionId> = (0..6_000u32)
+        .map(|i| ConnectionId::new(format!("c{}", i % 5_000)).unwrap())
+        .collect();
+    for slots in [10_000u64, 5_000, 4_999, 1_234] {
+        let s = RefreshScheduler::new(Duration::from_secs(6 * slots), 10);
+        assert_eq!(s.capacity(), slots);
+        let plan = s.schedule(t0(), &ids, 0.25);
+        assert_eq!(s.schedule_owned(t0(), ids.clone(), 0.25), plan);
+        let (expected, overflow) = reference_plan(&s, &ids);
+        let phase = Duration::from_millis(1_500);
+        let want: Vec<_> = expected
+            .into_iter()
+            .map(|(slot, id)| (t0() + Duration::from_secs(6 * slot) + phase, id))
+            .collect();
+        let got: Vec<_> = plan
+            .planned
+            .iter()
+            .map(|p| (p.at, p.connection_id.clone()))
+            .collect();
+        assert_eq!(got, want, "{slots} slots");
+        assert_eq!(plan.overflow, overflow, "{slots} slots");
+    }
+}
+
 #[test]
 fn a_connection_without_a_known_method_decodes_and_counts_as_open_banking() {
     // No `method` at all: the generated model and the view both decode it.

@@ -285,8 +285,8 @@ fn refresh_goes_through_the_guard() {
 #[test]
 fn refresh_plan_prints_the_plan() {
     let emu = Emu::start();
-    let dir = tempdir();
-    let from = dir.join("conns.txt");
+    let dir = scratch_dir();
+    let from = dir.path().join("conns.txt");
     std::fs::write(&from, "# user connection\nu1 c1\nu1, c2\n\nu2 c3\n").unwrap();
     let printed = emu.run(&[
         "refresh",
@@ -315,7 +315,7 @@ fn refresh_plan_prints_the_plan() {
     assert_eq!(plan["overflow"].as_array().unwrap().len(), 1);
     // Printing sends nothing and leaves no state behind.
     assert_eq!(emu.server.stats().requests.values().sum::<u64>(), 0);
-    assert!(!dir.join("conns.txt.state").exists());
+    assert!(!dir.path().join("conns.txt.state").exists());
 
     std::fs::write(&from, "u1 c1 extra\n").unwrap();
     let bad = emu.run(&["refresh", "plan", "--from", from.to_str().unwrap()]);
@@ -470,16 +470,6 @@ pub fn interrupt(pid: u32) {
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "basiq-cli-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]

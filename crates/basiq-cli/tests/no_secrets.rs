@@ -40,9 +40,8 @@ fn no_key_or_token_in_any_output_at_any_verbosity() {
     let failed = emu.connect(&user, "AU00001", "bighead", "password");
     emu.advance(Duration::from_secs(13));
     let conn = emu.connection_of(&ok);
-    let dir = std::env::temp_dir().join(format!("basiq-cli-secrets-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let from = dir.join("conns.txt");
+    let dir = scratch_dir();
+    let from = dir.path().join("conns.txt");
     std::fs::write(&from, format!("{user} {conn}\n")).unwrap();
     let from = from.to_str().unwrap().to_owned();
 
@@ -104,7 +103,6 @@ fn no_key_or_token_in_any_output_at_any_verbosity() {
         refused.stderr
     );
     assert_clean("wrong key", &refused, wrong);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

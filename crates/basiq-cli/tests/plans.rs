@@ -9,16 +9,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "basiq-cli-plans-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn triage_of_200_users_never_exceeds_its_rate_in_any_minute() {
     let emu = Emu::start();
@@ -28,8 +18,8 @@ fn triage_of_200_users_never_exceeds_its_rate_in_any_minute() {
     let failing = &users[17];
     emu.connect(failing, "AU00000", "bighead", "password");
     emu.advance(Duration::from_secs(13));
-    let dir = tempdir();
-    let file = dir.join("users.txt");
+    let dir = scratch_dir();
+    let file = dir.path().join("users.txt");
     std::fs::write(&file, format!("# the fleet\n{}\n", users.join("\n"))).unwrap();
 
     let run = emu.run(&[
@@ -64,7 +54,7 @@ fn triage_of_200_users_never_exceeds_its_rate_in_any_minute() {
     assert!(span > time::Duration::minutes(60), "{span}");
     assert!(span < time::Duration::hours(2));
     assert!(
-        !dir.join("users.txt.state").exists(),
+        !dir.path().join("users.txt.state").exists(),
         "a completed plan leaves no state"
     );
 }
@@ -102,8 +92,8 @@ fn refresh_plan_over_500_connections_sends_each_once_never_more_than_n_a_minute(
     let emu = Emu::start();
     let pairs = fleet(&emu, 50);
     assert_eq!(pairs.len(), 500);
-    let dir = tempdir();
-    let from = dir.join("conns.txt");
+    let dir = scratch_dir();
+    let from = dir.path().join("conns.txt");
     write_pairs(&from, &pairs);
 
     let run = emu.run(&[
@@ -142,7 +132,7 @@ fn refresh_plan_over_500_connections_sends_each_once_never_more_than_n_a_minute(
         "{} in a minute",
         most_in_any_minute(&times)
     );
-    assert!(!dir.join("conns.txt.state").exists());
+    assert!(!dir.path().join("conns.txt.state").exists());
 }
 
 #[test]
@@ -158,9 +148,9 @@ fn an_interrupted_plan_resumes_without_repeating_a_refresh() {
                 .times(10_000),
         )
         .unwrap();
-    let dir = tempdir();
-    let from = dir.join("conns.txt");
-    let state = dir.join("conns.txt.state");
+    let dir = scratch_dir();
+    let from = dir.path().join("conns.txt");
+    let state = dir.path().join("conns.txt.state");
     write_pairs(&from, &pairs);
     let args = [
         "refresh",
@@ -238,10 +228,10 @@ fn an_interrupted_plan_resumes_without_repeating_a_refresh() {
 fn a_state_file_of_another_plan_is_refused_before_anything_is_sent() {
     let emu = Emu::start();
     let user = emu.user("solo@hooli.com");
-    let dir = tempdir();
-    let file = dir.join("users.txt");
+    let dir = scratch_dir();
+    let file = dir.path().join("users.txt");
     std::fs::write(&file, format!("{user}\n")).unwrap();
-    let state = dir.join("users.txt.state");
+    let state = dir.path().join("users.txt.state");
     std::fs::write(
         &state,
         r#"{"plan":"triage","start":"2026-03-02T09:00:00Z","jitter":0.5,"windowMs":2000,"maxPerMinute":30,"items":1,"digest":"0000000000000000"}

@@ -30,3 +30,15 @@ async fn error_statuses_are_responses_and_user_agent_is_sent() {
     assert_eq!(response.body(), b"{}");
     assert_user_agent(&rx.recv().unwrap());
 }
+
+/// glibc serves allocations up to about 1 KiB from a per-thread cache; a larger boxed future
+/// takes an arena lock on every request, which concurrent requests then queue on
+/// (docs/performance.md). This fails when a change to the transport (or a reqwest upgrade) makes
+/// the future outgrow that.
+#[test]
+fn the_boxed_send_future_stays_small_enough_for_the_allocators_thread_cache() {
+    let transport = ReqwestTransport::new();
+    let future = transport.send(get("http://127.0.0.1:9/users/u1"));
+    let size = std::mem::size_of_val(&*future);
+    assert!(size <= 1024, "the boxed send future is {size} bytes");
+}

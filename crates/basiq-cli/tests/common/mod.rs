@@ -269,3 +269,11 @@ pub fn snap(url: &str, name: &str, run: &Run) {
     );
     settings.bind(|| insta::assert_snapshot!(name, text));
 }
+
+/// A scratch directory for a test's files, removed when dropped (also when the test fails).
+pub fn scratch_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("basiq-cli-")
+        .tempdir()
+        .expect("a scratch directory")
+}

@@ -122,10 +122,24 @@ fn asynchronous(env: &Env, user: &str, token: &str, rounds: usize) -> Result<(),
         std::hint::black_box(user);
     }
 
-    // Warm both (pools, the SDK's token cache).
+    // Warm both the same way: the SDK's token cache, then four requests at once on each client,
+    // so both pools start with spare connections. With one request each, a race in hyper-util's
+    // pool decided which client kept a second connection, and the one left with a single
+    // connection empties and rebuilds its idle list on every request (about 4k instructions).
     runtime.block_on(async {
         sdk_get(&client, user).await;
-        raw_get(&raw, &url, &auth).await;
+        tokio::join!(
+            sdk_get(&client, user),
+            sdk_get(&client, user),
+            sdk_get(&client, user),
+            sdk_get(&client, user),
+        );
+        tokio::join!(
+            raw_get(&raw, &url, &auth),
+            raw_get(&raw, &url, &auth),
+            raw_get(&raw, &url, &auth),
+            raw_get(&raw, &url, &auth),
+        );
     });
 
     let calls = 300;

@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::engine::operation::{self, Authentication, Operation};
 use crate::engine::transport::{HttpRequest, HttpResponse};
-use crate::error::{Error, ErrorContext};
+use crate::error::{ApiError, Error, ErrorContext};
 use crate::id::UserId;
 use crate::secret::{AccessToken, ApiKey};
 
@@ -124,13 +124,19 @@ impl std::fmt::Debug for TokenResponse {
 fn withhold_token_bodies(error: Error) -> Error {
     match error {
         Error::Api { mut error, context } => {
-            if error.raw_body.take().is_some() {
-                error.raw_body =
-                    Some("[a /token answer that is not Basiq's error format is not shown]".into());
-            }
+            withhold_raw_body(&mut error);
             Error::Api { error, context }
         }
         other => other,
+    }
+}
+
+/// Replaces the start of a `/token` answer that is not in Basiq's error format (it may hold a
+/// token) with a note; Basiq's own error list is kept.
+fn withhold_raw_body(error: &mut ApiError) {
+    if error.raw_body.take().is_some() {
+        error.raw_body =
+            Some("[a /token answer that is not Basiq's error format is not shown]".into());
     }
 }
 
@@ -175,11 +181,12 @@ impl Operation for PostToken {
     fn parse(&self, response: HttpResponse) -> Result<TokenResponse, Error> {
         if response.status().as_u16() == 404 {
             // Basiq answers a wrong, deleted or other-environment key with 404, not 401.
-            let Error::Api { error, context } =
+            let Error::Api { mut error, context } =
                 Error::from_response(response.status(), response.body(), None)
             else {
                 return Err(Error::decode(response.status(), "unexpected error shape"));
             };
+            withhold_raw_body(&mut error);
             return Err(Error::InvalidApiKey { error, context });
         }
         operation::parse_json(&response, &[200]).map_err(withhold_token_bodies)
@@ -520,5 +527,29 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidApiKey);
         assert!(!err.is_retryable());
+        // Basiq's own error list is still shown.
+        assert!(err.to_string().contains("check your API key"), "{err}");
+    }
+
+    /// A 404 from `/token` whose body is not Basiq's error list (a proxy, a misrouted base URL,
+    /// an echo) may hold a token: it is withheld like any other status's.
+    #[test]
+    fn a_token_404_that_is_not_basiqs_error_format_is_not_quoted() {
+        for body in [
+            r#""eyJsecretTOKEN""#,
+            r#"{"access_token":"eyJsecretTOKEN"}"#,
+            "eyJsecretTOKEN",
+        ] {
+            let response = http::Response::builder()
+                .status(404)
+                .body(body.as_bytes().to_vec())
+                .unwrap();
+            let err = PostToken::server(ApiKey::new("k"))
+                .parse(response)
+                .unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidApiKey);
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains("eyJsecretTOKEN"), "{shown}");
+        }
     }
 }

@@ -463,6 +463,29 @@ fn reference_plan(
     (planned, overflow)
 }
 
+/// Asserts that `plan` is [`reference_plan`]'s for `candidates`: the same ids at the same times
+/// (`slot_time` turns a grid slot into its time), and the same overflow.
+fn assert_is_reference_plan(
+    s: &RefreshScheduler,
+    candidates: &[ConnectionId],
+    plan: &RefreshSchedule,
+    slot_time: impl Fn(u64) -> OffsetDateTime,
+    label: &str,
+) {
+    let (expected, overflow) = reference_plan(s, candidates);
+    let want: Vec<_> = expected
+        .into_iter()
+        .map(|(slot, id)| (slot_time(slot), id))
+        .collect();
+    let got: Vec<_> = plan
+        .planned
+        .iter()
+        .map(|p| (p.at, p.connection_id.clone()))
+        .collect();
+    assert_eq!(got, want, "{label}");
+    assert_eq!(plan.overflow, overflow, "{label}");
+}
+
 proptest! {
     /// The owned plan is the borrowed plan, and both are the reference plan, whatever the grid
     /// (a window that overflows or is exactly full, one near the list's size, one far larger)
@@ -522,19 +545,14 @@ fn every_candidate_before_the_sweep_start_is_the_reference_plan() {
         for ids in [vec!["a"], vec!["a", "b"], vec!["zz", "a", "zz"]] {
             let candidates: Vec<_> = ids.iter().map(|i| ConnectionId::new(*i).unwrap()).collect();
             let plan = s.schedule(t0(), &candidates, 0.0);
-            let (expected, overflow) = reference_plan(&s, &candidates);
             let spacing = s.spacing().unwrap().as_nanos() as u64;
-            let want: Vec<_> = expected
-                .into_iter()
-                .map(|(slot, id)| (t0() + Duration::from_nanos(slot * spacing), id))
-                .collect();
-            let got: Vec<_> = plan
-                .planned
-                .iter()
-                .map(|p| (p.at, p.connection_id.clone()))
-                .collect();
-            assert_eq!(got, want, "window {window_s}s, cap {cap}, ids {ids:?}");
-            assert_eq!(plan.overflow, overflow);
+            assert_is_reference_plan(
+                &s,
+                &candidates,
+                &plan,
+                |slot| t0() + Duration::from_nanos(slot * spacing),
+                &format!("window {window_s}s, cap {cap}, ids {ids:?}"),
+            );
         }
     }
 }
@@ -552,19 +570,14 @@ fn large_lists_are_the_reference_plan() {
         assert_eq!(s.capacity(), slots);
         let plan = s.schedule(t0(), &ids, 0.25);
         assert_eq!(s.schedule_owned(t0(), ids.clone(), 0.25), plan);
-        let (expected, overflow) = reference_plan(&s, &ids);
         let phase = Duration::from_millis(1_500);
-        let want: Vec<_> = expected
-            .into_iter()
-            .map(|(slot, id)| (t0() + Duration::from_secs(6 * slot) + phase, id))
-            .collect();
-        let got: Vec<_> = plan
-            .planned
-            .iter()
-            .map(|p| (p.at, p.connection_id.clone()))
-            .collect();
-        assert_eq!(got, want, "{slots} slots");
-        assert_eq!(plan.overflow, overflow, "{slots} slots");
+        assert_is_reference_plan(
+            &s,
+            &ids,
+            &plan,
+            |slot| t0() + Duration::from_secs(6 * slot) + phase,
+            &format!("{slots} slots"),
+        );
     }
 }
 

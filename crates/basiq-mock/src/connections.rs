@@ -428,19 +428,8 @@ mod tests {
     }
 
     fn job(seq: u64, start: OffsetDateTime, login: &str, password: &str) -> Job {
-        Job {
-            id: format!("j{seq}"),
-            seq,
-            kind: JobKind::Connect,
-            user_id: "u".into(),
-            connection_id: "c".into(),
-            institution_id: "AU00000".into(),
-            method: Method::Web,
-            login_id: login.into(),
-            created: start,
-            start_at: start,
-            steps: crate::logins::plan(login, password, 0, false, false),
-        }
+        let steps = crate::logins::plan(login, password, 0, false, false);
+        Job::test_connect(seq, login, start, start, steps)
     }
 
     #[test]

@@ -97,6 +97,30 @@ impl Job {
         now >= self.finished_at()
     }
 
+    /// A connect job of user `u` on connection `c` at `AU00000` (web), for unit tests.
+    #[cfg(test)]
+    pub(crate) fn test_connect(
+        seq: u64,
+        login: &str,
+        created: OffsetDateTime,
+        start_at: OffsetDateTime,
+        steps: Vec<crate::state::StepPlan>,
+    ) -> Self {
+        Self {
+            id: format!("j{seq}"),
+            seq,
+            kind: JobKind::Connect,
+            user_id: "u".into(),
+            connection_id: "c".into(),
+            institution_id: "AU00000".into(),
+            method: crate::state::Method::Web,
+            login_id: login.into(),
+            created,
+            start_at,
+            steps,
+        }
+    }
+
     /// `Some(true)` finished successfully, `Some(false)` failed, `None` still running (the plain
     /// definition, kept as the oracle of [`progress`](Self::progress)).
     #[cfg(test)]
@@ -416,7 +440,6 @@ async fn list_jobs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Method;
     use time::macros::datetime;
 
     #[test]
@@ -433,19 +456,13 @@ mod tests {
         ];
         for (login, password) in logins {
             for (outage, mfa) in [(false, false), (true, false), (false, true)] {
-                let job = Job {
-                    id: "j".into(),
-                    seq: 1,
-                    kind: JobKind::Connect,
-                    user_id: "u".into(),
-                    connection_id: "c".into(),
-                    institution_id: "AU00000".into(),
-                    method: Method::Web,
-                    login_id: login.into(),
-                    created: t0,
-                    start_at: t0 + time::Duration::seconds(2),
-                    steps: logins::plan(login, password, 0, outage, mfa),
-                };
+                let job = Job::test_connect(
+                    1,
+                    login,
+                    t0,
+                    t0 + time::Duration::seconds(2),
+                    logins::plan(login, password, 0, outage, mfa),
+                );
                 let end = job.finished_at() + time::Duration::seconds(2);
                 let mut now = t0;
                 while now <= end {

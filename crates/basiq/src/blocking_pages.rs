@@ -9,6 +9,7 @@
 use std::fmt;
 
 use basiq_core::engine::operation::Operation;
+use basiq_core::error::ErrorContext;
 use basiq_core::flows::follow::{FollowStep, JobFollow, JobProgress};
 use basiq_core::flows::pagination::{PageCursor, PageRequest};
 use basiq_core::policy::pagination::Page;
@@ -16,6 +17,7 @@ use basiq_core::Error;
 use serde::de::DeserializeOwned;
 
 use crate::blocking::Client;
+use crate::lazy_page::{lazy_next, Lazy, LazyPage};
 
 type NextPageFn<P> = Box<dyn FnMut() -> Option<Result<P, Error>> + Send>;
 
@@ -29,7 +31,66 @@ type NextPageFn<P> = Box<dyn FnMut() -> Option<Result<P, Error>> + Send>;
 /// an error); after an error it ends.
 #[must_use = "an iterator does nothing until consumed"]
 pub struct Pages<P> {
-    next: NextPageFn<P>,
+    state: PagesState<P>,
+}
+
+enum PagesState<P> {
+    /// Not iterated yet: [`Pages::items`] can still walk it as lazily decoded pages.
+    Unstarted(Box<dyn Walk<P>>),
+    Started(NextPageFn<P>),
+    /// Only while switching from `Unstarted` to `Started`.
+    Switching,
+}
+
+/// A walk not started yet, as whole pages or as lazily decoded ones.
+trait Walk<P>: Send {
+    fn pages(self: Box<Self>) -> NextPageFn<P>;
+    fn lazy(self: Box<Self>) -> (NextPageFn<LazyPage>, ErrorContext);
+}
+
+struct Start<O> {
+    client: Client,
+    first: O,
+}
+
+impl<O, P> Walk<P> for Start<O>
+where
+    O: Operation<Output = P> + Send + 'static,
+    P: Page + DeserializeOwned + Send + 'static,
+{
+    fn pages(self: Box<Self>) -> NextPageFn<P> {
+        let Start { client, first } = *self;
+        let mut cursor = PageCursor::new(
+            first,
+            client.executor().base_url().clone(),
+            client.policies().page_limits,
+        );
+        Box::new(move || {
+            Some(match cursor.next_request()? {
+                Err(error) => Err(error),
+                Ok(PageRequest::First(op)) => cursor.on_page(client.execute(op)),
+                Ok(PageRequest::Next(op)) => cursor.on_page(client.execute(op)),
+            })
+        })
+    }
+
+    fn lazy(self: Box<Self>) -> (NextPageFn<LazyPage>, ErrorContext) {
+        let Start { client, first } = *self;
+        let mut cursor = PageCursor::new(
+            Lazy::<O, P>::new(first),
+            client.executor().base_url().clone(),
+            client.policies().page_limits,
+        );
+        let context = cursor.context().clone();
+        let next = move || {
+            Some(match cursor.next_request()? {
+                Err(error) => Err(error),
+                Ok(PageRequest::First(op)) => cursor.on_page(client.execute(op)),
+                Ok(PageRequest::Next(op)) => cursor.on_page(client.execute(lazy_next::<P>(op))),
+            })
+        };
+        (Box::new(next), context)
+    }
 }
 
 impl<P> fmt::Debug for Pages<P> {
@@ -46,28 +107,42 @@ where
     where
         O: Operation<Output = P> + Send + 'static,
     {
-        let mut cursor = PageCursor::new(
-            first,
-            client.executor().base_url().clone(),
-            client.policies().page_limits,
-        );
-        let next = move || {
-            Some(match cursor.next_request()? {
-                Err(error) => Err(error),
-                Ok(PageRequest::First(op)) => cursor.on_page(client.execute(op)),
-                Ok(PageRequest::Next(op)) => cursor.on_page(client.execute(op)),
-            })
-        };
         Self {
-            next: Box::new(next),
+            state: PagesState::Unstarted(Box::new(Start { client, first })),
         }
     }
 
-    /// Every item of every page, in order (see [`Items`]).
-    pub fn items(self) -> Items<P> {
+    /// Every item of every page, in order (see [`Items`]). Each page's body is kept and its
+    /// items decoded one at a time as they are taken.
+    pub fn items(self) -> Items<P>
+    where
+        P::Item: DeserializeOwned,
+    {
+        let source = match self.state {
+            PagesState::Unstarted(walk) => {
+                let (pages, context) = walk.lazy();
+                Source::Lazy {
+                    pages,
+                    page: None,
+                    next: 0,
+                    page_number: 0,
+                    context,
+                    decode: LazyPage::decode::<P::Item>,
+                }
+            }
+            // Already iterated as pages: the rest is walked the same way, whole pages.
+            PagesState::Started(pages) => Source::Whole {
+                pages,
+                buffer: Vec::new().into_iter(),
+            },
+            PagesState::Switching => Source::Whole {
+                pages: Box::new(|| None),
+                buffer: Vec::new().into_iter(),
+            },
+        };
         Items {
-            pages: self,
-            buffer: Vec::new().into_iter(),
+            source,
+            done: false,
         }
     }
 
@@ -94,23 +169,59 @@ impl<P> Iterator for Pages<P> {
     type Item = Result<P, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        (self.next)()
+        if let PagesState::Unstarted(_) = self.state {
+            if let PagesState::Unstarted(walk) =
+                std::mem::replace(&mut self.state, PagesState::Switching)
+            {
+                self.state = PagesState::Started(walk.pages());
+            }
+        }
+        match &mut self.state {
+            PagesState::Started(next) => next(),
+            _ => None,
+        }
     }
 }
 
 /// The items of a list, page after page: an owned `Iterator<Item = Result<P::Item, Error>>`,
 /// like [`Pages`]. From [`Client::items`], a resource's `items` method, or [`Pages::items`]. One
-/// page is buffered at a time; after an error it ends.
+/// page's body is held at a time and its items are decoded as they are taken: an item that does
+/// not decode is an [`Error::Decode`] (with the call's ids) in its place, and, as after any
+/// error, the iterator ends there.
 #[must_use = "an iterator does nothing until consumed"]
 pub struct Items<P: Page> {
-    pages: Pages<P>,
-    buffer: std::vec::IntoIter<P::Item>,
+    source: Source<P>,
+    done: bool,
+}
+
+type Decode<T> = fn(&LazyPage, usize, u64, &ErrorContext) -> Result<T, Error>;
+
+enum Source<P: Page> {
+    Lazy {
+        pages: NextPageFn<LazyPage>,
+        page: Option<LazyPage>,
+        /// The index of the next item of `page`.
+        next: usize,
+        page_number: u64,
+        context: ErrorContext,
+        decode: Decode<P::Item>,
+    },
+    Whole {
+        pages: NextPageFn<P>,
+        buffer: std::vec::IntoIter<P::Item>,
+    },
 }
 
 impl<P: Page> fmt::Debug for Items<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let buffered = match &self.source {
+            Source::Lazy { page, next, .. } => page
+                .as_ref()
+                .map_or(0, |p| p.items().len().saturating_sub(*next)),
+            Source::Whole { buffer, .. } => buffer.len(),
+        };
         f.debug_struct("Items")
-            .field("buffered", &self.buffer.len())
+            .field("buffered", &buffered)
             .finish_non_exhaustive()
     }
 }
@@ -119,18 +230,58 @@ impl<P: Page> Iterator for Items<P> {
     type Item = Result<P::Item, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(item) = self.buffer.next() {
-                return Some(Ok(item));
-            }
-            // The spent page's allocation (a `vec::IntoIter` keeps it) goes before the next
-            // page is fetched and decoded, so two pages are never held at once.
-            self.buffer = Vec::new().into_iter();
-            match self.pages.next()? {
-                Ok(page) => self.buffer = page.into_items().into_iter(),
-                Err(error) => return Some(Err(error)),
+        if self.done {
+            return None;
+        }
+        let item = match &mut self.source {
+            Source::Lazy {
+                pages,
+                page,
+                next,
+                page_number,
+                context,
+                decode,
+            } => loop {
+                if let Some(current) = page {
+                    if *next < current.items().len() {
+                        let item = decode(current, *next, *page_number, context);
+                        *next += 1;
+                        break Some(item);
+                    }
+                }
+                // The spent body goes before the next page is fetched, so two are never held.
+                *page = None;
+                match pages() {
+                    None => break None,
+                    Some(Err(error)) => break Some(Err(error)),
+                    Some(Ok(fetched)) => {
+                        *page = Some(fetched);
+                        *next = 0;
+                        *page_number += 1;
+                    }
+                }
+            },
+            Source::Whole { pages, buffer } => loop {
+                if let Some(item) = buffer.next() {
+                    break Some(Ok(item));
+                }
+                // The spent page's allocation (a `vec::IntoIter` keeps it) goes before the
+                // next page is fetched and decoded, so two pages are never held at once.
+                *buffer = Vec::new().into_iter();
+                match pages() {
+                    None => break None,
+                    Some(Err(error)) => break Some(Err(error)),
+                    Some(Ok(fetched)) => *buffer = fetched.into_items().into_iter(),
+                }
+            },
+        };
+        if matches!(item, None | Some(Err(_))) {
+            self.done = true;
+            if let Source::Lazy { page, .. } = &mut self.source {
+                *page = None;
             }
         }
+        item
     }
 }
 

@@ -485,6 +485,8 @@ pub mod webhooks;
 
 #[cfg(any(feature = "async", feature = "blocking"))]
 mod flows;
+#[cfg(any(feature = "async", feature = "blocking"))]
+mod lazy_page;
 pub use basiq_core::flows::follow::{JobProgress, JobReport, WaitOutcome};
 #[cfg(any(feature = "async", feature = "blocking"))]
 pub use flows::{

@@ -825,7 +825,8 @@ macro_rules! client_lists {
                 O: $crate::operation::Operation + Send + Sync + 'static,
                 O::Output:
                     $crate::pagination::Page + ::serde::de::DeserializeOwned + Send + 'static,
-                <O::Output as $crate::pagination::Page>::Item: Send + 'static,
+                <O::Output as $crate::pagination::Page>::Item:
+                    ::serde::de::DeserializeOwned + Send + 'static,
             {
                 self.pages(list).items()
             }

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use basiq_core::engine::operation::Operation;
+use basiq_core::error::ErrorContext;
 use basiq_core::flows::follow::{FollowStep, JobFollow, JobProgress};
 use basiq_core::flows::pagination::{PageCursor, PageRequest};
 use basiq_core::policy::pagination::Page;
@@ -21,6 +22,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 
+use crate::lazy_page::{lazy_next, Lazy, LazyPage};
 use crate::Client;
 
 /// The pages of a list, one request each: an owned `Stream<Item = Result<P, Error>>`. From
@@ -33,7 +35,74 @@ use crate::Client;
 /// only (a link elsewhere, or one followed before, is an error); after an error it ends.
 #[must_use = "a stream does nothing until polled"]
 pub struct Pages<P> {
-    inner: BoxStream<'static, Result<P, Error>>,
+    state: PagesState<P>,
+}
+
+enum PagesState<P> {
+    /// Not polled yet: [`Pages::items`] can still walk it as lazily decoded pages.
+    Unstarted(Box<dyn Walk<P>>),
+    Started(BoxStream<'static, Result<P, Error>>),
+    /// Only while switching from `Unstarted` to `Started`.
+    Switching,
+}
+
+/// A walk not started yet, as whole pages or as lazily decoded ones.
+trait Walk<P>: Send {
+    fn pages(self: Box<Self>) -> BoxStream<'static, Result<P, Error>>;
+    fn lazy(self: Box<Self>) -> (BoxStream<'static, Result<LazyPage, Error>>, ErrorContext);
+}
+
+struct Start<O> {
+    client: Client,
+    first: O,
+}
+
+impl<O, P> Walk<P> for Start<O>
+where
+    O: Operation<Output = P> + Send + Sync + 'static,
+    P: Page + DeserializeOwned + Send + 'static,
+{
+    fn pages(self: Box<Self>) -> BoxStream<'static, Result<P, Error>> {
+        let Start { client, first } = *self;
+        let cursor = PageCursor::new(
+            first,
+            client.executor().base_url().clone(),
+            client.policies().page_limits,
+        );
+        Box::pin(futures_util::stream::unfold(
+            (client, cursor),
+            |(client, mut cursor)| async move {
+                let page = match cursor.next_request()? {
+                    Err(error) => Err(error),
+                    Ok(PageRequest::First(op)) => cursor.on_page(client.execute(op).await),
+                    Ok(PageRequest::Next(op)) => cursor.on_page(client.execute(op).await),
+                };
+                Some((page, (client, cursor)))
+            },
+        ))
+    }
+
+    fn lazy(self: Box<Self>) -> (BoxStream<'static, Result<LazyPage, Error>>, ErrorContext) {
+        let Start { client, first } = *self;
+        let cursor = PageCursor::new(
+            Lazy::<O, P>::new(first),
+            client.executor().base_url().clone(),
+            client.policies().page_limits,
+        );
+        let context = cursor.context().clone();
+        let stream =
+            futures_util::stream::unfold((client, cursor), |(client, mut cursor)| async move {
+                let page = match cursor.next_request()? {
+                    Err(error) => Err(error),
+                    Ok(PageRequest::First(op)) => cursor.on_page(client.execute(op).await),
+                    Ok(PageRequest::Next(op)) => {
+                        cursor.on_page(client.execute(lazy_next::<P>(op)).await)
+                    }
+                };
+                Some((page, (client, cursor)))
+            });
+        (Box::pin(stream), context)
+    }
 }
 
 impl<P> fmt::Debug for Pages<P> {
@@ -50,30 +119,41 @@ where
     where
         O: Operation<Output = P> + Send + Sync + 'static,
     {
-        let cursor = PageCursor::new(
-            first,
-            client.executor().base_url().clone(),
-            client.policies().page_limits,
-        );
-        let inner =
-            futures_util::stream::unfold((client, cursor), |(client, mut cursor)| async move {
-                let page = match cursor.next_request()? {
-                    Err(error) => Err(error),
-                    Ok(PageRequest::First(op)) => cursor.on_page(client.execute(op).await),
-                    Ok(PageRequest::Next(op)) => cursor.on_page(client.execute(op).await),
-                };
-                Some((page, (client, cursor)))
-            });
         Self {
-            inner: Box::pin(inner),
+            state: PagesState::Unstarted(Box::new(Start { client, first })),
         }
     }
 
-    /// Every item of every page, in order (see [`Items`]).
-    pub fn items(self) -> Items<P> {
+    /// Every item of every page, in order (see [`Items`]). Each page's body is kept and its
+    /// items decoded one at a time as they are taken.
+    pub fn items(self) -> Items<P>
+    where
+        P::Item: DeserializeOwned,
+    {
+        let source = match self.state {
+            PagesState::Unstarted(walk) => {
+                let (pages, context) = walk.lazy();
+                Source::Lazy {
+                    pages,
+                    page: None,
+                    next: 0,
+                    page_number: 0,
+                    context,
+                    decode: LazyPage::decode::<P::Item>,
+                }
+            }
+            // Already polled as pages: the rest is walked the same way, whole pages.
+            PagesState::Started(pages) => Source::Whole {
+                pages,
+                buffer: VecDeque::new(),
+            },
+            PagesState::Switching => Source::Whole {
+                pages: Box::pin(futures_util::stream::empty()),
+                buffer: VecDeque::new(),
+            },
+        };
         Items {
-            pages: self,
-            buffer: VecDeque::new(),
+            source,
             done: false,
         }
     }
@@ -84,7 +164,7 @@ where
     pub async fn collect_items(mut self) -> Result<Vec<P::Item>, Error> {
         let mut out = Vec::new();
         let mut pages = 0u64;
-        while let Some(page) = self.inner.next().await {
+        while let Some(page) = self.next().await {
             let page = page?;
             if pages == 0 {
                 out.reserve(crate::flows::reserve_for(&page));
@@ -101,13 +181,28 @@ impl<P> Stream for Pages<P> {
     type Item = Result<P, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        if let PagesState::Unstarted(_) = self.state {
+            if let PagesState::Unstarted(walk) =
+                std::mem::replace(&mut self.state, PagesState::Switching)
+            {
+                self.state = PagesState::Started(walk.pages());
+            }
+        }
+        match &mut self.state {
+            PagesState::Started(pages) => pages.as_mut().poll_next(cx),
+            _ => Poll::Ready(None),
+        }
     }
 }
 
+// Nothing in it is pinned: the walks are boxed.
+impl<P> Unpin for Pages<P> {}
+
 /// The items of a list, page after page: `Stream<Item = Result<P::Item, Error>>`, `Send +
 /// 'static`, like [`Pages`]. From [`Client::items`], a resource's `items` method, or
-/// [`Pages::items`]. One page is buffered at a time; after an error the stream ends.
+/// [`Pages::items`]. One page's body is held at a time and its items are decoded as they are
+/// taken: an item that does not decode is an [`Error::Decode`] (with the call's ids) in its
+/// place, and, as after any error, the stream ends there.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -127,15 +222,43 @@ impl<P> Stream for Pages<P> {
 /// ```
 #[must_use = "a stream does nothing until polled"]
 pub struct Items<P: Page> {
-    pages: Pages<P>,
-    buffer: VecDeque<P::Item>,
+    source: Source<P>,
     done: bool,
+}
+
+type Decode<T> = fn(&LazyPage, usize, u64, &ErrorContext) -> Result<T, Error>;
+
+enum Source<P: Page> {
+    Lazy {
+        pages: BoxStream<'static, Result<LazyPage, Error>>,
+        page: Option<LazyPage>,
+        /// The index of the next item of `page`.
+        next: usize,
+        page_number: u64,
+        context: ErrorContext,
+        decode: Decode<P::Item>,
+    },
+    Whole {
+        pages: BoxStream<'static, Result<P, Error>>,
+        buffer: VecDeque<P::Item>,
+    },
+}
+
+impl<P: Page> Items<P> {
+    fn buffered(&self) -> usize {
+        match &self.source {
+            Source::Lazy { page, next, .. } => page
+                .as_ref()
+                .map_or(0, |p| p.items().len().saturating_sub(*next)),
+            Source::Whole { buffer, .. } => buffer.len(),
+        }
+    }
 }
 
 impl<P: Page> fmt::Debug for Items<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Items")
-            .field("buffered", &self.buffer.len())
+            .field("buffered", &self.buffered())
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
@@ -148,42 +271,66 @@ impl<P: Page> Stream for Items<P> {
     type Item = Result<P::Item, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            if let Some(item) = self.buffer.pop_front() {
-                return Poll::Ready(Some(Ok(item)));
-            }
-            if self.done {
-                return Poll::Ready(None);
-            }
-            // The spent page's allocation goes before the next page is fetched and decoded,
-            // so two pages are never held at once.
-            if self.buffer.capacity() > 0 {
-                self.buffer = VecDeque::new();
-            }
-            match Pin::new(&mut self.pages).poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    self.done = true;
-                    return Poll::Ready(None);
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        let polled = match &mut this.source {
+            Source::Lazy {
+                pages,
+                page,
+                next,
+                page_number,
+                context,
+                decode,
+            } => loop {
+                if let Some(current) = page {
+                    if *next < current.items().len() {
+                        let item = decode(current, *next, *page_number, context);
+                        *next += 1;
+                        break Poll::Ready(Some(item));
+                    }
                 }
-                Poll::Ready(Some(Err(error))) => {
-                    self.done = true;
-                    return Poll::Ready(Some(Err(error)));
+                // The spent body goes before the next page is fetched, so two are never held.
+                *page = None;
+                match pages.as_mut().poll_next(cx) {
+                    Poll::Pending => break Poll::Pending,
+                    Poll::Ready(None) => break Poll::Ready(None),
+                    Poll::Ready(Some(Err(error))) => break Poll::Ready(Some(Err(error))),
+                    Poll::Ready(Some(Ok(fetched))) => {
+                        *page = Some(fetched);
+                        *next = 0;
+                        *page_number += 1;
+                    }
                 }
-                Poll::Ready(Some(Ok(page))) => self.buffer = page.into_items().into(),
+            },
+            Source::Whole { pages, buffer } => loop {
+                if let Some(item) = buffer.pop_front() {
+                    break Poll::Ready(Some(Ok(item)));
+                }
+                if buffer.capacity() > 0 {
+                    *buffer = VecDeque::new();
+                }
+                match pages.as_mut().poll_next(cx) {
+                    Poll::Pending => break Poll::Pending,
+                    Poll::Ready(None) => break Poll::Ready(None),
+                    Poll::Ready(Some(Err(error))) => break Poll::Ready(Some(Err(error))),
+                    Poll::Ready(Some(Ok(fetched))) => *buffer = fetched.into_items().into(),
+                }
+            },
+        };
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
+            this.done = true;
+            if let Source::Lazy { page, .. } = &mut this.source {
+                *page = None;
             }
         }
+        polled
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (
-            self.buffer.len(),
-            if self.done {
-                Some(self.buffer.len())
-            } else {
-                None
-            },
-        )
+        let buffered = self.buffered();
+        (buffered, self.done.then_some(0))
     }
 }
 

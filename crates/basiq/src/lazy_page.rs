@@ -204,3 +204,68 @@ where
 pub(crate) fn lazy_next<P>(op: NextPage<LazyPage>) -> Lazy<NextPage<LazyPage>, P> {
     Lazy::new(op)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use basiq_core::api::models::TransactionList;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the items (strings with brackets, commas, escapes) and the whitespace, each
+        /// range decodes to the item the whole page decodes to, once and in order, and the
+        /// envelope's `links.next` and `size` are read as the list model reads them.
+        #[test]
+        fn ranges_decode_to_the_whole_pages_items(
+            descriptions in proptest::collection::vec("[\\[\\]{},:\"\\\\a-z ]{0,12}", 0..12),
+            space in "[ \n\t]{0,3}",
+            next in proptest::option::of("/users/u1/transactions\\?next=[a-z0-9]{1,5}"),
+        ) {
+            let data: Vec<String> = descriptions
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let item = serde_json::json!({"type": "transaction", "id": format!("t{i}"), "description": d});
+                    format!("{space}{item}{space}")
+                })
+                .collect();
+            let links = serde_json::json!({"next": next});
+            let body = format!(
+                "{{{space}\"type\":\"list\",\"size\":{},\"data\":{space}[{}]{space},\"links\":{links}}}",
+                data.len(),
+                data.join(",")
+            );
+            let whole: TransactionList = serde_json::from_str(&body).unwrap();
+            let lazy = LazyPage::from_body(body.into_bytes()).map_err(|(e, _)| e).unwrap();
+            prop_assert_eq!(lazy.items().len(), whole.data.len());
+            prop_assert_eq!(lazy.next_link(), whole.next_link());
+            prop_assert_eq!(lazy.total(), whole.size);
+            for (i, expected) in whole.data.iter().enumerate() {
+                let item: basiq_core::api::models::Transaction =
+                    lazy.decode(i, 1, &ErrorContext::new()).unwrap();
+                prop_assert_eq!(&item, expected);
+            }
+        }
+    }
+
+    #[test]
+    fn null_or_absent_data_is_an_empty_page_and_a_non_list_fails() {
+        for body in [r#"{"data":null}"#, r#"{"links":{}}"#, r#"{"data":[]}"#] {
+            let page = LazyPage::from_body(body.into())
+                .map_err(|(e, _)| e)
+                .unwrap();
+            assert!(
+                page.items().is_empty() && page.next_link().is_none(),
+                "{body}"
+            );
+        }
+        for body in [
+            r#"{"data":{}}"#,
+            "not json",
+            r#"{"data":[1,"#,
+            r#"{"data":[1] "#,
+        ] {
+            assert!(LazyPage::from_body(body.into()).is_err(), "{body}");
+        }
+    }
+}

@@ -54,6 +54,52 @@ fn assert_no_secrets(err: &Error) {
 /// time (its sleep advances `clock`).
 macro_rules! scenarios {
     (#[$test:meta], [$($async:tt)*], [$($await:tt)*]) => {
+        /// The owned item walk decodes a page's items as they are taken: every item before a
+        /// bad one arrives once, in order, across pages; the bad one (item 2 of page 2) is a
+        /// typed `Decode` error with the user's id in its place, naming no value from the
+        /// body; then the walk ends. A page that is not a list fails as a whole, as before.
+        #[$test]
+        $($async)* fn a_bad_item_mid_page_is_a_decode_error_in_its_place() {
+            let api = server(|r| {
+                let tx = |i: u32| serde_json::json!({"type": "transaction", "id": format!("t{i}"), "extra": {"kept": i}});
+                if r.path.contains("next=2") {
+                    let data = vec![tx(3), serde_json::json!({"type": "transaction", "id": {"secret": "s3cr3t-value"}}), tx(5)];
+                    Reply::json(200, serde_json::json!({"type": "list", "data": data, "links": {"next": "/users/u1/transactions?next=3"}}))
+                } else if r.path.contains("next=3") {
+                    Reply::json(200, serde_json::json!({"type": "list", "data": [tx(6)], "links": {}}))
+                } else if r.path.starts_with("/users/u2/") {
+                    Reply::json(200, serde_json::json!({"type": "list", "data": {"not": "a list"}}))
+                } else {
+                    Reply::json(200, serde_json::json!({"type": "list", "size": 7, "data": [tx(0), tx(1), tx(2)], "links": {"next": "/users/u1/transactions?next=2"}}))
+                }
+            });
+            let clock = ManualClock::new(common::start_time());
+            let client = client_for(&api.url, &clock, |b| b);
+            let mut items = client.transactions().items("u1", basiq::TransactionQuery::new()).unwrap();
+            let mut seen = Vec::new();
+            let err = loop {
+                match items.next()$($await)* {
+                    Some(Ok(t)) => seen.push(t.id.into_string()),
+                    Some(Err(e)) => break e,
+                    None => panic!("no error after {seen:?}"),
+                }
+            };
+            assert_eq!(seen, ["t0", "t1", "t2", "t3"], "each item once, in order, up to the bad one");
+            assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+            assert!(err.to_string().contains("item 2 of page 2"), "{err}");
+            assert!(!err.to_string().contains("s3cr3t"), "{err}");
+            assert_eq!(err.context().unwrap().user_id.as_ref().unwrap().as_str(), "u1");
+            assert!(items.next()$($await)*.is_none(), "the walk ends after its error");
+            let fetched = api.received().iter().filter(|r| r.path.starts_with("/users/u1/")).count();
+            assert_eq!(fetched, 2, "page 3 is never fetched");
+
+            let mut items = client.transactions().items("u2", basiq::TransactionQuery::new()).unwrap();
+            let err = items.next()$($await)*.unwrap().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
+            assert_eq!(err.context().unwrap().user_id.as_ref().unwrap().as_str(), "u2");
+            assert!(items.next()$($await)*.is_none());
+        }
+
         /// A 302 on a GET and a 307 on `POST /users` (to an origin with `user:pw@`) are typed
         /// `Redirect` errors with the ids; the other origin is never contacted.
         #[$test]

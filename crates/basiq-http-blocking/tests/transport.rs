@@ -47,22 +47,34 @@ fn post_bodies_are_sent() {
     assert!(rx.recv().unwrap().ends_with("{\"email\":\"a@b.c\"}"));
 }
 
-#[test]
-fn every_response_header_line_reaches_the_header_map() {
-    // Repeated names (in order), a custom name, mixed case, and a value longer than the shared
-    // buffer's first allocation: each value must be exactly its own line's.
+/// A head with repeated names (interleaved), a custom name, mixed case, and a value longer than
+/// the shared buffer's first allocation.
+fn many_headers_reply() -> (&'static [u8], String) {
     let long = "x".repeat(2_000);
     let reply = format!(
         "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nSet-Cookie: a=1\r\nX-Request-Id: r-42\r\n\
          set-cookie: b=2\r\nX-Long: {long}\r\nSet-Cookie: c=3\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
     );
-    let reply: &'static [u8] = Box::leak(reply.into_bytes().into_boxed_slice());
+    (Box::leak(reply.into_bytes().into_boxed_slice()), long)
+}
+
+fn send_to(
+    reply: &'static [u8],
+    transport: &UreqTransport,
+) -> basiq_core::engine::transport::HttpResponse {
     let (url, _rx) = serve_once_capturing(reply);
     let request = HttpRequest::new(
         http::Method::GET,
         url::Url::parse(&format!("{url}/users")).unwrap(),
     );
-    let response = UreqTransport::new().send(request).unwrap();
+    transport.send(request).unwrap()
+}
+
+#[test]
+fn with_all_response_headers_every_line_reaches_the_header_map() {
+    // Each value must be exactly its own line's, repeated names in order.
+    let (reply, long) = many_headers_reply();
+    let response = send_to(reply, &UreqTransport::new().with_all_response_headers());
     assert_eq!(response.status(), 429);
     let headers = response.headers();
     let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
@@ -70,5 +82,32 @@ fn every_response_header_line_reaches_the_header_map() {
     assert_eq!(headers["retry-after"], "7");
     assert_eq!(headers["x-request-id"], "r-42");
     assert_eq!(headers["x-long"], long.as_str());
+    assert_eq!(headers["content-length"], "2");
     assert_eq!(response.body(), b"{}");
+}
+
+#[test]
+fn by_default_only_the_headers_the_sdk_reads_are_copied() {
+    let (reply, _) = many_headers_reply();
+    let response = send_to(reply, &UreqTransport::new());
+    assert_eq!(response.status(), 429);
+    let names: Vec<_> = response.headers().keys().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["retry-after"]);
+    assert_eq!(response.headers()["retry-after"], "7");
+    assert_eq!(response.body(), b"{}");
+}
+
+#[test]
+fn a_declared_length_over_the_limit_is_refused_without_copying_headers() {
+    // The body cap reads `Content-Length` straight from ureq now that it is not copied.
+    let reply: &'static [u8] =
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\nconnection: close\r\n\r\n";
+    let (url, _rx) = serve_once_capturing(reply);
+    let mut request = HttpRequest::new(
+        http::Method::GET,
+        url::Url::parse(&format!("{url}/users")).unwrap(),
+    );
+    request.set_limits(basiq_core::engine::transport::RequestLimits::new(10, None));
+    let err = UreqTransport::new().send(request).unwrap_err();
+    assert_eq!(err.kind, TransportErrorKind::TooLarge);
 }

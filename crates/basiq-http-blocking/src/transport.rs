@@ -21,6 +21,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a whole request may take by default: from starting to connect until the response
 /// body has been read (see [`UreqTransport::with_timeouts`]).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many idle connections the built-in agent keeps for reuse. Every request goes to one host
+/// (Basiq's API), and ureq's default of one idle connection per host would make threads sharing
+/// a client open a new connection (TCP and TLS) for most of their concurrent requests.
+pub const DEFAULT_IDLE_CONNECTIONS: usize = 32;
 /// The largest response body read when a request carries no [`RequestLimits`] (the executor
 /// always attaches them, from `ExecutorConfig::max_response_bytes`). Basiq's biggest pages are a
 /// few MB; the cap only stops a broken or hostile server from exhausting memory.
@@ -79,6 +83,8 @@ impl UreqTransport {
             .timeout_connect(connect)
             .timeout(request)
             .redirects(0)
+            .max_idle_connections(DEFAULT_IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(DEFAULT_IDLE_CONNECTIONS)
             // `native-roots` (ureq's `native-certs`): the operating system's trust store
             // (corporate roots included) instead of the bundled Mozilla roots; still rustls.
             .build();
@@ -90,7 +96,8 @@ impl UreqTransport {
     }
 
     /// Uses the host's own agent (its proxy, TLS and pool settings). Build it with
-    /// `.redirects(0)` (see the type's docs).
+    /// `.redirects(0)` (see the type's docs) and, if threads share the client,
+    /// `.max_idle_connections_per_host(DEFAULT_IDLE_CONNECTIONS)`: ureq keeps one by default.
     pub fn with_agent(agent: ureq::Agent) -> Self {
         Self {
             agent,

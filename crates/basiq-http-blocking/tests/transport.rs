@@ -111,3 +111,65 @@ fn a_declared_length_over_the_limit_is_refused_without_copying_headers() {
     let err = UreqTransport::new().send(request).unwrap_err();
     assert_eq!(err.kind, TransportErrorKind::TooLarge);
 }
+
+#[test]
+fn threads_sharing_the_transport_reuse_their_connections() {
+    // A keep-alive server that holds every answer until `THREADS` requests are in, so each
+    // round really has `THREADS` connections open at once. With ureq's default of one idle
+    // connection per host, the second round would have to open `THREADS - 1` new ones.
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+    const THREADS: usize = 4;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/users", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(Barrier::new(THREADS));
+    {
+        let accepted = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let in_flight = in_flight.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut line = String::new();
+                        // A request head ends with an empty line; EOF ends the connection.
+                        loop {
+                            line.clear();
+                            match reader.read_line(&mut line) {
+                                Ok(0) | Err(_) => return,
+                                Ok(_) if line == "\r\n" => break,
+                                Ok(_) => {}
+                            }
+                        }
+                        in_flight.wait();
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                        if stream.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let transport = UreqTransport::new();
+    for _round in 0..3 {
+        std::thread::scope(|s| {
+            for _ in 0..THREADS {
+                s.spawn(|| {
+                    let request =
+                        HttpRequest::new(http::Method::GET, url::Url::parse(&url).unwrap());
+                    assert_eq!(transport.send(request).unwrap().body(), b"{}");
+                });
+            }
+        });
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        THREADS,
+        "one connection per thread, reused"
+    );
+}

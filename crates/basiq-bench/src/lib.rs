@@ -395,6 +395,8 @@ pub fn raw_ureq() -> ureq::Agent {
         .timeout_connect(Duration::from_secs(10))
         .timeout(Duration::from_secs(60))
         .redirects(0)
+        .max_idle_connections(basiq::blocking::DEFAULT_IDLE_CONNECTIONS)
+        .max_idle_connections_per_host(basiq::blocking::DEFAULT_IDLE_CONNECTIONS)
         .build()
 }
 

@@ -50,6 +50,19 @@ struct Samples {
 }
 
 impl Samples {
+    /// One round: both sides measured back to back, which goes first alternating from round to
+    /// round, so neither always runs right after the other (on a connection the server has just
+    /// served, with the other side's data in the caches).
+    fn round(&mut self, round: usize, calls: u64, raw: impl FnOnce(), sdk: impl FnOnce()) {
+        if round.is_multiple_of(2) {
+            self.raw.push(measure(calls, raw));
+            self.sdk.push(measure(calls, sdk));
+        } else {
+            self.sdk.push(measure(calls, sdk));
+            self.raw.push(measure(calls, raw));
+        }
+    }
+
     fn report(&self, name: &str, concurrent: bool) {
         let per = |costs: &[Cost], f: fn(&Cost) -> f64| {
             median(costs.iter().map(|c| f(c) / c.calls as f64).collect())
@@ -144,21 +157,25 @@ fn asynchronous(env: &Env, user: &str, token: &str, rounds: usize) -> Result<(),
 
     let calls = 300;
     let mut sequential = Samples::default();
-    for _ in 0..rounds {
-        sequential.raw.push(measure(calls, || {
-            runtime.block_on(async {
-                for _ in 0..calls {
-                    raw_get(&raw, &url, &auth).await;
-                }
-            });
-        }));
-        sequential.sdk.push(measure(calls, || {
-            runtime.block_on(async {
-                for _ in 0..calls {
-                    sdk_get(&client, user).await;
-                }
-            });
-        }));
+    for round in 0..rounds {
+        sequential.round(
+            round,
+            calls,
+            || {
+                runtime.block_on(async {
+                    for _ in 0..calls {
+                        raw_get(&raw, &url, &auth).await;
+                    }
+                });
+            },
+            || {
+                runtime.block_on(async {
+                    for _ in 0..calls {
+                        sdk_get(&client, user).await;
+                    }
+                });
+            },
+        );
     }
     sequential.report("async, sequential", false);
 
@@ -166,35 +183,39 @@ fn asynchronous(env: &Env, user: &str, token: &str, rounds: usize) -> Result<(),
     let per_task = 20;
     let shared = Arc::new((client, raw, url, auth, user.to_owned()));
     let mut concurrent = Samples::default();
-    for _ in 0..rounds {
-        concurrent.raw.push(measure(tasks * per_task, || {
-            runtime.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for _ in 0..tasks {
-                    let shared = shared.clone();
-                    set.spawn(async move {
-                        for _ in 0..per_task {
-                            raw_get(&shared.1, &shared.2, &shared.3).await;
-                        }
-                    });
-                }
-                while set.join_next().await.is_some() {}
-            });
-        }));
-        concurrent.sdk.push(measure(tasks * per_task, || {
-            runtime.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for _ in 0..tasks {
-                    let shared = shared.clone();
-                    set.spawn(async move {
-                        for _ in 0..per_task {
-                            sdk_get(&shared.0, &shared.4).await;
-                        }
-                    });
-                }
-                while set.join_next().await.is_some() {}
-            });
-        }));
+    for round in 0..rounds {
+        concurrent.round(
+            round,
+            tasks * per_task,
+            || {
+                runtime.block_on(async {
+                    let mut set = tokio::task::JoinSet::new();
+                    for _ in 0..tasks {
+                        let shared = shared.clone();
+                        set.spawn(async move {
+                            for _ in 0..per_task {
+                                raw_get(&shared.1, &shared.2, &shared.3).await;
+                            }
+                        });
+                    }
+                    while set.join_next().await.is_some() {}
+                });
+            },
+            || {
+                runtime.block_on(async {
+                    let mut set = tokio::task::JoinSet::new();
+                    for _ in 0..tasks {
+                        let shared = shared.clone();
+                        set.spawn(async move {
+                            for _ in 0..per_task {
+                                sdk_get(&shared.0, &shared.4).await;
+                            }
+                        });
+                    }
+                    while set.join_next().await.is_some() {}
+                });
+            },
+        );
     }
     concurrent.report("async, 64 tasks", true);
     Ok(())
@@ -228,46 +249,54 @@ fn blocking(env: &Env, user: &str, token: &str, rounds: usize) -> Result<(), Str
 
     let calls = 300;
     let mut sequential = Samples::default();
-    for _ in 0..rounds {
-        sequential.raw.push(measure(calls, || {
-            for _ in 0..calls {
-                raw_get(&agent, &url, &auth);
-            }
-        }));
-        sequential.sdk.push(measure(calls, || {
-            for _ in 0..calls {
-                sdk_get(&client, user);
-            }
-        }));
+    for round in 0..rounds {
+        sequential.round(
+            round,
+            calls,
+            || {
+                for _ in 0..calls {
+                    raw_get(&agent, &url, &auth);
+                }
+            },
+            || {
+                for _ in 0..calls {
+                    sdk_get(&client, user);
+                }
+            },
+        );
     }
     sequential.report("blocking, sequential", false);
 
     let threads = 8;
     let per_thread = 60;
     let mut concurrent = Samples::default();
-    for _ in 0..rounds {
-        concurrent.raw.push(measure(threads * per_thread, || {
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|| {
-                        for _ in 0..per_thread {
-                            raw_get(&agent, &url, &auth);
-                        }
-                    });
-                }
-            });
-        }));
-        concurrent.sdk.push(measure(threads * per_thread, || {
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    s.spawn(|| {
-                        for _ in 0..per_thread {
-                            sdk_get(&client, user);
-                        }
-                    });
-                }
-            });
-        }));
+    for round in 0..rounds {
+        concurrent.round(
+            round,
+            threads * per_thread,
+            || {
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(|| {
+                            for _ in 0..per_thread {
+                                raw_get(&agent, &url, &auth);
+                            }
+                        });
+                    }
+                });
+            },
+            || {
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(|| {
+                            for _ in 0..per_thread {
+                                sdk_get(&client, user);
+                            }
+                        });
+                    }
+                });
+            },
+        );
     }
     concurrent.report("blocking, 8 threads", true);
     Ok(())

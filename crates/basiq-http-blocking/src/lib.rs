@@ -21,5 +21,6 @@ mod transport;
 
 pub use executor::{BlockingExecutor, Sleep};
 pub use transport::{
-    UreqTransport, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BODY_BYTES,
+    UreqTransport, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT,
+    MAX_BODY_BYTES,
 };

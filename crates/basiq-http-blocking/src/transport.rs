@@ -21,6 +21,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a whole request may take by default: from starting to connect until the response
 /// body has been read (see [`UreqTransport::with_timeouts`]).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many idle connections the built-in agent keeps for reuse. Every request goes to one host
+/// (Basiq's API), and ureq's default of one idle connection per host would make threads sharing
+/// a client open a new connection (TCP and TLS) for most of their concurrent requests.
+pub const DEFAULT_IDLE_CONNECTIONS: usize = 32;
 /// The largest response body read when a request carries no [`RequestLimits`] (the executor
 /// always attaches them, from `ExecutorConfig::max_response_bytes`). Basiq's biggest pages are a
 /// few MB; the cap only stops a broken or hostile server from exhausting memory.
@@ -40,6 +44,14 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 /// Each request's [`RequestLimits`] cap the body read and shorten the request's overall timeout
 /// to what is left of the call's deadline.
 ///
+/// **Response headers**: the response carries the headers the SDK acts on — `Retry-After`, which
+/// the executor honours on 429 and 503 — and no others. ureq 2 hands out a response's headers
+/// only by name (every name copied into a fresh `Vec<String>`, each value found by scanning every
+/// line), so copying all of them into an `http::HeaderMap` would cost each request N + 5
+/// allocations and about 9k instructions, a quarter of the transport's own overhead, for headers
+/// nothing reads. A host that wraps this transport and wants every line (in order, repeated names
+/// included) asks for them with [`with_all_response_headers`](Self::with_all_response_headers).
+///
 /// **Proxies**: the built-in agent does not read `HTTP(S)_PROXY` from the environment (ureq 2
 /// would not honour `NO_PROXY`, so loopback traffic would go through the proxy). Behind a proxy,
 /// pass an agent: `UreqTransport::with_agent(ureq::AgentBuilder::new().proxy(proxy).redirects(0).build())`.
@@ -49,6 +61,8 @@ pub struct UreqTransport {
     /// The agent's own overall timeout, when this transport built the agent: a request's deadline
     /// can only shorten it.
     timeout: Option<Duration>,
+    /// Copy every response header line, not only the ones the SDK reads.
+    all_headers: bool,
 }
 
 impl UreqTransport {
@@ -69,22 +83,42 @@ impl UreqTransport {
             .timeout_connect(connect)
             .timeout(request)
             .redirects(0)
+            .max_idle_connections(DEFAULT_IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(DEFAULT_IDLE_CONNECTIONS)
             // `native-roots` (ureq's `native-certs`): the operating system's trust store
             // (corporate roots included) instead of the bundled Mozilla roots; still rustls.
             .build();
         Self {
             agent,
             timeout: Some(request),
+            all_headers: false,
         }
     }
 
     /// Uses the host's own agent (its proxy, TLS and pool settings). Build it with
-    /// `.redirects(0)` (see the type's docs).
+    /// `.redirects(0)` (see the type's docs) and, if threads share the client,
+    /// `.max_idle_connections_per_host(DEFAULT_IDLE_CONNECTIONS)`: ureq keeps one by default.
     pub fn with_agent(agent: ureq::Agent) -> Self {
         Self {
             agent,
             timeout: None,
+            all_headers: false,
         }
+    }
+
+    /// Copies every response header line into the response (in order, repeated names included),
+    /// not only `Retry-After`: for a host that wraps this transport and reads headers the SDK does
+    /// not (see the type's docs for what it costs).
+    ///
+    /// ```
+    /// use basiq_http_blocking::UreqTransport;
+    ///
+    /// let transport = UreqTransport::new().with_all_response_headers();
+    /// # let _ = transport;
+    /// ```
+    pub fn with_all_response_headers(mut self) -> Self {
+        self.all_headers = true;
+        self
     }
 
     fn run(
@@ -146,6 +180,7 @@ impl fmt::Debug for UreqTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UreqTransport")
             .field("timeout", &self.timeout)
+            .field("all_headers", &self.all_headers)
             .finish_non_exhaustive()
     }
 }
@@ -202,6 +237,18 @@ impl fmt::Display for BodyTooLarge {
 
 impl std::error::Error for BodyTooLarge {}
 
+/// The response headers the SDK reads: `Retry-After` (its first line, as the executor reads it).
+/// Nothing is allocated when it is absent, as on every success.
+fn sdk_headers(response: &ureq::Response) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    if let Some(value) = response.header(http::header::RETRY_AFTER.as_str()) {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            headers.insert(http::header::RETRY_AFTER, value);
+        }
+    }
+    headers
+}
+
 /// ureq's response headers as an `http::HeaderMap`, every line of every name in order. The
 /// values are copied into one shared buffer (one allocation for all of them, not one each);
 /// ureq lower-cased the names, so the standard ones need no allocation. A line `http` would
@@ -236,14 +283,22 @@ fn copy_headers(response: &ureq::Response) -> http::HeaderMap {
 }
 
 /// The response as an `http` response, its body read up to `max` bytes.
-fn read_response(response: ureq::Response, max: u64) -> Result<HttpResponse, TransportError> {
+fn read_response(
+    response: ureq::Response,
+    max: u64,
+    all_headers: bool,
+) -> Result<HttpResponse, TransportError> {
     let too_large = || TransportError::new(TransportErrorKind::TooLarge, BodyTooLarge(max));
     let status = http::StatusCode::from_u16(response.status())
         .map_err(|e| TransportError::new(TransportErrorKind::Io, e))?;
-    let headers = copy_headers(&response);
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|n| n.to_str().ok()?.trim().parse::<u64>().ok());
+    let headers = if all_headers {
+        copy_headers(&response)
+    } else {
+        sdk_headers(&response)
+    };
+    let declared = response
+        .header(http::header::CONTENT_LENGTH.as_str())
+        .and_then(|n| n.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
         return Err(too_large());
     }
@@ -268,6 +323,6 @@ impl BlockingTransport for UreqTransport {
         let limits = request.limits();
         let max = limits.map_or(MAX_BODY_BYTES, |l| l.max_response_bytes);
         let response = self.run(request, limits)?;
-        read_response(response, max)
+        read_response(response, max, self.all_headers)
     }
 }

@@ -14,7 +14,7 @@ use basiq_core::id::{IntoId, UserId};
 use basiq_core::secret::{AccessToken, ApiKey};
 use basiq_core::Error;
 
-pub use basiq_http_blocking::{BlockingExecutor, UreqTransport};
+pub use basiq_http_blocking::{BlockingExecutor, UreqTransport, DEFAULT_IDLE_CONNECTIONS};
 
 pub use crate::blocking_pages::{Follow, Items, Pages};
 use crate::flows::Policies;

@@ -17,7 +17,7 @@ use basiq_core::Error;
 use serde::de::DeserializeOwned;
 
 use crate::blocking::Client;
-use crate::lazy_page::{lazy_next, Lazy, LazyPage};
+use crate::lazy_page::{lazy_next, Lazy, LazyPage, PageItems};
 
 type NextPageFn<P> = Box<dyn FnMut() -> Option<Result<P, Error>> + Send>;
 
@@ -123,11 +123,7 @@ where
                 let (pages, context) = walk.lazy();
                 Source::Lazy {
                     pages,
-                    page: None,
-                    next: 0,
-                    page_number: 0,
-                    context,
-                    decode: LazyPage::decode::<P::Item>,
+                    items: PageItems::new(context),
                 }
             }
             // Already iterated as pages: the rest is walked the same way, whole pages.
@@ -194,17 +190,10 @@ pub struct Items<P: Page> {
     done: bool,
 }
 
-type Decode<T> = fn(&LazyPage, usize, u64, &ErrorContext) -> Result<T, Error>;
-
 enum Source<P: Page> {
     Lazy {
         pages: NextPageFn<LazyPage>,
-        page: Option<LazyPage>,
-        /// The index of the next item of `page`.
-        next: usize,
-        page_number: u64,
-        context: ErrorContext,
-        decode: Decode<P::Item>,
+        items: PageItems<P::Item>,
     },
     Whole {
         pages: NextPageFn<P>,
@@ -215,9 +204,7 @@ enum Source<P: Page> {
 impl<P: Page> fmt::Debug for Items<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let buffered = match &self.source {
-            Source::Lazy { page, next, .. } => page
-                .as_ref()
-                .map_or(0, |p| p.items().len().saturating_sub(*next)),
+            Source::Lazy { items, .. } => items.buffered(),
             Source::Whole { buffer, .. } => buffer.len(),
         };
         f.debug_struct("Items")
@@ -234,31 +221,14 @@ impl<P: Page> Iterator for Items<P> {
             return None;
         }
         let item = match &mut self.source {
-            Source::Lazy {
-                pages,
-                page,
-                next,
-                page_number,
-                context,
-                decode,
-            } => loop {
-                if let Some(current) = page {
-                    if *next < current.items().len() {
-                        let item = decode(current, *next, *page_number, context);
-                        *next += 1;
-                        break Some(item);
-                    }
+            Source::Lazy { pages, items } => loop {
+                if let Some(item) = items.take() {
+                    break Some(item);
                 }
-                // The spent body goes before the next page is fetched, so two are never held.
-                *page = None;
                 match pages() {
                     None => break None,
                     Some(Err(error)) => break Some(Err(error)),
-                    Some(Ok(fetched)) => {
-                        *page = Some(fetched);
-                        *next = 0;
-                        *page_number += 1;
-                    }
+                    Some(Ok(fetched)) => items.start(fetched),
                 }
             },
             Source::Whole { pages, buffer } => loop {
@@ -277,8 +247,8 @@ impl<P: Page> Iterator for Items<P> {
         };
         if matches!(item, None | Some(Err(_))) {
             self.done = true;
-            if let Source::Lazy { page, .. } = &mut self.source {
-                *page = None;
+            if let Source::Lazy { items, .. } = &mut self.source {
+                items.release();
             }
         }
         item

@@ -114,6 +114,67 @@ impl LazyPage {
     }
 }
 
+/// Where an item stream is in its current [`LazyPage`]: shared by the async stream and the
+/// blocking iterator, which differ only in how the next page arrives.
+pub(crate) struct PageItems<T> {
+    page: Option<LazyPage>,
+    /// The index of the next item of `page`.
+    next: usize,
+    page_number: u64,
+    context: ErrorContext,
+    /// [`LazyPage::decode`] for `T`, fixed where `T: DeserializeOwned` is known, so the streams'
+    /// types need not carry that bound.
+    decode: fn(&LazyPage, usize, u64, &ErrorContext) -> Result<T, Error>,
+}
+
+impl<T: DeserializeOwned> PageItems<T> {
+    /// No page yet; errors carry `context`'s ids.
+    pub(crate) fn new(context: ErrorContext) -> Self {
+        Self {
+            page: None,
+            next: 0,
+            page_number: 0,
+            context,
+            decode: LazyPage::decode::<T>,
+        }
+    }
+}
+
+impl<T> PageItems<T> {
+    /// The current page's next item, decoded; `None` once the page is spent, and the spent body
+    /// is dropped then, before the next page is fetched, so two are never held.
+    pub(crate) fn take(&mut self) -> Option<Result<T, Error>> {
+        if let Some(current) = &self.page {
+            if self.next < current.items().len() {
+                let item = (self.decode)(current, self.next, self.page_number, &self.context);
+                self.next += 1;
+                return Some(item);
+            }
+        }
+        self.page = None;
+        None
+    }
+
+    /// Takes items from `page` next.
+    pub(crate) fn start(&mut self, page: LazyPage) {
+        self.page = Some(page);
+        self.next = 0;
+        self.page_number += 1;
+    }
+
+    /// Drops the current page (the stream has ended).
+    pub(crate) fn release(&mut self) {
+        self.page = None;
+    }
+
+    /// Items of the current page not taken yet.
+    pub(crate) fn buffered(&self) -> usize {
+        self.page
+            .as_ref()
+            .map_or(0, |p| p.items().len().saturating_sub(self.next))
+    }
+}
+
 impl Page for LazyPage {
     /// The byte range of each element of `data` in the body.
     type Item = Range<usize>;

@@ -22,7 +22,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 
-use crate::lazy_page::{lazy_next, Lazy, LazyPage};
+use crate::lazy_page::{lazy_next, Lazy, LazyPage, PageItems};
 use crate::Client;
 
 /// The pages of a list, one request each: an owned `Stream<Item = Result<P, Error>>`. From
@@ -135,11 +135,7 @@ where
                 let (pages, context) = walk.lazy();
                 Source::Lazy {
                     pages,
-                    page: None,
-                    next: 0,
-                    page_number: 0,
-                    context,
-                    decode: LazyPage::decode::<P::Item>,
+                    items: PageItems::new(context),
                 }
             }
             // Already polled as pages: the rest is walked the same way, whole pages.
@@ -226,17 +222,10 @@ pub struct Items<P: Page> {
     done: bool,
 }
 
-type Decode<T> = fn(&LazyPage, usize, u64, &ErrorContext) -> Result<T, Error>;
-
 enum Source<P: Page> {
     Lazy {
         pages: BoxStream<'static, Result<LazyPage, Error>>,
-        page: Option<LazyPage>,
-        /// The index of the next item of `page`.
-        next: usize,
-        page_number: u64,
-        context: ErrorContext,
-        decode: Decode<P::Item>,
+        items: PageItems<P::Item>,
     },
     Whole {
         pages: BoxStream<'static, Result<P, Error>>,
@@ -247,9 +236,7 @@ enum Source<P: Page> {
 impl<P: Page> Items<P> {
     fn buffered(&self) -> usize {
         match &self.source {
-            Source::Lazy { page, next, .. } => page
-                .as_ref()
-                .map_or(0, |p| p.items().len().saturating_sub(*next)),
+            Source::Lazy { items, .. } => items.buffered(),
             Source::Whole { buffer, .. } => buffer.len(),
         }
     }
@@ -276,32 +263,15 @@ impl<P: Page> Stream for Items<P> {
         }
         let this = &mut *self;
         let polled = match &mut this.source {
-            Source::Lazy {
-                pages,
-                page,
-                next,
-                page_number,
-                context,
-                decode,
-            } => loop {
-                if let Some(current) = page {
-                    if *next < current.items().len() {
-                        let item = decode(current, *next, *page_number, context);
-                        *next += 1;
-                        break Poll::Ready(Some(item));
-                    }
+            Source::Lazy { pages, items } => loop {
+                if let Some(item) = items.take() {
+                    break Poll::Ready(Some(item));
                 }
-                // The spent body goes before the next page is fetched, so two are never held.
-                *page = None;
                 match pages.as_mut().poll_next(cx) {
                     Poll::Pending => break Poll::Pending,
                     Poll::Ready(None) => break Poll::Ready(None),
                     Poll::Ready(Some(Err(error))) => break Poll::Ready(Some(Err(error))),
-                    Poll::Ready(Some(Ok(fetched))) => {
-                        *page = Some(fetched);
-                        *next = 0;
-                        *page_number += 1;
-                    }
+                    Poll::Ready(Some(Ok(fetched))) => items.start(fetched),
                 }
             },
             Source::Whole { pages, buffer } => loop {
@@ -321,8 +291,8 @@ impl<P: Page> Stream for Items<P> {
         };
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             this.done = true;
-            if let Source::Lazy { page, .. } = &mut this.source {
-                *page = None;
+            if let Source::Lazy { items, .. } = &mut this.source {
+                items.release();
             }
         }
         polled

@@ -52,7 +52,10 @@ fn create_user_needs_email_or_mobile_before_any_request() {
     .expect("valid");
     assert_eq!(request.method(), http::Method::POST);
     assert_eq!(request.url().as_str(), "https://au-api.basiq.io/users");
-    assert_eq!(request.headers()["content-type"], "application/json");
+    assert_eq!(
+        request.headers().get("content-type").unwrap(),
+        "application/json"
+    );
     let body: serde_json::Value = serde_json::from_slice(request.body()).expect("json");
     assert_eq!(body, serde_json::json!({"mobile": "+61400000000"}));
 }

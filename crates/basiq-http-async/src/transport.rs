@@ -216,7 +216,7 @@ async fn finish(
 fn reqwest_request(request: HttpRequest) -> reqwest::Request {
     let (method, url, headers, body) = request.into_parts();
     let mut out = reqwest::Request::new(method, url);
-    *out.headers_mut() = headers;
+    *out.headers_mut() = headers.into();
     *out.body_mut() = Some(body.into());
     out
 }

@@ -29,7 +29,7 @@ async fn run<O: Operation>(server: &MockServer, token: &str, op: &O) -> O::Outpu
     let (method, url, headers, body) = request.into_parts();
     let response = http()
         .request(method, url)
-        .headers(headers)
+        .headers(headers.into())
         .bearer_auth(token)
         .body(body)
         .send()

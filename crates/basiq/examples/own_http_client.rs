@@ -43,7 +43,7 @@ impl AsyncTransport for HostTransport {
             let response = self
                 .client
                 .request(method, url)
-                .headers(headers)
+                .headers(headers.into())
                 .body(body)
                 .send()
                 .await

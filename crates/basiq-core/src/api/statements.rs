@@ -299,7 +299,12 @@ mod tests {
             request.url().to_string(),
             "https://au-api.basiq.io/users/u1/statements"
         );
-        let content_type = request.headers()[header::CONTENT_TYPE].to_str().unwrap();
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .unwrap()
+            .to_str()
+            .unwrap();
         let boundary = content_type
             .strip_prefix("multipart/form-data; boundary=")
             .unwrap();

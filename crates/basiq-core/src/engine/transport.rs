@@ -9,17 +9,23 @@
 //! clients (reqwest, ureq) address requests by [`Url`]: an `http::Uri` would be parsed only to be
 //! printed and parsed again, and the limits would need an extensions map — work every request
 //! paid for and nothing used. A transport built on the `http` types converts with
-//! [`HttpRequest::into_http`].
+//! [`HttpRequest::into_http`]. Its headers are a [`RequestHeaders`], not an `http::HeaderMap`,
+//! for the same reason: the two or three lines of a Basiq request are kept inline (a map
+//! allocates twice on its first insert), and ureq takes them one line at a time.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use http::{HeaderMap, Method};
+use http::Method;
 use url::Url;
 
 use crate::error::{TransportError, TransportErrorKind};
+
+mod headers;
+
+pub use headers::RequestHeaders;
 
 /// A request as transports see it: what an operation built (method, [`Url`], headers, body),
 /// authorized by the executor, with the [`RequestLimits`] the executor allows it.
@@ -30,7 +36,7 @@ use crate::error::{TransportError, TransportErrorKind};
 pub struct HttpRequest {
     method: Method,
     url: Url,
-    headers: HeaderMap,
+    headers: RequestHeaders,
     body: Vec<u8>,
     limits: Option<RequestLimits>,
 }
@@ -41,7 +47,7 @@ impl HttpRequest {
         Self {
             method,
             url,
-            headers: HeaderMap::new(),
+            headers: RequestHeaders::new(),
             body: Vec::new(),
             limits: None,
         }
@@ -63,12 +69,12 @@ impl HttpRequest {
     }
 
     /// The request's headers.
-    pub fn headers(&self) -> &HeaderMap {
+    pub fn headers(&self) -> &RequestHeaders {
         &self.headers
     }
 
     /// The headers, to add or change one.
-    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+    pub fn headers_mut(&mut self) -> &mut RequestHeaders {
         &mut self.headers
     }
 
@@ -97,8 +103,9 @@ impl HttpRequest {
         self.limits = Some(limits);
     }
 
-    /// The parts, moved out: method, URL, headers, body.
-    pub fn into_parts(self) -> (Method, Url, HeaderMap, Vec<u8>) {
+    /// The parts, moved out: method, URL, headers, body. A client that takes an
+    /// [`http::HeaderMap`] gets one with `HeaderMap::from(headers)`.
+    pub fn into_parts(self) -> (Method, Url, RequestHeaders, Vec<u8>) {
         (self.method, self.url, self.headers, self.body)
     }
 
@@ -110,7 +117,7 @@ impl HttpRequest {
         let mut request = http::Request::new(self.body);
         *request.method_mut() = self.method;
         *request.uri_mut() = uri;
-        *request.headers_mut() = self.headers;
+        *request.headers_mut() = self.headers.into();
         if let Some(limits) = self.limits {
             request.extensions_mut().insert(limits);
         }
@@ -129,7 +136,7 @@ impl TryFrom<http::Request<Vec<u8>>> for HttpRequest {
         Ok(Self {
             method: parts.method,
             url: Url::parse(&parts.uri.to_string())?,
-            headers: parts.headers,
+            headers: parts.headers.into(),
             body,
             limits,
         })
@@ -232,7 +239,7 @@ mod tests {
         let back = HttpRequest::try_from(http).unwrap();
         assert_eq!(back.method(), Method::POST);
         assert_eq!(back.url(), &url);
-        assert_eq!(back.headers()["accept"], "application/json");
+        assert_eq!(back.headers().get("accept").unwrap(), "application/json");
         assert_eq!(back.body(), b"{}");
         assert_eq!(back.limits(), Some(limits));
         // A relative URI has no URL to send to.

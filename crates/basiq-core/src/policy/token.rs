@@ -173,7 +173,10 @@ impl Operation for PostToken {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
-        headers.insert("basiq-version", HeaderValue::from_static(BASIQ_VERSION));
+        headers.insert(
+            http::HeaderName::from_static("basiq-version"),
+            HeaderValue::from_static(BASIQ_VERSION),
+        );
         *request.body_mut() = body.into_bytes();
         Ok(request)
     }

@@ -45,7 +45,8 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 /// to what is left of the call's deadline.
 ///
 /// **Response headers**: the response carries the headers the SDK acts on — `Retry-After`, which
-/// the executor honours on 429 and 503 — and no others. ureq 2 hands out a response's headers
+/// the executor honours on 429 and 503, looked for only in an answer that is not a success — and
+/// no others. ureq 2 hands out a response's headers
 /// only by name (every name copied into a fresh `Vec<String>`, each value found by scanning every
 /// line), so copying all of them into an `http::HeaderMap` would cost each request N + 5
 /// allocations and about 9k instructions, about half of what the SDK added to a raw ureq call,
@@ -132,7 +133,7 @@ impl UreqTransport {
         let url = String::from(url);
         let mut call = self.agent.request(method.as_str(), &url);
         for (name, value) in &headers {
-            let value = value.to_str().map_err(|_| {
+            let value = sendable(value).ok_or_else(|| {
                 // Never quote the value: it may be a credential.
                 TransportError::new(
                     TransportErrorKind::Other,
@@ -168,6 +169,20 @@ impl UreqTransport {
             ));
         }
         Ok(response)
+    }
+}
+
+/// `value` as the text ureq sends, when ureq will take it: ureq refuses a value with a byte
+/// outside visible ASCII, space and tab, and quotes the whole line (a credential) in its error.
+/// A `HeaderValue` already holds no other control byte, so that is a value that is ASCII: checked
+/// a word at a time (`is_ascii`), not a byte at a time as `HeaderValue::to_str` does, which
+/// counted for a bearer token of a thousand bytes.
+fn sendable(value: &http::HeaderValue) -> Option<&str> {
+    let bytes = value.as_bytes();
+    if bytes.is_ascii() {
+        std::str::from_utf8(bytes).ok()
+    } else {
+        None
     }
 }
 
@@ -238,10 +253,15 @@ impl fmt::Display for BodyTooLarge {
 
 impl std::error::Error for BodyTooLarge {}
 
-/// The response headers the SDK reads: `Retry-After` (its first line, as the executor reads it).
-/// Nothing is allocated when it is absent, as on every success.
+/// The response headers the SDK reads: `Retry-After` (its first line, as the executor reads it),
+/// looked for only in an answer that is not a success — it means something with a 3xx, 429 or
+/// 503 (RFC 9110 §10.2.3), and ureq finds a header by scanning every line. Nothing is allocated
+/// when it is absent.
 fn sdk_headers(response: &ureq::Response) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
+    if (200..300).contains(&response.status()) {
+        return headers;
+    }
     if let Some(value) = response.header(http::header::RETRY_AFTER.as_str()) {
         if let Ok(value) = http::HeaderValue::from_str(value) {
             headers.insert(http::header::RETRY_AFTER, value);

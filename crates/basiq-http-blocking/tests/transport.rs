@@ -98,6 +98,40 @@ fn by_default_only_the_headers_the_sdk_reads_are_copied() {
 }
 
 #[test]
+fn a_success_carries_no_retry_after() {
+    // Looked for only where it means something (3xx, 429, 503): not on a success.
+    let reply: &'static [u8] =
+        b"HTTP/1.1 200 OK\r\nRetry-After: 7\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+    let response = send_to(reply, &UreqTransport::new());
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().is_empty(), "{:?}", response.headers());
+    // With every line asked for, it is there.
+    let response = send_to(reply, &UreqTransport::new().with_all_response_headers());
+    assert_eq!(response.headers()["retry-after"], "7");
+}
+
+#[test]
+fn a_header_value_ureq_would_refuse_is_refused_without_quoting_it() {
+    // ureq 2 refuses a value outside visible ASCII and quotes the whole line in its error; the
+    // transport refuses it first, naming only the header.
+    let (url, _rx) = serve_once_capturing(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    let mut request = HttpRequest::new(
+        http::Method::GET,
+        url::Url::parse(&format!("{url}/users")).unwrap(),
+    );
+    let mut secret = http::HeaderValue::from_bytes("Bearer s\u{e9}cret-token".as_bytes()).unwrap();
+    secret.set_sensitive(true);
+    request
+        .headers_mut()
+        .insert(http::header::AUTHORIZATION, secret);
+    let err = UreqTransport::new().send(request).unwrap_err();
+    assert_eq!(err.kind, TransportErrorKind::Other);
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("authorization"), "{shown}");
+    assert!(!shown.contains("cret-token"), "{shown}");
+}
+
+#[test]
 fn a_declared_length_over_the_limit_is_refused_without_copying_headers() {
     // The body cap reads `Content-Length` straight from ureq now that it is not copied.
     let reply: &'static [u8] =

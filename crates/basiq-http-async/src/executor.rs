@@ -124,14 +124,17 @@ impl AsyncExecutor {
 
     /// Runs one operation. Every error carries the operation's ids ([`Operation::context`]).
     pub async fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
-        // The ids are copied into the error only when there is one.
-        self.run(&op).await.map_err(|e| {
+        // The ids are copied into the error only when there is one; the output is returned
+        // as it is (not moved through a `map_err`).
+        match self.run(&op).await {
+            Ok(output) => Ok(output),
             // Whatever a server echoed (the key it was sent) never reaches a log line.
-            self.inner
+            Err(e) => Err(self
+                .inner
                 .core
                 .scrubbed(e, None)
-                .with_context(&op.context())
-        })
+                .with_context(&op.context())),
+        }
     }
 
     /// A `CLIENT_ACCESS` token bound to `user_id`, for the Consent UI
@@ -215,7 +218,13 @@ impl AsyncExecutor {
         Fut: Future<Output = Result<T, Failure>>,
     {
         loop {
-            match retrying.step(attempt().await) {
+            // A success is returned as it is: the output (a whole model) is not moved through
+            // the retry decision.
+            let failed = match attempt().await {
+                Ok(output) => return Ok(output),
+                Err(failure) => Err(failure),
+            };
+            match retrying.step(failed) {
                 RetryStep::Done(result) => return result,
                 RetryStep::Sleep(delay) => (self.sleep)(delay).await,
             }
@@ -233,7 +242,10 @@ impl AsyncExecutor {
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         let lease = self.lease().await.map_err(Failure::Final)?;
-        let answer = self.send_with(request, &lease, op, deadline, sends).await;
+        let answer = match self.send_with(request, &lease, op, deadline, sends).await {
+            Ok(output) => return Ok(output),
+            Err(error) => Err(error),
+        };
         match core.answered(&lease, answer) {
             AuthStep::Done(result) => result,
             AuthStep::Reauthenticate => {

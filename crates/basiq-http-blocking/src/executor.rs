@@ -113,14 +113,17 @@ impl BlockingExecutor {
 
     /// Runs one operation. Every error carries the operation's ids ([`Operation::context`]).
     pub fn execute<O: Operation>(&self, op: O) -> Result<O::Output, Error> {
-        // The ids are copied into the error only when there is one.
-        self.run(&op).map_err(|e| {
+        // The ids are copied into the error only when there is one; the output is returned
+        // as it is (not moved through a `map_err`).
+        match self.run(&op) {
+            Ok(output) => Ok(output),
             // Whatever a server echoed (the key it was sent) never reaches a log line.
-            self.inner
+            Err(e) => Err(self
+                .inner
                 .core
                 .scrubbed(e, None)
-                .with_context(&op.context())
-        })
+                .with_context(&op.context())),
+        }
     }
 
     /// A `CLIENT_ACCESS` token bound to `user_id`, for the Consent UI
@@ -181,7 +184,13 @@ impl BlockingExecutor {
         mut attempt: impl FnMut() -> Result<T, Failure>,
     ) -> Result<T, Error> {
         loop {
-            match retrying.step(attempt()) {
+            // A success is returned as it is: the output (a whole model) is not moved through
+            // the retry decision.
+            let failed = match attempt() {
+                Ok(output) => return Ok(output),
+                Err(failure) => Err(failure),
+            };
+            match retrying.step(failed) {
                 RetryStep::Done(result) => return result,
                 RetryStep::Sleep(delay) => (self.sleep)(delay),
             }
@@ -199,7 +208,10 @@ impl BlockingExecutor {
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         let lease = self.lease().map_err(Failure::Final)?;
-        let answer = self.send_with(request, &lease, op, deadline, sends);
+        let answer = match self.send_with(request, &lease, op, deadline, sends) {
+            Ok(output) => return Ok(output),
+            Err(error) => Err(error),
+        };
         match core.answered(&lease, answer) {
             AuthStep::Done(result) => result,
             AuthStep::Reauthenticate => {
@@ -237,9 +249,14 @@ impl BlockingExecutor {
     ) -> Result<O::Output, Error> {
         lease.authorize(&mut request)?;
         // Scrubbed here, where the token that was sent is known.
-        self.send_within(request, deadline, || op.context(), sends)
-            .and_then(|response| op.parse(response))
-            .map_err(|e| self.inner.core.scrubbed(e, Some(&lease.token)))
+        let scrubbed = |e| self.inner.core.scrubbed(e, Some(&lease.token));
+        let response = self
+            .send_within(request, deadline, || op.context(), sends)
+            .map_err(scrubbed)?;
+        match op.parse(response) {
+            Ok(output) => Ok(output),
+            Err(e) => Err(scrubbed(e)),
+        }
     }
 
     /// Sends `request` inside its `basiq.http` span ([`telemetry::request_span`]) with the body

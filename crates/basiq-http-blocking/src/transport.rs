@@ -133,7 +133,9 @@ impl UreqTransport {
         let url = String::from(url);
         let mut call = self.agent.request(method.as_str(), &url);
         for (name, value) in &headers {
-            let value = sendable(value).ok_or_else(|| {
+            // ureq 2 refuses a value outside visible ASCII, space and tab, and quotes the whole
+            // line in its error: `to_str` refuses the same values first.
+            let value = value.to_str().map_err(|_| {
                 // Never quote the value: it may be a credential.
                 TransportError::new(
                     TransportErrorKind::Other,
@@ -169,20 +171,6 @@ impl UreqTransport {
             ));
         }
         Ok(response)
-    }
-}
-
-/// `value` as the text ureq sends, when ureq will take it: ureq refuses a value with a byte
-/// outside visible ASCII, space and tab, and quotes the whole line (a credential) in its error.
-/// A `HeaderValue` already holds no other control byte, so that is a value that is ASCII: checked
-/// a word at a time (`is_ascii`), not a byte at a time as `HeaderValue::to_str` does, which
-/// counted for a bearer token of a thousand bytes.
-fn sendable(value: &http::HeaderValue) -> Option<&str> {
-    let bytes = value.as_bytes();
-    if bytes.is_ascii() {
-        std::str::from_utf8(bytes).ok()
-    } else {
-        None
     }
 }
 

@@ -276,9 +276,9 @@ pub struct PageWalk {
     items: u64,
     /// A fingerprint of each `links.next` followed, not the URL: a loop is still refused before
     /// any page is fetched twice, and a walk holds 8 bytes a page rather than a copy of every
-    /// link (2,000 of them for a million transactions). The fingerprint is SipHash
-    /// under a per-walk random key, so two different links share one only by chance (about
-    /// `pages² / 2^65`) and no server can aim for it.
+    /// link (2,000 of them for a million transactions). The fingerprint is std's keyed hash
+    /// (`RandomState`, SipHash-1-3 today) under a per-walk random key, so two different links
+    /// share one only by chance (about `pages² / 2^65`) and no server can aim for it.
     visited: HashSet<u64>,
     fingerprint: RandomState,
 }

@@ -977,7 +977,17 @@ fn drop_duplicates<K: Eq + std::hash::Hash>(
 
 /// The sweep, in place: `keys` (sorted by preferred slot, list order within one, no more of
 /// them than `capacity`) become `slot << 32 | candidate` by slot, from the returned position on
-/// (wrapping around the end). Each place is written over a key already read.
+/// (wrapping around the end). Each place is written over the key it comes from or one already
+/// read.
+///
+/// Most candidates take the slot the one before them left them: in sweep order, each goes to the
+/// first free slot from its own (`max(preferred, next)`, no branch on the data). The order only
+/// differs where three or more queue for consecutive slots: there a later-preferring candidate
+/// listed earlier overtakes one still waiting. Such queues (a few in a hundred candidates when
+/// the window is twice the list) are found first and placed by a min-heap of list indices; a
+/// single pass with the heap everywhere spent most of its time on branches that depend on the
+/// data, which a processor mispredicts on any list it has not just seen (see
+/// docs/performance.md).
 fn sweep(keys: &mut [u64], layout: KeyLayout, capacity: u32) -> usize {
     let len = keys.len();
     if len == 0 {
@@ -985,28 +995,134 @@ fn sweep(keys: &mut [u64], layout: KeyLayout, capacity: u32) -> usize {
     }
     let capacity = u64::from(capacity);
     let start = quiet_start(keys, layout, capacity);
-    // Positions from `start`: the window unrolled so that the sweep ends at its last slot. The
-    // keys are read from the first one preferring `start` or later, wrapping around (from the
-    // first key when all prefer earlier slots).
-    let split = keys.partition_point(|&k| u64::from(layout.slot(k)) < start) % len;
-    let mut places = Places {
+    // The window unrolled from `start`, so that the sweep ends at its last slot: the keys are
+    // read from the first one preferring `start` or later, wrapping around (from the first key
+    // when all prefer earlier slots).
+    let order = SweepOrder {
+        layout,
         start,
         capacity,
-        write: split,
-        before_wrap: 0,
+        split: keys.partition_point(|&k| u64::from(layout.slot(k)) < start) % len,
+        len,
     };
-    let mut waiting: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
-    let mut next = 0;
-    let mut read = split;
-    for _ in 0..len {
-        let k = keys[read];
-        read = if read + 1 == len { 0 } else { read + 1 };
-        let slot = u64::from(layout.slot(k));
-        let preferred = if slot >= start {
-            slot - start
+    let queues = long_queues(keys, order);
+    let mut waiting = BinaryHeap::new();
+    let (mut before_wrap, mut from) = (0, 0);
+    for queue in queues.into_iter().chain(std::iter::once(len..len)) {
+        before_wrap += place_in_order(keys, order, from..queue.start);
+        before_wrap += place_queue(keys, order, queue.clone(), &mut waiting);
+        from = queue.end;
+    }
+    // In sweep order the slots from `start` come first; the window's first slots follow them.
+    (order.split + before_wrap) % len
+}
+
+/// The sweep's order: key positions and slots counted from the sweep's start.
+#[derive(Debug, Clone, Copy)]
+struct SweepOrder {
+    layout: KeyLayout,
+    /// The slot the sweep starts at.
+    start: u64,
+    capacity: u64,
+    /// The position of the first key the sweep reads.
+    split: usize,
+    len: usize,
+}
+
+impl SweepOrder {
+    /// The position in the keys of the `n`-th key the sweep reads.
+    fn position(self, n: usize) -> usize {
+        let at = self.split + n;
+        if at >= self.len {
+            at - self.len
         } else {
-            slot + capacity - start
-        };
+            at
+        }
+    }
+
+    /// A key's preferred slot, counted from `start`.
+    fn preferred(self, key: u64) -> u64 {
+        let slot = u64::from(self.layout.slot(key));
+        if slot >= self.start {
+            slot - self.start
+        } else {
+            slot + self.capacity - self.start
+        }
+    }
+
+    /// The place of candidate `index` at `at` (counted from `start`), and whether its slot is
+    /// before the window's end (not wrapped around to its first slots).
+    fn place(self, at: u64, index: u32) -> (u64, bool) {
+        let slot = self.start + at;
+        let wrapped = slot >= self.capacity;
+        let slot = if wrapped { slot - self.capacity } else { slot };
+        (slot << 32 | u64::from(index), !wrapped)
+    }
+}
+
+/// The stretches of the sweep (as counts of keys read) where three or more candidates queue for
+/// consecutive slots, each from a candidate that finds nobody waiting to the last one before the
+/// next such candidate. Elsewhere each candidate takes the first free slot from its own, in
+/// sweep order: with one or two in a queue, the second prefers the first's slot and is listed
+/// after it.
+fn long_queues(keys: &[u64], order: SweepOrder) -> Vec<std::ops::Range<usize>> {
+    let mut queues = Vec::new();
+    let (mut next, mut from) = (0u64, 0usize);
+    for n in 0..order.len {
+        let preferred = order.preferred(keys[order.position(n)]);
+        // Nobody is waiting for this candidate's slot: a new queue starts with it.
+        let alone = preferred >= next;
+        if alone & (n - from >= 3) {
+            queues.push(from..n);
+        }
+        from = if alone { n } else { from };
+        next = next.max(preferred) + 1;
+    }
+    if order.len - from >= 3 {
+        queues.push(from..order.len);
+    }
+    queues
+}
+
+/// Places the keys read `n`-th for `n` in `read`, none of them in a long queue, each at the first
+/// free slot from its own. The first finds nobody waiting. Returns how many are placed before the
+/// window's end.
+fn place_in_order(keys: &mut [u64], order: SweepOrder, read: std::ops::Range<usize>) -> usize {
+    let (mut next, mut before_wrap) = (0u64, 0usize);
+    for n in read {
+        let at = order.position(n);
+        let key = keys[at];
+        let slot = next.max(order.preferred(key));
+        next = slot + 1;
+        let (place, before) = order.place(slot, order.layout.index(key));
+        keys[at] = place;
+        before_wrap += usize::from(before);
+    }
+    before_wrap
+}
+
+/// Places one long queue (the keys read `n`-th for `n` in `queue`): each slot from the first
+/// one's preferred goes to the earliest listed of those waiting for it. The `n`-th place is
+/// written over the `n`-th key, already read. Returns how many are placed before the window's
+/// end.
+fn place_queue(
+    keys: &mut [u64],
+    order: SweepOrder,
+    queue: std::ops::Range<usize>,
+    waiting: &mut BinaryHeap<Reverse<u32>>,
+) -> usize {
+    let mut write = queue.start;
+    let mut before_wrap = 0;
+    let mut put = |keys: &mut [u64], slot: u64, index: u32| {
+        let (place, before) = order.place(slot, index);
+        keys[order.position(write)] = place;
+        write += 1;
+        before_wrap += usize::from(before);
+    };
+    let mut next = 0;
+    for n in queue {
+        let key = keys[order.position(n)];
+        let preferred = order.preferred(key);
         // Every candidate preferring a slot up to `next` is in `waiting`: fill the slots before
         // this candidate's own.
         while next < preferred {
@@ -1014,74 +1130,37 @@ fn sweep(keys: &mut [u64], layout: KeyLayout, capacity: u32) -> usize {
                 next = preferred;
                 break;
             };
-            places.put(keys, next, first);
+            put(keys, next, first);
             next += 1;
         }
-        waiting.push(Reverse(layout.index(k)));
+        waiting.push(Reverse(order.layout.index(key)));
     }
     while let Some(Reverse(first)) = waiting.pop() {
-        places.put(keys, next, first);
+        put(keys, next, first);
         next += 1;
     }
-    // In sweep order the slots from `start` come first; the window's first slots follow them.
-    (split + places.before_wrap) % len
+    before_wrap
 }
 
-/// Where [`sweep`] writes its places: the `n`-th over the `n`-th key it read.
-struct Places {
-    start: u64,
-    capacity: u64,
-    /// The next place's position in the keys.
-    write: usize,
-    /// Places at `start` or later, before the sweep wrapped to the window's first slot.
-    before_wrap: usize,
-}
-
-impl Places {
-    /// Candidate `index` at sweep position `at` (slots from `start`).
-    fn put(&mut self, keys: &mut [u64], at: u64, index: u32) {
-        let mut slot = self.start + at;
-        if slot >= self.capacity {
-            slot -= self.capacity;
-        } else {
-            self.before_wrap += 1;
-        }
-        keys[self.write] = slot << 32 | u64::from(index);
-        self.write = if self.write + 1 == keys.len() {
-            0
-        } else {
-            self.write + 1
-        };
-    }
-}
-
-/// A slot to start the sweep at: one just after a slot where no candidate is left waiting,
-/// whichever order they are placed in (the same slots end up taken). One always exists when the
-/// candidates fit: after an empty slot, or in a full window after the slot the last candidate
-/// placed took. The waiting count over the sorted slots is exact from the first such point on,
-/// so a second lap finds one.
+/// A slot to start the sweep at: one where no candidate is left waiting, whichever order they
+/// are placed in (the same slots end up taken). One always exists when the candidates fit.
+///
+/// The first lap places every candidate at the first free slot from its own as if nobody were
+/// waiting at the window's start; that can only place them earlier than the wrapped-around
+/// window would, and from the first candidate that finds nobody waiting in both, the two agree.
+/// So on the second lap the slots are exact, and the first candidate of that lap to find its
+/// slot free starts the sweep.
 fn quiet_start(keys: &[u64], layout: KeyLayout, capacity: u64) -> u64 {
-    let mut waiting: u64 = 0;
-    let mut last: Option<u64> = None;
-    for lap in 0..2 {
-        let mut runs = keys.chunk_by(|&a, &b| layout.slot(a) == layout.slot(b));
-        for run in &mut runs {
-            let at = u64::from(layout.slot(run[0])) + lap * capacity;
-            if let Some(last) = last {
-                // The empty slots between `last` and `at` take the waiting ones.
-                let gap = at - last - 1;
-                if waiting <= gap {
-                    if lap == 1 {
-                        return (last + waiting + 1) % capacity;
-                    }
-                    waiting = 0;
-                } else {
-                    waiting -= gap;
-                }
-            }
-            waiting = waiting + run.len() as u64 - 1;
-            last = Some(at);
+    let mut next: u64 = 0;
+    for &k in keys {
+        next = next.max(u64::from(layout.slot(k))) + 1;
+    }
+    for &k in keys {
+        let slot = u64::from(layout.slot(k));
+        if slot + capacity >= next {
+            return slot;
         }
+        next += 1;
     }
     debug_assert!(keys.is_empty(), "no quiet slot: more candidates than slots");
     0

@@ -983,11 +983,11 @@ fn drop_duplicates<K: Eq + std::hash::Hash>(
 /// Most candidates take the slot the one before them left them: in sweep order, each goes to the
 /// first free slot from its own (`max(preferred, next)`, no branch on the data). The order only
 /// differs where three or more queue for consecutive slots: there a later-preferring candidate
-/// listed earlier overtakes one still waiting. Such queues (a few in a hundred candidates when
-/// the window is twice the list) are found first and placed by a min-heap of list indices; a
-/// single pass with the heap everywhere spent most of its time on branches that depend on the
-/// data, which a processor mispredicts on any list it has not just seen (see
-/// docs/performance.md).
+/// listed earlier overtakes one still waiting. Such queues (with a window twice the list, about 7
+/// for every 100 candidates, holding a third of them) are found first and placed by a min-heap
+/// of list indices. A single pass with the heap everywhere branches on the data at every
+/// candidate, and took twice as long on a list the processor had not just seen as on one it had
+/// (see docs/performance.md).
 fn sweep(keys: &mut [u64], layout: KeyLayout, capacity: u32) -> usize {
     let len = keys.len();
     if len == 0 {
@@ -1143,7 +1143,8 @@ fn place_queue(
 }
 
 /// A slot to start the sweep at: one where no candidate is left waiting, whichever order they
-/// are placed in (the same slots end up taken). One always exists when the candidates fit.
+/// are placed in (the same slots end up taken). One always exists when the candidates fit:
+/// after an empty slot, or in a full window after the slot the last candidate placed took.
 ///
 /// The first lap places every candidate at the first free slot from its own as if nobody were
 /// waiting at the window's start; that can only place them earlier than the wrapped-around

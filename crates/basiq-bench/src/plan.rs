@@ -45,10 +45,10 @@ fn connection_ids(n: usize, list: usize) -> Result<Vec<ConnectionId>, String> {
 ///
 /// Each run plans a list of its own, built just before it (so in the cache as a caller's fresh
 /// list would be): planning the same list again and again lets the processor learn the
-/// branches that depend on its data, which at 10k it does (the sweep took half its time on a
+/// branches that depend on its data, which at 10k it does (the sweep took half as long on a
 /// list it had just planned), while no caller plans one list twice in a row, and a 1M list is
 /// too long to learn. The previous list is kept until the next one is built, so the new one
-/// is laid out in fresh memory like the first.
+/// never reuses the memory of the one just planned.
 pub fn run(env: &Env) -> Result<(), String> {
     let client = env.blocking_client()?;
     let now = time::OffsetDateTime::now_utc();

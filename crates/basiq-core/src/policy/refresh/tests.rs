@@ -557,6 +557,33 @@ fn every_candidate_before_the_sweep_start_is_the_reference_plan() {
     }
 }
 
+/// Three candidates queue for consecutive slots: `a` and `b` prefer slot 5, `c` (listed first)
+/// slot 6. Inserted in list order, `c` takes 6, `a` 5 and `b` the next free one, 7: slot 6 goes
+/// to `c`, not to `b`, which prefers an earlier slot but is listed later. Placing the queue in
+/// slot order (a, b, c at 5, 6, 7) would be wrong.
+#[test]
+fn an_earlier_listed_candidate_overtakes_a_later_one_in_a_queue() {
+    let s = RefreshScheduler::new(Duration::from_secs(50 * 6), 10);
+    assert_eq!(s.capacity(), 50);
+    let preferring = |slot: u64| {
+        (0..)
+            .map(|i| format!("conn-{i}"))
+            .filter(move |id| fnv1a64(id.as_bytes()) % 50 == slot)
+            .map(|id| ConnectionId::new(id).unwrap())
+    };
+    let mut fives = preferring(5);
+    let (a, b) = (fives.next().unwrap(), fives.next().unwrap());
+    let c = preferring(6).next().unwrap();
+    let plan = s.schedule(t0(), &[c.clone(), a.clone(), b.clone()], 0.0);
+    let got: Vec<_> = plan
+        .planned
+        .iter()
+        .map(|p| (p.connection_id.clone(), p.at))
+        .collect();
+    assert_eq!(got, vec![(a, at(30)), (c, at(36)), (b, at(42))]);
+    assert!(plan.overflow.is_empty());
+}
+
 /// Thousands of candidates take the radix sort's split by the top bits of the slot, its runs
 /// and the duplicate check within them: the plan is still the reference plan, with
 /// duplicates, an overflowing window and an exactly full one.

@@ -1050,13 +1050,15 @@ impl SweepOrder {
         }
     }
 
-    /// The place of candidate `index` at `at` (counted from `start`), and whether its slot is
-    /// before the window's end (not wrapped around to its first slots).
-    fn place(self, at: u64, index: u32) -> (u64, bool) {
+    /// Writes candidate `index`'s place at `at` (a slot counted from `start`) over the `n`-th
+    /// key read. Returns 1 if the slot is before the window's end (not wrapped around to its
+    /// first slots), else 0.
+    fn put(self, keys: &mut [u64], n: usize, at: u64, index: u32) -> usize {
         let slot = self.start + at;
         let wrapped = slot >= self.capacity;
         let slot = if wrapped { slot - self.capacity } else { slot };
-        (slot << 32 | u64::from(index), !wrapped)
+        keys[self.position(n)] = slot << 32 | u64::from(index);
+        usize::from(!wrapped)
     }
 }
 
@@ -1090,13 +1092,10 @@ fn long_queues(keys: &[u64], order: SweepOrder) -> Vec<std::ops::Range<usize>> {
 fn place_in_order(keys: &mut [u64], order: SweepOrder, read: std::ops::Range<usize>) -> usize {
     let (mut next, mut before_wrap) = (0u64, 0usize);
     for n in read {
-        let at = order.position(n);
-        let key = keys[at];
+        let key = keys[order.position(n)];
         let slot = next.max(order.preferred(key));
         next = slot + 1;
-        let (place, before) = order.place(slot, order.layout.index(key));
-        keys[at] = place;
-        before_wrap += usize::from(before);
+        before_wrap += order.put(keys, n, slot, order.layout.index(key));
     }
     before_wrap
 }
@@ -1114,10 +1113,8 @@ fn place_queue(
     let mut write = queue.start;
     let mut before_wrap = 0;
     let mut put = |keys: &mut [u64], slot: u64, index: u32| {
-        let (place, before) = order.place(slot, index);
-        keys[order.position(write)] = place;
+        before_wrap += order.put(keys, write, slot, index);
         write += 1;
-        before_wrap += usize::from(before);
     };
     let mut next = 0;
     for n in queue {

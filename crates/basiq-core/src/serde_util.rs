@@ -70,6 +70,53 @@ pub fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A list Basiq sometimes sends as its one item: a string or an object reads as a list of one
+/// (Basiq's webhook examples send `subscribedEvents: "user.created"`, and a webhook list whose
+/// `data` is the one subscription); `null` or a missing list is empty, a list is itself. Errors
+/// inside an item stay the item's own.
+pub fn one_or_many<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer, StrDeserializer};
+    use serde::de::{MapAccess, SeqAccess, Visitor};
+
+    struct OneOrMany<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrMany<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list, one string or object, or null")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Vec<T>, D2::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<T>, A::Error> {
+            Vec::deserialize(SeqAccessDeserializer::new(seq))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Vec<T>, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map)).map(|one| vec![one])
+        }
+
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Vec<T>, E> {
+            T::deserialize(StrDeserializer::new(s)).map(|one| vec![one])
+        }
+    }
+
+    d.deserialize_any(OneOrMany(std::marker::PhantomData))
+}
+
 /// Serializes a timestamp as RFC 3339.
 pub fn serialize_timestamp<S: serde::Serializer>(
     t: &Option<OffsetDateTime>,
@@ -120,5 +167,45 @@ mod tests {
         assert_eq!(read(r#"{"code":null}"#).unwrap(), None);
         assert_eq!(read(r#"{}"#).unwrap(), None);
         assert!(read(r#"{"code":[1]}"#).is_err());
+    }
+
+    #[test]
+    fn one_item_reads_as_a_list_of_one() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Item {
+            id: String,
+        }
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(default, deserialize_with = "one_or_many")]
+            events: Vec<String>,
+            #[serde(default, deserialize_with = "one_or_many")]
+            data: Vec<Item>,
+        }
+        let read = |s: &str| serde_json::from_str::<T>(s).map(|t| (t.events, t.data));
+        let item = |id: &str| Item { id: id.into() };
+        assert_eq!(
+            read(r#"{"events":"user.created","data":{"id":"w1"}}"#).unwrap(),
+            (vec!["user.created".to_owned()], vec![item("w1")])
+        );
+        assert_eq!(
+            read(r#"{"events":["a","b"],"data":[{"id":"w1"},{"id":"w2"}]}"#).unwrap(),
+            (
+                vec!["a".to_owned(), "b".to_owned()],
+                vec![item("w1"), item("w2")]
+            )
+        );
+        assert_eq!(read(r#"{"events":null}"#).unwrap(), (vec![], vec![]));
+        assert_eq!(read(r#"{}"#).unwrap(), (vec![], vec![]));
+        assert!(read(r#"{"events":7}"#).is_err());
+        assert!(
+            read(r#"{"events":{"id":"w1"}}"#).is_err(),
+            "an object is no string"
+        );
+        let err = read(r#"{"data":{"name":"w1"}}"#).err().unwrap().to_string();
+        assert!(
+            err.contains("missing field `id`"),
+            "the item's own error: {err}"
+        );
     }
 }

@@ -397,9 +397,11 @@ fn emit_field(f: &Field, camel: bool) -> TokenStream {
         args.push(quote!(alias = #alias));
     }
     if is_array {
-        args.push(quote!(
-            deserialize_with = "crate::serde_util::null_as_empty"
-        ));
+        args.push(if f.accept_single {
+            quote!(deserialize_with = "crate::serde_util::one_or_many")
+        } else {
+            quote!(deserialize_with = "crate::serde_util::null_as_empty")
+        });
         if !f.required {
             args.push(quote!(skip_serializing_if = "Vec::is_empty"));
         }

@@ -101,6 +101,9 @@ pub struct Field {
     /// `x-accept-number: true`: an optional string Basiq sometimes sends as a JSON number
     /// (`subClass.code: 722`), read as that number's text.
     pub accept_number: bool,
+    /// `x-accept-single: true`: a list Basiq sometimes sends as its one item (a string or an
+    /// object), read as a list of one.
+    pub accept_single: bool,
 }
 
 /// A field or parameter type.
@@ -665,6 +668,7 @@ fn parse_field(
         "x-rust-name",
         "x-aliases",
         "x-accept-number",
+        "x-accept-single",
     ])?;
     let doc = required_doc(&obj, &format!("property `{wire}`"))?;
     let rust = match obj.str("x-rust-name")? {
@@ -702,6 +706,13 @@ fn parse_field(
             "`x-accept-number` is only supported on optional plain strings".to_owned(),
         ));
     }
+    let accept_single = obj.bool("x-accept-single")?.unwrap_or(false);
+    if accept_single && !matches!(ty, Ty::Array(_)) {
+        return Err(Error::at(
+            at,
+            "`x-accept-single` is only supported on arrays".to_owned(),
+        ));
+    }
     Ok(Field {
         wire: wire.to_owned(),
         rust,
@@ -710,6 +721,7 @@ fn parse_field(
         required,
         aliases,
         accept_number,
+        accept_single,
     })
 }
 

@@ -211,8 +211,9 @@ fn garbage_is_an_error_not_a_panic() {
     }
 }
 
-/// MINIMAL plus each newer construct: hand-written core types, decimals, free-form JSON, a
-/// bounded integer query parameter, a checked `String` path parameter and `x-rust-output`.
+/// MINIMAL plus each newer construct: hand-written core types, decimals, free-form JSON, a list
+/// read from one item, a bounded integer query parameter, a checked `String` path parameter and
+/// `x-rust-output`.
 #[test]
 fn extensions_generate_what_they_promise() {
     let text = MINIMAL
@@ -231,6 +232,7 @@ fn extensions_generate_what_they_promise() {
         balance: {type: string, x-rust-type: Decimal, description: Money.}
         meta: {type: object, x-rust-type: JsonValue, description: Free-form.}
         addresses: {type: array, description: Free-form list., items: {type: object, x-rust-type: JsonValue}}
+        tags: {type: array, x-accept-single: true, description: One or many., items: {type: string}}
 ",
             1,
         )
@@ -256,6 +258,8 @@ fn extensions_generate_what_they_promise() {
         "pub balance: Option<Decimal>",
         "pub meta: Option<serde_json::Value>",
         "pub addresses: Vec<serde_json::Value>",
+        r#"deserialize_with = "crate::serde_util::one_or_many""#,
+        "pub tags: Vec<String>",
     ] {
         assert!(
             models.contains(expected),
@@ -314,6 +318,11 @@ fn extension_misuse_names_its_place() {
             "lastUsed: {type: string, format: date-time, description: When.}",
             "lastUsed: {type: object, description: When.}",
             &["properties.lastUsed", "inline objects", "JsonValue"],
+        ),
+        (
+            "lastUsed: {type: string, format: date-time, description: When.}",
+            "lastUsed: {type: string, x-accept-single: true, description: When.}",
+            &["properties.lastUsed", "`x-accept-single` is only supported on arrays"],
         ),
         (
             "    Thing:\n",

@@ -2640,10 +2640,12 @@ pub struct Webhook {
     /// The signing secret (`whsec_…`), for `webhooks::WebhookVerifier`; Basiq shows it on create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    /// The event types it receives.
+    /// The event types it receives. Basiq's schema types it only in the request (an array); all
+    /// four of its webhook response examples send one string (`"user.created"`), so one string
+    /// reads as a list of one.
     #[serde(
         default,
-        deserialize_with = "crate::serde_util::null_as_empty",
+        deserialize_with = "crate::serde_util::one_or_many",
         skip_serializing_if = "Vec::is_empty"
     )]
     pub subscribed_events: Vec<String>,
@@ -2665,8 +2667,9 @@ pub struct WebhookList {
     /// Number over all pages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// The subscriptions.
-    #[serde(default, deserialize_with = "crate::serde_util::null_as_empty")]
+    /// The subscriptions. Basiq's schema gives `items` but no `type`, and its example sends the one
+    /// subscription as an object, not a list of one: an object reads as a list of one.
+    #[serde(default, deserialize_with = "crate::serde_util::one_or_many")]
     pub data: Vec<Webhook>,
     /// Links.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,11 @@
 //! 1.1× of the 10k one.
 //!
 //! The SDK walks are the owned `transactions().items(user, query)`: a `Stream` on the async
-//! client, an `Iterator` on the blocking one.
+//! client, an `Iterator` on the blocking one. The async walk polls the stream from the thread
+//! that calls `block_on` on a 2-worker runtime, as `#[tokio::main]` does; it is walked once more
+//! on a current-thread runtime (10k and 1M, RSS only), where hyper's connection task runs on the
+//! polling thread, to tell the SDK's own memory from the growth of glibc's heaps under hyper's
+//! cross-thread read buffers (docs/performance.md).
 
 use std::process::Command;
 use std::time::Instant;
@@ -95,24 +99,44 @@ pub fn run(env: &Env) -> Result<(), String> {
             }
             sdk_walks.push((*size, walk));
         }
-        let base = sdk_walks
-            .first()
-            .map_or(0.0, |(_, w)| w.peak_rss_kib as f64);
-        for (size, walk) in sdk_walks.iter().skip(1) {
-            report(
-                &format!("{label}, {size} transactions: peak RSS vs 10k"),
-                walk.peak_rss_kib as f64 / 1024.0,
-                base / 1024.0,
-                "MiB",
-                if *size == "1M" {
-                    Target::RatioAtMost(1.1)
-                } else {
-                    Target::None
-                },
-            );
+        report_rss(label, &sdk_walks, Target::RatioAtMost(1.1));
+    }
+    // `--quick` skips the second 1M async walk with the raw ones.
+    if !env.quick {
+        let mut walks = Vec::new();
+        for (i, (n, size)) in SIZES.iter().enumerate() {
+            if *n != 100_000 {
+                walks.push((
+                    *size,
+                    spawn_walk("sdk-async-current-thread", &users[i], *n)?,
+                ));
+            }
         }
+        report_rss(
+            "async stream on a current-thread runtime",
+            &walks,
+            Target::None,
+        );
     }
     Ok(())
+}
+
+/// Each walk's peak RSS against the first (10k) one's; `one_million` is the 1M walk's target.
+fn report_rss(label: &str, walks: &[(&str, Walk)], one_million: Target) {
+    let base = walks.first().map_or(0.0, |(_, w)| w.peak_rss_kib as f64);
+    for (size, walk) in walks.iter().skip(1) {
+        report(
+            &format!("{label}, {size} transactions: peak RSS vs 10k"),
+            walk.peak_rss_kib as f64 / 1024.0,
+            base / 1024.0,
+            "MiB",
+            if *size == "1M" {
+                one_million
+            } else {
+                Target::None
+            },
+        );
+    }
 }
 
 /// `suite stream-child <flavor> <user>`: one walk; prints `CHILD\t<n>\t<seconds>\t<VmHWM KiB>`.
@@ -123,7 +147,8 @@ pub fn child(args: &[&str]) -> Result<(), String> {
     let env = Env::from_env()?;
     let start = Instant::now();
     let transactions = match *flavor {
-        "sdk-async" => sdk_async(&env, user)?,
+        "sdk-async" => sdk_async(&env, user, runtime()?)?,
+        "sdk-async-current-thread" => sdk_async(&env, user, current_thread_runtime()?)?,
         "sdk-blocking" => sdk_blocking(&env, user)?,
         "raw-async" => raw_async(&env, user)?,
         "raw-blocking" => raw_blocking(&env, user)?,
@@ -142,10 +167,17 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Every transaction through the async SDK, one at a time, none kept.
-pub fn sdk_async(env: &Env, user: &str) -> Result<u64, String> {
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Every transaction through the async SDK, one at a time, none kept, polled by `block_on`.
+pub fn sdk_async(env: &Env, user: &str, runtime: tokio::runtime::Runtime) -> Result<u64, String> {
     let client = env.async_client()?;
-    runtime()?.block_on(async {
+    runtime.block_on(async {
         use basiq::StreamExt as _;
         let mut items = client
             .transactions()

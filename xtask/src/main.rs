@@ -41,6 +41,7 @@ Commands:
                     bare axum server, runs every bench (or the ones named: plan, parse, tokens,
                     overhead, emulator, stream), prints figure | SDK | baseline | ratio | target
                     (docs/performance.md); --quick takes fewer rounds and skips the raw 1M walks
+                    and the current-thread walk
   -h, --help        this text
 
 See docs/codegen.md for the generator and its OpenAPI extensions.

@@ -13,9 +13,10 @@ use std::path::PathBuf;
 
 use basiq_core::api::models::{NewReport, Webhook, WebhookRequest};
 use basiq_core::api::operations::{
-    CreateReport, CreateWebhook, Enrich, GetEvent, GetEventType, GetJob, GetReport, GetWebhook,
-    GetWebhookMessage, ListConsents, ListEventTypes, ListIdentities, ListReportTypes, ListReports,
-    ListWebhookMessages, ListWebhooks, UpdateWebhook,
+    CreateReport, CreateWebhook, Enrich, GetEvent, GetEventType, GetJob, GetReport, GetUser,
+    GetWebhook, GetWebhookMessage, ListAffordabilityTransactions, ListConsents, ListEventTypes,
+    ListIdentities, ListReportTypes, ListReports, ListWebhookMessages, ListWebhooks,
+    UpdateWebhook,
 };
 use basiq_core::engine::operation::Operation;
 use basiq_core::engine::transport::HttpResponse;
@@ -228,4 +229,39 @@ fn every_fixture_has_a_row() {
     let rows: BTreeSet<String> = EXAMPLES.iter().map(|row| row.0.to_owned()).collect();
     assert_eq!(rows.len(), EXAMPLES.len(), "a fixture is listed twice");
     assert_eq!(files, rows, "fixture files and rows of `EXAMPLES` differ");
+}
+
+fn ok_json(body: &Value) -> HttpResponse {
+    http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).expect("JSON"))
+        .expect("valid response")
+}
+
+/// Field-level examples in Basiq's schemas of another shape than the field's declared type: a
+/// user's `mobile` given as a number (`"example": 61410888999` in `core.json`, every user and
+/// auth-link answer), and an affordability snapshot's transactions, whose sub-class Basiq's
+/// schema requires as `Code` (an integer), not `code`. Read as the text, not an error or a
+/// silently empty field.
+#[test]
+fn field_examples_of_another_shape_decode() {
+    let answer = GetUser::new(user())
+        .parse(ok_json(&serde_json::json!({
+            "type": "user", "id": "u", "mobile": 61_410_888_999_u64
+        })))
+        .expect("a numeric mobile decodes");
+    assert_eq!(answer.mobile.as_deref(), Some("61410888999"));
+
+    let page = ListAffordabilityTransactions::new(user(), "s".into())
+        .parse(ok_json(&serde_json::json!({
+            "type": "list",
+            "data": [{
+                "type": "transaction", "id": "t",
+                "subClass": {"title": "Supermarket and Grocery Stores", "Code": 411}
+            }]
+        })))
+        .expect("a page whose sub-class says `Code` decodes");
+    let sub_class = page.data[0].sub_class.as_ref().expect("sub-class kept");
+    assert_eq!(sub_class.code.as_deref(), Some("411"));
 }

@@ -436,8 +436,13 @@ pub struct User {
     /// Email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    /// Mobile number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Mobile number. Declared a string, but Basiq's schema gives a number as its example
+    /// (`61410888999`): read as its text either way.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::string_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mobile: Option<String>,
     /// Full name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1340,9 +1345,11 @@ pub struct TransactionSubClass {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// The ANZSIC code, e.g. `411`. Declared a string, but Basiq sends a number (`"code": 722`) in
-    /// places: read as its text either way.
+    /// places: read as its text either way. The affordability snapshot's transactions spell it
+    /// `Code` (Basiq's schema requires `Code` there).
     #[serde(
         default,
+        alias = "Code",
         deserialize_with = "crate::serde_util::string_or_number",
         skip_serializing_if = "Option::is_none"
     )]
@@ -1875,8 +1882,13 @@ pub struct AuthLink {
     /// The user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    /// The mobile it was sent to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The mobile it was sent to. Declared a string, but Basiq's schema gives a number as its
+    /// example (`61410888999`): read as its text either way.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::string_or_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mobile: Option<String>,
     /// When it stops working.
     #[serde(

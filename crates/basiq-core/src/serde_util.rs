@@ -117,6 +117,55 @@ pub fn one_or_many<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d.deserialize_any(OneOrMany(std::marker::PhantomData))
 }
 
+/// An optional object Basiq sometimes sends wrapped in a list (its events list shows an event's
+/// `links` as `[{"self": …}]`): a list of one reads as that object, an empty list or `null` as
+/// `None`. A list of more than one is an error rather than all but one silently dropped.
+pub fn one_from_list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    use serde::de::value::MapAccessDeserializer;
+    use serde::de::{MapAccess, SeqAccess, Visitor};
+
+    struct OneFromList<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for OneFromList<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object, a list of at most one, or null")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
+            let one = seq.next_element::<T>()?;
+            if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                return Err(serde::de::Error::invalid_length(
+                    2,
+                    &"a list of at most one",
+                ));
+            }
+            Ok(one)
+        }
+    }
+
+    d.deserialize_any(OneFromList(std::marker::PhantomData))
+}
+
 /// Serializes a timestamp as RFC 3339.
 pub fn serialize_timestamp<S: serde::Serializer>(
     t: &Option<OffsetDateTime>,
@@ -167,6 +216,30 @@ mod tests {
         assert_eq!(read(r#"{"code":null}"#).unwrap(), None);
         assert_eq!(read(r#"{}"#).unwrap(), None);
         assert!(read(r#"{"code":[1]}"#).is_err());
+    }
+
+    #[test]
+    fn a_list_of_one_reads_as_its_object() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Links {
+            #[serde(rename = "self")]
+            self_: String,
+        }
+        #[derive(Deserialize)]
+        struct T {
+            #[serde(default, deserialize_with = "one_from_list")]
+            links: Option<Links>,
+        }
+        let read = |s: &str| serde_json::from_str::<T>(s).map(|t| t.links);
+        let links = Some(Links { self_: "s".into() });
+        assert_eq!(read(r#"{"links":{"self":"s"}}"#).unwrap(), links);
+        assert_eq!(read(r#"{"links":[{"self":"s"}]}"#).unwrap(), links);
+        assert_eq!(read(r#"{"links":[]}"#).unwrap(), None);
+        assert_eq!(read(r#"{"links":null}"#).unwrap(), None);
+        assert_eq!(read(r#"{}"#).unwrap(), None);
+        let two = read(r#"{"links":[{"self":"a"},{"self":"b"}]}"#).unwrap_err();
+        assert!(two.to_string().contains("at most one"), "{two}");
+        assert!(read(r#"{"links":"s"}"#).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use basiq_core::api::models::{NewReport, Webhook, WebhookRequest};
 use basiq_core::api::operations::{
     CreateReport, CreateWebhook, Enrich, GetEvent, GetEventType, GetJob, GetReport, GetUser,
     GetWebhook, GetWebhookMessage, ListAffordabilityTransactions, ListConsents, ListEventTypes,
-    ListIdentities, ListReportTypes, ListReports, ListWebhookMessages, ListWebhooks,
+    ListEvents, ListIdentities, ListReportTypes, ListReports, ListWebhookMessages, ListWebhooks,
     UpdateWebhook,
 };
 use basiq_core::engine::operation::Operation;
@@ -241,9 +241,9 @@ fn ok_json(body: &Value) -> HttpResponse {
 
 /// Field-level examples in Basiq's schemas of another shape than the field's declared type: a
 /// user's `mobile` given as a number (`"example": 61410888999` in `core.json`, every user and
-/// auth-link answer), and an affordability snapshot's transactions, whose sub-class Basiq's
-/// schema requires as `Code` (an integer), not `code`. Read as the text, not an error or a
-/// silently empty field.
+/// auth-link answer); an affordability snapshot's transactions, whose sub-class Basiq's schema
+/// requires as `Code` (an integer), not `code`; and an event's `links` in the events list,
+/// shown as a list of one. Read as what they say, not an error or a silently empty field.
 #[test]
 fn field_examples_of_another_shape_decode() {
     let answer = GetUser::new(user())
@@ -264,4 +264,14 @@ fn field_examples_of_another_shape_decode() {
         .expect("a page whose sub-class says `Code` decodes");
     let sub_class = page.data[0].sub_class.as_ref().expect("sub-class kept");
     assert_eq!(sub_class.code.as_deref(), Some("411"));
+
+    let self_link = "https://au-api.basiq.io/events/545ae104";
+    let events = ListEvents::new()
+        .parse(ok_json(&serde_json::json!({
+            "type": "list",
+            "data": [{"type": "event", "id": "61723", "links": [{"self": self_link}]}]
+        })))
+        .expect("an events page whose links are a list of one decodes");
+    let links = events.data[0].links.as_ref().expect("links kept");
+    assert_eq!(links.self_.as_deref(), Some(self_link));
 }

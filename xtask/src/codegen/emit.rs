@@ -415,6 +415,11 @@ fn emit_field(f: &Field, camel: bool) -> TokenStream {
                 deserialize_with = "crate::serde_util::string_or_number"
             ));
         }
+        if f.accept_list {
+            args.push(quote!(
+                deserialize_with = "crate::serde_util::one_from_list"
+            ));
+        }
         if f.ty == Ty::Timestamp {
             args.push(quote!(
                 deserialize_with = "crate::serde_util::timestamp_or_empty"

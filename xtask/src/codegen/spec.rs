@@ -104,6 +104,9 @@ pub struct Field {
     /// `x-accept-single: true`: a list Basiq sometimes sends as its one item (a string or an
     /// object), read as a list of one.
     pub accept_single: bool,
+    /// `x-accept-list: true`: an optional object Basiq sometimes sends wrapped in a list of one,
+    /// read as that object.
+    pub accept_list: bool,
 }
 
 /// A field or parameter type.
@@ -331,6 +334,7 @@ pub fn parse(text: &str) -> Result<Api, Error> {
         operations,
     };
     check_bodies(&api)?;
+    check_accept_list(&api)?;
     Ok(api)
 }
 
@@ -669,6 +673,7 @@ fn parse_field(
         "x-aliases",
         "x-accept-number",
         "x-accept-single",
+        "x-accept-list",
     ])?;
     let doc = required_doc(&obj, &format!("property `{wire}`"))?;
     let rust = match obj.str("x-rust-name")? {
@@ -713,6 +718,13 @@ fn parse_field(
             "`x-accept-single` is only supported on arrays".to_owned(),
         ));
     }
+    let accept_list = obj.bool("x-accept-list")?.unwrap_or(false);
+    if accept_list && (required || !matches!(ty, Ty::Ref(_))) {
+        return Err(Error::at(
+            at,
+            "`x-accept-list` is only supported on optional `$ref` objects".to_owned(),
+        ));
+    }
     Ok(Field {
         wire: wire.to_owned(),
         rust,
@@ -722,6 +734,7 @@ fn parse_field(
         aliases,
         accept_number,
         accept_single,
+        accept_list,
     })
 }
 
@@ -1333,6 +1346,28 @@ fn parse_responses(
         ));
     }
     Ok((success, output))
+}
+
+/// `x-accept-list` reads an object (or a list of one object): its `$ref` must be a struct.
+fn check_accept_list(api: &Api) -> Result<(), Error> {
+    for schema in &api.schemas {
+        let Schema::Struct(def) = schema else {
+            continue;
+        };
+        for field in def.fields.iter().filter(|f| f.accept_list) {
+            let Ty::Ref(target) = &field.ty else { continue };
+            if !matches!(
+                api.schemas.iter().find(|s| s.name() == target),
+                Some(Schema::Struct(_))
+            ) {
+                return Err(Error::at(
+                    &format!("components.schemas.{}.properties.{}", def.name, field.wire),
+                    format!("`x-accept-list` needs an object schema, and `{target}` is not one"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Request bodies are built by users: they must be structs.

@@ -233,6 +233,7 @@ fn extensions_generate_what_they_promise() {
         meta: {type: object, x-rust-type: JsonValue, description: Free-form.}
         addresses: {type: array, description: Free-form list., items: {type: object, x-rust-type: JsonValue}}
         tags: {type: array, x-accept-single: true, description: One or many., items: {type: string}}
+        wrapped: {$ref: '#/components/schemas/Thing', x-accept-list: true, description: Maybe in a list.}
 ",
             1,
         )
@@ -259,6 +260,7 @@ fn extensions_generate_what_they_promise() {
         "pub meta: Option<serde_json::Value>",
         "pub addresses: Vec<serde_json::Value>",
         r#"deserialize_with = "crate::serde_util::one_or_many""#,
+        r#"deserialize_with = "crate::serde_util::one_from_list""#,
         "pub tags: Vec<String>",
     ] {
         assert!(
@@ -323,6 +325,11 @@ fn extension_misuse_names_its_place() {
             "lastUsed: {type: string, format: date-time, description: When.}",
             "lastUsed: {type: string, x-accept-single: true, description: When.}",
             &["properties.lastUsed", "`x-accept-single` is only supported on arrays"],
+        ),
+        (
+            "lastUsed: {type: string, format: date-time, description: When.}",
+            "lastUsed: {type: string, x-accept-list: true, description: When.}",
+            &["properties.lastUsed", "`x-accept-list` is only supported on optional `$ref` objects"],
         ),
         (
             "    Thing:\n",

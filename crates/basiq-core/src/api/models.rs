@@ -1940,8 +1940,13 @@ pub struct Event {
     /// (basiq-api.md §10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
-    /// Links.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Links. Basiq's events list shows them as a list of one (`[{"self": …}]`), a single event
+    /// as an object: a list of one reads as its object.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::one_from_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub links: Option<ResourceLinks>,
 }
 

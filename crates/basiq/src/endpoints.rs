@@ -732,7 +732,8 @@ macro_rules! generated_resources {
 
             /// `POST /users/{userId}/affordability`: compute an affordability summary (legacy).
             ///
-            /// Not idempotent: each call computes and stores a new snapshot.
+            /// Not idempotent: each call computes and stores a new snapshot. `None` when there is nothing
+            /// to summarise (Basiq answers 204 when the user has no transactions in the period).
             ///
             /// Not idempotent: never repeated after an ambiguous failure.
             ///
@@ -742,7 +743,7 @@ macro_rules! generated_resources {
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::SummaryRequest,
-            ) -> Result<$crate::models::Affordability, $crate::Error> {
+            ) -> Result<Option<$crate::models::Affordability>, $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
                 ::tracing::info!(user_id = %user_id, "compute an affordability summary (legacy)");
                 self.client
@@ -795,7 +796,8 @@ macro_rules! generated_resources {
         impl<'a> Expenses<'a> {
             /// `POST /users/{userId}/expenses`: compute an expense summary.
             ///
-            /// Not idempotent: each call computes and stores a new snapshot.
+            /// Not idempotent: each call computes and stores a new snapshot. `None` when there is nothing
+            /// to summarise (Basiq answers 204 when the user has no transactions in the period).
             ///
             /// Not idempotent: never repeated after an ambiguous failure.
             ///
@@ -805,7 +807,7 @@ macro_rules! generated_resources {
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::SummaryRequest,
-            ) -> Result<$crate::models::Expenses, $crate::Error> {
+            ) -> Result<Option<$crate::models::Expenses>, $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
                 ::tracing::info!(user_id = %user_id, "compute an expense summary");
                 self.client
@@ -839,7 +841,8 @@ macro_rules! generated_resources {
         impl<'a> Income<'a> {
             /// `POST /users/{userId}/income`: compute an income summary.
             ///
-            /// Not idempotent: each call computes and stores a new snapshot.
+            /// Not idempotent: each call computes and stores a new snapshot. `None` when there is nothing
+            /// to summarise (Basiq answers 204 when the user has no transactions in the period).
             ///
             /// Not idempotent: never repeated after an ambiguous failure.
             ///
@@ -849,7 +852,7 @@ macro_rules! generated_resources {
                 self,
                 user_id: impl $crate::id::IntoId<$crate::id::UserId>,
                 body: $crate::models::SummaryRequest,
-            ) -> Result<$crate::models::Income, $crate::Error> {
+            ) -> Result<Option<$crate::models::Income>, $crate::Error> {
                 let user_id = $crate::id::IntoId::into_id(user_id)?;
                 ::tracing::info!(user_id = %user_id, "compute an income summary");
                 self.client

@@ -205,7 +205,7 @@ macro_rules! surface_scenarios {
             assert_eq!(identity.first_name.as_deref(), Some("Gavin"));
             assert!(identity.date_of_birth.is_some());
 
-            let snapshot = client.affordability().create(&user, SummaryRequest::default())$($await)*.unwrap();
+            let snapshot = client.affordability().create(&user, SummaryRequest::default())$($await)*.unwrap().expect("a snapshot");
             assert!(snapshot.coverage_days.unwrap() > 0);
             let again = client.affordability().get(&user, snapshot.id.clone())$($await)*.unwrap();
             assert_eq!(again.summary, snapshot.summary);
@@ -213,14 +213,22 @@ macro_rules! surface_scenarios {
             let page = client.affordability().transactions(&user, snapshot.id.clone())$($await)*.unwrap();
             assert!(!page.data.is_empty());
 
-            let expenses = client.expenses().create(&user, SummaryRequest::default())$($await)*.unwrap();
+            let expenses = client.expenses().create(&user, SummaryRequest::default())$($await)*.unwrap().expect("expenses");
             assert_eq!(client.expenses().get(&user, expenses.id.clone())$($await)*.unwrap().bank_fees, expenses.bank_fees);
-            let income = client.income().create(&user, SummaryRequest::default())$($await)*.unwrap();
+            let income = client.income().create(&user, SummaryRequest::default())$($await)*.unwrap().expect("income");
             assert_eq!(client.income().get(&user, income.id.clone())$($await)*.unwrap().summary, income.summary);
             let bad_month = SummaryRequest { from_month: Some("2026-13".into()), ..SummaryRequest::default() };
             let err = client.income().create(&user, bad_month)$($await)*.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::BadRequest);
             assert_eq!(client.income().get(&user, "nope")$($await)*.unwrap_err().kind(), ErrorKind::NotFound);
+
+            // Nothing to summarise (no transactions in the period): Basiq answers 204, the
+            // SDK `None`, and no snapshot is stored.
+            let empty = SummaryRequest { from_month: Some("1999-01".into()), to_month: Some("1999-02".into()), ..SummaryRequest::default() };
+            assert!(client.affordability().create(&user, empty.clone())$($await)*.unwrap().is_none());
+            assert!(client.expenses().create(&user, empty.clone())$($await)*.unwrap().is_none());
+            assert!(client.income().create(&user, empty)$($await)*.unwrap().is_none());
+            assert_eq!(client.affordability().list(&user)$($await)*.unwrap().data.len(), 1);
         }
 
         /// Enrich names the merchant; a blank required parameter is refused before sending.

@@ -683,7 +683,11 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
     };
 
     // parse()
-    let statuses = op.success.iter().map(|s| Literal::u16_unsuffixed(*s));
+    let statuses = op
+        .success
+        .iter()
+        .filter(|s| Some(**s) != op.none_on)
+        .map(|s| Literal::u16_unsuffixed(*s));
     let (output, parse) = match (&op.rust_output, &op.output) {
         (Some(name), _) => {
             let module = RUST_OUTPUTS
@@ -702,10 +706,26 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
                 },
             )
         }
-        (None, Some(schema)) => (
-            rust_ty(&Ty::Ref(schema.clone()), &models),
-            quote!(operation::parse_json(&response, &[#(#statuses),*])),
-        ),
+        (None, Some(schema)) => {
+            let model = rust_ty(&Ty::Ref(schema.clone()), &models);
+            let none_literal = op.none_on.map(Literal::u16_unsuffixed);
+            match op.none_on {
+                // Nothing to return is an answer, not an error.
+                Some(_) => (
+                    quote!(Option<#model>),
+                    quote! {
+                        if response.status().as_u16() == #none_literal {
+                            return Ok(None);
+                        }
+                        operation::parse_json(&response, &[#(#statuses),*]).map(Some)
+                    },
+                ),
+                None => (
+                    model,
+                    quote!(operation::parse_json(&response, &[#(#statuses),*])),
+                ),
+            }
+        }
         (None, None) => (
             quote!(()),
             quote!(operation::check_status(&response, &[#(#statuses),*])),

@@ -230,6 +230,9 @@ fn emit_method(
                 .ok_or_else(|| Error::at(&op.name, format!("generator bug: output `{name}`")))?;
             format!("$crate::{module}::{name}")
         }
+        (None, Some(schema)) if op.none_on.is_some() => {
+            format!("Option<$crate::models::{schema}>")
+        }
         (None, Some(schema)) => format!("$crate::models::{schema}"),
         (None, None) => "()".to_owned(),
     };

@@ -153,6 +153,9 @@ pub struct Operation {
     pub success: Vec<u16>,
     /// The schema the 2xx responses carry; `None` when they have no body.
     pub output: Option<String>,
+    /// A `204` documented beside 2xx responses with a body (Basiq's summaries answer 204 when
+    /// there is nothing to summarise): the output is then `Option` of the model, `None` on it.
+    pub none_on: Option<u16>,
     /// `x-rust-output`: a hand-written output type (one of [`RUST_OUTPUTS`]) parsed by its own
     /// `parse`, replacing the model above (which then only documents the body).
     pub rust_output: Option<String>,
@@ -1108,7 +1111,11 @@ fn parse_operation(
 
     let segments = parse_path(path, &path_params, &at)?;
     let body = parse_body(root, op, names)?;
-    let (success, output) = parse_responses(root, op, names)?;
+    let Responses {
+        success,
+        output,
+        none_on,
+    } = parse_responses(root, op, names)?;
     let rust_output = match op.str("x-rust-output")? {
         None => None,
         Some(name) if RUST_OUTPUTS.iter().any(|(known, _)| *known == name) => {
@@ -1116,6 +1123,13 @@ fn parse_operation(
                 return Err(Error::at(
                     &at,
                     "`x-rust-output` needs the 2xx responses to document their body".to_owned(),
+                ));
+            }
+            if none_on.is_some() {
+                return Err(Error::at(
+                    &at,
+                    "`x-rust-output` does not support a bodiless 204 beside bodied answers"
+                        .to_owned(),
                 ));
             }
             Some(name.to_owned())
@@ -1179,6 +1193,7 @@ fn parse_operation(
         body,
         success,
         output,
+        none_on,
         rust_output,
         sdk,
     })
@@ -1295,11 +1310,7 @@ fn json_schema_ref(obj: &Obj<'_>, names: &Names<'_>) -> Result<Option<String>, E
     names.generated_ref(reference, schema.at()).map(Some)
 }
 
-fn parse_responses(
-    root: &Value,
-    op: &Obj<'_>,
-    names: &Names<'_>,
-) -> Result<(Vec<u16>, Option<String>), Error> {
+fn parse_responses(root: &Value, op: &Obj<'_>, names: &Names<'_>) -> Result<Responses, Error> {
     let entries = op.entries("responses")?;
     let mut success = Vec::new();
     let mut outputs: Vec<(u16, Option<String>)> = Vec::new();
@@ -1334,6 +1345,13 @@ fn parse_responses(
         ));
     }
     success.sort_unstable();
+    // A bodiless 204 beside bodied 2xx answers means "nothing to return": `Option` output.
+    let none_on = outputs
+        .iter()
+        .any(|(_, o)| o.is_some())
+        .then(|| outputs.iter().position(|(s, o)| *s == 204 && o.is_none()))
+        .flatten()
+        .map(|at| outputs.remove(at).0);
     let output = outputs[0].1.clone();
     if let Some((status, other)) = outputs.iter().find(|(_, o)| *o != output) {
         return Err(Error::at(
@@ -1345,7 +1363,18 @@ fn parse_responses(
             ),
         ));
     }
-    Ok((success, output))
+    Ok(Responses {
+        success,
+        output,
+        none_on,
+    })
+}
+
+/// An operation's 2xx answers, as [`Operation`] keeps them.
+struct Responses {
+    success: Vec<u16>,
+    output: Option<String>,
+    none_on: Option<u16>,
 }
 
 /// `x-accept-list` reads an object (or a list of one object): its `$ref` must be a struct.

@@ -183,9 +183,10 @@ fn unsupported_constructs_name_their_place() {
 fn two_xx_responses_must_agree() {
     let text = MINIMAL.replacen(
         "      responses:\n        '200':",
-        "      responses:\n        '204': {description: none}\n        '200':",
+        "      responses:\n        '202': {description: started}\n        '200':",
         1,
     );
+    // Only a bodiless 204 means "nothing to return" (`a_bodiless_204_beside_a_body_…`).
     assert!(generate_err(&text).contains("disagree"));
 }
 
@@ -480,5 +481,25 @@ fn every_plain_operation_is_a_generated_method() {
             api.operations.iter().any(|op| op.name == *name),
             "{name} is still an operation"
         );
+    }
+}
+
+/// A bodiless 204 beside a bodied 2xx (Basiq's summaries: nothing to summarise) makes the output
+/// an `Option`, `None` on the 204 (any other disagreement is an error: `two_xx_responses_must_agree`).
+#[test]
+fn a_bodiless_204_beside_a_body_is_an_optional_output() {
+    let text = MINIMAL.replacen(
+        "      responses:\n        '200':",
+        "      responses:\n        '204':\n          description: nothing\n        '200':",
+        1,
+    );
+    let files = generate_from_str(&text).unwrap();
+    let ops = &files[1].contents;
+    for expected in [
+        "type Output = Option<models::Thing>;",
+        "if response.status().as_u16() == 204 {",
+        "operation::parse_json(&response, &[200]).map(Some)",
+    ] {
+        assert!(ops.contains(expected), "missing {expected:?} in\n{ops}");
     }
 }

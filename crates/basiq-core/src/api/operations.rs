@@ -1309,7 +1309,8 @@ impl Operation for ListAffordability {
 
 /// `POST /users/{userId}/affordability`: compute an affordability summary (legacy).
 ///
-/// Not idempotent: each call computes and stores a new snapshot.
+/// Not idempotent: each call computes and stores a new snapshot. `None` when there is nothing
+/// to summarise (Basiq answers 204 when the user has no transactions in the period).
 ///
 /// Not idempotent: executors never repeat it after an ambiguous failure.
 #[derive(Debug, Clone)]
@@ -1328,7 +1329,7 @@ impl CreateAffordability {
 }
 
 impl Operation for CreateAffordability {
-    type Output = models::Affordability;
+    type Output = Option<models::Affordability>;
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
@@ -1339,7 +1340,10 @@ impl Operation for CreateAffordability {
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
-        operation::parse_json(&response, &[200, 201])
+        if response.status().as_u16() == 204 {
+            return Ok(None);
+        }
+        operation::parse_json(&response, &[200, 201]).map(Some)
     }
 
     fn is_idempotent(&self) -> bool {
@@ -1469,7 +1473,8 @@ impl Operation for ListAffordabilityTransactions {
 
 /// `POST /users/{userId}/expenses`: compute an expense summary.
 ///
-/// Not idempotent: each call computes and stores a new snapshot.
+/// Not idempotent: each call computes and stores a new snapshot. `None` when there is nothing
+/// to summarise (Basiq answers 204 when the user has no transactions in the period).
 ///
 /// Not idempotent: executors never repeat it after an ambiguous failure.
 #[derive(Debug, Clone)]
@@ -1488,7 +1493,7 @@ impl CreateExpenses {
 }
 
 impl Operation for CreateExpenses {
-    type Output = models::Expenses;
+    type Output = Option<models::Expenses>;
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
@@ -1499,7 +1504,10 @@ impl Operation for CreateExpenses {
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
-        operation::parse_json(&response, &[200])
+        if response.status().as_u16() == 204 {
+            return Ok(None);
+        }
+        operation::parse_json(&response, &[200]).map(Some)
     }
 
     fn is_idempotent(&self) -> bool {
@@ -1554,7 +1562,8 @@ impl Operation for GetExpenses {
 
 /// `POST /users/{userId}/income`: compute an income summary.
 ///
-/// Not idempotent: each call computes and stores a new snapshot.
+/// Not idempotent: each call computes and stores a new snapshot. `None` when there is nothing
+/// to summarise (Basiq answers 204 when the user has no transactions in the period).
 ///
 /// Not idempotent: executors never repeat it after an ambiguous failure.
 #[derive(Debug, Clone)]
@@ -1573,7 +1582,7 @@ impl CreateIncome {
 }
 
 impl Operation for CreateIncome {
-    type Output = models::Income;
+    type Output = Option<models::Income>;
 
     fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
@@ -1584,7 +1593,10 @@ impl Operation for CreateIncome {
     }
 
     fn parse(&self, response: HttpResponse) -> Result<Self::Output, Error> {
-        operation::parse_json(&response, &[200])
+        if response.status().as_u16() == 204 {
+            return Ok(None);
+        }
+        operation::parse_json(&response, &[200]).map(Some)
     }
 
     fn is_idempotent(&self) -> bool {

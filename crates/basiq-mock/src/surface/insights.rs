@@ -3,7 +3,8 @@
 //! - `GET /users/{id}/identities[/{identityId}]`: one identity per connection whose accounts
 //!   were retrieved, built from the user's own details.
 //! - `POST /users/{id}/affordability|expenses|income` compute a snapshot from the user's
-//!   transactions as they are now (deterministic: same data, same numbers) and store it;
+//!   transactions as they are now (deterministic: same data, same numbers) and store it, or
+//!   answer 204 with no body when none fall in the period asked for, as Basiq documents;
 //!   `GET …/{snapshotId}` reads it back; `GET /users/{id}/affordability` lists them and
 //!   `…/{snapshotId}/transactions` pages through the transactions behind it.
 //! - `GET /enrich?q=&institution=&country=`: a deterministic merchant guess from the text.
@@ -12,7 +13,8 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -259,7 +261,7 @@ async fn create(
     headers: &HeaderMap,
     body: &Bytes,
     kind: SnapshotKind,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let body: SummaryBody = if body.iter().all(u8::is_ascii_whitespace) {
         SummaryBody::default()
     } else {
@@ -271,6 +273,9 @@ async fn create(
         require_user(&db, user_id)?;
     }
     let txs = covered(state, user_id, &body)?;
+    if txs.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     let (from, to, coverage) = months(&txs);
     let month_count = (coverage / 30).max(1);
     let classes = by_class(&txs);
@@ -370,7 +375,7 @@ async fn create(
             json: json.clone(),
         },
     );
-    Ok(Json(json))
+    Ok(Json(json).into_response())
 }
 
 fn read(
@@ -395,7 +400,7 @@ async fn create_affordability(
     Path(u): Path<String>,
     h: HeaderMap,
     b: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     create(&s, &u, &h, &b, SnapshotKind::Affordability).await
 }
 async fn create_expenses(
@@ -404,7 +409,7 @@ async fn create_expenses(
     Path(u): Path<String>,
     h: HeaderMap,
     b: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     create(&s, &u, &h, &b, SnapshotKind::Expenses).await
 }
 async fn create_income(
@@ -413,7 +418,7 @@ async fn create_income(
     Path(u): Path<String>,
     h: HeaderMap,
     b: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     create(&s, &u, &h, &b, SnapshotKind::Income).await
 }
 async fn get_affordability(

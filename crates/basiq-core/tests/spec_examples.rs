@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use basiq_core::api::models::{NewReport, Webhook, WebhookRequest};
 use basiq_core::api::operations::{
     CreateReport, CreateWebhook, Enrich, GetEvent, GetEventType, GetJob, GetReport, GetUser,
-    GetWebhook, GetWebhookMessage, ListAffordabilityTransactions, ListConsents, ListEventTypes,
-    ListEvents, ListIdentities, ListReportTypes, ListReports, ListWebhookMessages, ListWebhooks,
-    UpdateWebhook,
+    GetWebhook, GetWebhookMessage, ListAffordability, ListAffordabilityTransactions, ListConsents,
+    ListEventTypes, ListEvents, ListIdentities, ListReportTypes, ListReports, ListWebhookMessages,
+    ListWebhooks, UpdateWebhook,
 };
 use basiq_core::engine::operation::Operation;
 use basiq_core::engine::transport::HttpResponse;
@@ -242,8 +242,8 @@ fn ok_json(body: &Value) -> HttpResponse {
 /// Field-level examples in Basiq's schemas of another shape than the field's declared type: a
 /// user's `mobile` given as a number (`"example": 61410888999` in `core.json`, every user and
 /// auth-link answer); an affordability snapshot's transactions, whose sub-class Basiq's schema
-/// requires as `Code` (an integer), not `code`; and an event's `links` in the events list,
-/// shown as a list of one. Read as what they say, not an error or a silently empty field.
+/// requires as `Code` (an integer), not `code`; an event's `links` in the events list, shown as
+/// a list of one; and an affordability snapshot's `institutions`, shown as one id. Read as what they say, not an error or a silently empty field.
 #[test]
 fn field_examples_of_another_shape_decode() {
     let answer = GetUser::new(user())
@@ -264,6 +264,14 @@ fn field_examples_of_another_shape_decode() {
         .expect("a page whose sub-class says `Code` decodes");
     let sub_class = page.data[0].sub_class.as_ref().expect("sub-class kept");
     assert_eq!(sub_class.code.as_deref(), Some("411"));
+
+    let snapshots = ListAffordability::new(user())
+        .parse(ok_json(&serde_json::json!({
+            "type": "list",
+            "data": [{"type": "affordability", "id": "a", "institutions": "AU00000"}]
+        })))
+        .expect("a snapshot naming one institution as a string decodes");
+    assert_eq!(snapshots.data[0].institutions, ["AU00000"]);
 
     let self_link = "https://au-api.basiq.io/events/545ae104";
     let events = ListEvents::new()

@@ -207,6 +207,7 @@ macro_rules! surface_scenarios {
 
             let snapshot = client.affordability().create(&user, SummaryRequest::default())$($await)*.unwrap().expect("a snapshot");
             assert!(snapshot.coverage_days.unwrap() > 0);
+            assert_eq!(snapshot.institutions, [HOOLI], "the connection's institution");
             let again = client.affordability().get(&user, snapshot.id.clone())$($await)*.unwrap();
             assert_eq!(again.summary, snapshot.summary);
             assert_eq!(client.affordability().list(&user)$($await)*.unwrap().data.len(), 1);

@@ -2218,6 +2218,14 @@ pub struct Affordability {
         skip_serializing_if = "Option::is_none"
     )]
     pub generated_date: Option<OffsetDateTime>,
+    /// The institutions whose transactions it aggregates (ids such as `AU00000`). Basiq's schema
+    /// gives one id as its example (`"AU00000"`), not a list: one id reads as a list of one.
+    #[serde(
+        default,
+        deserialize_with = "crate::serde_util::one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub institutions: Vec<String>,
     /// Totals (assets, liabilities, net position, …) as decimal strings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<serde_json::Value>,

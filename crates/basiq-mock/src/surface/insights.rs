@@ -301,6 +301,13 @@ async fn create(
         .map(|t| cents(t["amount"].as_str().unwrap_or("0")))
         .filter(|c| *c < 0)
         .sum();
+    // The institutions whose transactions it covers, each once, in the order first seen.
+    let mut institutions: Vec<&str> = Vec::new();
+    for institution in txs.iter().filter_map(|t| t["institution"].as_str()) {
+        if !institutions.contains(&institution) {
+            institutions.push(institution);
+        }
+    }
     let json = match kind {
         SnapshotKind::Affordability => json!({
             "type": "affordability",
@@ -308,6 +315,7 @@ async fn create(
             "coverageDays": coverage,
             "fromMonth": from,
             "toMonth": to,
+            "institutions": institutions,
             "generatedDate": rfc3339(now),
             "summary": {
                 "regularIncome": { "previous3Months": { "avgMonthly": money(sum("direct-credit").0 / month_count) } },

@@ -101,7 +101,7 @@ pub fn run(env: &Env) -> Result<(), String> {
         }
         report_rss(label, &sdk_walks, Target::RatioAtMost(1.1));
     }
-    // `--quick` skips the second 1M async walk with the raw ones.
+    // `--quick` skips these walks, as it does the raw 1M ones.
     if !env.quick {
         let mut walks = Vec::new();
         for (i, (n, size)) in SIZES.iter().enumerate() {

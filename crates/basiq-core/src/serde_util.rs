@@ -123,47 +123,15 @@ pub fn one_or_many<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 pub fn one_from_list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<T>, D::Error> {
-    use serde::de::value::MapAccessDeserializer;
-    use serde::de::{MapAccess, SeqAccess, Visitor};
-
-    struct OneFromList<T>(std::marker::PhantomData<T>);
-
-    impl<'de, T: Deserialize<'de>> Visitor<'de> for OneFromList<T> {
-        type Value = Option<T>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object, a list of at most one, or null")
-        }
-
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-
-        fn visit_none<E: serde::de::Error>(self) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-
-        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
-            d.deserialize_any(self)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
-            T::deserialize(MapAccessDeserializer::new(map)).map(Some)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
-            let one = seq.next_element::<T>()?;
-            if seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
-                return Err(serde::de::Error::invalid_length(
-                    2,
-                    &"a list of at most one",
-                ));
-            }
-            Ok(one)
-        }
+    // `one_or_many` reads the object, the list or `null`; only the length is left to check.
+    let mut items = one_or_many::<D, T>(d)?;
+    if items.len() > 1 {
+        return Err(serde::de::Error::invalid_length(
+            items.len(),
+            &"a list of at most one",
+        ));
     }
-
-    d.deserialize_any(OneFromList(std::marker::PhantomData))
+    Ok(items.pop())
 }
 
 /// Serializes a timestamp as RFC 3339.

@@ -708,13 +708,12 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
         }
         (None, Some(schema)) => {
             let model = rust_ty(&Ty::Ref(schema.clone()), &models);
-            let none_literal = op.none_on.map(Literal::u16_unsuffixed);
-            match op.none_on {
+            match op.none_on.map(Literal::u16_unsuffixed) {
                 // Nothing to return is an answer, not an error.
-                Some(_) => (
+                Some(none) => (
                     quote!(Option<#model>),
                     quote! {
-                        if response.status().as_u16() == #none_literal {
+                        if response.status().as_u16() == #none {
                             return Ok(None);
                         }
                         operation::parse_json(&response, &[#(#statuses),*]).map(Some)

@@ -10,7 +10,8 @@
 //!
 //! Four scenarios — async sequential, async 64 tasks (2 runtime workers), blocking sequential,
 //! blocking 8 threads — each in latency, CPU (this process, all threads) and allocations per
-//! request. Rounds alternate raw and SDK; each figure is the median round.
+//! request. Rounds alternate raw and SDK; each figure is the median round. Also the size of one
+//! async call's future (what every call in flight holds), SDK against raw reqwest.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,6 +179,14 @@ fn asynchronous(env: &Env, user: &str, token: &str, rounds: usize) -> Result<(),
         );
     }
     sequential.report("async, sequential", false);
+    // What one call in flight holds (in its task): the future, before it is first polled.
+    report(
+        "async: bytes one call in flight holds (its future)",
+        std::mem::size_of_val(&sdk_get(&client, user)) as f64,
+        std::mem::size_of_val(&raw_get(&raw, &url, &auth)) as f64,
+        "bytes",
+        Target::None,
+    );
 
     let tasks = 64;
     let per_task = 20;

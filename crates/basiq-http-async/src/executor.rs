@@ -18,6 +18,8 @@ use basiq_core::id::UserId;
 use basiq_core::policy::fleet::{AsyncFleet, FleetStep};
 use basiq_core::policy::token::{TokenLease, TokenResponse};
 use basiq_core::secret::AccessToken;
+use futures_util::future::Either;
+use futures_util::FutureExt as _;
 use time::OffsetDateTime;
 use tracing::Instrument;
 use url::Url;
@@ -224,10 +226,13 @@ impl AsyncExecutor {
                 Ok(output) => return Ok(output),
                 Err(failure) => Err(failure),
             };
-            match retrying.step(failed) {
+            // The step is taken apart before the wait, so the decision (which can hold a whole
+            // output) is not kept in this future while it sleeps.
+            let delay = match retrying.step(failed) {
                 RetryStep::Done(result) => return result,
-                RetryStep::Sleep(delay) => (self.sleep)(delay).await,
-            }
+                RetryStep::Sleep(delay) => delay,
+            };
+            (self.sleep)(delay).await;
         }
     }
 
@@ -241,21 +246,42 @@ impl AsyncExecutor {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
-        let lease = self.lease().await.map_err(Failure::Final)?;
+        // Every request's future is as large as what it holds across its waits. The request is
+        // handed to the transport before the first one, and the rare waits (a token fetch, the
+        // re-authentication) are boxed with what they need moved in: a request that finds the
+        // token cached holds only the lease and the transport's boxed future.
+        let (request, lease) = match core.lease() {
+            Ok(lease) => (request, lease),
+            Err(pending) => Box::pin(async move {
+                self.fetch_lease(pending)
+                    .await
+                    .map(|lease| (request, lease))
+            })
+            .await
+            .map_err(Failure::Final)?,
+        };
         let answer = match self.send_with(request, &lease, op, deadline, sends).await {
             Ok(output) => return Ok(output),
             Err(error) => Err(error),
         };
-        match core.answered(&lease, answer) {
-            AuthStep::Done(result) => result,
-            AuthStep::Reauthenticate => {
-                let lease = self.lease().await.map_err(Failure::Final)?;
-                let request = core.request(op).map_err(Failure::Final)?;
-                self.send_with(request, &lease, op, deadline, sends)
-                    .await
-                    .map_err(Failure::Retryable)
-            }
+        if let AuthStep::Done(result) = core.answered(&lease, answer) {
+            return result;
         }
+        Box::pin(self.reauthenticated(op, deadline, sends)).await
+    }
+
+    /// The single repeat after Basiq said the token expired: a fresh lease, the request again.
+    async fn reauthenticated<O: Operation>(
+        &self,
+        op: &O,
+        deadline: Option<OffsetDateTime>,
+        sends: &SendCount,
+    ) -> Result<O::Output, Failure> {
+        let lease = self.lease().await.map_err(Failure::Final)?;
+        let request = self.inner.core.request(op).map_err(Failure::Final)?;
+        self.send_with(request, &lease, op, deadline, sends)
+            .await
+            .map_err(Failure::Retryable)
     }
 
     /// Operations that carry their own credentials (`POST /token`). Kept apart from `attempt` so
@@ -279,53 +305,67 @@ impl AsyncExecutor {
         )
     }
 
-    async fn send_with<O: Operation>(
-        &self,
+    /// Authorizes `request` with `lease`, sends it and parses the answer.
+    ///
+    /// Not an `async fn`: the request is authorized and handed to the transport when this is
+    /// called, and the answer is parsed in a [`map`](futures_util::FutureExt::map) over the transport's
+    /// future, so the future returned holds that (boxed) future and three references. An
+    /// `async` block awaiting it would hold it twice (rustc keeps a captured future and the
+    /// one being awaited apart), and an `async fn` would hold the request too.
+    fn send_with<'a, O: Operation>(
+        &'a self,
         mut request: HttpRequest,
-        lease: &TokenLease,
-        op: &O,
+        lease: &'a TokenLease,
+        op: &'a O,
         deadline: Option<OffsetDateTime>,
         sends: &SendCount,
-    ) -> Result<O::Output, Error> {
-        lease.authorize(&mut request)?;
-        let answer = match self
-            .send_within(request, deadline, || op.context(), sends)
-            .await
-        {
-            Ok(response) => op.parse(response),
-            Err(e) => Err(e),
-        };
-        // Scrubbed here, where the token that was sent is known. The expired-token check after
-        // this only reads the status and code, which scrubbing leaves alone unless they echo it.
-        answer.map_err(|e| self.inner.core.scrubbed(e, Some(&lease.token)))
+    ) -> impl Future<Output = Result<O::Output, Error>> + 'a {
+        if let Err(e) = lease.authorize(&mut request) {
+            // Boxed, so this rare branch does not make every request's future error-sized.
+            return Either::Right(std::future::ready(Box::new(e)).map(|e| Err(*e)));
+        }
+        Either::Left(
+            self.send_within(request, deadline, || op.context(), sends)
+                .map(move |answer| {
+                    // Scrubbed here, where the token that was sent is known. The expired-token
+                    // check after this only reads the status and code, which scrubbing leaves
+                    // alone unless they echo it.
+                    answer
+                        .and_then(|response| op.parse(response))
+                        .map_err(|e| self.inner.core.scrubbed(e, Some(&lease.token)))
+                }),
+        )
     }
 
     /// Sends `request` inside its `basiq.http` span ([`telemetry::request_span`]) with the body
     /// cap and what is left of `deadline` attached
     /// ([`RequestLimits`](basiq_core::engine::transport::RequestLimits)), and checks the answer's size.
-    async fn send_within(
-        &self,
+    ///
+    /// Not an `async fn`, for the reason [`send_with`](Self::send_with) gives: the span is opened
+    /// and the request handed to the transport when this is called.
+    fn send_within<'a>(
+        &'a self,
         request: HttpRequest,
         deadline: Option<OffsetDateTime>,
         context: impl FnOnce() -> basiq_core::ErrorContext,
         sends: &SendCount,
-    ) -> Result<HttpResponse, Error> {
+    ) -> impl Future<Output = Result<HttpResponse, Error>> + 'a {
         let core = &self.inner.core;
         let span = telemetry::request_span_with(&request, self.base_url(), context, sends.next());
         let request = core.limited(request, core.limits(deadline));
-        let answer = self
-            .inner
-            .transport
-            .send(request)
-            .instrument(span.clone())
-            .await
-            .map_err(Error::transport)
-            .and_then(|response| core.received(response));
-        match &answer {
-            Ok(response) => telemetry::record_response(&span, response.status(), response.body()),
-            Err(error) => telemetry::record_failure(&span, error),
-        }
-        answer
+        let sending = self.inner.transport.send(request).instrument(span.clone());
+        sending.map(move |answer| {
+            let answer = answer
+                .map_err(Error::transport)
+                .and_then(|response| core.received(response));
+            match &answer {
+                Ok(response) => {
+                    telemetry::record_response(&span, response.status(), response.body());
+                }
+                Err(error) => telemetry::record_failure(&span, error),
+            }
+            answer
+        })
     }
 
     /// The server token to use now, fetching it (single flight) when the cache says so.

@@ -246,3 +246,26 @@ async fn builder_accepts_trait_objects_and_executors() {
     let op = basiq::operations::GetUser::new(user.id.clone());
     assert_eq!(client.execute(op).await.unwrap().id, user.id);
 }
+
+/// Every call in flight holds its future: in the caller's task, or as the task when spawned
+/// (64 concurrent calls, 64 of them). The request is handed to the transport before the first
+/// wait and the rare waits (a token fetch, the re-authentication, a retry's backoff) are
+/// boxed or hold nothing large, so a call is well under 1 KiB (3.2 KiB before, with the
+/// request, the decoded model and the transport's future each held at several levels). This
+/// fails when a change to the executor makes every call carry its rare paths again.
+#[test]
+fn a_calls_future_stays_under_one_kib() {
+    let client = Client::builder()
+        .api_key("a-key")
+        .base_url("http://127.0.0.1:9")
+        .build()
+        .unwrap();
+    let users = client.users();
+    let get = users.get("u1");
+    let size = std::mem::size_of_val(&get);
+    assert!(size <= 1024, "users().get's future is {size} bytes");
+    let connections = client.connections();
+    let list = connections.list("u1");
+    let size = std::mem::size_of_val(&list);
+    assert!(size <= 1024, "connections().list's future is {size} bytes");
+}

@@ -6,13 +6,15 @@ use basiq_core::api::models::{self, JobType, NewUser, StepStatus, StepTitle, Use
 use basiq_core::api::operations::{
     CreateUser, DeleteUser, GetJob, GetUser, ListUserJobs, UpdateUser,
 };
-use basiq_core::engine::operation::Operation;
+use basiq_core::engine::operation::{ApiBase, Operation};
 use basiq_core::error::ErrorKind;
 use basiq_core::id::{JobId, UserId};
 use url::Url;
 
-fn base() -> Url {
-    Url::parse("https://au-api.basiq.io").expect("valid base")
+fn base() -> ApiBase {
+    Url::parse("https://au-api.basiq.io")
+        .expect("valid base")
+        .into()
 }
 
 fn user() -> UserId {

@@ -13,8 +13,8 @@ use basiq_core::api::operations::{
     GetTransaction, GetUser, ListAccounts, ListConnections, ListConnectors, ListTransactions,
     ListUserJobs, PurgeConnection, RefreshAllConnections, RefreshConnection, UpdateUser,
 };
-use basiq_core::engine::operation::{Authentication, Operation};
-use basiq_core::engine::transport::{HttpRequest, HttpResponse};
+use basiq_core::engine::operation::{ApiBase, Authentication, Operation};
+use basiq_core::engine::transport::{HttpRequest, HttpResponse, UrlForm};
 use basiq_core::error::{Error, ErrorContext, TransportError, TransportErrorKind};
 use basiq_core::id::{AccountId, ConnectionId, InstitutionId, JobId, TransactionId, UserId};
 use basiq_core::policy::connectors::ConnectionMethod;
@@ -31,6 +31,16 @@ const API_KEY: &str = "MDhmNjVhYjgtYzQ1NS00ZmQ1LWE0MzMtYjQ5ZWFlZDBiZjE0OjU3OWRmN
 
 fn base() -> Url {
     Url::parse("https://au-api.basiq.io").unwrap()
+}
+
+/// The base as the async executor builds against (URLs parsed)…
+fn parsed_base() -> ApiBase {
+    base().into()
+}
+
+/// …and as the blocking one does (URLs as text, for ureq).
+fn text_base() -> ApiBase {
+    ApiBase::new(base(), UrlForm::Text)
 }
 
 fn user() -> UserId {
@@ -63,14 +73,18 @@ fn render(request: &HttpRequest) -> String {
     out
 }
 
+/// The rendered request, which must not depend on the form its URL was built in.
 fn request(op: &impl Operation) -> String {
-    render(&op.request(&base()).expect("request builds"))
+    let parsed = render(&op.request(&parsed_base()).expect("request builds"));
+    let text = render(&op.request(&text_base()).expect("request builds"));
+    assert_eq!(parsed, text, "the URL forms disagree");
+    parsed
 }
 
 #[test]
 fn post_token_server_scope() {
     let op = PostToken::server(ApiKey::new(API_KEY));
-    let built = op.request(&base()).unwrap();
+    let built = op.request(&parsed_base()).unwrap();
     // The key goes out exactly as given: already base64(uuid:uuid), never re-encoded.
     let auth = built.headers().get(AUTHORIZATION).unwrap();
     assert_eq!(auth.to_str().unwrap(), format!("Basic {API_KEY}"));
@@ -85,7 +99,7 @@ fn post_token_client_scope() {
         ApiKey::new(API_KEY),
         TokenScope::ClientAccess { user_id: user() },
     );
-    let built = op.request(&base()).unwrap();
+    let built = op.request(&text_base()).unwrap();
     assert_eq!(
         built
             .headers()
@@ -485,7 +499,10 @@ fn error_display() {
             "invalid id",
             Error::from(UserId::new("../admin").unwrap_err()),
         ),
-        ("local validation", create.request(&base()).unwrap_err()),
+        (
+            "local validation",
+            create.request(&parsed_base()).unwrap_err(),
+        ),
     ];
     let mut out = String::new();
     for (name, err) in cases {

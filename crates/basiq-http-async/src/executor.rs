@@ -88,7 +88,7 @@ impl AsyncExecutor {
     ) -> Result<Self, Error> {
         Ok(Self {
             inner: Arc::new(Inner {
-                core: ExecutorCore::new(config, fastrand::f64)?,
+                core: ExecutorCore::new(config, fastrand::f64)?.with_url_form(transport.url_form()),
                 transport,
                 fetch_gate: tokio::sync::Mutex::new(()),
                 fleet,

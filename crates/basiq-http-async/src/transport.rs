@@ -152,10 +152,10 @@ fn start(
     client: &reqwest::Client,
     own_timeout: Option<Duration>,
     request: HttpRequest,
-) -> InFlight<impl Future<Output = reqwest::Result<reqwest::Response>>> {
+) -> Result<InFlight<impl Future<Output = reqwest::Result<reqwest::Response>>>, TransportError> {
     let limits = request.limits();
     let max = limits.map_or(MAX_BODY_BYTES as u64, |l| l.max_response_bytes);
-    let mut request = reqwest_request(request);
+    let mut request = reqwest_request(request)?;
     if let Some(left) = limits.and_then(|l| l.timeout) {
         // A request's timeout replaces the client's total timeout in reqwest: keep the shorter.
         *request.timeout_mut() = Some(own_timeout.map_or(left, |own| own.min(left)));
@@ -164,11 +164,11 @@ fn start(
     // compared with the one sent (only then is it kept).
     let own_client = own_timeout.is_some();
     let sent_to = (!own_client).then(|| request.url().clone());
-    InFlight {
+    Ok(InFlight {
         pending: client.execute(request),
         max,
         sent_to,
-    }
+    })
 }
 
 async fn finish(
@@ -212,13 +212,18 @@ async fn finish(
     Ok(out)
 }
 
-/// `request` as reqwest's: the operation's `Url`, headers and body moved, not copied.
-fn reqwest_request(request: HttpRequest) -> reqwest::Request {
+/// `request` as reqwest's: the operation's `Url`, headers and body moved, not copied. Our
+/// executors build URLs parsed for this transport ([`AsyncTransport::url_form`]); one in text
+/// form (from a host's layer) is parsed here.
+fn reqwest_request(request: HttpRequest) -> Result<reqwest::Request, TransportError> {
     let (method, url, headers, body) = request.into_parts();
+    let url = url
+        .into_url()
+        .map_err(|e| TransportError::new(TransportErrorKind::Other, e))?;
     let mut out = reqwest::Request::new(method, url);
     *out.headers_mut() = headers.into();
     *out.body_mut() = Some(body.into());
-    out
+    Ok(out)
 }
 
 impl AsyncTransport for ReqwestTransport {
@@ -226,7 +231,7 @@ impl AsyncTransport for ReqwestTransport {
         // reqwest starts the request (and its timer) when first polled, inside the runtime.
         Box::pin(async move {
             match &self.client {
-                Ok(client) => finish(start(client, self.timeout, request)).await,
+                Ok(client) => finish(start(client, self.timeout, request)?).await,
                 Err(message) => Err(TransportError::new(
                     TransportErrorKind::Other,
                     format!("the HTTP client could not be built: {message}"),

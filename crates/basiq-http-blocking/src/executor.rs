@@ -78,7 +78,7 @@ impl BlockingExecutor {
     ) -> Result<Self, Error> {
         Ok(Self {
             inner: Arc::new(Inner {
-                core: ExecutorCore::new(config, fastrand::f64)?,
+                core: ExecutorCore::new(config, fastrand::f64)?.with_url_form(transport.url_form()),
                 transport,
                 fetch_gate: Mutex::new(()),
                 fleet,

@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use std::time::Duration;
 
 use basiq_core::engine::transport::{
-    BlockingTransport, HttpRequest, HttpResponse, RequestLimits, USER_AGENT,
+    BlockingTransport, HttpRequest, HttpResponse, RequestLimits, UrlForm, USER_AGENT,
 };
 use basiq_core::error::{TransportError, TransportErrorKind};
 
@@ -129,8 +129,9 @@ impl UreqTransport {
         limits: Option<RequestLimits>,
     ) -> Result<ureq::Response, TransportError> {
         let (method, url, headers, body) = request.into_parts();
-        // ureq takes the URL as text (and parses it once): the operation's own, moved.
-        let url = String::from(url);
+        // ureq takes the URL as text (and parses it once): the operation's own, moved. Our
+        // executors have it written as text for this transport (`url_form`), not parsed.
+        let url = url.into_string();
         let mut call = self.agent.request(method.as_str(), &url);
         for (name, value) in &headers {
             // ureq 2 refuses a value outside visible ASCII, space and tab, and quotes the whole
@@ -333,5 +334,11 @@ impl BlockingTransport for UreqTransport {
         let max = limits.map_or(MAX_BODY_BYTES, |l| l.max_response_bytes);
         let response = self.run(request, limits)?;
         read_response(response, max, self.all_headers)
+    }
+
+    /// ureq 2 takes a URL as text and parses it itself: a parsed one would be printed and
+    /// parsed again.
+    fn url_form(&self) -> UrlForm {
+        UrlForm::Text
     }
 }

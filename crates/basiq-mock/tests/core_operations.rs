@@ -13,7 +13,8 @@ use basiq_core::api::operations::{
     ListConnections, ListConnectors, ListTransactions, PurgeConnection, RefreshAllConnections,
     RefreshConnection,
 };
-use basiq_core::engine::operation::Operation;
+use basiq_core::engine::operation::{ApiBase, Operation};
+use basiq_core::engine::transport::UrlForm;
 use basiq_core::id::{ConnectionId, InstitutionId, UserId};
 use basiq_core::policy::connectors::{ConnectionMethod, ConnectorStatusView};
 use basiq_core::policy::pagination::Page;
@@ -22,13 +23,16 @@ use basiq_mock::MockServer;
 use common::*;
 use url::Url;
 
-/// Builds the request with the operation, sends it with the token, parses with the operation.
+/// Builds the request with the operation (its URL as text, as ureq takes it), sends it with the
+/// token, parses with the operation.
 async fn run<O: Operation>(server: &MockServer, token: &str, op: &O) -> O::Output {
     let base = Url::parse(&server.url()).expect("base url");
-    let request = op.request(&base).expect("request builds");
+    let request = op
+        .request(&ApiBase::new(base, UrlForm::Text))
+        .expect("request builds");
     let (method, url, headers, body) = request.into_parts();
     let response = http()
-        .request(method, url)
+        .request(method, url.as_str())
         .headers(headers.into())
         .bearer_auth(token)
         .body(body)

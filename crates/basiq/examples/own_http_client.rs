@@ -7,7 +7,7 @@
 //! cargo run -p basiq --example own_http_client   # offline, on the embedded emulator
 //! ```
 //!
-//! The transport below converts between the SDK's request (method, `Url`, `http` headers, body)
+//! The transport below converts between the SDK's request (method, URL, `http` headers, body)
 //! and `http::Response` and the host client's own types; with a different reqwest version only
 //! these conversions change (a stack built on `http::Request` takes `request.into_http()`). The
 //! same pattern gives the blocking client any synchronous stack via `BlockingTransport`.
@@ -16,7 +16,7 @@ mod support;
 
 use basiq::error::{TransportError, TransportErrorKind};
 use basiq::models::NewUser;
-use basiq::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse};
+use basiq::transport::{AsyncTransport, BoxFuture, HttpRequest, HttpResponse, UrlForm};
 
 /// The host's own client, configured its way (here: a proxy-free client with a custom
 /// user agent and no redirects — an SDK must never follow one with a bearer token).
@@ -42,7 +42,7 @@ impl AsyncTransport for HostTransport {
             let (method, url, headers, body) = request.into_parts();
             let response = self
                 .client
-                .request(method, url)
+                .request(method, url.as_str())
                 .headers(headers.into())
                 .body(body)
                 .send()
@@ -70,6 +70,12 @@ impl AsyncTransport for HostTransport {
                 .body(body.to_vec())
                 .map_err(|e| TransportError::new(TransportErrorKind::Io, e.to_string()))
         })
+    }
+
+    /// This client is handed the URL as text (it parses it itself, whatever its `url` crate
+    /// version), so the SDK writes it as text rather than building a `Url` to be printed.
+    fn url_form(&self) -> UrlForm {
+        UrlForm::Text
     }
 }
 

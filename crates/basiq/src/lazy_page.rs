@@ -11,7 +11,7 @@
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use basiq_core::engine::operation::{self, Operation};
+use basiq_core::engine::operation::{self, ApiBase, Operation};
 use basiq_core::engine::transport::{HttpRequest, HttpResponse};
 use basiq_core::error::ErrorContext;
 use basiq_core::policy::pagination::{NextPage, Page};
@@ -20,7 +20,6 @@ use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use url::Url;
 
 /// A page's body with the byte range of each element of its `data` array.
 #[derive(Debug)]
@@ -229,7 +228,7 @@ where
 {
     type Output = LazyPage;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         self.inner.request(base)
     }
 

@@ -504,12 +504,11 @@ pub fn operations(api: &Api, source: &str) -> Result<String, Error> {
     let tokens = quote! {
         #module_doc
         use http::Method;
-        use url::Url;
 
         #error_use
         #id_use
         #models_use
-        use crate::engine::operation::{self, Operation};
+        use crate::engine::operation::{self, ApiBase, Operation};
         use crate::engine::transport::{HttpRequest, HttpResponse};
 
         #(#ops)*
@@ -779,7 +778,7 @@ fn emit_operation(api: &Api, op: &Operation) -> Result<TokenStream, Error> {
         impl Operation for #name {
             type Output = #output;
 
-            fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+            fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
                 #validation
                 #(#path_checks)*
                 #(#required_checks)*

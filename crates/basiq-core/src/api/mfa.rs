@@ -44,10 +44,9 @@ use std::fmt;
 use http::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
-use url::Url;
 
 use crate::api::models::JobRef;
-use crate::engine::operation::{self, Authentication, Operation};
+use crate::engine::operation::{self, ApiBase, Authentication, Operation};
 use crate::engine::transport::{HttpRequest, HttpResponse};
 use crate::error::{Error, ErrorContext};
 use crate::id::{JobId, UserId};
@@ -147,7 +146,7 @@ impl AnswerJobMfa {
 impl Operation for AnswerJobMfa {
     type Output = JobRef;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         if self.answers.is_empty() {
             return Err(Error::invalid_input(
                 "an MFA answer needs at least one response (one per prompt)",
@@ -198,8 +197,8 @@ mod tests {
         )
     }
 
-    fn base() -> Url {
-        Url::parse("https://au-api.basiq.io").unwrap()
+    fn base() -> ApiBase {
+        url::Url::parse("https://au-api.basiq.io").unwrap().into()
     }
 
     #[test]

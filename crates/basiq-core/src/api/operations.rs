@@ -6,11 +6,10 @@
 //! be validated up front (ids are typed; `CreateUser` needs an email or a mobile).
 
 use http::Method;
-use url::Url;
 use crate::error::{Error, ErrorContext};
 use crate::id::{AccountId, ConnectionId, InstitutionId, JobId, TransactionId, UserId};
 use crate::api::models;
-use crate::engine::operation::{self, Operation};
+use crate::engine::operation::{self, ApiBase, Operation};
 use crate::engine::transport::{HttpRequest, HttpResponse};
 
 /// `POST /users`: create a user.
@@ -34,7 +33,7 @@ impl CreateUser {
 impl Operation for CreateUser {
     type Output = models::User;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let present = |v: &Option<String>| {
             v.as_deref().is_some_and(|s| !s.trim().is_empty())
         };
@@ -71,7 +70,7 @@ impl GetUser {
 impl Operation for GetUser {
     type Output = models::User;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["users", self.user_id.as_str()])?;
         Ok(operation::empty_request(Method::GET, url))
     }
@@ -110,7 +109,7 @@ impl UpdateUser {
 impl Operation for UpdateUser {
     type Output = models::User;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["users", self.user_id.as_str()])?;
         operation::json_request(Method::POST, url, &self.body)
     }
@@ -147,7 +146,7 @@ impl DeleteUser {
 impl Operation for DeleteUser {
     type Output = ();
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["users", self.user_id.as_str()])?;
         Ok(operation::empty_request(Method::DELETE, url))
     }
@@ -184,7 +183,7 @@ impl GetJob {
 impl Operation for GetJob {
     type Output = models::Job;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["jobs", self.job_id.as_str()])?;
         Ok(operation::empty_request(Method::GET, url))
     }
@@ -233,7 +232,7 @@ impl ListUserJobs {
 impl Operation for ListUserJobs {
     type Output = models::JobList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["users", self.user_id.as_str(), "jobs"])?;
         let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
         Ok(operation::empty_request(Method::GET, url))
@@ -284,7 +283,7 @@ impl ListConnections {
 impl Operation for ListConnections {
     type Output = models::ConnectionList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "connections"],
@@ -329,7 +328,7 @@ impl RefreshAllConnections {
 impl Operation for RefreshAllConnections {
     type Output = models::JobRefList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "connections", "refresh"],
@@ -371,7 +370,7 @@ impl GetConnection {
 impl Operation for GetConnection {
     type Output = models::Connection;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "connections", self.connection_id.as_str()],
@@ -414,7 +413,7 @@ impl DeleteConnection {
 impl Operation for DeleteConnection {
     type Output = ();
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "connections", self.connection_id.as_str()],
@@ -461,7 +460,7 @@ impl RefreshConnection {
 impl Operation for RefreshConnection {
     type Output = crate::policy::refresh::RefreshResponse;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &[
@@ -514,7 +513,7 @@ impl PurgeConnection {
 impl Operation for PurgeConnection {
     type Output = ();
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &[
@@ -570,7 +569,7 @@ impl ListAccounts {
 impl Operation for ListAccounts {
     type Output = models::AccountList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "accounts"],
@@ -611,7 +610,7 @@ impl GetAccount {
 impl Operation for GetAccount {
     type Output = models::Account;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "accounts", self.account_id.as_str()],
@@ -681,7 +680,7 @@ impl ListTransactions {
 impl Operation for ListTransactions {
     type Output = models::TransactionList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         if let Some(value) = self.limit {
             if !(1..=500).contains(&value) {
                 return Err(
@@ -737,7 +736,7 @@ impl GetTransaction {
 impl Operation for GetTransaction {
     type Output = models::Transaction;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &[
@@ -793,7 +792,7 @@ impl ListConnectors {
 impl Operation for ListConnectors {
     type Output = models::ConnectorList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["connectors"])?;
         let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
         Ok(operation::empty_request(Method::GET, url))
@@ -829,7 +828,7 @@ impl GetConnector {
 impl Operation for GetConnector {
     type Output = models::Connector;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("method", &self.method)?;
         let url = operation::endpoint(
             base,
@@ -864,7 +863,7 @@ impl ListConsents {
 impl Operation for ListConsents {
     type Output = models::ConsentList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "consents"],
@@ -907,7 +906,7 @@ impl RevokeConsent {
 impl Operation for RevokeConsent {
     type Output = ();
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("consent_id", &self.consent_id)?;
         let url = operation::endpoint(
             base,
@@ -948,7 +947,7 @@ impl GetAuthLink {
 impl Operation for GetAuthLink {
     type Output = models::AuthLink;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "auth_link"],
@@ -992,7 +991,7 @@ impl CreateAuthLink {
 impl Operation for CreateAuthLink {
     type Output = models::AuthLink;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "auth_link"],
@@ -1030,7 +1029,7 @@ impl DeleteAuthLink {
 impl Operation for DeleteAuthLink {
     type Output = ();
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "auth_link"],
@@ -1081,7 +1080,7 @@ impl ListEvents {
 impl Operation for ListEvents {
     type Output = models::EventList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["events"])?;
         let url = operation::with_query(url, &[("filter", self.filter.as_deref())]);
         Ok(operation::empty_request(Method::GET, url))
@@ -1113,7 +1112,7 @@ impl GetEvent {
 impl Operation for GetEvent {
     type Output = models::Event;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("event_id", &self.event_id)?;
         let url = operation::endpoint(base, &["events", self.event_id.as_str()])?;
         Ok(operation::empty_request(Method::GET, url))
@@ -1141,7 +1140,7 @@ impl ListEventTypes {
 impl Operation for ListEventTypes {
     type Output = models::EventTypeList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["events", "types"])?;
         Ok(operation::empty_request(Method::GET, url))
     }
@@ -1172,7 +1171,7 @@ impl GetEventType {
 impl Operation for GetEventType {
     type Output = models::EventType;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("event_type_id", &self.event_type_id)?;
         let url = operation::endpoint(
             base,
@@ -1207,7 +1206,7 @@ impl ListIdentities {
 impl Operation for ListIdentities {
     type Output = models::IdentityList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "identities"],
@@ -1247,7 +1246,7 @@ impl GetIdentity {
 impl Operation for GetIdentity {
     type Output = models::Identity;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("identity_id", &self.identity_id)?;
         let url = operation::endpoint(
             base,
@@ -1286,7 +1285,7 @@ impl ListAffordability {
 impl Operation for ListAffordability {
     type Output = models::AffordabilityList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "affordability"],
@@ -1331,7 +1330,7 @@ impl CreateAffordability {
 impl Operation for CreateAffordability {
     type Output = Option<models::Affordability>;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "affordability"],
@@ -1374,7 +1373,7 @@ impl GetAffordability {
 impl Operation for GetAffordability {
     type Output = models::Affordability;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("snapshot_id", &self.snapshot_id)?;
         let url = operation::endpoint(
             base,
@@ -1432,7 +1431,7 @@ impl ListAffordabilityTransactions {
 impl Operation for ListAffordabilityTransactions {
     type Output = models::TransactionList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("snapshot_id", &self.snapshot_id)?;
         if let Some(value) = self.limit {
             if !(1..=500).contains(&value) {
@@ -1495,7 +1494,7 @@ impl CreateExpenses {
 impl Operation for CreateExpenses {
     type Output = Option<models::Expenses>;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "expenses"],
@@ -1538,7 +1537,7 @@ impl GetExpenses {
 impl Operation for GetExpenses {
     type Output = models::Expenses;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("snapshot_id", &self.snapshot_id)?;
         let url = operation::endpoint(
             base,
@@ -1584,7 +1583,7 @@ impl CreateIncome {
 impl Operation for CreateIncome {
     type Output = Option<models::Income>;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(
             base,
             &["users", self.user_id.as_str(), "income"],
@@ -1627,7 +1626,7 @@ impl GetIncome {
 impl Operation for GetIncome {
     type Output = models::Income;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("snapshot_id", &self.snapshot_id)?;
         let url = operation::endpoint(
             base,
@@ -1662,7 +1661,7 @@ impl ListReports {
 impl Operation for ListReports {
     type Output = models::ReportList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["reports"])?;
         Ok(operation::empty_request(Method::GET, url))
     }
@@ -1697,7 +1696,7 @@ impl CreateReport {
 impl Operation for CreateReport {
     type Output = models::JobRef;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["reports"])?;
         operation::json_request(Method::POST, url, &self.body)
     }
@@ -1728,7 +1727,7 @@ impl GetReport {
 impl Operation for GetReport {
     type Output = models::Report;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("report_id", &self.report_id)?;
         let url = operation::endpoint(base, &["reports", self.report_id.as_str()])?;
         Ok(operation::empty_request(Method::GET, url))
@@ -1760,7 +1759,7 @@ impl DeleteReport {
 impl Operation for DeleteReport {
     type Output = ();
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("report_id", &self.report_id)?;
         let url = operation::endpoint(base, &["reports", self.report_id.as_str()])?;
         Ok(operation::empty_request(Method::DELETE, url))
@@ -1803,7 +1802,7 @@ impl ListReportTransactions {
 impl Operation for ListReportTransactions {
     type Output = models::TransactionList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("report_id", &self.report_id)?;
         let url = operation::endpoint(
             base,
@@ -1835,7 +1834,7 @@ impl ListReportTypes {
 impl Operation for ListReportTypes {
     type Output = models::ReportTypeList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["reports", "types"])?;
         Ok(operation::empty_request(Method::GET, url))
     }
@@ -1866,7 +1865,7 @@ impl GetReportType {
 impl Operation for GetReportType {
     type Output = models::ReportType;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("report_type_id", &self.report_type_id)?;
         let url = operation::endpoint(
             base,
@@ -1946,7 +1945,7 @@ impl Enrich {
 impl Operation for Enrich {
     type Output = models::Enrichment;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         if self.q.trim().is_empty() {
             return Err(Error::invalid_input("`q` is required"));
         }
@@ -1993,7 +1992,7 @@ impl ListWebhooks {
 impl Operation for ListWebhooks {
     type Output = models::WebhookList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["notifications", "webhooks"])?;
         Ok(operation::empty_request(Method::GET, url))
     }
@@ -2028,7 +2027,7 @@ impl CreateWebhook {
 impl Operation for CreateWebhook {
     type Output = models::Webhook;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["notifications", "webhooks"])?;
         operation::json_request(Method::POST, url, &self.body)
     }
@@ -2059,7 +2058,7 @@ impl GetWebhook {
 impl Operation for GetWebhook {
     type Output = models::Webhook;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("webhook_id", &self.webhook_id)?;
         let url = operation::endpoint(
             base,
@@ -2099,7 +2098,7 @@ impl UpdateWebhook {
 impl Operation for UpdateWebhook {
     type Output = models::Webhook;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("webhook_id", &self.webhook_id)?;
         let url = operation::endpoint(
             base,
@@ -2134,7 +2133,7 @@ impl DeleteWebhook {
 impl Operation for DeleteWebhook {
     type Output = ();
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("webhook_id", &self.webhook_id)?;
         let url = operation::endpoint(
             base,
@@ -2194,7 +2193,7 @@ impl ListWebhookMessages {
 impl Operation for ListWebhookMessages {
     type Output = models::WebhookMessageList;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("webhook_id", &self.webhook_id)?;
         if let Some(value) = self.limit {
             if !(1..=500).contains(&value) {
@@ -2246,7 +2245,7 @@ impl GetWebhookMessage {
 impl Operation for GetWebhookMessage {
     type Output = models::WebhookDelivery;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         crate::id::validate_id("webhook_id", &self.webhook_id)?;
         crate::id::validate_id("message_id", &self.message_id)?;
         let url = operation::endpoint(
@@ -2293,7 +2292,7 @@ impl SendTestMessage {
 impl Operation for SendTestMessage {
     type Output = ();
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["notifications", "messages", "test"])?;
         operation::json_request(Method::POST, url, &self.body)
     }

@@ -17,10 +17,9 @@ use std::fmt;
 
 use http::header::{self, HeaderValue};
 use http::Method;
-use url::Url;
 
 use crate::api::models::JobRef;
-use crate::engine::operation::{self, Operation};
+use crate::engine::operation::{self, ApiBase, Operation};
 use crate::engine::transport::{HttpRequest, HttpResponse};
 use crate::error::{Error, ErrorContext};
 use crate::id::{InstitutionId, UserId};
@@ -125,7 +124,7 @@ impl UploadStatement {
 impl Operation for UploadStatement {
     type Output = JobRef;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         if self.file.content.is_empty() {
             return Err(Error::invalid_input("the statement file is empty"));
         }
@@ -277,8 +276,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn base() -> Url {
-        Url::parse("https://au-api.basiq.io").unwrap()
+    fn base() -> ApiBase {
+        url::Url::parse("https://au-api.basiq.io").unwrap().into()
     }
 
     fn upload(name: &str, content: &[u8]) -> UploadStatement {

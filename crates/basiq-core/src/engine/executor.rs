@@ -29,8 +29,8 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::engine::auth::{ExecutorConfig, RetryState, TokenState};
-use crate::engine::operation::{Authentication, Operation};
-use crate::engine::transport::{HttpRequest, HttpResponse, RequestLimits};
+use crate::engine::operation::{ApiBase, Authentication, Operation};
+use crate::engine::transport::{HttpRequest, HttpResponse, RequestLimits, UrlForm};
 use crate::error::Error;
 use crate::error::{TransportError, TransportErrorKind};
 use crate::id::UserId;
@@ -177,7 +177,7 @@ impl fmt::Debug for Retrying<'_> {
 /// talks to Basiq, its clock, the shared server-token state and the retry budget. Built from an
 /// [`ExecutorConfig`]; the executors keep one behind an `Arc` so clones share it.
 pub struct ExecutorCore {
-    base_url: Url,
+    base: ApiBase,
     api_key: ApiKey,
     clock: Arc<dyn Clock>,
     tokens: TokenState,
@@ -202,7 +202,7 @@ impl ExecutorCore {
             tokens: TokenState::new(config.token_policy),
             store: config.token_store,
             retry: RetryState::new(config.retry_policy, now),
-            base_url: config.base_url,
+            base: ApiBase::new(config.base_url, UrlForm::Parsed),
             api_key: config.api_key,
             clock: config.clock,
             jitter,
@@ -210,6 +210,13 @@ impl ExecutorCore {
             call_deadline: config.call_deadline,
             fleet_value: Mutex::new(None),
         })
+    }
+
+    /// The core, with requests' URLs built in `form`: the executors pass their transport's
+    /// [`url_form`](crate::engine::transport::BlockingTransport::url_form).
+    pub fn with_url_form(mut self, form: UrlForm) -> Self {
+        self.base = ApiBase::new(self.base.url().clone(), form);
+        self
     }
 
     /// What a request sent now may use: the response body cap, and what is left of the call's
@@ -258,7 +265,12 @@ impl ExecutorCore {
 
     /// The API root requests are built against.
     pub fn base_url(&self) -> &Url {
-        &self.base_url
+        self.base.url()
+    }
+
+    /// The API root with the form its URLs are built in (what operations build against).
+    pub fn api_base(&self) -> &ApiBase {
+        &self.base
     }
 
     /// The clock `now` is read from.
@@ -268,7 +280,7 @@ impl ExecutorCore {
 
     /// Builds `op`'s request against the base URL.
     pub fn request<O: Operation>(&self, op: &O) -> Result<HttpRequest, Error> {
-        op.request(&self.base_url)
+        op.request(&self.base)
     }
 
     /// The `POST /token` operation for the server token.
@@ -501,7 +513,7 @@ impl ExecutorCore {
         transport: Option<&dyn fmt::Debug>,
     ) -> fmt::Result {
         let mut out = f.debug_struct(name);
-        out.field("base_url", &self.base_url.as_str())
+        out.field("base_url", &self.base.url().as_str())
             .field("api_key", &self.api_key)
             .field("tokens", &self.tokens)
             .field("token_store", &self.store);
@@ -648,10 +660,10 @@ mod tests {
 
     impl Operation for NeedsClient {
         type Output = ();
-        fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+        fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
             Ok(crate::engine::operation::empty_request(
                 http::Method::POST,
-                base.clone(),
+                base.url().clone(),
             ))
         }
         fn parse(&self, _: crate::engine::transport::HttpResponse) -> Result<(), Error> {
@@ -672,7 +684,7 @@ mod tests {
         let AuthPlan::ClientToken(fetch) = core.auth_plan(&NeedsClient(user.clone())) else {
             panic!("expected a client-token plan");
         };
-        let body = fetch.request(core.base_url()).unwrap().into_body();
+        let body = fetch.request(core.api_base()).unwrap().into_body();
         assert_eq!(
             String::from_utf8(body).unwrap(),
             "scope=CLIENT_ACCESS&userId=ea3a81"

@@ -5,10 +5,11 @@
 //! executors do that once for every operation. A host can plug in its own transport (its own
 //! `reqwest::Client`, a proxying client, a fake in tests).
 //!
-//! The request is our own small type rather than an `http::Request` because both built-in
-//! clients (reqwest, ureq) address requests by [`Url`]: an `http::Uri` would be parsed only to be
-//! printed and parsed again, and the limits would need an extensions map — work every request
-//! paid for and nothing used. A transport built on the `http` types converts with
+//! The request is our own small type rather than an `http::Request` because neither built-in
+//! client addresses a request by `http::Uri` (reqwest takes a [`Url`], ureq text): a `Uri` would
+//! be parsed only to be printed and parsed again, and the limits would need an extensions map —
+//! work every request paid for and nothing used. Its URL is a [`RequestUrl`], in the form the
+//! transport asks for ([`UrlForm`]). A transport built on the `http` types converts with
 //! [`HttpRequest::into_http`]. Its headers are a [`RequestHeaders`], not an `http::HeaderMap`,
 //! for the same reason: the two or three lines of a Basiq request are kept inline (a map
 //! allocates twice on its first insert), and ureq takes them one line at a time.
@@ -24,10 +25,12 @@ use url::Url;
 use crate::error::{TransportError, TransportErrorKind};
 
 mod headers;
+mod request_url;
 
 pub use headers::RequestHeaders;
+pub use request_url::{RequestUrl, UrlForm};
 
-/// A request as transports see it: what an operation built (method, [`Url`], headers, body),
+/// A request as transports see it: what an operation built (method, [`RequestUrl`], headers, body),
 /// authorized by the executor, with the [`RequestLimits`] the executor allows it.
 ///
 /// `Debug` shows the method, URL, headers (the `Authorization` value is marked sensitive, so
@@ -35,7 +38,7 @@ pub use headers::RequestHeaders;
 #[derive(Clone)]
 pub struct HttpRequest {
     method: Method,
-    url: Url,
+    url: RequestUrl,
     headers: RequestHeaders,
     body: Vec<u8>,
     limits: Option<RequestLimits>,
@@ -43,10 +46,10 @@ pub struct HttpRequest {
 
 impl HttpRequest {
     /// A request with no headers, no body and no limits.
-    pub fn new(method: Method, url: Url) -> Self {
+    pub fn new(method: Method, url: impl Into<RequestUrl>) -> Self {
         Self {
             method,
-            url,
+            url: url.into(),
             headers: RequestHeaders::new(),
             body: Vec::new(),
             limits: None,
@@ -59,12 +62,13 @@ impl HttpRequest {
     }
 
     /// The URL the request goes to.
-    pub fn url(&self) -> &Url {
+    pub fn url(&self) -> &RequestUrl {
         &self.url
     }
 
-    /// The URL, to change it (a layer that rewrites where requests go).
-    pub fn url_mut(&mut self) -> &mut Url {
+    /// The URL, to replace it (a layer that rewrites where requests go:
+    /// `*request.url_mut() = url.into()` with a [`Url`]).
+    pub fn url_mut(&mut self) -> &mut RequestUrl {
         &mut self.url
     }
 
@@ -105,7 +109,7 @@ impl HttpRequest {
 
     /// The parts, moved out: method, URL, headers, body. A client that takes an
     /// [`http::HeaderMap`] gets one with `HeaderMap::from(headers)`.
-    pub fn into_parts(self) -> (Method, Url, RequestHeaders, Vec<u8>) {
+    pub fn into_parts(self) -> (Method, RequestUrl, RequestHeaders, Vec<u8>) {
         (self.method, self.url, self.headers, self.body)
     }
 
@@ -135,7 +139,7 @@ impl TryFrom<http::Request<Vec<u8>>> for HttpRequest {
         let (parts, body) = request.into_parts();
         Ok(Self {
             method: parts.method,
-            url: Url::parse(&parts.uri.to_string())?,
+            url: Url::parse(&parts.uri.to_string())?.into(),
             headers: parts.headers.into(),
             body,
             limits,
@@ -165,23 +169,43 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait AsyncTransport: Send + Sync + fmt::Debug {
     /// Sends one request and reads the whole response. Non-2xx statuses are *responses*, not errors.
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>>;
+
+    /// The form this transport takes URLs in: operations write each request's URL in it, so no
+    /// URL is built in one form only to be converted. A parsed [`Url`] unless overridden (a
+    /// client that takes text, as ureq 2 does, answers [`UrlForm::Text`]).
+    fn url_form(&self) -> UrlForm {
+        UrlForm::Parsed
+    }
 }
 
 /// An HTTP client for blocking hosts.
 pub trait BlockingTransport: Send + Sync + fmt::Debug {
     /// Sends one request and reads the whole response. Non-2xx statuses are *responses*, not errors.
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError>;
+
+    /// The form this transport takes URLs in (see [`AsyncTransport::url_form`]).
+    fn url_form(&self) -> UrlForm {
+        UrlForm::Parsed
+    }
 }
 
 impl<T: AsyncTransport + ?Sized> AsyncTransport for std::sync::Arc<T> {
     fn send(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
         (**self).send(request)
     }
+
+    fn url_form(&self) -> UrlForm {
+        (**self).url_form()
+    }
 }
 
 impl<T: BlockingTransport + ?Sized> BlockingTransport for std::sync::Arc<T> {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         (**self).send(request)
+    }
+
+    fn url_form(&self) -> UrlForm {
+        (**self).url_form()
     }
 }
 
@@ -238,7 +262,7 @@ mod tests {
         assert_eq!(RequestLimits::of(&http), Some(limits));
         let back = HttpRequest::try_from(http).unwrap();
         assert_eq!(back.method(), Method::POST);
-        assert_eq!(back.url(), &url);
+        assert_eq!(back.url().as_str(), url.as_str());
         assert_eq!(back.headers().get("accept").unwrap(), "application/json");
         assert_eq!(back.body(), b"{}");
         assert_eq!(back.limits(), Some(limits));

@@ -36,7 +36,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::api::models::{AccountList, ConnectionList, JobList, TransactionList};
-use crate::engine::operation::{self, Operation};
+use crate::engine::operation::{self, ApiBase, Operation};
 use crate::engine::transport::{HttpRequest, HttpResponse};
 use crate::error::{Error, ErrorContext};
 
@@ -129,8 +129,8 @@ impl<T: DeserializeOwned> Operation for NextPage<T> {
 
     /// Checks the origin again against the base the executor actually uses (the page may have
     /// been built against another base), then GETs the link as is.
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
-        same_origin(base, &self.url)?;
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
+        same_origin(base.url(), &self.url)?;
         Ok(operation::empty_request(Method::GET, self.url.clone()))
     }
 
@@ -477,7 +477,7 @@ mod tests {
     fn absolute_same_origin_link_is_followed_as_is() {
         let next = "https://au-api.basiq.io/users/u1/transactions?next=bf1%3D&limit=500";
         let op = NextPage::<TransactionList>::new(&base(), next).unwrap();
-        let request = op.request(&base()).unwrap();
+        let request = op.request(&base().into()).unwrap();
         assert_eq!(request.method(), Method::GET);
         assert_eq!(request.url().as_str(), next);
         assert!(op.is_idempotent());
@@ -527,8 +527,8 @@ mod tests {
     fn request_rechecks_against_the_executor_base() {
         let local = Url::parse("http://127.0.0.1:4010").unwrap();
         let op = NextPage::<TransactionList>::new(&local, "/users/u1/transactions?next=1").unwrap();
-        assert!(op.request(&local).is_ok());
-        let err = op.request(&base()).unwrap_err();
+        assert!(op.request(&local.clone().into()).is_ok());
+        let err = op.request(&base().into()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 
@@ -587,7 +587,7 @@ mod tests {
                 proptest::prop_assert_eq!(url.host_str(), Some("au-api.basiq.io"));
                 proptest::prop_assert_eq!(url.port_or_known_default(), Some(443));
                 proptest::prop_assert!(url.username().is_empty() && url.password().is_none());
-                proptest::prop_assert!(op.request(&base()).is_ok());
+                proptest::prop_assert!(op.request(&base().into()).is_ok());
             }
         }
     }

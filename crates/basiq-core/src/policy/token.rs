@@ -10,9 +10,8 @@ use std::time::Duration;
 use http::{header, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use url::Url;
 
-use crate::engine::operation::{self, Authentication, Operation};
+use crate::engine::operation::{self, ApiBase, Authentication, Operation};
 use crate::engine::transport::{HttpRequest, HttpResponse};
 use crate::error::{ApiError, Error, ErrorContext};
 use crate::id::UserId;
@@ -143,7 +142,7 @@ fn withhold_raw_body(error: &mut ApiError) {
 impl Operation for PostToken {
     type Output = TokenResponse;
 
-    fn request(&self, base: &Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &ApiBase) -> Result<HttpRequest, Error> {
         if self.api_key.is_empty() {
             return Err(Error::config("the API key is empty"));
         }

@@ -128,7 +128,7 @@ impl SubmitConsent {
 impl Operation for SubmitConsent {
     type Output = String;
 
-    fn request(&self, base: &url::Url) -> Result<HttpRequest, Error> {
+    fn request(&self, base: &operation::ApiBase) -> Result<HttpRequest, Error> {
         let url = operation::endpoint(base, &["consent", "connect.json"])?;
         let method = "POST"
             .parse()

@@ -7,7 +7,6 @@
 //! transport asks for ([`UrlForm`]), and both forms give the same URL, character for character.
 
 use std::fmt;
-use std::ops::Range;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use url::{form_urlencoded, Position, Url};
@@ -46,9 +45,11 @@ enum Repr {
 #[derive(Clone)]
 struct TextUrl {
     text: String,
-    host: Range<usize>,
+    // Offsets in the base's part of the text, which url itself keeps as `u32`: a request held
+    // in a call's future stays the size of one with a parsed `Url`.
+    host: (u32, u32),
     port: Option<u16>,
-    path_start: usize,
+    path_start: u32,
     query_start: Option<usize>,
 }
 
@@ -106,6 +107,14 @@ impl RequestUrl {
         let prefix = &base[..Position::AfterPath];
         let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
         let path_start = base[..Position::BeforePath].len();
+        let offsets = (
+            u32::try_from(base[..Position::BeforeHost].len()),
+            u32::try_from(base[..Position::AfterHost].len()),
+            u32::try_from(path_start),
+        );
+        let (Ok(host_start), Ok(host_end), Ok(path_offset)) = offsets else {
+            return None;
+        };
         if prefix.len() == path_start + 1 {
             return None;
         }
@@ -123,12 +132,11 @@ impl RequestUrl {
                 text.extend(utf8_percent_encode(segment, SEGMENT));
             }
         }
-        let host_start = base[..Position::BeforeHost].len();
         Some(Self(Repr::Text(TextUrl {
             text,
-            host: host_start..base[..Position::AfterHost].len(),
+            host: (host_start, host_end),
             port: base.port_or_known_default(),
-            path_start,
+            path_start: path_offset,
             query_start: None,
         })))
     }
@@ -171,7 +179,10 @@ impl RequestUrl {
     pub fn host_str(&self) -> Option<&str> {
         match &self.0 {
             Repr::Parsed(url) => url.host_str(),
-            Repr::Text(t) => t.text.get(t.host.clone()).filter(|h| !h.is_empty()),
+            Repr::Text(t) => {
+                let (start, end) = (t.host.0 as usize, t.host.1 as usize);
+                t.text.get(start..end).filter(|h| !h.is_empty())
+            }
         }
     }
 
@@ -189,7 +200,7 @@ impl RequestUrl {
             Repr::Parsed(url) => url.path(),
             Repr::Text(t) => {
                 let end = t.query_start.map_or(t.text.len(), |q| q - 1);
-                t.text.get(t.path_start..end).unwrap_or_default()
+                t.text.get(t.path_start as usize..end).unwrap_or_default()
             }
         }
     }
@@ -319,6 +330,15 @@ mod tests {
             prop_assert_eq!(text.to_url().expect("text parses"), url.clone());
             prop_assert_eq!(text.into_string(), String::from(url));
         }
+    }
+
+    #[test]
+    fn a_request_url_is_no_larger_than_a_url() {
+        // Every async call's future holds its request: the text form must not grow it.
+        assert_eq!(
+            std::mem::size_of::<RequestUrl>(),
+            std::mem::size_of::<Url>()
+        );
     }
 
     #[test]

@@ -72,6 +72,23 @@ pub fn get(url: &str) -> basiq_core::engine::transport::HttpRequest {
     )
 }
 
+/// `GET {url}/users/ea3a81/a b?filter=x y`, its URL built in `form` (both transports must take
+/// either: a host's layer may hand over the one they did not ask for).
+pub fn get_in_form(
+    url: &str,
+    form: basiq_core::engine::transport::UrlForm,
+) -> basiq_core::engine::transport::HttpRequest {
+    use basiq_core::engine::operation::{endpoint, with_query, ApiBase};
+    let base = ApiBase::new(url::Url::parse(url).unwrap(), form);
+    let target = endpoint(&base, &["users", "ea3a81", "a b"]).unwrap();
+    let target = with_query(target, &[("filter", Some("x y")), ("limit", None)]);
+    assert_eq!(target.form(), form);
+    basiq_core::engine::transport::HttpRequest::new(http::Method::GET, target)
+}
+
+/// The request line [`get_in_form`] must put on the wire in either form.
+pub const FORM_REQUEST_LINE: &str = "GET /users/ea3a81/a%20b?filter=x+y HTTP/1.1";
+
 /// Asserts the request text carries the SDK's `User-Agent`.
 pub fn assert_user_agent(seen: &str) {
     let seen = seen.to_ascii_lowercase();
@@ -104,6 +121,20 @@ macro_rules! transport_scenarios {
             let url = serve_once(|_| Vec::new());
             let err = $new.send(get(&url))$($await)*.unwrap_err();
             assert_eq!(err.kind, TransportErrorKind::Io, "{err}");
+        }
+
+        #[$test]
+        $($async)* fn either_url_form_sends_the_same_request_line() {
+            use basiq_core::engine::transport::UrlForm;
+            for form in [UrlForm::Parsed, UrlForm::Text] {
+                let (url, rx) = serve_once_capturing(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                let response = $new.send(get_in_form(&url, form))$($await)*.unwrap();
+                assert_eq!(response.status(), 200);
+                let seen = rx.recv().unwrap();
+                assert!(seen.starts_with(FORM_REQUEST_LINE), "{form:?}: {seen}");
+            }
         }
 
         #[$test]

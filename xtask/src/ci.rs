@@ -248,9 +248,7 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
         }
         Step::Readme => readme::check(root),
         Step::PublishDryRun => {
-            let marker = root.join("target/publish-verify/unpacked-registry.txt");
-            forget_unpacked_packages(&marker);
-            let since = std::time::SystemTime::now();
+            forget_unpacked_packages(&cargo_home().join("registry/src"));
             // Its own build directory, where every `basiq*` artifact comes from the packages
             // under test: forgetting their fingerprints rebuilds exactly those (cargo trusts a
             // registry package's version, not its files) and keeps the dependencies built.
@@ -265,13 +263,11 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
             let target = target.to_string_lossy().into_owned();
             // `--allow-dirty`: what is verified is the package as it would be uploaded; whether
             // the tree is committed only matters for a real upload.
-            let result = cargo(
+            cargo(
                 root,
                 &["publish", "--dry-run", "--workspace", "--allow-dirty"],
                 &[("CARGO_TARGET_DIR", target.as_str())],
-            );
-            remember_unpacked_packages(&marker, since);
-            result
+            )
         }
         Step::Tests => {
             if nextest_available(root) {
@@ -313,42 +309,36 @@ fn run_step(root: &Path, step: &Step) -> Result<(), String> {
 }
 
 /// The verification of `cargo publish --dry-run --workspace` builds each package against the
-/// others from a temporary local registry (under the build directory), which cargo unpacks under
+/// others from a temporary local registry, which cargo unpacks under
 /// `$CARGO_HOME/registry/src/-<hash>/<name>-<version>` and never unpacks again while that
-/// directory exists: a second dry run with the same version would verify the *first* run's
-/// sources. After each run the directory it used is noted in `marker`; before the next, that
-/// directory's copies of our packages are removed (only ours: other checkouts on the machine
-/// have their own). On a fresh CI machine there is nothing to remove.
-fn forget_unpacked_packages(marker: &Path) {
-    if let Ok(dir) = std::fs::read_to_string(marker) {
-        for package in std::fs::read_dir(dir.trim())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if package.file_name().to_string_lossy().starts_with("basiq") {
-                let _ = std::fs::remove_dir_all(package.path());
-            }
-        }
+/// directory exists: a second dry run with the same version, from this checkout or another one
+/// on a machine whose `CARGO_HOME` outlives the checkout, would verify an *earlier* run's
+/// sources. So before each run every unpacked copy of our packages is removed from every local
+/// registry (a directory named `-<hash>`: a registry without a host); crates.io's
+/// `index.crates.io-<hash>` and every other package are left alone.
+fn forget_unpacked_packages(registry_src: &Path) {
+    for package in unpacked_packages(registry_src) {
+        let _ = std::fs::remove_dir_all(package);
     }
 }
 
-/// Notes in `marker` the unpacked-registry directory a dry run started at `since` used.
-fn remember_unpacked_packages(marker: &Path, since: std::time::SystemTime) {
-    let home = std::env::var_os("CARGO_HOME")
+/// Our packages (`basiq*`) as unpacked from local registries under `registry_src`.
+fn unpacked_packages(registry_src: &Path) -> Vec<std::path::PathBuf> {
+    let entries = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten();
+    entries(registry_src)
+        .filter(|registry| registry.file_name().to_string_lossy().starts_with('-'))
+        .flat_map(|registry| entries(&registry.path()).collect::<Vec<_>>())
+        .filter(|package| package.file_name().to_string_lossy().starts_with("basiq"))
+        .map(|package| package.path())
+        .collect()
+}
+
+/// `$CARGO_HOME`, else `$HOME/.cargo`, as cargo itself resolves it.
+fn cargo_home() -> std::path::PathBuf {
+    std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
-    let Some(src) = home.map(|h| h.join("registry/src")) else {
-        return;
-    };
-    for registry in std::fs::read_dir(&src).into_iter().flatten().flatten() {
-        let fresh = std::fs::metadata(registry.path().join("basiq-core-0.1.0"))
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t >= since);
-        if registry.file_name().to_string_lossy().starts_with('-') && fresh {
-            let _ = std::fs::write(marker, registry.path().to_string_lossy().as_bytes());
-        }
-    }
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| std::path::PathBuf::from(".cargo"))
 }
 
 /// The cargo that runs us (`CARGO` is set by `cargo run`), else `cargo` from `PATH`.
@@ -457,6 +447,45 @@ fn forbidden_in_tree(tree: &str, forbidden: &[&str]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stale copy of our package in any local registry is found, whichever checkout's
+    /// registry it is; crates.io's packages and other packages in a local registry are not.
+    #[test]
+    fn only_our_packages_in_local_registries_are_forgotten() {
+        let src = std::env::temp_dir().join(format!("xtask-registry-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&src);
+        for dir in [
+            "-4701d4e4b1ce009c/basiq-core-0.1.0",
+            "-4701d4e4b1ce009c/basiq-http-async-0.1.0",
+            "-ad9baaea77ddfe8d/basiq-core-0.1.0",
+            "-ad9baaea77ddfe8d/serde-1.0.0",
+            "index.crates.io-1949cf8c6b5b557f/basiq-0.0.1",
+            "index.crates.io-1949cf8c6b5b557f/reqwest-0.12.28",
+        ] {
+            std::fs::create_dir_all(src.join(dir)).unwrap();
+        }
+        std::fs::write(src.join("-4701d4e4b1ce009c/basiq-core-0.1.0/lib.rs"), "").unwrap();
+
+        let mut found = unpacked_packages(&src);
+        found.sort();
+        let expected: Vec<_> = [
+            "-4701d4e4b1ce009c/basiq-core-0.1.0",
+            "-4701d4e4b1ce009c/basiq-http-async-0.1.0",
+            "-ad9baaea77ddfe8d/basiq-core-0.1.0",
+        ]
+        .iter()
+        .map(|dir| src.join(dir))
+        .collect();
+        assert_eq!(found, expected);
+
+        forget_unpacked_packages(&src);
+        assert!(unpacked_packages(&src).is_empty());
+        assert!(src.join("-ad9baaea77ddfe8d/serde-1.0.0").is_dir());
+        assert!(src
+            .join("index.crates.io-1949cf8c6b5b557f/basiq-0.0.1")
+            .is_dir());
+        std::fs::remove_dir_all(&src).unwrap();
+    }
 
     #[test]
     fn tree_check_finds_crates_by_name_not_substring() {

@@ -327,7 +327,7 @@ fn unpacked_packages(registry_src: &Path) -> Vec<std::path::PathBuf> {
     let entries = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten();
     entries(registry_src)
         .filter(|registry| registry.file_name().to_string_lossy().starts_with('-'))
-        .flat_map(|registry| entries(&registry.path()).collect::<Vec<_>>())
+        .flat_map(|registry| entries(&registry.path()))
         .filter(|package| package.file_name().to_string_lossy().starts_with("basiq"))
         .map(|package| package.path())
         .collect()

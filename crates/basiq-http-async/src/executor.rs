@@ -155,19 +155,19 @@ impl AsyncExecutor {
     async fn run<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
         let retrying = self.inner.core.retrying(op.is_idempotent());
         let deadline = retrying.deadline();
-        let sends = SendCount::new();
-        self.retrying(retrying, || async {
+        let sends = &SendCount::new();
+        self.retrying(retrying, |now| async move {
             // The rare plans (`POST /token` itself, an MFA answer) are boxed: every request's
             // future is as large as its largest branch, and the common one is small.
             match self.inner.core.auth_plan(op) {
                 AuthPlan::Unauthenticated => {
-                    Box::pin(self.run_unauthenticated_within(op, deadline, &sends))
+                    Box::pin(self.run_unauthenticated_within(op, deadline, Some(now), sends))
                         .await
                         .map_err(Failure::Retryable)
                 }
-                AuthPlan::ServerToken => self.attempt(op, deadline, &sends).await,
+                AuthPlan::ServerToken => self.attempt(op, now, deadline, sends).await,
                 AuthPlan::ClientToken(fetch) => {
-                    Box::pin(self.attempt_as_client(op, fetch, deadline, &sends)).await
+                    Box::pin(self.attempt_as_client(op, fetch, deadline, sends)).await
                 }
             }
         })
@@ -187,10 +187,10 @@ impl AsyncExecutor {
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
         // Not through `execute`: that would make this async fn (indirectly) recursive.
-        let fetch_sends = SendCount::new();
+        let (fetch, fetch_sends) = (&fetch, &SendCount::new());
         let token = self
-            .retrying(core.retrying(fetch.is_idempotent()), || async {
-                self.run_unauthenticated_within(&fetch, deadline, &fetch_sends)
+            .retrying(core.retrying(fetch.is_idempotent()), |now| async move {
+                self.run_unauthenticated_within(fetch, deadline, Some(now), fetch_sends)
                     .await
                     .map_err(Failure::Retryable)
             })
@@ -200,7 +200,7 @@ impl AsyncExecutor {
             .client_authorized(request, &token.access_token)
             .map_err(Failure::Final)?;
         let answer = match self
-            .send_within(request, deadline, || op.context(), sends)
+            .send_within(request, deadline, None, || op.context(), sends)
             .await
         {
             Ok(response) => op.parse(response),
@@ -209,20 +209,21 @@ impl AsyncExecutor {
         answer.map_err(|e| Failure::Retryable(core.scrubbed(e, Some(&token.access_token))))
     }
 
-    /// Repeats `attempt`, sleeping in between, for as long as `retrying` says so.
+    /// Repeats `attempt`, sleeping in between, for as long as `retrying` says so. Each
+    /// attempt is handed the time it starts at ([`Retrying::attempt_time`]).
     async fn retrying<T, F, Fut>(
         &self,
         mut retrying: Retrying<'_>,
         mut attempt: F,
     ) -> Result<T, Error>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(OffsetDateTime) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
         loop {
             // A success is returned as it is: the output (a whole model) is not moved through
             // the retry decision.
-            let failed = match attempt().await {
+            let failed = match attempt(retrying.attempt_time()).await {
                 Ok(output) => return Ok(output),
                 Err(failure) => Err(failure),
             };
@@ -236,10 +237,11 @@ impl AsyncExecutor {
         }
     }
 
-    /// One authenticated attempt, including the single re-authentication.
+    /// One authenticated attempt starting at `now`, including the single re-authentication.
     async fn attempt<O: Operation>(
         &self,
         op: &O,
+        now: OffsetDateTime,
         deadline: Option<OffsetDateTime>,
         sends: &SendCount,
     ) -> Result<O::Output, Failure> {
@@ -250,17 +252,22 @@ impl AsyncExecutor {
         // handed to the transport before the first one, and the rare waits (a token fetch, the
         // re-authentication) are boxed with what they need moved in: a request that finds the
         // token cached holds only the lease and the transport's boxed future.
-        let (request, lease) = match core.lease() {
-            Ok(lease) => (request, lease),
+        // A cached token is decided at the attempt's time, and the request goes at once; after
+        // waiting for a token, the request's limits read the clock again.
+        let (request, lease, sent_at) = match core.lease_at(now) {
+            Ok(lease) => (request, lease, Some(now)),
             Err(pending) => Box::pin(async move {
                 self.fetch_lease(pending)
                     .await
-                    .map(|lease| (request, lease))
+                    .map(|lease| (request, lease, None))
             })
             .await
             .map_err(Failure::Final)?,
         };
-        let answer = match self.send_with(request, &lease, op, deadline, sends).await {
+        let answer = match self
+            .send_with(request, &lease, op, deadline, sent_at, sends)
+            .await
+        {
             Ok(output) => return Ok(output),
             Err(error) => Err(error),
         };
@@ -279,28 +286,24 @@ impl AsyncExecutor {
     ) -> Result<O::Output, Failure> {
         let lease = self.lease().await.map_err(Failure::Final)?;
         let request = self.inner.core.request(op).map_err(Failure::Final)?;
-        self.send_with(request, &lease, op, deadline, sends)
+        self.send_with(request, &lease, op, deadline, None, sends)
             .await
             .map_err(Failure::Retryable)
     }
 
-    /// Operations that carry their own credentials (`POST /token`). Kept apart from `attempt` so
-    /// fetching a token never recurses into the token logic.
-    async fn run_unauthenticated<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
-        self.run_unauthenticated_within(op, None, &SendCount::new())
-            .await
-    }
-
-    /// [`run_unauthenticated`](Self::run_unauthenticated) within what is left of `deadline`.
+    /// Operations that carry their own credentials (`POST /token`), within what is left of
+    /// `deadline`, sent at `now` if known. Kept apart from `attempt` so fetching a token never
+    /// recurses into the token logic.
     async fn run_unauthenticated_within<O: Operation>(
         &self,
         op: &O,
         deadline: Option<OffsetDateTime>,
+        now: Option<OffsetDateTime>,
         sends: &SendCount,
     ) -> Result<O::Output, Error> {
         let request = self.inner.core.request(op)?;
         op.parse(
-            self.send_within(request, deadline, || op.context(), sends)
+            self.send_within(request, deadline, now, || op.context(), sends)
                 .await?,
         )
     }
@@ -318,6 +321,7 @@ impl AsyncExecutor {
         lease: &'a TokenLease,
         op: &'a O,
         deadline: Option<OffsetDateTime>,
+        now: Option<OffsetDateTime>,
         sends: &SendCount,
     ) -> impl Future<Output = Result<O::Output, Error>> + 'a {
         if let Err(e) = lease.authorize(&mut request) {
@@ -325,7 +329,7 @@ impl AsyncExecutor {
             return Either::Right(std::future::ready(Box::new(e)).map(|e| Err(*e)));
         }
         Either::Left(
-            self.send_within(request, deadline, || op.context(), sends)
+            self.send_within(request, deadline, now, || op.context(), sends)
                 .map(move |answer| {
                     // Scrubbed here, where the token that was sent is known. The expired-token
                     // check after this only reads the status and code, which scrubbing leaves
@@ -339,7 +343,8 @@ impl AsyncExecutor {
 
     /// Sends `request` inside its `basiq.http` span ([`telemetry::request_span`]) with the body
     /// cap and what is left of `deadline` attached
-    /// ([`RequestLimits`](basiq_core::engine::transport::RequestLimits)), and checks the answer's size.
+    /// ([`RequestLimits`](basiq_core::engine::transport::RequestLimits)), and checks the answer's
+    /// size. `now`: the time it is sent at, when the caller just read it (else the clock's).
     ///
     /// Not an `async fn`, for the reason [`send_with`](Self::send_with) gives: the span is opened
     /// and the request handed to the transport when this is called.
@@ -347,12 +352,17 @@ impl AsyncExecutor {
         &'a self,
         request: HttpRequest,
         deadline: Option<OffsetDateTime>,
+        now: Option<OffsetDateTime>,
         context: impl FnOnce() -> basiq_core::ErrorContext,
         sends: &SendCount,
     ) -> impl Future<Output = Result<HttpResponse, Error>> + 'a {
         let core = &self.inner.core;
         let span = telemetry::request_span_with(&request, self.base_url(), context, sends.next());
-        let request = core.limited(request, core.limits(deadline));
+        let limits = match now {
+            Some(now) => core.limits_at(deadline, now),
+            None => core.limits(deadline),
+        };
+        let request = core.limited(request, limits);
         let sending = self.inner.transport.send(request).instrument(span.clone());
         sending.map(move |answer| {
             let answer = answer
@@ -411,9 +421,9 @@ impl AsyncExecutor {
     ) -> Result<(TokenResponse, OffsetDateTime), Error> {
         let core = &self.inner.core;
         let op = core.server_token_request();
-        self.retrying(core.token_retrying(pending), || async {
-            let requested_at = core.clock().now();
-            self.run_unauthenticated(&op)
+        let op = &op;
+        self.retrying(core.token_retrying(pending), |requested_at| async move {
+            self.run_unauthenticated_within(op, None, Some(requested_at), &SendCount::new())
                 .await
                 .map(|token| (token, requested_at))
                 .map_err(Failure::Retryable)

@@ -141,11 +141,11 @@ impl BlockingExecutor {
         let retrying = self.inner.core.retrying(op.is_idempotent());
         let deadline = retrying.deadline();
         let sends = SendCount::new();
-        self.retrying(retrying, || match self.inner.core.auth_plan(op) {
+        self.retrying(retrying, |now| match self.inner.core.auth_plan(op) {
             AuthPlan::Unauthenticated => self
-                .run_unauthenticated_within(op, deadline, &sends)
+                .run_unauthenticated_within(op, deadline, Some(now), &sends)
                 .map_err(Failure::Retryable),
-            AuthPlan::ServerToken => self.attempt(op, deadline, &sends),
+            AuthPlan::ServerToken => self.attempt(op, now, deadline, &sends),
             AuthPlan::ClientToken(fetch) => self.attempt_as_client(op, fetch, deadline, &sends),
         })
     }
@@ -164,29 +164,30 @@ impl BlockingExecutor {
         let request = core.request(op).map_err(Failure::Final)?;
         let fetch_sends = SendCount::new();
         let token = self
-            .retrying(core.retrying(fetch.is_idempotent()), || {
-                self.run_unauthenticated_within(&fetch, deadline, &fetch_sends)
+            .retrying(core.retrying(fetch.is_idempotent()), |now| {
+                self.run_unauthenticated_within(&fetch, deadline, Some(now), &fetch_sends)
                     .map_err(Failure::Retryable)
             })
             .map_err(|e| Failure::Final(e.with_context(&fetch.context())))?;
         let request = core
             .client_authorized(request, &token.access_token)
             .map_err(Failure::Final)?;
-        self.send_within(request, deadline, || op.context(), sends)
+        self.send_within(request, deadline, None, || op.context(), sends)
             .and_then(|response| op.parse(response))
             .map_err(|e| Failure::Retryable(core.scrubbed(e, Some(&token.access_token))))
     }
 
-    /// Repeats `attempt`, sleeping in between, for as long as `retrying` says so.
+    /// Repeats `attempt`, sleeping in between, for as long as `retrying` says so. Each
+    /// attempt is handed the time it starts at ([`Retrying::attempt_time`]).
     fn retrying<T>(
         &self,
         mut retrying: Retrying<'_>,
-        mut attempt: impl FnMut() -> Result<T, Failure>,
+        mut attempt: impl FnMut(OffsetDateTime) -> Result<T, Failure>,
     ) -> Result<T, Error> {
         loop {
             // A success is returned as it is: the output (a whole model) is not moved through
             // the retry decision.
-            let failed = match attempt() {
+            let failed = match attempt(retrying.attempt_time()) {
                 Ok(output) => return Ok(output),
                 Err(failure) => Err(failure),
             };
@@ -197,18 +198,24 @@ impl BlockingExecutor {
         }
     }
 
-    /// One authenticated attempt, including the single re-authentication.
+    /// One authenticated attempt starting at `now`, including the single re-authentication.
     fn attempt<O: Operation>(
         &self,
         op: &O,
+        now: OffsetDateTime,
         deadline: Option<OffsetDateTime>,
         sends: &SendCount,
     ) -> Result<O::Output, Failure> {
         let core = &self.inner.core;
         // Build first: invalid input fails before any token is fetched.
         let request = core.request(op).map_err(Failure::Final)?;
-        let lease = self.lease().map_err(Failure::Final)?;
-        let answer = match self.send_with(request, &lease, op, deadline, sends) {
+        // A cached token is decided at the attempt's time, and the request goes at once; after
+        // waiting for a token, the request's limits read the clock again.
+        let (lease, sent_at) = match core.lease_at(now) {
+            Ok(lease) => (lease, Some(now)),
+            Err(pending) => (self.fetch_lease(pending).map_err(Failure::Final)?, None),
+        };
+        let answer = match self.send_with(request, &lease, op, deadline, sent_at, sends) {
             Ok(output) => return Ok(output),
             Err(error) => Err(error),
         };
@@ -217,26 +224,23 @@ impl BlockingExecutor {
             AuthStep::Reauthenticate => {
                 let lease = self.lease().map_err(Failure::Final)?;
                 let request = core.request(op).map_err(Failure::Final)?;
-                self.send_with(request, &lease, op, deadline, sends)
+                self.send_with(request, &lease, op, deadline, None, sends)
                     .map_err(Failure::Retryable)
             }
         }
     }
 
-    /// Operations that carry their own credentials (`POST /token`).
-    fn run_unauthenticated<O: Operation>(&self, op: &O) -> Result<O::Output, Error> {
-        self.run_unauthenticated_within(op, None, &SendCount::new())
-    }
-
-    /// [`run_unauthenticated`](Self::run_unauthenticated) within what is left of `deadline`.
+    /// Operations that carry their own credentials (`POST /token`), within what is left of
+    /// `deadline`, sent at `now` if known.
     fn run_unauthenticated_within<O: Operation>(
         &self,
         op: &O,
         deadline: Option<OffsetDateTime>,
+        now: Option<OffsetDateTime>,
         sends: &SendCount,
     ) -> Result<O::Output, Error> {
         let request = self.inner.core.request(op)?;
-        op.parse(self.send_within(request, deadline, || op.context(), sends)?)
+        op.parse(self.send_within(request, deadline, now, || op.context(), sends)?)
     }
 
     fn send_with<O: Operation>(
@@ -245,13 +249,14 @@ impl BlockingExecutor {
         lease: &TokenLease,
         op: &O,
         deadline: Option<OffsetDateTime>,
+        now: Option<OffsetDateTime>,
         sends: &SendCount,
     ) -> Result<O::Output, Error> {
         lease.authorize(&mut request)?;
         // Scrubbed here, where the token that was sent is known.
         let scrubbed = |e| self.inner.core.scrubbed(e, Some(&lease.token));
         let response = self
-            .send_within(request, deadline, || op.context(), sends)
+            .send_within(request, deadline, now, || op.context(), sends)
             .map_err(scrubbed)?;
         match op.parse(response) {
             Ok(output) => Ok(output),
@@ -261,17 +266,23 @@ impl BlockingExecutor {
 
     /// Sends `request` inside its `basiq.http` span ([`telemetry::request_span`]) with the body
     /// cap and what is left of `deadline` attached
-    /// ([`RequestLimits`](basiq_core::engine::transport::RequestLimits)), and checks the answer's size.
+    /// ([`RequestLimits`](basiq_core::engine::transport::RequestLimits)), and checks the answer's
+    /// size. `now`: the time it is sent at, when the caller just read it (else the clock's).
     fn send_within(
         &self,
         request: HttpRequest,
         deadline: Option<OffsetDateTime>,
+        now: Option<OffsetDateTime>,
         context: impl FnOnce() -> basiq_core::ErrorContext,
         sends: &SendCount,
     ) -> Result<HttpResponse, Error> {
         let core = &self.inner.core;
         let span = telemetry::request_span_with(&request, self.base_url(), context, sends.next());
-        let request = core.limited(request, core.limits(deadline));
+        let limits = match now {
+            Some(now) => core.limits_at(deadline, now),
+            None => core.limits(deadline),
+        };
+        let request = core.limited(request, limits);
         let answer = span.in_scope(|| {
             self.inner
                 .transport
@@ -288,11 +299,15 @@ impl BlockingExecutor {
 
     /// The server token to use now, fetching it (single flight) when the cache says so.
     fn lease(&self) -> Result<TokenLease, Error> {
+        match self.inner.core.lease() {
+            Ok(lease) => Ok(lease),
+            Err(pending) => self.fetch_lease(pending),
+        }
+    }
+
+    /// [`lease`](Self::lease) when the cache wants a token: the fetch gate, then the fetch.
+    fn fetch_lease(&self, pending: PendingFetch) -> Result<TokenLease, Error> {
         let core = &self.inner.core;
-        let pending = match core.lease() {
-            Ok(lease) => return Ok(lease),
-            Err(pending) => pending,
-        };
         // A poisoned gate only means a fetching thread panicked; the gate guards no data.
         let _gate = match self.inner.fetch_gate.try_lock() {
             Ok(gate) => gate,
@@ -329,9 +344,8 @@ impl BlockingExecutor {
     ) -> Result<(TokenResponse, OffsetDateTime), Error> {
         let core = &self.inner.core;
         let op = core.server_token_request();
-        self.retrying(core.token_retrying(pending), || {
-            let requested_at = core.clock().now();
-            self.run_unauthenticated(&op)
+        self.retrying(core.token_retrying(pending), |requested_at| {
+            self.run_unauthenticated_within(&op, None, Some(requested_at), &SendCount::new())
                 .map(|token| (token, requested_at))
                 .map_err(Failure::Retryable)
         })

@@ -116,6 +116,8 @@ pub struct Retrying<'a> {
     /// When the call must be over ([`ExecutorConfig::call_deadline`] after it started): no
     /// retry is made whose wait would end past it.
     deadline: Option<OffsetDateTime>,
+    /// When the call started: the time of its first attempt ([`attempt_time`](Self::attempt_time)).
+    started: OffsetDateTime,
 }
 
 impl Retrying<'_> {
@@ -152,6 +154,19 @@ impl Retrying<'_> {
     /// When the call must be over, if it has a deadline.
     pub fn deadline(&self) -> Option<OffsetDateTime> {
         self.deadline
+    }
+
+    /// The time an attempt starting now starts at: for the first, the time the call started
+    /// (read once when this loop was made, for the deadline); for a repeat, after its wait, the
+    /// clock's. A driver asks right before each attempt and hands the time to the attempt's
+    /// token decision ([`ExecutorCore::lease_at`]) and request limits
+    /// ([`ExecutorCore::limits_at`]), so a call whose token is cached reads the clock once.
+    pub fn attempt_time(&self) -> OffsetDateTime {
+        if self.number == 1 {
+            self.started
+        } else {
+            self.clock.now()
+        }
     }
 
     fn ends_past_deadline(&self, now: OffsetDateTime, delay: Duration) -> bool {
@@ -223,8 +238,27 @@ impl ExecutorCore {
     /// `deadline` (see [`Retrying::deadline`]). Executors attach it to every request
     /// ([`RequestLimits::of`]) for the transport to honour.
     pub fn limits(&self, deadline: Option<OffsetDateTime>) -> RequestLimits {
+        self.limits_within(deadline, || self.clock.now())
+    }
+
+    /// [`limits`](Self::limits) for a request sent at `now` (an attempt's time, when nothing
+    /// waited since: see [`Retrying::attempt_time`]).
+    pub fn limits_at(
+        &self,
+        deadline: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> RequestLimits {
+        self.limits_within(deadline, || now)
+    }
+
+    /// The clock is read only for a call that has a deadline.
+    fn limits_within(
+        &self,
+        deadline: Option<OffsetDateTime>,
+        now: impl FnOnce() -> OffsetDateTime,
+    ) -> RequestLimits {
         let timeout = deadline.map(|deadline| {
-            let left = deadline - self.clock.now();
+            let left = deadline - now();
             // A request always gets a moment: a zero timeout would fail before connecting.
             Duration::try_from(left)
                 .unwrap_or(Duration::ZERO)
@@ -320,10 +354,9 @@ impl ExecutorCore {
     /// A retry loop for an operation starting now; a non-idempotent one is never repeated, and
     /// no retry is made past the call's deadline ([`ExecutorConfig::call_deadline`]).
     pub fn retrying(&self, idempotent: bool) -> Retrying<'_> {
+        let started = self.clock.now();
         let deadline = self.call_deadline.map(|d| {
-            self.clock
-                .now()
-                .saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+            started.saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
         });
         Retrying {
             retry: &self.retry,
@@ -333,6 +366,7 @@ impl ExecutorCore {
             once: false,
             number: 1,
             deadline,
+            started,
         }
     }
 
@@ -351,7 +385,11 @@ impl ExecutorCore {
     /// asks `lease` *again* — whoever held the gate may have stored a token — and only then
     /// fetches.
     pub fn lease(&self) -> Result<TokenLease, PendingFetch> {
-        let now = self.clock.now();
+        self.lease_at(self.clock.now())
+    }
+
+    /// [`lease`](Self::lease) at `now`: an attempt's time (see [`Retrying::attempt_time`]).
+    pub fn lease_at(&self, now: OffsetDateTime) -> Result<TokenLease, PendingFetch> {
         match self.tokens.decide(now) {
             TokenDecision::Use(lease) => Ok(lease),
             TokenDecision::Fetch(reason) => Err(PendingFetch {

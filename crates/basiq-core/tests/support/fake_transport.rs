@@ -302,6 +302,50 @@ macro_rules! executor_scenarios {
             assert_eq!(fake.seen().last().map(String::as_str), Some("Bearer client-3"));
         }
 
+        /// Each request may take what is left of the call's deadline (150 s by default): all of
+        /// it when the token is cached and nothing waited, less what a token fetch or a
+        /// retry's wait took.
+        #[$test]
+        $($async)* fn each_request_gets_what_is_left_of_the_call_deadline() {
+            use basiq_core::clock::Clock;
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            use std::sync::{Arc, Mutex};
+            let clock = ManualClock::starting_now();
+            let timeouts = Arc::new(Mutex::new(Vec::new()));
+            let api_calls = AtomicUsize::new(0);
+            let (seen, fetch_clock) = (timeouts.clone(), clock.clone());
+            let fake = Fake::new(Duration::ZERO, move |fake, request| {
+                if is_token(request) {
+                    // The fetch takes 10 s.
+                    fetch_clock.advance(Duration::from_secs(10));
+                    return Ok(token_response(fake.tokens()));
+                }
+                seen.lock().unwrap().push(request.limits().and_then(|l| l.timeout));
+                // The second API request is refused once (503), and retried after a backoff.
+                if api_calls.fetch_add(1, Ordering::SeqCst) == 1 {
+                    Ok(unavailable())
+                } else {
+                    Ok(user("u1"))
+                }
+            });
+            let exec = executor(&fake, &clock);
+            exec.execute(get_user())$($await)*.unwrap();
+            let before = clock.now();
+            exec.execute(get_user())$($await)*.unwrap();
+            let waited = Duration::try_from(clock.now() - before).unwrap();
+            assert!(waited > Duration::ZERO, "the retry waited on the virtual clock");
+            let whole = Duration::from_secs(150);
+            assert_eq!(
+                *timeouts.lock().unwrap(),
+                vec![
+                    Some(whole - Duration::from_secs(10)),
+                    Some(whole),
+                    Some(whole - waited),
+                ]
+            );
+            assert_eq!(fake.tokens(), 1);
+        }
+
         #[$test]
         $($async)* fn expired_token_reauthenticates_once_and_retries() {
             // `tok-1` is refused as expired; `tok-2` works.

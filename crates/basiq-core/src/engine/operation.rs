@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use url::Url;
 
-use crate::engine::transport::{HttpRequest, HttpResponse, RequestUrl, UrlForm};
+use crate::engine::transport::{HttpRequest, HttpResponse, RequestUrl, TextBase, UrlForm};
 use crate::error::{Error, ErrorContext};
 use crate::id::UserId;
 
@@ -62,12 +62,19 @@ pub trait Operation {
 pub struct ApiBase {
     url: Url,
     form: UrlForm,
+    /// How URLs are written on this base in the text form, worked out once; `None` for the
+    /// parsed form, or a base whose URLs are always built parsed.
+    text: Option<TextBase>,
 }
 
 impl ApiBase {
     /// `url`, with URLs built in `form`.
     pub fn new(url: Url, form: UrlForm) -> Self {
-        Self { url, form }
+        let text = match form {
+            UrlForm::Text => TextBase::of(&url),
+            UrlForm::Parsed => None,
+        };
+        Self { url, form, text }
     }
 
     /// The base URL.
@@ -96,8 +103,8 @@ impl From<Url> for ApiBase {
 /// and join: that URL is built parsed (a transport taking text reads it with
 /// [`RequestUrl::into_string`] at no cost), so both forms always give the same URL.
 pub fn endpoint(base: &ApiBase, segments: &[&str]) -> Result<RequestUrl, Error> {
-    if base.form == UrlForm::Text {
-        if let Some(url) = RequestUrl::text_endpoint(&base.url, segments) {
+    if let Some(text) = &base.text {
+        if let Some(url) = RequestUrl::text_endpoint(&base.url, text, segments) {
             return Ok(url);
         }
     }

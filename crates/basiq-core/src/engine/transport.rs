@@ -28,6 +28,7 @@ mod headers;
 mod request_url;
 
 pub use headers::RequestHeaders;
+pub(crate) use request_url::TextBase;
 pub use request_url::{RequestUrl, UrlForm};
 
 /// A request as transports see it: what an operation built (method, [`RequestUrl`], headers, body),

@@ -45,8 +45,7 @@ enum Repr {
 #[derive(Clone)]
 struct TextUrl {
     text: String,
-    // Offsets in the base's part of the text, which url itself keeps as `u32`: a request held
-    // in a call's future stays the size of one with a parsed `Url`.
+    /// As in [`TextBase`].
     host: (u32, u32),
     port: Option<u16>,
     path_start: u32,
@@ -89,17 +88,26 @@ fn is_kept(b: u8) -> bool {
     KEPT[usize::from(b)]
 }
 
-impl RequestUrl {
-    /// `base` with `segments` appended, written as text: `None` when url's own rules for
-    /// appending segments would do more than encode and join them (no segment, a base whose path
-    /// ends in `//`, a non-`http(s)` scheme, an empty, `.` or `..` segment, a control character), so
-    /// the caller builds the [`Url`] instead and the two forms never differ.
-    pub(crate) fn text_endpoint(base: &Url, segments: &[&str]) -> Option<Self> {
+/// What writing URLs as text against one base needs from it, worked out once for the base (an
+/// executor's, for all its requests): the end of the text the segments follow, and the offsets
+/// of its host and path that url's parse found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TextBase {
+    /// The base up to its path's end, one trailing `/` left off.
+    prefix_len: usize,
+    // Offsets in the base's part of the text, which url itself keeps as `u32`: a request held
+    // in a call's future stays the size of one with a parsed `Url`.
+    host: (u32, u32),
+    port: Option<u16>,
+    path_start: u32,
+}
+
+impl TextBase {
+    /// `None` when url's own rules for appending segments to `base` would do more than encode
+    /// and join them (a non-`http(s)` scheme, a base that cannot have a path, or one whose path
+    /// ends in `//`), so its URLs are always built parsed.
+    pub(crate) fn of(base: &Url) -> Option<Self> {
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return None;
-        }
-        let plain = |s: &&str| !s.is_empty() && *s != "." && *s != "..";
-        if segments.is_empty() || !segments.iter().all(plain) {
             return None;
         }
         // url drops one empty last segment (`pop_if_empty`) and then adds a `/` before each
@@ -107,36 +115,51 @@ impl RequestUrl {
         let prefix = &base[..Position::AfterPath];
         let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
         let path_start = base[..Position::BeforePath].len();
-        let offsets = (
-            u32::try_from(base[..Position::BeforeHost].len()),
-            u32::try_from(base[..Position::AfterHost].len()),
-            u32::try_from(path_start),
-        );
-        let (Ok(host_start), Ok(host_end), Ok(path_offset)) = offsets else {
-            return None;
-        };
         if prefix.len() == path_start + 1 {
             return None;
         }
+        Some(Self {
+            prefix_len: prefix.len(),
+            host: (
+                u32::try_from(base[..Position::BeforeHost].len()).ok()?,
+                u32::try_from(base[..Position::AfterHost].len()).ok()?,
+            ),
+            port: base.port_or_known_default(),
+            path_start: u32::try_from(path_start).ok()?,
+        })
+    }
+}
+
+impl RequestUrl {
+    /// `base` with `segments` appended, written as text (`text` is what [`TextBase::of`] found
+    /// for `base`): `None` when url's own rules for appending them would do more than encode and
+    /// join them (no segment, an empty, `.` or `..` segment, a control character), so the caller
+    /// builds the [`Url`] instead and the two forms never differ.
+    pub(crate) fn text_endpoint(base: &Url, text: &TextBase, segments: &[&str]) -> Option<Self> {
+        let plain = |s: &&str| !s.is_empty() && *s != "." && *s != "..";
+        if segments.is_empty() || !segments.iter().all(plain) {
+            return None;
+        }
+        let prefix = base.as_str().get(..text.prefix_len)?;
         let more: usize = segments.iter().map(|s| s.len() + 1).sum();
-        let mut text = String::with_capacity(prefix.len() + more);
-        text.push_str(prefix);
+        let mut url = String::with_capacity(prefix.len() + more);
+        url.push_str(prefix);
         for segment in segments {
-            text.push('/');
+            url.push('/');
             if segment.bytes().all(is_kept) {
                 // Ids and path words: nothing to encode, copied at once.
-                text.push_str(segment);
+                url.push_str(segment);
             } else if segment.chars().any(char::is_control) {
                 return None;
             } else {
-                text.extend(utf8_percent_encode(segment, SEGMENT));
+                url.extend(utf8_percent_encode(segment, SEGMENT));
             }
         }
         Some(Self(Repr::Text(TextUrl {
-            text,
-            host: (host_start, host_end),
-            port: base.port_or_known_default(),
-            path_start: path_offset,
+            text: url,
+            host: text.host,
+            port: text.port,
+            path_start: text.path_start,
             query_start: None,
         })))
     }

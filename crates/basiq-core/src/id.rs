@@ -44,17 +44,20 @@ pub struct InvalidId {
 /// The longest id we accept. Basiq ids are UUIDs or short hex strings; 256 leaves ample room.
 pub const MAX_ID_LEN: usize = 256;
 
-/// The bytes an id may hold without a closer look: printable ASCII but for the five that would
-/// change a URL's path (`/`, `\`, `?`, `#`, `%`).
-static FAST_PATH_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = b'!';
-    while b <= b'~' {
-        table[b as usize] = !matches!(b, b'/' | b'\\' | b'?' | b'#' | b'%');
-        b += 1;
-    }
-    table
-};
+/// Whether an id may hold `b` without a closer look: printable ASCII but for the five that
+/// would change a URL's path (`/`, `\`, `?`, `#`, `%`).
+fn is_plain_id_byte(b: u8) -> bool {
+    (b'!'..=b'~').contains(&b) & !matches!(b, b'/' | b'\\' | b'?' | b'#' | b'%')
+}
+
+/// Whether every byte of `value` is [plain](is_plain_id_byte). Folded with `&`, not `all`: with
+/// no early exit the comparisons vectorize, 32 bytes at a time for a UUID instead of one
+/// (every request checks the ids in its path).
+fn all_plain_id_bytes(value: &str) -> bool {
+    value
+        .bytes()
+        .fold(true, |plain, b| plain & is_plain_id_byte(b))
+}
 
 /// Checks one id against the rules shared by every id type.
 pub fn validate_id(kind: &'static str, value: &str) -> Result<(), InvalidId> {
@@ -72,10 +75,8 @@ pub fn validate_id(kind: &'static str, value: &str) -> Result<(), InvalidId> {
     if value.len() > MAX_ID_LEN {
         return Err(fail(InvalidIdReason::TooLong { max: MAX_ID_LEN }));
     }
-    // Fast path: the ids Basiq issues are printable ASCII (no space, no control character),
-    // checked a byte at a time against a table (one load a byte instead of a range and five
-    // comparisons).
-    if value.bytes().all(|b| FAST_PATH_BYTES[usize::from(b)]) {
+    // Fast path: the ids Basiq issues are printable ASCII (no space, no control character).
+    if all_plain_id_bytes(value) {
         return Ok(());
     }
     if let Some(c) = value

@@ -106,17 +106,15 @@ impl PendingFetch {
 /// Non-idempotent operations are never repeated; idempotent ones follow the executor's
 /// [`RetryPolicy`](crate::policy::retry::RetryPolicy) and client-wide budget.
 pub struct Retrying<'a> {
-    retry: &'a RetryState,
-    clock: &'a dyn Clock,
-    jitter: fn() -> f64,
+    /// The retry budget, clock and jitter are the executor's (one reference: every call's
+    /// future holds its loop).
+    core: &'a ExecutorCore,
     idempotent: bool,
     /// Tried once, without consulting the policy (a refresh ahead of expiry).
     once: bool,
     number: u32,
-    /// When the call must be over ([`ExecutorConfig::call_deadline`] after it started): no
-    /// retry is made whose wait would end past it.
-    deadline: Option<OffsetDateTime>,
-    /// When the call started: the time of its first attempt ([`attempt_time`](Self::attempt_time)).
+    /// When the call started: the time of its first attempt ([`attempt_time`](Self::attempt_time)),
+    /// from which its deadline is reckoned ([`deadline`](Self::deadline)).
     started: OffsetDateTime,
 }
 
@@ -130,11 +128,14 @@ impl Retrying<'_> {
             Err(Failure::Retryable(e)) if self.once => return RetryStep::Done(Err(e)),
             Err(Failure::Retryable(e)) => e,
         };
-        let now = self.clock.now();
-        match self
-            .retry
-            .next_delay(self.number, &error, self.idempotent, (self.jitter)(), now)
-        {
+        let now = self.core.clock.now();
+        match self.core.retry.next_delay(
+            self.number,
+            &error,
+            self.idempotent,
+            (self.core.jitter)(),
+            now,
+        ) {
             Some(delay) if self.ends_past_deadline(now, delay) => {
                 tracing::debug!(
                     attempt = self.number,
@@ -151,9 +152,13 @@ impl Retrying<'_> {
         }
     }
 
-    /// When the call must be over, if it has a deadline.
+    /// When the call must be over, if it has a deadline ([`ExecutorConfig::call_deadline`] after
+    /// it started): no retry is made whose wait would end past it.
     pub fn deadline(&self) -> Option<OffsetDateTime> {
-        self.deadline
+        self.core.call_deadline.map(|d| {
+            self.started
+                .saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+        })
     }
 
     /// The time an attempt starting now starts at: for the first, the time the call started
@@ -165,12 +170,12 @@ impl Retrying<'_> {
         if self.number == 1 {
             self.started
         } else {
-            self.clock.now()
+            self.core.clock.now()
         }
     }
 
     fn ends_past_deadline(&self, now: OffsetDateTime, delay: Duration) -> bool {
-        self.deadline.is_some_and(|deadline| {
+        self.deadline().is_some_and(|deadline| {
             let delay = time::Duration::try_from(delay).unwrap_or(time::Duration::MAX);
             now.saturating_add(delay) >= deadline
         })
@@ -183,7 +188,7 @@ impl fmt::Debug for Retrying<'_> {
             .field("idempotent", &self.idempotent)
             .field("once", &self.once)
             .field("attempt", &self.number)
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.deadline())
             .finish_non_exhaustive()
     }
 }
@@ -355,17 +360,11 @@ impl ExecutorCore {
     /// no retry is made past the call's deadline ([`ExecutorConfig::call_deadline`]).
     pub fn retrying(&self, idempotent: bool) -> Retrying<'_> {
         let started = self.clock.now();
-        let deadline = self.call_deadline.map(|d| {
-            started.saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
-        });
         Retrying {
-            retry: &self.retry,
-            clock: self.clock.as_ref(),
-            jitter: self.jitter,
+            core: self,
             idempotent,
             once: false,
             number: 1,
-            deadline,
             started,
         }
     }

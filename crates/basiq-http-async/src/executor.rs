@@ -350,7 +350,7 @@ impl AsyncExecutor {
     /// and the request handed to the transport when this is called.
     fn send_within<'a>(
         &'a self,
-        request: HttpRequest,
+        mut request: HttpRequest,
         deadline: Option<OffsetDateTime>,
         now: Option<OffsetDateTime>,
         context: impl FnOnce() -> basiq_core::ErrorContext,
@@ -362,7 +362,7 @@ impl AsyncExecutor {
             Some(now) => core.limits_at(deadline, now),
             None => core.limits(deadline),
         };
-        let request = core.limited(request, limits);
+        request.set_limits(limits);
         let sending = self.inner.transport.send(request).instrument(span.clone());
         sending.map(move |answer| {
             let answer = answer

@@ -270,7 +270,7 @@ impl BlockingExecutor {
     /// size. `now`: the time it is sent at, when the caller just read it (else the clock's).
     fn send_within(
         &self,
-        request: HttpRequest,
+        mut request: HttpRequest,
         deadline: Option<OffsetDateTime>,
         now: Option<OffsetDateTime>,
         context: impl FnOnce() -> basiq_core::ErrorContext,
@@ -282,14 +282,17 @@ impl BlockingExecutor {
             Some(now) => core.limits_at(deadline, now),
             None => core.limits(deadline),
         };
-        let request = core.limited(request, limits);
-        let answer = span.in_scope(|| {
+        // Limited in place and sent from here, not moved into a closure: the request is
+        // several hundred bytes, each move a copy.
+        request.set_limits(limits);
+        let answer = {
+            let _in_span = span.enter();
             self.inner
                 .transport
                 .send(request)
                 .map_err(Error::transport)
                 .and_then(|response| core.received(response))
-        });
+        };
         match &answer {
             Ok(response) => telemetry::record_response(&span, response.status(), response.body()),
             Err(error) => telemetry::record_failure(&span, error),

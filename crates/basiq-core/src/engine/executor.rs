@@ -241,7 +241,7 @@ impl ExecutorCore {
 
     /// What a request sent now may use: the response body cap, and what is left of the call's
     /// `deadline` (see [`Retrying::deadline`]). Executors attach it to every request
-    /// ([`RequestLimits::of`]) for the transport to honour.
+    /// ([`HttpRequest::set_limits`]) for the transport to honour.
     pub fn limits(&self, deadline: Option<OffsetDateTime>) -> RequestLimits {
         self.limits_within(deadline, || self.clock.now())
     }
@@ -270,12 +270,6 @@ impl ExecutorCore {
                 .max(Duration::from_millis(1))
         });
         RequestLimits::new(self.max_response_bytes, timeout)
-    }
-
-    /// `request` with `limits` attached for the transport.
-    pub fn limited(&self, mut request: HttpRequest, limits: RequestLimits) -> HttpRequest {
-        request.set_limits(limits);
-        request
     }
 
     /// A transport's answer, checked against what the executor allows whatever the transport

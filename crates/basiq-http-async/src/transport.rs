@@ -157,8 +157,12 @@ fn start(
     let max = limits.map_or(MAX_BODY_BYTES as u64, |l| l.max_response_bytes);
     let mut request = reqwest_request(request)?;
     if let Some(left) = limits.and_then(|l| l.timeout) {
-        // A request's timeout replaces the client's total timeout in reqwest: keep the shorter.
-        *request.timeout_mut() = Some(own_timeout.map_or(left, |own| own.min(left)));
+        // A request's timeout replaces the client's total timeout in reqwest, so it is set only
+        // when it is the shorter: setting one allocates the request's extensions (a map), and
+        // a call's first request usually has more left (150 s) than the client allows (60 s).
+        if own_timeout.is_none_or(|own| left < own) {
+            *request.timeout_mut() = Some(left);
+        }
     }
     // Our own client never follows redirects; a host's client might, so its answer's URL is
     // compared with the one sent (only then is it kept).

@@ -11,9 +11,10 @@
 //! A driver's loop, in outline (the blocking flavour; the async one adds `.await`):
 //!
 //! ```text
-//! let mut retrying = core.retrying(op.is_idempotent());
+//! let mut retrying = core.retrying(op.is_idempotent()); // reads the clock: the call's start
 //! loop {
-//!     match retrying.step(attempt()) {          // attempt() -> Result<T, Failure>
+//!     let now = retrying.attempt_time();                 // the start, later the clock again
+//!     match retrying.step(attempt(now)) {                // attempt -> Result<T, Failure>
 //!         RetryStep::Done(result) => return result,
 //!         RetryStep::Sleep(delay) => sleep(delay),
 //!     }

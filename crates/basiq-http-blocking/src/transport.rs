@@ -242,21 +242,15 @@ impl fmt::Display for BodyTooLarge {
 
 impl std::error::Error for BodyTooLarge {}
 
-/// The response headers the SDK reads: `Retry-After` (its first line, as the executor reads it),
+/// The response header the SDK reads: `Retry-After` (its first line, as the executor reads it),
 /// looked for only in an answer that is not a success — it means something with a 3xx, 429 or
-/// 503 (RFC 9110 §10.2.3), and ureq finds a header by scanning every line. Nothing is allocated
-/// when it is absent.
-fn sdk_headers(response: &ureq::Response) -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
+/// 503 (RFC 9110 §10.2.3), and ureq finds a header by scanning every line.
+fn retry_after(response: &ureq::Response) -> Option<http::HeaderValue> {
     if (200..300).contains(&response.status()) {
-        return headers;
+        return None;
     }
-    if let Some(value) = response.header(http::header::RETRY_AFTER.as_str()) {
-        if let Ok(value) = http::HeaderValue::from_str(value) {
-            headers.insert(http::header::RETRY_AFTER, value);
-        }
-    }
-    headers
+    let value = response.header(http::header::RETRY_AFTER.as_str())?;
+    http::HeaderValue::from_str(value).ok()
 }
 
 /// ureq's response headers as an `http::HeaderMap`, every line of every name in order. The
@@ -301,10 +295,12 @@ fn read_response(
     let too_large = || TransportError::new(TransportErrorKind::TooLarge, BodyTooLarge(max));
     let status = http::StatusCode::from_u16(response.status())
         .map_err(|e| TransportError::new(TransportErrorKind::Io, e))?;
-    let headers = if all_headers {
-        copy_headers(&response)
+    // Every line (a host's choice), or only what the SDK reads, put in the response's own map
+    // (no map is made or dropped for an answer without it).
+    let (all, retry_after) = if all_headers {
+        (Some(copy_headers(&response)), None)
     } else {
-        sdk_headers(&response)
+        (None, retry_after(&response))
     };
     let declared = response
         .header(http::header::CONTENT_LENGTH.as_str())
@@ -324,7 +320,11 @@ fn read_response(
     }
     let mut out = http::Response::new(body);
     *out.status_mut() = status;
-    *out.headers_mut() = headers;
+    if let Some(all) = all {
+        *out.headers_mut() = all;
+    } else if let Some(value) = retry_after {
+        out.headers_mut().insert(http::header::RETRY_AFTER, value);
+    }
     Ok(out)
 }
 

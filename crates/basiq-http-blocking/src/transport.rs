@@ -46,12 +46,12 @@ pub const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 ///
 /// **Response headers**: the response carries the headers the SDK acts on — `Retry-After`, which
 /// the executor honours on 429 and 503, looked for only in an answer that is not a success — and
-/// no others. ureq 2 hands out a response's headers
-/// only by name (every name copied into a fresh `Vec<String>`, each value found by scanning every
-/// line), so copying all of them into an `http::HeaderMap` would cost each request N + 5
-/// allocations and about 9k instructions, about half of what the SDK added to a raw ureq call,
-/// for headers nothing reads. A host that wraps this transport and wants every line (in order, repeated names
-/// included) asks for them with [`with_all_response_headers`](Self::with_all_response_headers).
+/// no others. ureq 2 hands out a response's headers only by name (every name copied into a fresh
+/// `Vec<String>`, each value found by scanning every line), so copying all of them into an
+/// `http::HeaderMap` would cost each request N + 5 allocations and about 9k instructions — more
+/// than everything else the SDK adds to a raw ureq call — for headers nothing reads. A host that
+/// wraps this transport and wants every line (in order, repeated names included) asks for them
+/// with [`with_all_response_headers`](Self::with_all_response_headers).
 ///
 /// **Proxies**: the built-in agent does not read `HTTP(S)_PROXY` from the environment (ureq 2
 /// would not honour `NO_PROXY`, so loopback traffic would go through the proxy). Behind a proxy,

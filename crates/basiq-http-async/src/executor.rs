@@ -358,11 +358,7 @@ impl AsyncExecutor {
     ) -> impl Future<Output = Result<HttpResponse, Error>> + 'a {
         let core = &self.inner.core;
         let span = telemetry::request_span_with(&request, self.base_url(), context, sends.next());
-        let limits = match now {
-            Some(now) => core.limits_at(deadline, now),
-            None => core.limits(deadline),
-        };
-        request.set_limits(limits);
+        request.set_limits(core.limits_at(deadline, now));
         let sending = self.inner.transport.send(request).instrument(span.clone());
         sending.map(move |answer| {
             let answer = answer

@@ -278,13 +278,9 @@ impl BlockingExecutor {
     ) -> Result<HttpResponse, Error> {
         let core = &self.inner.core;
         let span = telemetry::request_span_with(&request, self.base_url(), context, sends.next());
-        let limits = match now {
-            Some(now) => core.limits_at(deadline, now),
-            None => core.limits(deadline),
-        };
         // Limited in place and sent from here, not moved into a closure: the request is
         // several hundred bytes, each move a copy.
-        request.set_limits(limits);
+        request.set_limits(core.limits_at(deadline, now));
         let answer = {
             let _in_span = span.enter();
             self.inner

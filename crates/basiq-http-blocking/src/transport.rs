@@ -286,6 +286,13 @@ fn copy_headers(response: &ureq::Response) -> http::HeaderMap {
     headers
 }
 
+/// The headers a response keeps: every line (a host's choice), or only what the SDK reads, put
+/// into the response's own map (none is made or dropped for an answer without it).
+enum Kept {
+    All(http::HeaderMap),
+    RetryAfter(Option<http::HeaderValue>),
+}
+
 /// The response as an `http` response, its body read up to `max` bytes.
 fn read_response(
     response: ureq::Response,
@@ -295,12 +302,10 @@ fn read_response(
     let too_large = || TransportError::new(TransportErrorKind::TooLarge, BodyTooLarge(max));
     let status = http::StatusCode::from_u16(response.status())
         .map_err(|e| TransportError::new(TransportErrorKind::Io, e))?;
-    // Every line (a host's choice), or only what the SDK reads, put in the response's own map
-    // (no map is made or dropped for an answer without it).
-    let (all, retry_after) = if all_headers {
-        (Some(copy_headers(&response)), None)
+    let headers = if all_headers {
+        Kept::All(copy_headers(&response))
     } else {
-        (None, retry_after(&response))
+        Kept::RetryAfter(retry_after(&response))
     };
     let declared = response
         .header(http::header::CONTENT_LENGTH.as_str())
@@ -320,10 +325,12 @@ fn read_response(
     }
     let mut out = http::Response::new(body);
     *out.status_mut() = status;
-    if let Some(all) = all {
-        *out.headers_mut() = all;
-    } else if let Some(value) = retry_after {
-        out.headers_mut().insert(http::header::RETRY_AFTER, value);
+    match headers {
+        Kept::All(all) => *out.headers_mut() = all,
+        Kept::RetryAfter(Some(value)) => {
+            out.headers_mut().insert(http::header::RETRY_AFTER, value);
+        }
+        Kept::RetryAfter(None) => {}
     }
     Ok(out)
 }

@@ -244,27 +244,19 @@ impl ExecutorCore {
     /// `deadline` (see [`Retrying::deadline`]). Executors attach it to every request
     /// ([`HttpRequest::set_limits`]) for the transport to honour.
     pub fn limits(&self, deadline: Option<OffsetDateTime>) -> RequestLimits {
-        self.limits_within(deadline, || self.clock.now())
+        self.limits_at(deadline, None)
     }
 
-    /// [`limits`](Self::limits) for a request sent at `now` (an attempt's time, when nothing
-    /// waited since: see [`Retrying::attempt_time`]).
+    /// [`limits`](Self::limits) for a request sent at `now` when the caller just read it (an
+    /// attempt's time, when nothing waited since: see [`Retrying::attempt_time`]); with `None`
+    /// the clock is read, and only for a call that has a deadline.
     pub fn limits_at(
         &self,
         deadline: Option<OffsetDateTime>,
-        now: OffsetDateTime,
-    ) -> RequestLimits {
-        self.limits_within(deadline, || now)
-    }
-
-    /// The clock is read only for a call that has a deadline.
-    fn limits_within(
-        &self,
-        deadline: Option<OffsetDateTime>,
-        now: impl FnOnce() -> OffsetDateTime,
+        now: Option<OffsetDateTime>,
     ) -> RequestLimits {
         let timeout = deadline.map(|deadline| {
-            let left = deadline - now();
+            let left = deadline - now.unwrap_or_else(|| self.clock.now());
             // A request always gets a moment: a zero timeout would fail before connecting.
             Duration::try_from(left)
                 .unwrap_or(Duration::ZERO)
